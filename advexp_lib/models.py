@@ -1,0 +1,197 @@
+"""Architectures. Every model takes raw [0, 1] pixels and normalizes them in its first layer.
+
+- :class:`HalfHuberReLU`, the smooth-at-zero ReLU of Woods et al. (2019).
+- ``small_cnn``: a fast CNN for 28 x 28 digits (conv-pool-conv-pool-fc).
+- ``cam_cnn``: conv features -> global average pooling -> linear, so that
+  CAM_c = sum_k W_kc A_k and logit_c = mean(CAM_c) + b_c (Boopathy et al.).
+- ``resnet<6n+2>`` (e.g. ``resnet44``): the pre-activation ResNet of Woods et al.,
+  residual branches initialized to zero.
+"""
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import nn
+
+from .checks import InputError, check_choice, check_positive
+
+__all__ = ["ARCHS", "ACTIVATIONS", "HalfHuberReLU", "Normalize", "SmallCNN", "CamCNN",
+           "PreActResNet", "build_model", "make_activation"]
+
+ARCHS = ("small_cnn", "cam_cnn", "resnet<6n+2> (e.g. resnet20, resnet44)")
+ACTIVATIONS = ("relu", "half_huber")
+
+
+class HalfHuberReLU(nn.Module):
+    r"""Half-Huber ReLU (Woods et al. 2019), smooth first derivative at 0.
+
+        f(x) = 0             for x <= 0
+               x^2 / (2 d)   for 0 < x <= d
+               x - d / 2     for x > d,          f'(x) = clamp(x, 0, d) / d.
+
+    Written as clamp(x, 0, d)^2 / (2 d) + relu(x - d) so autograd gives f' and
+    f'' (double backprop for the gradient regularizer) without a custom Function.
+
+    Args:
+        delta: the quadratic zone's width d > 0. Default: 0.5 (the paper's).
+    """
+
+    def __init__(self, delta: float = 0.5):
+        super().__init__()
+        check_positive(delta, "delta")
+        self.register_buffer("delta", torch.tensor(float(delta)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = self.delta.to(x.dtype)
+        c = torch.minimum(x.clamp(min=0), d)
+        return c * c / (2 * d) + torch.relu(x - d)
+
+    def extra_repr(self) -> str:
+        return f"delta={self.delta.item():g}"
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std per channel; the first layer of every model (x in [0, 1])."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def make_activation(name: str) -> nn.Module:
+    """``relu`` -> nn.ReLU, ``half_huber`` -> HalfHuberReLU(0.5)."""
+    check_choice(name, "activation", ACTIVATIONS)
+    return nn.ReLU() if name == "relu" else HalfHuberReLU()
+
+
+class SmallCNN(nn.Module):
+    """conv3x3(16)-act-pool-conv3x3(32)-act-pool-fc(128)-act-fc: ~1.2 M MACs per 28 x 28 image."""
+
+    def __init__(self, *, num_classes=10, in_channels=1, activation="relu", mean=(0.5,), std=(0.25,),
+                 size=28):
+        super().__init__()
+        act = lambda: make_activation(activation)  # noqa: E731
+        self.normalize = Normalize(mean, std)
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 16, 3, padding=1), act(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), act(), nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(32 * (size // 4) ** 2, 128), act(),
+                                        nn.Linear(128, num_classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(self.normalize(x)))
+
+
+class CamCNN(nn.Module):
+    """Conv features -> global average pooling -> linear (CAM-ready).
+
+    ``features(x)`` gives A (N, K, h, w); ``classifier`` is nn.Linear(K, C), so
+    logit_c = mean_{hw}(sum_k W_ck A_k) + b_c: the CAM of class c is
+    sum_k W_ck A_k. The last conv layer is ``features[-2]`` (for Grad-CAM).
+    """
+
+    def __init__(self, *, num_classes=10, in_channels=1, activation="relu", mean=(0.5,), std=(0.25,)):
+        super().__init__()
+        act = lambda: make_activation(activation)  # noqa: E731
+        self.normalize = Normalize(mean, std)
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 16, 3, padding=1), act(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), act(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), act(),
+        )
+        self.classifier = nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(self.normalize(x)).mean(dim=(2, 3)))
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation residual block (Woods et al. layout).
+
+    pre = BN-act on the input; main = conv3x3(stride)-BN-act-conv3x3 on pre(x);
+    shortcut = x, or conv3x3(stride) on pre(x) where the shape changes.
+    """
+
+    def __init__(self, cin, cout, stride, activation):
+        super().__init__()
+        self.pre = nn.Sequential(nn.BatchNorm2d(cin), make_activation(activation))
+        self.main = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+            make_activation(activation), nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+        )
+        self.shortcut = (nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+                         if stride != 1 or cin != cout else None)
+        nn.init.zeros_(self.main[-1].weight)  # residual branch starts at zero
+
+    def forward(self, x):
+        p = self.pre(x)
+        return self.main(p) + (x if self.shortcut is None else self.shortcut(p))
+
+
+class PreActResNet(nn.Module):
+    """Pre-activation ResNet of depth 6n + 2 (ResNet-44: n = 7, widths 16/32/64).
+
+    stem conv3x3 -> 3 stages of n PreActBlocks (stride 1, 2, 2) -> BN-act ->
+    global average pool -> 1x1 conv classifier.
+    """
+
+    def __init__(self, depth=44, *, num_classes=10, in_channels=3, activation="relu",
+                 widths=(16, 32, 64), mean=(0.5,) * 3, std=(0.25,) * 3):
+        super().__init__()
+        if depth < 8 or (depth - 2) % 6:
+            raise InputError(f"depth: expected 6n + 2 with n >= 1 (8, 14, 20, 32, 44, 56 ...), got {depth}")
+        n = (depth - 2) // 6
+        self.normalize = Normalize(mean, std)
+        self.stem = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
+        stages, cin = [], widths[0]
+        for i, w in enumerate(widths):
+            blocks = [PreActBlock(cin if b == 0 else w, w, 2 if (b == 0 and i > 0) else 1, activation)
+                      for b in range(n)]
+            stages.append(nn.Sequential(*blocks))
+            cin = w
+        self.stages = nn.Sequential(*stages)
+        self.head = nn.Sequential(nn.BatchNorm2d(cin), make_activation(activation))
+        self.classifier = nn.Conv2d(cin, num_classes, 1)
+
+    def features(self, x):
+        return self.head(self.stages(self.stem(self.normalize(x))))
+
+    def forward(self, x):
+        a = self.features(x).mean(dim=(2, 3), keepdim=True)
+        return self.classifier(a).flatten(1)
+
+
+def build_model(arch: str = "small_cnn", *, num_classes: int = 10, in_channels: int = 1,
+                activation: str = "relu", mean=None, std=None, image_size: int = 28) -> nn.Module:
+    """Build ``arch`` ("small_cnn", "cam_cnn", "resnet<6n+2>") for raw [0, 1] inputs.
+
+    Args:
+        num_classes, in_channels: output classes and input channels.
+        activation: "relu" or "half_huber" (Woods' HalfHuberReLU, delta 0.5).
+        mean, std: per-channel normalization applied by the model's first layer;
+            default 0.5 / 0.25 for every channel.
+        image_size: input height = width; used by ``small_cnn``'s dense layer. Default 28.
+    """
+    check_positive(num_classes, "num_classes", integer=True)
+    check_positive(in_channels, "in_channels", integer=True)
+    check_choice(activation, "activation", ACTIVATIONS)
+    mean = tuple(mean) if mean is not None else (0.5,) * in_channels
+    std = tuple(std) if std is not None else (0.25,) * in_channels
+    if len(mean) != in_channels or len(std) != in_channels:
+        raise InputError(f"mean/std: expected {in_channels} value(s) each, got {mean} / {std}")
+    kw = dict(num_classes=num_classes, in_channels=in_channels, activation=activation, mean=mean, std=std)
+    if arch == "small_cnn":
+        check_positive(image_size, "image_size", integer=True)
+        return SmallCNN(size=image_size, **kw)
+    if arch == "cam_cnn":
+        return CamCNN(**kw)
+    m = re.fullmatch(r"resnet(\d+)", arch) if isinstance(arch, str) else None
+    if m:
+        return PreActResNet(int(m.group(1)), **kw)
+    raise InputError(f"arch: unknown value {arch!r}; valid: {', '.join(ARCHS)}")

@@ -1,0 +1,124 @@
+"""Run every notebook with papermill and build the Jupyter Book from the executed copies.
+
+Executed notebooks go to ``<out>/notebooks/`` (sources are never overwritten);
+figures the notebooks :func:`record` are gathered into ``<out>/summary.json``.
+A failing notebook stops the run with an error naming the notebook and cell;
+results of notebooks that finished earlier stay in place.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .checks import AdvexpError
+
+__all__ = ["REPO", "NotebookError", "BookError", "notebook_paths", "record", "load_records", "results_dir",
+           "run_notebooks", "build_book"]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class NotebookError(AdvexpError, RuntimeError):
+    """A notebook failed while executing; the message names notebook and cell."""
+
+
+class BookError(AdvexpError, RuntimeError):
+    """The Jupyter Book build failed."""
+
+
+def results_dir() -> Path:
+    """``$ADVEXP_RESULTS_DIR`` (set by the runner) or ``<repo>/results``."""
+    return Path(os.environ.get("ADVEXP_RESULTS_DIR", REPO / "results"))
+
+
+def record(key: str, figures: dict) -> Path:
+    """Save a notebook's key figures (JSON-able dict) to ``<results>/records/<key>.json``."""
+    path = results_dir() / "records" / f"{key}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(figures, indent=2, sort_keys=True, default=float))
+    tmp.replace(path)
+    return path
+
+
+def load_records(directory=None) -> dict:
+    """All recorded figures: {key: figures}."""
+    folder = Path(directory or results_dir()) / "records"
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+
+def notebook_paths() -> list[Path]:
+    """The book's notebooks in reading order (``notebooks/NN_*.ipynb``)."""
+    return sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def run_notebooks(out="results", parameters: dict | None = None, notebooks=None,
+                  log=print) -> dict:
+    """Execute ``notebooks`` (default: all) with papermill; return the summary written.
+
+    Args:
+        out: results folder (executed copies in ``out/notebooks``, ``out/summary.json``).
+        parameters: overrides injected into each notebook's ``parameters`` cell
+            (only the names that notebook declares).
+    """
+    import papermill as pm
+
+    out = Path(out).resolve()
+    (out / "notebooks").mkdir(parents=True, exist_ok=True)
+    os.environ["ADVEXP_RESULTS_DIR"] = str(out)
+    timings = {}
+    for nb in [Path(p) for p in (notebooks or notebook_paths())]:
+        declared = pm.inspect_notebook(str(nb))
+        params = {k: v for k, v in (parameters or {}).items() if k in declared}
+        target = out / "notebooks" / nb.name
+        partial = target.with_suffix(".partial.ipynb")
+        log(f"[reproduce] {nb.name} {params or ''}")
+        t0 = time.perf_counter()
+        try:
+            pm.execute_notebook(str(nb), str(partial), parameters=params, cwd=str(nb.parent),
+                                kernel_name="python3", progress_bar=False)
+        except pm.PapermillExecutionError as err:
+            raise NotebookError(f"notebook {nb.name} failed in cell {err.exec_count} "
+                                f"({err.ename}: {err.evalue}); partial output: {partial}") from None
+        partial.replace(target)
+        timings[nb.name] = round(time.perf_counter() - t0, 1)
+        log(f"[reproduce] {nb.name} done in {timings[nb.name]} s")
+    summary = {"parameters": parameters or {}, "seconds": timings, "figures": load_records(out)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+    return summary
+
+
+def build_book(results="results", html_out=None, strict=True) -> Path:
+    """Build the Jupyter Book (1.x) with the executed notebooks; return ``_build/html/index.html``.
+
+    The book's sources are staged in ``<results>/book_src`` with executed
+    notebooks in place of the sources, then built to ``<repo>/_build/html``.
+    """
+    results = Path(results).resolve()
+    stage = results / "book_src"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml", "book"):
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, stage / name)
+    (stage / "notebooks").mkdir()
+    for nb in notebook_paths():
+        executed = results / "notebooks" / nb.name
+        if not executed.is_file():
+            raise NotebookError(f"notebook {nb.name} has no executed copy in {executed.parent}: "
+                                f"run `python -m advexp_lib reproduce` first")
+        shutil.copy2(executed, stage / "notebooks" / nb.name)
+    build = Path(html_out or REPO).resolve()
+    exe = Path(sys.executable).parent / "jupyter-book"  # the venv's own, beside its python
+    cmd = [str(exe), "build", str(stage), "--path-output", str(build)]
+    if strict:
+        cmd += ["-W", "-n", "--keep-going"]
+    if subprocess.run(cmd, cwd=REPO).returncode:
+        raise BookError(f"jupyter-book build failed (warnings are errors); command: {' '.join(cmd)}")
+    return build / "_build" / "html" / "index.html"

@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from advexp_lib import InputError
+from advexp_lib.models import CamCNN, HalfHuberReLU, PreActResNet, build_model
+
+
+def test_half_huber_values_by_hand():
+    f = HalfHuberReLU(0.5)
+    x = torch.tensor([-1.0, 0.0, 0.25, 0.5, 2.0])
+    # 0; 0; 0.25^2 / (2 * 0.5) = 0.0625; 0.5^2 / 1 = 0.25; 2 - 0.25 = 1.75
+    assert torch.allclose(f(x), torch.tensor([0.0, 0.0, 0.0625, 0.25, 1.75]))
+
+
+@pytest.mark.parametrize("delta", [0.05, 0.5, 1.0, 3.0])
+def test_half_huber_derivative_is_clamp_over_delta(delta):
+    x = torch.linspace(-2, 5, 301, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(HalfHuberReLU(delta)(x).sum(), x)
+    assert torch.allclose(g, x.detach().clamp(0, delta) / delta)
+
+
+@pytest.mark.parametrize("delta", [0.1, 0.5, 2.0])
+def test_half_huber_gradcheck_and_gradgradcheck(delta):
+    f = HalfHuberReLU(delta).double()
+    # points away from the kinks at 0 and delta (finite differences straddle a kink otherwise)
+    x = torch.tensor([-1.3, -0.2, 0.3 * delta, 0.7 * delta, 1.5 * delta + 0.1, 4.0],
+                     dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(f, (x,))
+    assert torch.autograd.gradgradcheck(f, (x,))
+
+
+@pytest.mark.parametrize("delta", [0.0, -1.0, float("nan")])
+def test_half_huber_rejects_bad_delta(delta):
+    with pytest.raises(InputError, match="delta"):
+        HalfHuberReLU(delta)
+
+
+@pytest.mark.parametrize("arch, shape, channels", [
+    ("small_cnn", (28, 28), 1), ("cam_cnn", (28, 28), 1), ("resnet8", (32, 32), 3), ("small_cnn", (32, 32), 3),
+])
+@pytest.mark.parametrize("activation", ["relu", "half_huber"])
+def test_build_model_shapes(arch, shape, channels, activation):
+    m = build_model(arch, num_classes=7, in_channels=channels, activation=activation, image_size=shape[0])
+    assert m(torch.rand(2, channels, *shape)).shape == (2, 7)
+    assert any(isinstance(mod, HalfHuberReLU) for mod in m.modules()) == (activation == "half_huber")
+
+
+def test_resnet44_layout_and_zero_init_residuals():
+    m = PreActResNet(44)
+    assert [len(s) for s in m.stages] == [7, 7, 7]
+    block = m.stages[0][1]
+    assert block.shortcut is None and torch.count_nonzero(block.main[-1].weight) == 0
+    x = torch.randn(2, 16, 8, 8)
+    assert torch.equal(block(x), x)  # residual branch starts at zero: block = identity
+    with pytest.raises(InputError, match="depth"):
+        PreActResNet(45)
+
+
+def test_model_normalizes_inputs_itself():
+    m = build_model("small_cnn", mean=(0.1307,), std=(0.3081,))
+    assert torch.allclose(m.normalize(torch.full((1, 1, 1, 1), 0.1307)), torch.zeros(1))
+
+
+def test_cam_logit_is_spatial_mean_of_cam():
+    m = CamCNN()
+    x = torch.rand(3, 1, 28, 28)
+    a = m.features(m.normalize(x))
+    cam = torch.einsum("ck,nkhw->nchw", m.classifier.weight, a)
+    assert torch.allclose(cam.mean(dim=(2, 3)) + m.classifier.bias, m(x), atol=1e-5)
+
+
+def test_build_model_rejects_unknown_names():
+    with pytest.raises(InputError, match="arch: unknown value 'vgg'.*small_cnn"):
+        build_model("vgg")
+    with pytest.raises(InputError, match="activation: unknown value 'gelu'.*half_huber"):
+        build_model("small_cnn", activation="gelu")
