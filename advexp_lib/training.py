@@ -10,6 +10,17 @@ Determinism: the global RNG is reseeded at the start of every epoch from
 only on them. A checkpoint is written atomically after every epoch; resuming
 from it (after a crash mid-epoch, say) replays the unfinished epoch exactly as
 an uninterrupted run would.
+
+Scale (see book/gpu_and_scale.md): everything follows the device of the model
+(or ``device``); optional autocast (``TrainConfig.amp``), ``torch.compile``
+and channels_last. Under ``torchrun`` (a torch.distributed process group is
+up) the loop runs DistributedDataParallel: every rank draws the same global
+batch order (same seed), keeps its contiguous share of each global batch, and
+weights its loss by its share so the averaged gradient is the global batch's;
+the cross-entropy fed to ``after_step`` and the history are global too. So W
+processes give what one process gives with the same global batch (to float
+tolerance), except that BatchNorm statistics are computed per rank. Rank 0
+alone writes checkpoints; every rank resumes from the same file.
 """
 from __future__ import annotations
 
@@ -25,8 +36,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data.distributed import DistributedSampler
 
+from . import distributed
 from .checks import CheckpointError, InputError, check_choice, check_positive
 from .data import TensorImageDataset
 
@@ -36,6 +49,7 @@ __all__ = ["TrainConfig", "BatchHook", "LossTerm", "InputTransform", "train", "e
 CHECKPOINT_FORMAT = "advexp-checkpoint-v1"
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "step", "cosine")
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,19 @@ class TrainConfig:
         schedule: "constant", "step" (lr *= gamma at each epoch in ``milestones``)
             or "cosine" (cosine decay to 0 over ``num_epochs``). Default "constant".
         seed: the run's one seed (init is the caller's; order/augment/hooks here).
+        amp: mixed precision for the forward pass and the cross-entropy: None
+            (float32), "bf16" or "fp16" (``torch.autocast`` on the training
+            device; fp16 adds a GradScaler). Standard training and input
+            transforms only: a loss term with ``requires_input_grad`` (the
+            double-backprop regularizer) is refused, because its gradient is
+            unreliable in reduced precision (measured on CPU autocast, ResNet-8:
+            bf16 16% relative error, fp16 cosine 0.5 to the float32 gradient;
+            tests/test_gpu_path.py). Default None.
+        compile: a ``torch.compile`` backend name ("inductor" on a GPU) or None.
+            Not with a double-backprop loss term (no double backward through
+            compiled graphs). Default None.
+        channels_last: store conv weights and inputs NHWC (faster convolutions
+            on recent GPUs; no effect on the numbers beyond float rounding). Default False.
     """
 
     num_epochs: int = 10
@@ -62,6 +89,9 @@ class TrainConfig:
     milestones: tuple[int, ...] = ()
     gamma: float = 0.1
     seed: int = 0
+    amp: str | None = None
+    compile: str | None = None
+    channels_last: bool = False
 
     def __post_init__(self):
         check_positive(self.num_epochs, "num_epochs", integer=True)
@@ -70,6 +100,12 @@ class TrainConfig:
         check_choice(self.schedule, "schedule", SCHEDULES)
         check_positive(self.lr, "lr")
         check_positive(self.weight_decay, "weight_decay", allow_zero=True)
+        if self.amp is not None:
+            check_choice(self.amp, "amp", AMP_DTYPES)
+        if self.compile is not None and not (isinstance(self.compile, str) and self.compile):
+            raise InputError(f"compile: expected a torch.compile backend name or None, got {self.compile!r}")
+        if not isinstance(self.channels_last, bool):
+            raise InputError(f"channels_last: expected True or False, got {self.channels_last!r}")
         object.__setattr__(self, "milestones", tuple(self.milestones))
 
 
@@ -142,7 +178,26 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig = TrainConf
     if not isinstance(config, TrainConfig):
         raise InputError(f"config: expected a TrainConfig, got {type(config).__name__}")
     device = torch.device(device) if device is not None else _model_device(model)
+    double_backprop = loss_term is not None and loss_term.requires_input_grad
+    if double_backprop and config.amp is not None:
+        raise InputError(f"amp: {config.amp!r} is refused with a double-backprop loss term "
+                         f"({type(loss_term).__name__}): its input-gradient penalty must run in float32 "
+                         f"(reduced precision distorts its gradient; see book/gpu_and_scale.md). Use amp=None")
+    if double_backprop and config.compile is not None:
+        raise InputError(f"compile: torch.compile cannot differentiate twice through a compiled graph, which "
+                         f"{type(loss_term).__name__} needs; use compile=None")
+    world = distributed.world_size()
+    _check_shards(len(train_data), config.batch_size, world, isinstance(train_data, TensorImageDataset))
     model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    net = model  # what the step calls; hooks, checkpoints and evaluation use `model` itself
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    if config.compile is not None:
+        net = torch.compile(net, backend=config.compile)
+    amp_dtype = AMP_DTYPES.get(config.amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")  # fp16 gradients underflow
     hooks = {k: h for k, h in (("loss_term", loss_term), ("input_transform", input_transform)) if h}
     opt = _optimizer(model, config)
     sched = _scheduler(opt, config)
@@ -156,60 +211,85 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig = TrainConf
         _load_model_state(model, ckpt["model"], checkpoint)
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
+        if "scaler" in ckpt:
+            scaler.load_state_dict(ckpt["scaler"])
         for k, h in hooks.items():
             h.load_state_dict(ckpt["hooks"].get(k, {}))
         history, start = list(ckpt["history"]), int(ckpt["epoch"])
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
-    bar = _progress(progress, total=(config.num_epochs - start) * steps_per_epoch)
+    bar = _progress(progress and distributed.is_main_process(),
+                    total=(config.num_epochs - start) * steps_per_epoch)
     for epoch in range(start, config.num_epochs):
-        torch.manual_seed(_epoch_seed(config.seed, epoch))
+        torch.manual_seed(_epoch_seed(config.seed, epoch))  # same on every rank: same global batches
         for h in hooks.values():
             h.start_epoch(epoch, config.num_epochs)
         model.train()
         t0, sums, n_seen, correct = time.perf_counter(), {}, 0, 0
-        for x, y in _batches(train_data, config.batch_size, device, epoch_seed=_epoch_seed(config.seed, epoch)):
+        for x, y, n_global in _batches(train_data, config.batch_size, device,
+                                       epoch_seed=_epoch_seed(config.seed, epoch), shard=world > 1):
             if input_transform is not None:
                 x = input_transform(model, x, y).detach()
                 model.train()
-            if loss_term is not None and loss_term.requires_input_grad:
+            if config.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            if double_backprop:
                 x = x.clone().requires_grad_(True)
-            logits = model(x)
-            ce = F.cross_entropy(logits, y)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                logits = net(x)
+                ce = F.cross_entropy(logits, y)
             loss, stats = ce, {}
             if loss_term is not None:
                 extra, stats = loss_term(model, x, y, logits)
                 loss = loss + extra
+            b = y.shape[0]
+            # DDP averages gradients over ranks; weighting by the share b / (n_global / W)
+            # makes that average the gradient of the global batch's mean loss
+            step_loss = loss * (b * world / n_global) if world > 1 else loss
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            scaler.scale(step_loss).backward()
+            scaler.step(opt)
+            scaler.update()
             ce_value = ce.item()
+            if world > 1:  # hooks (adaptive psi) must see the global batch's CE on every rank
+                total = distributed.all_reduce_sum(torch.tensor([ce_value * b, b], dtype=torch.float64,
+                                                                device=device))
+                ce_value = (total[0] / total[1]).item()
             for h in hooks.values():
                 h.after_step(ce_value)
-            b = y.shape[0]
             n_seen += b
             correct += (logits.detach().argmax(1) == y).sum().item()
-            for k, v in {"loss": loss.item(), "ce": ce_value, **stats}.items():
+            for k, v in {"loss": loss.item(), "ce": ce.item(), **stats}.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * b
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{sums['loss'] / n_seen:.3f}",
                                 acc=f"{correct / n_seen:.3f}")
+        if world > 1:  # epoch means over the global data, identical on every rank
+            keys = sorted(sums)
+            total = distributed.all_reduce_sum(torch.tensor([n_seen, correct, *(sums[k] for k in keys)],
+                                                            dtype=torch.float64, device=device)).tolist()
+            n_seen, correct, sums = total[0], total[1], dict(zip(keys, total[2:]))
         row = {"epoch": epoch + 1, **{k: v / n_seen for k, v in sums.items()},
                "train_accuracy": correct / n_seen, "lr": opt.param_groups[0]["lr"]}
         sched.step()
         if test_data is not None:
-            row.update({f"test_{k}": v for k, v in evaluate(model, test_data, device=device).items()})
+            row.update({f"test_{k}": v for k, v in
+                        _evaluate(model, test_data, 500, device, shard=world > 1).items()})
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
         if checkpoint is not None:
-            save_checkpoint(checkpoint, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "hooks": {k: h.state_dict() for k, h in hooks.items()},
-                "history": history, "epoch": epoch + 1, "train_config": asdict(config),
-                "meta": meta or {},
-            })
+            if distributed.is_main_process():
+                save_checkpoint(checkpoint, {
+                    "model": model.state_dict(), "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(), "hooks": {k: h.state_dict() for k, h in hooks.items()},
+                    "history": history, "epoch": epoch + 1, "train_config": asdict(config),
+                    "meta": meta or {}, **({"scaler": scaler.state_dict()} if scaler.is_enabled() else {}),
+                })
+            distributed.barrier()  # no rank runs ahead of (or reads) a half-written checkpoint
     if bar is not None:
         bar.close()
+    if config.channels_last:
+        model.to(memory_format=torch.contiguous_format)  # hand back an ordinary model
     model.eval()
     return history
 
@@ -218,17 +298,30 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig = TrainConf
 def evaluate(model: nn.Module, data, *, batch_size: int = 500, device=None) -> dict[str, float]:
     """Mean cross-entropy and top-1 accuracy of ``model`` (eval mode) on a Dataset or (x, y)."""
     device = torch.device(device) if device is not None else _model_device(model)
+    return _evaluate(model, data, batch_size, device, shard=False)
+
+
+@torch.no_grad()
+def _evaluate(model, data, batch_size, device, *, shard: bool) -> dict[str, float]:
+    """:func:`evaluate`; with ``shard`` each rank scores its contiguous share and the sums are reduced."""
     was_training = model.training
     model.eval()
     if isinstance(data, (tuple, list)):
         data = TensorImageDataset(data[0], data[1], ())
+    if shard:
+        rows = range(len(data))[distributed.split_for_rank(len(data))]
+        data = (TensorImageDataset(data.x[rows.start:rows.stop], data.y[rows.start:rows.stop])
+                if isinstance(data, TensorImageDataset) and len(rows) else Subset(data, rows))
     loss, correct, n = 0.0, 0, 0
-    for x, y in _batches(data, batch_size, device, epoch_seed=None):
+    for x, y, _ in _batches(data, batch_size, device, epoch_seed=None):
         logits = model(x)
         loss += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
         n += y.shape[0]
     model.train(was_training)
+    if shard:
+        loss, correct, n = distributed.all_reduce_sum(
+            torch.tensor([loss, correct, n], dtype=torch.float64, device=device)).tolist()
     return {"loss": loss / n, "accuracy": correct / n}
 
 
@@ -302,21 +395,53 @@ def _scheduler(opt, c: TrainConfig):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
 
-def _batches(data: Dataset, batch_size: int, device: torch.device, *, epoch_seed: int | None):
-    """Yield (x, y) on ``device``; shuffled by ``epoch_seed`` (None: stored order)."""
+def _batches(data: Dataset, batch_size: int, device: torch.device, *, epoch_seed: int | None,
+             shard: bool = False):
+    """Yield (x, y, n_global) on ``device``; shuffled by ``epoch_seed`` (None: stored order).
+
+    With ``shard`` (multi-process training) every rank walks the same global
+    batches and yields only its share; ``n_global`` is the global batch's size.
+    In memory: each global batch of n rows is cut contiguously (rank r: rows
+    [r n / W, (r + 1) n / W)). Other Datasets: a DistributedSampler (seeded by
+    ``epoch_seed``; pads the data to a multiple of W by repeating examples) and
+    ``batch_size / W`` examples per rank and step.
+    """
     gen = torch.Generator().manual_seed(epoch_seed) if epoch_seed is not None else None
+    world = distributed.world_size() if shard else 1
     if isinstance(data, TensorImageDataset):  # in memory: slicing beats a DataLoader by far
         n = len(data)
         order = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
         for i in range(0, n, batch_size):
             idx = order[i:i + batch_size]
-            yield data.x[idx].to(device), data.y[idx].to(device)
+            n_global = idx.numel()
+            if world > 1:
+                idx = idx[distributed.split_for_rank(n_global)]
+            yield data.x[idx].to(device), data.y[idx].to(device), n_global
         return
     cuda = device.type == "cuda"
-    loader = DataLoader(data, batch_size=batch_size, shuffle=gen is not None, generator=gen,
+    sampler = None
+    if world > 1:
+        sampler = DistributedSampler(data, num_replicas=world, rank=distributed.rank(), shuffle=gen is not None,
+                                     seed=epoch_seed or 0, drop_last=False)
+    loader = DataLoader(data, batch_size=batch_size // world, shuffle=sampler is None and gen is not None,
+                        generator=gen if sampler is None else None, sampler=sampler,
                         num_workers=4 if cuda else 0, pin_memory=cuda)
     for x, y in loader:
-        yield x.to(device, non_blocking=cuda), torch.as_tensor(y).to(device, non_blocking=cuda)
+        # the sampler gives every rank as many examples, so the global batch is W local ones
+        yield x.to(device, non_blocking=cuda), torch.as_tensor(y).to(device, non_blocking=cuda), y.shape[0] * world
+
+
+def _check_shards(n: int, batch_size: int, world: int, in_memory: bool) -> None:
+    """Refuse a global batch a rank would get no rows of (its step would have no loss to average)."""
+    if world == 1:
+        return
+    if not in_memory and batch_size % world:
+        raise InputError(f"batch_size: {batch_size} does not split evenly over {world} processes; "
+                         f"use a multiple of {world}")
+    smallest = min(batch_size, n % batch_size or batch_size)
+    if smallest < world:
+        raise InputError(f"batch_size: with {n} examples the last global batch has {smallest} rows, fewer "
+                         f"than the {world} processes; choose a batch_size leaving at least {world}")
 
 
 def _progress(enabled: bool, total: int):
