@@ -1,0 +1,176 @@
+"""Algorithm 1 (RMSE search) and PGD on tiny models with known answers."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from advexp_lib import InputError
+from advexp_lib.attacks import LateCriterionWarning, RmseAdversarialTraining, pgd, rmse, rmse_search, step_sizes
+
+
+class Linear2(nn.Module):
+    """Two classes, n pixels: logits = W x + b (float64)."""
+
+    def __init__(self, w, b):
+        super().__init__()
+        self.w, self.b = torch.tensor(w, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
+
+    def forward(self, x):
+        return x.flatten(1) @ self.w.T + self.b
+
+
+@pytest.fixture
+def lin():
+    return Linear2([[1.0, 2.0], [-1.0, 0.5]], [0.3, -0.2])
+
+
+@pytest.fixture
+def x2():
+    return torch.tensor([[0.6, 0.4], [0.2, 0.9]], dtype=torch.float64).reshape(2, 1, 1, 2)
+
+
+def analytic_rmse(model, x):
+    """Distance to the boundary of a 2-class linear model, as RMSE: |f| / ||w0 - w1|| / sqrt(n)."""
+    dw, db = model.w[0] - model.w[1], model.b[0] - model.b[1]
+    return (x.flatten(1) @ dw + db).abs() / dw.norm() / math.sqrt(x[0].numel())
+
+
+def test_step_ramp_sums_to_eps_times_overshoot():
+    s = step_sizes(0.1, 35, 5.0)
+    assert s.sum().item() == pytest.approx(0.5, rel=1e-12)
+    assert torch.allclose(s[:-1] - s[1:], torch.full((34,), s[-1].item(), dtype=s.dtype))  # linear ramp
+    assert s[-1].item() == pytest.approx(0.5 / (35 * 36 / 2))
+
+
+def test_minimal_rmse_on_linear_classifier_within_2_percent(lin, x2):
+    y = lin(x2).argmax(1)
+    res = rmse_search(lin, x2, y, mode="attack", eps=20.0, steps=450, momentum=0.9)
+    assert torch.allclose(res.distances, analytic_rmse(lin, x2), rtol=0.02)
+    assert (lin(res.x_adv).argmax(1) != y).all()
+    assert not res.unreliable.any()
+
+
+def scalar_path(c0_boundary, sizes, push):
+    """Reference: on a linear model delta stays on one line, c = RMSE along +gradient."""
+    c, path = 0.0, [0.0]
+    for s in sizes:
+        c = c + s if push(c) else c - s  # direction = gradient if pushing, else -delta (back toward 0)
+        path.append(c)
+    return path
+
+
+def test_direction_switches_on_budget_in_l2_mode(lin, x2):
+    eps, steps, o = 0.05, 12, 5.0
+    y = lin(x2).argmax(1)
+    res = rmse_search(lin, x2, y, mode="l2", eps=eps, steps=steps, overshoot=o)
+    path = scalar_path(None, step_sizes(eps, steps, o).tolist(), lambda c: c < eps)
+    assert torch.allclose(rmse(res.x_adv - x2), torch.full((2,), abs(path[-1]), dtype=torch.float64))
+
+
+def test_best_delta_is_smallest_that_met_the_criterion(lin, x2):
+    eps, steps, o = 1.0, 20, 1.0
+    y = lin(x2).argmax(1)
+    res = rmse_search(lin, x2, y, mode="l2min", eps=eps, steps=steps, overshoot=o)
+    for i, b in enumerate(analytic_rmse(lin, x2).tolist()):
+        path = scalar_path(None, step_sizes(eps, steps, o).tolist(), lambda c: c < b)
+        met = [c for c in path if c >= b]
+        assert res.distances[i].item() == pytest.approx(min(met), rel=1e-9)
+        assert rmse(res.x_adv[i:i + 1] - x2[i:i + 1]).item() == pytest.approx(min(met), rel=1e-9)
+
+
+def test_btr_criterion_uses_chance_probability():
+    # 3 classes, true-class probability starts at exactly chance in example 1
+    m = Linear2([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]], [0.0, 0.0, 0.0])
+    x = torch.tensor([[0.9, 0.1], [0.0, 0.0]], dtype=torch.float64).reshape(2, 1, 1, 2)
+    y = torch.tensor([0, 0])
+    res = rmse_search(m, x, y, mode="btr", eps=5.0, steps=200)
+    assert res.distances[1] == 0.0 and res.distances[0] > 0  # prob 1/3 is not above chance
+    assert torch.softmax(m(res.x_adv), 1)[0, 0] <= 1 / 3 + 1e-9
+
+
+def test_explain_mode_descends_toward_target_within_budget(lin, x2):
+    targets = torch.tensor([1, 1])
+    before = torch.softmax(lin(x2), 1)[:, 1]
+    res = rmse_search(lin, x2, targets, mode="explain", eps=0.1, steps=35, overshoot=5.0)
+    assert (torch.softmax(lin(res.x_adv), 1)[:, 1] > before).all()
+    assert (rmse(res.x_adv - x2) <= 0.1 + step_sizes(0.1, 35, 5.0)[0] + 1e-12).all()
+
+
+def test_mask_leaves_other_examples_untouched_and_clip_keeps_range(lin, x2):
+    y = lin(x2).argmax(1)
+    res = rmse_search(lin, x2, y, mode="l2", eps=0.5, steps=5, mask=torch.tensor([True, False]), clip=True)
+    assert torch.equal(res.x_adv[1], x2[1]) and not torch.equal(res.x_adv[0], x2[0])
+    assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
+
+
+def test_late_criterion_is_flagged_warned_or_raised(lin, x2):
+    y = lin(x2).argmax(1)
+    res = rmse_search(lin, x2, y, mode="attack", eps=0.01, steps=10)  # far too small to flip
+    assert res.unreliable.all() and torch.isinf(res.distances).all()
+    with pytest.warns(LateCriterionWarning, match="raise eps"):
+        rmse_search(lin, x2, y, mode="attack", eps=0.01, steps=10, on_late="warn")
+    with pytest.raises(InputError, match="raise eps"):
+        rmse_search(lin, x2, y, mode="attack", eps=0.01, steps=10, on_late="raise")
+
+
+def test_search_is_batched_not_per_example(lin, x2):
+    y = lin(x2).argmax(1)
+    calls = []
+    lin.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    rmse_search(lin, x2, y, mode="attack", eps=2.0, steps=10)
+    assert calls == [2] * 11  # one batched forward per step, plus the final scoring pass
+
+
+def test_search_rejects_bad_arguments(lin, x2):
+    y = torch.tensor([0, 0])
+    with pytest.raises(InputError, match="mode: unknown value 'l3'"):
+        rmse_search(lin, x2, y, mode="l3", eps=1.0, steps=2)
+    with pytest.raises(InputError, match="eps"):
+        rmse_search(lin, x2, y, mode="l2", eps=0.0, steps=2)
+    with pytest.raises(InputError, match=r"labels: labels must lie in \[0, 1\]"):
+        rmse_search(lin, x2, torch.tensor([0, 5]), mode="l2", eps=1.0, steps=2)
+    with pytest.raises(InputError, match="x: pixels"):
+        rmse_search(lin, x2 + 2, y, mode="l2", eps=1.0, steps=2)
+
+
+def test_pgd_linf_one_step_by_hand(lin, x2):
+    y = torch.tensor([0, 0])
+    out = pgd(lin, x2, y, eps=0.05, steps=1, step_size=0.03)
+    # CE ascent for class 0 moves along sign(w1 - w0) = sign([-2, -1.5])
+    assert torch.allclose(out - x2, torch.full_like(x2, -0.03))
+    out = pgd(lin, x2, y, eps=0.05, steps=10, step_size=0.03)
+    assert torch.allclose(out - x2, torch.full_like(x2, -0.05))  # projected onto the ball
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_pgd_stays_in_ball_and_pixel_range(norm):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    x = torch.rand(8, 1, 4, 4)
+    y = torch.randint(3, (8,))
+    out = pgd(model, x, y, eps=0.3, steps=20, step_size=0.1, norm=norm, random_start=True)
+    d = (out - x).flatten(1)
+    size = d.abs().amax(1) if norm == "linf" else d.norm(dim=1)
+    assert (size <= 0.3 + 1e-6).all() and out.min() >= 0 and out.max() <= 1
+    assert nn.functional.cross_entropy(model(out), y) > nn.functional.cross_entropy(model(x), y)
+
+
+def test_pgd_targeted_and_argument_checks(lin, x2):
+    t = torch.tensor([1, 1])
+    out = pgd(lin, x2, targets=t, eps=0.3, steps=20, step_size=0.05)
+    assert (torch.softmax(lin(out), 1)[:, 1] > torch.softmax(lin(x2), 1)[:, 1]).all()
+    with pytest.raises(InputError, match="exactly one"):
+        pgd(lin, x2, eps=0.1)
+    with pytest.raises(InputError, match="norm: unknown value 'l1'"):
+        pgd(lin, x2, t, eps=0.1, norm="l1")
+
+
+def test_half_and_half_adversarial_training_perturbs_about_half():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    x, y = torch.rand(200, 1, 4, 4), torch.randint(3, (200,))
+    out = RmseAdversarialTraining(mode="l2", eps=0.05, steps=3)(model, x, y)
+    changed = (out != x).flatten(1).any(1).float().mean().item()
+    assert 0.35 < changed < 0.65
+    assert model.training  # mode restored after the search

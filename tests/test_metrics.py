@@ -1,0 +1,57 @@
+import pytest
+import torch
+from torch import nn
+
+from advexp_lib import InputError
+from advexp_lib.metrics import AraResult, accuracy, accuracy_robustness_area, ara_from_distances
+
+
+def test_ara_of_hand_made_distances_equals_closed_form():
+    # A(r) = 3/4 on [0, 1), 1/2 on [1, 2), 1/4 on [2, 3); with C = 2 only the first interval counts
+    assert ara_from_distances(torch.tensor([0.0, 1.0, 2.0, 3.0]), 2) == pytest.approx(0.25)
+    # C = 10: sum of (A - 0.1) over unit intervals = 0.65 + 0.4 + 0.15
+    assert ara_from_distances(torch.tensor([0.0, 1.0, 2.0, 3.0]), 10) == pytest.approx(1.2)
+    # all images equally robust: (1 - 1/C) * d
+    assert ara_from_distances(torch.full((7,), 0.2), 4) == pytest.approx(0.15)
+    assert ara_from_distances(torch.zeros(5), 10) == 0.0
+
+
+def test_ara_rejects_bad_distances():
+    with pytest.raises(ValueError, match="distances"):
+        ara_from_distances(torch.tensor([0.1, float("inf")]), 10)
+
+
+def test_curve_is_the_share_above_r():
+    res = AraResult(0.0, torch.tensor([0.0, 0.3, 0.1, 0.2]), 0.75, "attack", 10, torch.zeros(4, dtype=torch.bool))
+    r, a = res.curve()
+    assert r.tolist() == pytest.approx([0.0, 0.0, 0.1, 0.2, 0.3])
+    assert a.tolist() == pytest.approx([0.75, 0.75, 0.5, 0.25, 0.0])
+
+
+class Linear2(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.tensor([[1.0, 2.0], [-1.0, 0.5]], dtype=torch.float64)
+        self.b = torch.tensor([0.3, -0.2], dtype=torch.float64)
+
+    def forward(self, x):
+        return x.flatten(1) @ self.w.T + self.b
+
+
+def test_ara_on_linear_model_matches_analytic_distances():
+    m = Linear2()
+    x = torch.tensor([[0.6, 0.4], [0.2, 0.9], [0.0, 0.0]], dtype=torch.float64).reshape(3, 1, 1, 2)
+    y = torch.tensor([0, 0, 1])  # the last one is misclassified from the start: d = 0
+    res = accuracy_robustness_area(m, x, y, progress=False)
+    dw, db = m.w[0] - m.w[1], m.b[0] - m.b[1]
+    exact = (x.flatten(1) @ dw + db).abs() / dw.norm() / 2 ** 0.5
+    exact[2] = 0.0
+    assert torch.allclose(res.distances.double(), exact, rtol=0.02)
+    assert res.accuracy == pytest.approx(2 / 3)
+    assert res.ara == pytest.approx(ara_from_distances(exact, 2), rel=0.02)
+    assert accuracy(m, x, y) == pytest.approx(2 / 3)
+
+
+def test_ara_rejects_unknown_kind():
+    with pytest.raises(InputError, match="kind: unknown value 'worst'.*btr"):
+        accuracy_robustness_area(Linear2(), torch.zeros(1, 1, 1, 2), torch.tensor([0]), kind="worst")
