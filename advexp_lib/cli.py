@@ -34,9 +34,14 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--arch", default=None, help="override the recipe's architecture")
     t.add_argument("--epochs", type=int, default=None, help="override num_epochs")
     t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--device", default="cpu")
+    t.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun each rank takes GPU LOCAL_RANK)")
     t.add_argument("--out", required=True, help="checkpoint path (resumed if it exists)")
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--amp", choices=("bf16", "fp16"), default=None,
+                   help="mixed precision (standard training only; the double-backprop regularizer stays float32)")
+    t.add_argument("--compile", nargs="?", const="inductor", default=None, metavar="BACKEND",
+                   help="torch.compile the model (default backend: inductor)")
+    t.add_argument("--channels-last", action="store_true", help="NHWC memory layout (faster convs on GPUs)")
     t.set_defaults(run=_train)
 
     r = sub.add_parser("reproduce", help="execute every notebook with papermill")
@@ -53,16 +58,26 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args) -> int:
+    import os
     from dataclasses import replace
 
+    from . import distributed
     from .zoo import recipe, train_recipe
 
-    overrides = {k: v for k, v in (("num_epochs", args.epochs), ("seed", args.seed)) if v is not None}
+    overrides = {k: v for k, v in (("num_epochs", args.epochs), ("seed", args.seed), ("amp", args.amp),
+                                   ("compile", args.compile)) if v is not None}
+    if args.channels_last:
+        overrides["channels_last"] = True
     r = recipe(args.dataset, args.recipe, **overrides)
     if args.arch:
         r = replace(r, arch=args.arch)
-    _, history = train_recipe(r, device=args.device, checkpoint=args.out, progress=not args.no_progress)
-    print(json.dumps(history[-1], indent=1))
+    device = distributed.init_from_env(args.device)  # launched by torchrun: join the group, DDP follows
+    try:
+        _, history = train_recipe(r, device=device, checkpoint=args.out, progress=not args.no_progress)
+    finally:
+        distributed.shutdown()
+    if int(os.environ.get("RANK", "0")) == 0:  # torchrun's rank (the group is already closed): print once
+        print(json.dumps(history[-1], indent=1))
     return 0
 
 

@@ -163,3 +163,23 @@ def test_robust_two_processes_match_one(tmp_path):
     for a, b in zip(ranks[0]["history"], history):
         for k in ("loss", "ce", "grad_penalty", "psi"):
             assert a[k] == pytest.approx(b[k], rel=1e-5), k
+
+
+@pytest.mark.slow
+def test_cli_under_torchrun_matches_one_process(tmp_path):
+    import subprocess
+    import sys
+
+    from advexp_lib.training import load_checkpoint
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = ["-m", "advexp_lib", "train", "--dataset", "mnist5k", "--epochs", "1", "--seed", "2", "--no-progress"]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          *cmd, "--out", str(tmp_path / "two.pt")], env=env, capture_output=True, text=True)
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert two.stdout.count('"test_accuracy"') == 1  # rank 0 alone reports
+    one = subprocess.run([sys.executable, *cmd, "--out", str(tmp_path / "one.pt")], env=env, capture_output=True,
+                         text=True)
+    assert one.returncode == 0, one.stderr[-2000:]
+    diff = _max_weight_diff(load_checkpoint(tmp_path / "two.pt")["model"], load_checkpoint(tmp_path / "one.pt")["model"])
+    assert diff < 1e-4  # 63 Adam steps on mnist5k
