@@ -1,0 +1,162 @@
+import matplotlib
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from advexp_lib import InputError, InputTypeError
+from advexp_lib.explain import (DIFFERENTIABLE, MAP_SHAPED_LIKE_X, METHODS, attribute, class_activation_maps,
+                                explanation_drag, integrated_gradients_of, last_conv_layer, plot_attributions,
+                                plot_drag)
+from advexp_lib.models import build_model
+
+
+def linear_model():
+    """f(x) = W flatten(x) + b on 1 x 2 x 2 images, 3 classes, fixed weights."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    with torch.no_grad():
+        m[1].weight.copy_(torch.tensor([[1.0, -2.0, 0.5, 0.0], [0.0, 3.0, -1.0, 2.0], [-0.5, 0.25, 1.5, -4.0]]))
+        m[1].bias.copy_(torch.tensor([0.1, -0.2, 0.3]))
+    return m
+
+
+@pytest.fixture
+def cam_net():
+    torch.manual_seed(0)
+    return build_model("cam_cnn", num_classes=3)
+
+
+@pytest.fixture
+def images():
+    return torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+
+
+def test_saliency_is_abs_logit_gradient_on_linear_model():
+    m = linear_model()
+    x = torch.rand(2, 1, 2, 2)
+    t = torch.tensor([1, 2])
+    expected = m[1].weight[t].abs().view(2, 1, 2, 2)  # d f_t / dx = W_t
+    assert torch.equal(attribute(m, x, t, method="saliency"), expected)
+    assert torch.equal(attribute(m, x, t, method="saliency", differentiable=True).detach(), expected)
+    signed = attribute(m, x, t, method="saliency", abs=False)
+    assert torch.equal(signed, m[1].weight[t].view(2, 1, 2, 2))
+
+
+def test_integrated_gradients_on_linear_model_is_x_times_weight():
+    m = linear_model()
+    x = torch.rand(2, 1, 2, 2)
+    expected = x * m[1].weight[0].view(1, 1, 2, 2)  # zero baseline, constant gradient
+    for diff in (False, True):
+        ig = attribute(m, x, 0, method="integrated_gradients", n_steps=7, differentiable=diff)
+        assert torch.allclose(ig.detach(), expected, atol=1e-6)
+
+
+def test_differentiable_ig_matches_captum(cam_net, images):
+    a = attribute(cam_net, images, 1, method="integrated_gradients", n_steps=16)
+    b = attribute(cam_net, images, 1, method="integrated_gradients", n_steps=16, differentiable=True)
+    assert torch.allclose(a, b.detach(), atol=1e-6, rtol=1e-4)
+
+
+def test_integrated_gradients_of_is_complete():
+    # completeness: sum IG = fn(x) - fn(baseline) for a smooth function, with a fine quadrature
+    x, b = torch.rand(3, 1, 2, 2), torch.rand(3, 1, 2, 2)
+
+    def fn(z):
+        return (z.flatten(1) ** 3).sum(1)
+
+    ig = integrated_gradients_of(fn, x, b, n_steps=20)
+    assert torch.allclose(ig.flatten(1).sum(1), fn(x) - fn(b), atol=1e-5)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_shapes(cam_net, images, method):
+    out = attribute(cam_net, images, torch.tensor([0, 2]), method=method)
+    expected = images.shape if method in MAP_SHAPED_LIKE_X else (2, 1, 8, 8)
+    assert out.shape == expected
+    assert not out.requires_grad and torch.isfinite(out).all()
+
+
+def test_cam_equals_hand_computation(cam_net, images):
+    t = torch.tensor([2, 1])
+    feats = cam_net.features(cam_net.normalize(images))  # (2, 64, 2, 2)
+    w = cam_net.classifier.weight
+    hand = torch.stack([(w[t[i]][:, None, None] * feats[i]).sum(0) for i in range(2)])[:, None]
+    small = attribute(cam_net, images, t, method="cam", upsample=False)
+    assert torch.allclose(small, hand, atol=1e-6)
+    # the logit is the spatial mean of the CAM plus the bias
+    all_maps = class_activation_maps(cam_net, images, upsample=False)
+    assert torch.allclose(all_maps.mean(dim=(2, 3)) + cam_net.classifier.bias, cam_net(images), atol=1e-5)
+    up = attribute(cam_net, images, t, method="cam")
+    assert torch.allclose(up, F.interpolate(hand, size=(8, 8), mode="bilinear"), atol=1e-6)
+
+
+def test_grad_cam_uses_last_conv(cam_net):
+    assert last_conv_layer(cam_net) is cam_net.features[-2]
+    with pytest.raises(InputError, match="model"):
+        last_conv_layer(linear_model())
+
+
+@pytest.mark.parametrize("method", DIFFERENTIABLE)
+def test_differentiable_maps_pass_gradients_to_weights(cam_net, images, method):
+    a = attribute(cam_net, images, torch.tensor([0, 1]), method=method, differentiable=True,
+                  **({"n_steps": 4} if method == "integrated_gradients" else {}))
+    assert a.requires_grad
+    (g,) = torch.autograd.grad(a.pow(2).sum(), cam_net.features[0].weight)
+    assert g.abs().sum() > 0
+
+
+@pytest.mark.parametrize("method", ["smoothgrad", "guided_grad_cam"])
+def test_non_differentiable_methods_refuse(cam_net, images, method):
+    with pytest.raises(InputError, match="differentiable"):
+        attribute(cam_net, images, 0, method=method, differentiable=True)
+
+
+def test_bad_inputs_name_the_argument(cam_net, images):
+    with pytest.raises(InputError, match="x: pixels"):
+        attribute(cam_net, images * 2, 0, method="saliency")
+    with pytest.raises(InputTypeError, match="x"):
+        attribute(cam_net, images.double().long(), 0, method="saliency")
+    with pytest.raises(InputError, match="target"):
+        attribute(cam_net, images, 3, method="saliency")
+    with pytest.raises(InputError, match="target"):
+        attribute(cam_net, images, torch.tensor([0, 5]), method="saliency")
+    with pytest.raises(InputError, match="method.*valid: saliency, integrated_gradients"):
+        attribute(cam_net, images, 0, method="lime")
+    with pytest.raises(InputError, match="options"):
+        attribute(cam_net, images, 0, method="saliency", n_steps=3)
+    with pytest.raises(InputError, match="model: CAM"):
+        attribute(build_model("small_cnn", num_classes=3, image_size=8), images, 0, method="cam")
+
+
+def test_model_mode_restored(cam_net, images):
+    cam_net.train()
+    attribute(cam_net, images, 0, method="grad_cam")
+    assert cam_net.training
+    cam_net.eval()
+    attribute(cam_net, images, 0, method="saliency")
+    assert not cam_net.training
+
+
+def test_explanation_drag_and_figures(cam_net):
+    torch.manual_seed(0)
+    x = torch.rand(6, 1, 8, 8)
+    y = cam_net(x).argmax(1)  # treat predictions as labels: every image starts correct
+    r = explanation_drag(cam_net, x, y, method=["saliency", "cam"], eps=0.2, attack="linf", steps=20)
+    assert r.x_adv.shape == x.shape and (r.x_adv - x).abs().max() <= 0.2 + 1e-6
+    assert r.success.dtype == torch.bool and set(r.flags) == {"saliency", "cam"}
+    assert torch.equal(r.success, (r.adv_pred == r.targets) & (r.clean_pred == y))
+    for m in ("saliency", "cam"):
+        assert torch.equal(r.flags[m], r.corr_target[m] > r.corr_true[m])
+        if r.success.any():
+            assert r.share[m] == pytest.approx(r.flags[m][r.success].float().mean().item())
+    rr = explanation_drag(cam_net, x, y, method="saliency", eps=0.1, attack="rmse")
+    assert rr.x_adv.min() >= 0 and rr.x_adv.max() <= 1
+    assert isinstance(plot_drag(r, method="cam"), matplotlib.figure.Figure)
+    fig = plot_attributions(x[:2], [r.maps["saliency"]["attacked"][:2], r.maps["cam"]["attacked"][:2]],
+                            ["saliency", "cam"])
+    assert isinstance(fig, matplotlib.figure.Figure)
+    with pytest.raises(InputError, match="targets"):
+        explanation_drag(cam_net, x, y, eps=0.1, targets=y)
+    with pytest.raises(InputError, match="titles"):
+        plot_attributions(x[:2], [r.maps["cam"]["attacked"][:2]], ["a", "b"])
