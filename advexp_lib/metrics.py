@@ -10,10 +10,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .attacks import rmse_search
-from .checks import check_choice, check_images, check_labels, check_logits, check_positive
+from .attacks import pgd, rmse_search
+from .checks import InputError, check_choice, check_images, check_labels, check_logits, check_positive
 
-__all__ = ["AraResult", "ara_from_distances", "accuracy_robustness_area", "accuracy", "predict"]
+__all__ = ["AraResult", "ara_from_distances", "accuracy_robustness_area", "accuracy", "predict",
+           "DISCREPANCY_KINDS", "DISCREPANCY_NORMS", "map_discrepancy", "discrepancy", "kendall_tau",
+           "top_k_intersection", "gini", "robust_accuracy_curve"]
 
 
 @dataclass
@@ -116,3 +118,220 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     logits = predict(model, x)
     check_labels(y, x.shape[0], logits.shape[1], "y")
     return (logits.argmax(1) == y.to(logits.device)).double().mean().item()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Interpretability metrics: map discrepancy (Boopathy et al. 2020), Kendall tau and top-k intersection
+# (Ghorbani et al. 2019, Chen et al. 2019), Gini sparsity (Chalasani et al. 2020), and robust accuracy
+# under l-inf PGD over an eps grid. Maps come from advexp_lib.explain.attribute; all are hand-written
+# (no library has the normalized discrepancy or the per-example batched forms).
+
+DISCREPANCY_KINDS = ("one", "two", "all")
+DISCREPANCY_NORMS = ("l1", "l2")
+
+
+def map_discrepancy(maps: torch.Tensor, maps_adv: torch.Tensor, *, norm: str = "l1") -> torch.Tensor:
+    r"""Normalized discrepancy between two maps of the same class, per example (Boopathy et al. 2020).
+
+        D(I, I') = ||I - I'||_p / (max I - min I),    p = 1 ("l1") or 2 ("l2"),
+
+    norms and the range over all entries of each example's map; the range
+    is that of the *reference* ``maps`` (the clean image's). A constant
+    reference map (range 0) divides by 1e-12 instead, so a nonzero
+    difference shows up as huge rather than as NaN. Differentiable (the ISA
+    attack descends it).
+
+    Args:
+        maps: reference maps I (N x ...), e.g. of the clean images.
+        maps_adv: maps I' of the perturbed images, same shape.
+        norm: "l1" (default) or "l2".
+    Returns:
+        (N,) tensor of discrepancies.
+    """
+    check_choice(norm, "norm", DISCREPANCY_NORMS)
+    _check_map_pair(maps, maps_adv)
+    a, b = maps.flatten(1), maps_adv.flatten(1)
+    diff = (a - b).abs().sum(1) if norm == "l1" else (a - b).pow(2).sum(1).sqrt()
+    spread = (a.amax(1) - a.amin(1)).detach()  # a normalizer, not something to optimize
+    return diff / spread.clamp_min(1e-12)
+
+
+def discrepancy(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor, *, kind: str = "one",
+                targets: torch.Tensor | None = None, method: str = "cam", norm: str = "l1",
+                **options) -> torch.Tensor:
+    r"""One-, two- or all-class interpretation discrepancy between x and x' (Boopathy et al. 2020).
+
+    With D the normalized :func:`map_discrepancy` and I_c the map of class c
+    (:func:`advexp_lib.explain.attribute` with ``method``):
+
+    - "one":  D1 = D(I_y(x), I_y(x'))                                  (true class y)
+    - "two":  D2 = (D(I_y(x), I_y(x')) + D(I_t(x), I_t(x'))) / 2       (t = ``targets``)
+    - "all":  mean over every class c of D(I_c(x), I_c(x'))
+
+    Args:
+        x, x_adv: clean and perturbed images, N x C x H x W in [0, 1].
+        y: true classes (N,); targets: the attack's target classes (kind "two").
+        method: attribution method (default "cam", as in the paper);
+            ``options`` go to ``attribute``.
+        norm: "l1" (default) or "l2".
+    Returns:
+        (N,) tensor, detached.
+    """
+    from .explain import attribute
+
+    check_choice(kind, "kind", DISCREPANCY_KINDS)
+    check_images(x, "x")
+    check_images(x_adv, "x_adv")
+    if x.shape != x_adv.shape:
+        raise InputError(f"x_adv: expected the shape of x {tuple(x.shape)}, got {tuple(x_adv.shape)}")
+    num_classes = predict(model, x[:1]).shape[1]
+    check_labels(y, x.shape[0], num_classes, "y")
+    if kind == "two":
+        if targets is None:
+            raise InputError("targets: kind='two' needs the attack's target classes")
+        check_labels(targets, x.shape[0], num_classes, "targets")
+
+    def d(cls):
+        a = attribute(model, x, cls, method=method, **options)
+        b = attribute(model, x_adv, cls, method=method, **options)
+        return map_discrepancy(a, b, norm=norm)
+
+    if kind == "one":
+        return d(y)
+    if kind == "two":
+        return (d(y) + d(targets)) / 2
+    return torch.stack([d(c) for c in range(num_classes)]).mean(0)
+
+
+def kendall_tau(maps: torch.Tensor, maps_adv: torch.Tensor) -> torch.Tensor:
+    r"""Kendall rank correlation tau-b between two maps, per example (as ``scipy.stats.kendalltau``).
+
+    Over the n entries of each example (all channels), with sgn the sign function,
+
+        S = sum_{i<j} sgn(a_i - a_j) sgn(b_i - b_j),
+        tau_b = S / sqrt(P_a P_b),   P_a = #{i<j : a_i != a_j} (pairs not tied in a).
+
+    Ties count as in scipy's default tau-b; NaN where a map is constant.
+    O(n^2) work per example, done in row blocks to bound memory.
+    """
+    _check_map_pair(maps, maps_adv)
+    a_all, b_all = maps.detach().flatten(1).double(), maps_adv.detach().flatten(1).double()
+    n = a_all.shape[1]
+    block = max(1, 4_000_000 // max(n, 1))
+    out = []
+    for a, b in zip(a_all, b_all):
+        s = pa = pb = a.new_zeros(())
+        for i in range(0, n, block):  # every ordered pair counted twice: the ratio is unchanged
+            da = torch.sign(a[i:i + block, None] - a[None])
+            db = torch.sign(b[i:i + block, None] - b[None])
+            s, pa, pb = s + (da * db).sum(), pa + da.abs().sum(), pb + db.abs().sum()
+        out.append(s / (pa * pb).sqrt() if pa > 0 and pb > 0 else a.new_tensor(float("nan")))
+    return torch.stack(out).to(maps.dtype)
+
+
+def top_k_intersection(maps: torch.Tensor, maps_adv: torch.Tensor, k: int, *,
+                       absolute: bool = True) -> torch.Tensor:
+    """Share of the top-k entries of ``maps`` that are also top-k in ``maps_adv``, per example.
+
+    Entries are ranked over all pixels and channels by |value| (``absolute``,
+    default True, as for attribution magnitude) or by signed value. Result in
+    [0, 1]; 1 = same top-k set (Ghorbani et al. 2019; Chen et al. 2019).
+    Ties are broken by ``torch.topk``.
+    """
+    _check_map_pair(maps, maps_adv)
+    n = maps[0].numel()
+    check_positive(k, "k", integer=True)
+    if k > n:
+        raise InputError(f"k: expected at most the {n} entries of a map, got {k}")
+    a, b = maps.detach().flatten(1), maps_adv.detach().flatten(1)
+    if absolute:
+        a, b = a.abs(), b.abs()
+    ia, ib = a.topk(k, dim=1).indices, b.topk(k, dim=1).indices
+    in_a = torch.zeros_like(a, dtype=torch.bool).scatter_(1, ia, True)
+    in_b = torch.zeros_like(b, dtype=torch.bool).scatter_(1, ib, True)
+    return (in_a & in_b).sum(1).to(maps.dtype) / k
+
+
+def gini(attributions: torch.Tensor) -> torch.Tensor:
+    r"""Gini index of |attributions| per example: sparsity (Chalasani et al. 2020).
+
+    With a_1 <= ... <= a_n the absolute values of an example's n entries (all
+    channels) sorted ascending,
+
+        G = sum_i (2 i - n - 1) a_i / (n sum_i a_i),
+
+    0 for a uniform map, (n - 1) / n for a single nonzero entry; higher =
+    sparser = more concise. NaN for an all-zero map (undefined).
+
+    Args:
+        attributions: N x ... tensor (e.g. IG maps, same shape as x).
+    Returns:
+        (N,) tensor in the input's dtype.
+    """
+    if not isinstance(attributions, torch.Tensor) or attributions.dim() < 2 or attributions.shape[0] == 0:
+        got = tuple(attributions.shape) if isinstance(attributions, torch.Tensor) else type(attributions).__name__
+        raise InputError(f"attributions: expected an N x ... tensor with N >= 1, got {got}")
+    if not torch.isfinite(attributions).all():
+        raise InputError("attributions: contains NaN or inf")
+    a = torch.sort(attributions.detach().flatten(1).abs().double(), dim=1).values
+    n = a.shape[1]
+    i = torch.arange(1, n + 1, dtype=a.dtype, device=a.device)
+    total = a.sum(1)
+    g = ((2 * i - n - 1) * a).sum(1) / (n * total)
+    return torch.where(total > 0, g, torch.full_like(g, float("nan"))).to(attributions.dtype)
+
+
+def robust_accuracy_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_grid, *, steps: int = 200,
+                          step_size: float = 0.01, norm: str = "linf", random_start: bool = False,
+                          batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Robust accuracy under PGD over a grid of budgets (Boopathy et al. 2020 protocol).
+
+    For the sorted grid eps_1 < eps_2 < ..., an image counts as robust at
+    eps_j only if it is classified correctly and survived the PGD attack
+    (:func:`advexp_lib.attacks.pgd`, untargeted CE ascent) at *every* grid
+    budget eps_i <= eps_j. So the curve is non-increasing by construction,
+    even though a fixed-step attack at a larger eps is not guaranteed to
+    find every example it found at a smaller one. Images that already fell
+    are not attacked again (same result, less work). eps = 0 gives the clean
+    accuracy.
+
+    Args:
+        eps_grid: budgets >= 0 (l-inf, or per-image l2 with ``norm="l2"``), any order; sorted, duplicates dropped.
+        steps, step_size: PGD settings; defaults are the paper's 200 steps of 0.01.
+        norm: "linf" (default) or "l2"; random_start: PGD random start (default False).
+        batch_size: images per PGD batch (default None: all at once).
+    Returns:
+        (eps, accuracy): float64 tensors of equal length, eps ascending.
+    """
+    check_images(x, "x")
+    check_choice(norm, "norm", ("linf", "l2"))
+    eps = torch.as_tensor(eps_grid, dtype=torch.float64).flatten()
+    if eps.numel() == 0 or not torch.isfinite(eps).all() or (eps < 0).any():
+        raise InputError(f"eps_grid: expected a non-empty list of finite budgets >= 0, got {eps_grid!r}")
+    eps = torch.unique(eps)  # sorted ascending
+    n = x.shape[0]
+    batch_size = n if batch_size is None else check_positive(batch_size, "batch_size", integer=True)
+    logits = predict(model, x)
+    check_labels(y, n, logits.shape[1], "y")
+    y = y.to(logits.device)
+    robust = logits.argmax(1) == y
+    acc = []
+    for e in eps.tolist():
+        idx = torch.nonzero(robust).flatten()
+        if e > 0 and idx.numel():
+            for i in range(0, idx.numel(), batch_size):
+                j = idx[i:i + batch_size]
+                x_adv = pgd(model, x[j], y[j], eps=e, steps=steps, step_size=step_size, norm=norm,
+                            random_start=random_start)
+                robust[j] = predict(model, x_adv).argmax(1) == y[j]
+        acc.append(robust.double().mean().item())
+    return eps, torch.tensor(acc, dtype=torch.float64)
+
+
+def _check_map_pair(maps, maps_adv) -> None:
+    for name, m in (("maps", maps), ("maps_adv", maps_adv)):
+        if not isinstance(m, torch.Tensor) or m.dim() < 2 or m.shape[0] == 0:
+            got = tuple(m.shape) if isinstance(m, torch.Tensor) else type(m).__name__
+            raise InputError(f"{name}: expected an N x ... tensor of maps with N >= 1, got {got}")
+    if maps.shape != maps_adv.shape:
+        raise InputError(f"maps_adv: expected the shape of maps {tuple(maps.shape)}, got {tuple(maps_adv.shape)}")
