@@ -21,11 +21,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import InputError, check_choice, check_images, check_labels, check_logits, check_positive
-from .regularizers import global_draw
+from .regularizers import global_draw, warmup_eps
 from .training import InputTransform
 
 __all__ = ["SEARCH_MODES", "SearchResult", "rmse", "step_sizes", "rmse_search", "pgd",
-           "RmseAdversarialTraining", "LateCriterionWarning"]
+           "RmseAdversarialTraining", "LateCriterionWarning",
+           "IsaResult", "interpretability_sneaking_attack", "TopkAttackResult", "topk_attribution_attack",
+           "PgdAdversarialTraining"]
 
 SEARCH_MODES = ("l2", "l2min", "attack", "btr", "explain")
 
@@ -287,3 +289,293 @@ def _eval_mode(model: nn.Module):
         yield
     finally:
         model.train(was)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Attacks on explanations (l-inf): the interpretability sneaking attack of Boopathy et al. (2020), the
+# prediction-preserving top-k attribution attack (Ghorbani et al. 2019; Chen et al. 2019), and Madry
+# l-inf PGD adversarial training. Hand-written: no library has ISA or the label-preserving top-k attack.
+# Maps come from advexp_lib.explain (imported lazily: explain imports this module).
+
+
+@dataclass
+class IsaResult:
+    """Output of :func:`interpretability_sneaking_attack` (all tensors have N rows).
+
+    Attributes:
+        x_adv: the attacked images (where even ``eps_max`` failed, see ``success``, the eps_max attempt).
+        eps: per-image l-inf budget found by the bisection (``eps_max`` where it failed).
+        gamma: per-image largest discrepancy weight that kept the attack successful (0: none did).
+        success: bool, prediction of x_adv == target.
+        one_class, two_class: normalized discrepancies D1, D2 of the result (``measure``'s maps and norm).
+        baseline_one, baseline_two: the same for the attack alone (gamma = 0) at the same eps.
+        measure: the discrepancy the attack hid from ("one" or "two").
+    """
+
+    x_adv: torch.Tensor
+    eps: torch.Tensor
+    gamma: torch.Tensor
+    success: torch.Tensor
+    one_class: torch.Tensor
+    two_class: torch.Tensor
+    baseline_one: torch.Tensor
+    baseline_two: torch.Tensor
+    measure: str
+
+
+def interpretability_sneaking_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor, *,
+                                     measure: str = "two", method: str = "cam", norm: str = "l1",
+                                     eps_max: float = 0.3, steps: int = 100, step_size: float | None = None,
+                                     kappa: float = 0.1, gamma_min: float = 1e-3, gamma_max: float = 10.0,
+                                     eps_search_steps: int = 8, gamma_search_steps: int = 8,
+                                     **options) -> IsaResult:
+    r"""Interpretability sneaking attack, ISA (Boopathy et al. 2020): a targeted l-inf attack that hides from a map.
+
+    Per image, PGD (:func:`pgd` through its ``objective`` hook) minimizes
+
+        max(max_{j != t} f_j(x') - f_t(x'), -kappa) + gamma * D(I(x), I(x'))
+
+    in the l-inf ball ||x' - x||_inf <= eps, x' in [0, 1], where D is the
+    normalized discrepancy (:func:`advexp_lib.metrics.map_discrepancy`)
+    "one": D(I_y) or "two": (D(I_y) + D(I_t)) / 2, with maps from
+    ``explain.attribute(method, differentiable=True)``. Two bisections:
+
+    1. eps (gamma = 0, the attack alone): the smallest eps in (0, eps_max]
+       where the targeted attack succeeds (``eps_search_steps`` halvings);
+    2. gamma at that eps: the largest gamma in [gamma_min, gamma_max] (halving
+       in log space, ``gamma_search_steps`` times) that still succeeds.
+
+    Budgets differ per image, while :func:`pgd` takes one float: PGD runs in
+    the eps_max ball and the objective evaluates x + s (x' - x) with
+    s = eps_i / eps_max. The effective perturbation lies in the eps_i ball
+    and in [0, 1] (a convex combination of x and x'), and the effective step
+    is s * step_size (proportional to eps_i, as usual). The result is then
+    clamped to the eps_i ball and [0, 1] against round-off, so
+    ||x_adv - x||_inf <= eps_i always.
+
+    Args:
+        y: true classes; targets: attacked classes (N,), each != y.
+        measure: "two" (default) or "one": the discrepancy hidden from.
+        method: map method (default "cam", the paper's; any of
+            ``explain.DIFFERENTIABLE``); ``options`` go to ``attribute``.
+        norm: discrepancy norm "l1" (default) or "l2".
+        eps_max: largest l-inf budget (default 0.3, MNIST).
+        steps: PGD steps per attack (default 100); step_size: default 2.5 * eps_max / steps.
+        kappa: margin confidence (default 0.1, the paper's).
+        gamma_min, gamma_max: gamma search range (defaults 1e-3, 10).
+    Returns:
+        :class:`IsaResult`.
+    """
+    from .explain import DIFFERENTIABLE, attribute
+    from .metrics import map_discrepancy
+
+    check_images(x, "x")
+    check_choice(measure, "measure", ("one", "two"))
+    check_choice(method, "method", DIFFERENTIABLE)
+    check_choice(norm, "norm", ("l1", "l2"))
+    check_positive(eps_max, "eps_max")
+    check_positive(steps, "steps", integer=True)
+    check_positive(kappa, "kappa", allow_zero=True)
+    check_positive(gamma_min, "gamma_min")
+    check_positive(gamma_max, "gamma_max")
+    check_positive(eps_search_steps, "eps_search_steps", integer=True, allow_zero=True)
+    check_positive(gamma_search_steps, "gamma_search_steps", integer=True, allow_zero=True)
+    if gamma_min >= gamma_max:
+        raise InputError(f"gamma_min: expected gamma_min < gamma_max, got {gamma_min} >= {gamma_max}")
+    step_size = 2.5 * eps_max / steps if step_size is None else check_positive(step_size, "step_size")
+    n = x.shape[0]
+    with _eval_mode(model), torch.no_grad():
+        num_classes = check_logits(model(x), n).shape[1]
+    check_labels(y, n, num_classes, "y")
+    check_labels(targets, n, num_classes, "targets")
+    if (targets == y).any():
+        raise InputError("targets: every target must differ from the true class y")
+    clean_y = attribute(model, x, y, method=method, **options)
+    clean_t = attribute(model, x, targets, method=method, **options)
+
+    def disc(z, differentiable):  # -> (D1, the hidden-from measure)
+        d_y = map_discrepancy(clean_y, attribute(model, z, y, method=method, differentiable=differentiable,
+                                                 **options), norm=norm)
+        if measure == "one":
+            return d_y, d_y
+        d_t = map_discrepancy(clean_t, attribute(model, z, targets, method=method,
+                                                 differentiable=differentiable, **options), norm=norm)
+        return d_y, (d_y + d_t) / 2
+
+    def run(eps, gamma):
+        s = (eps / eps_max).to(x.dtype)[:, None, None, None]
+
+        def objective(xa):
+            z = (x + s * (xa - x)).clamp(0, 1)  # clamp only guards round-off: z is a convex combination
+            logits = model(z)
+            f_t = logits.gather(1, targets[:, None]).squeeze(1)
+            other = logits.masked_fill(F.one_hot(targets, num_classes).bool(), float("-inf")).amax(1)
+            loss = (other - f_t).clamp(min=-kappa)
+            if (gamma > 0).any():
+                loss = loss + gamma * disc(z, True)[1]  # [1]: the measure hidden from
+            return -loss  # pgd ascends
+
+        xa = pgd(model, x, eps=eps_max, steps=steps, step_size=step_size, objective=objective)
+        delta = torch.maximum(torch.minimum(s * (xa - x), eps[:, None, None, None]), -eps[:, None, None, None])
+        xa = (x + delta).clamp(0, 1).detach()
+        with _eval_mode(model), torch.no_grad():
+            ok = model(xa).argmax(1) == targets
+        return xa, ok
+
+    zeros = torch.zeros(n, device=x.device, dtype=x.dtype)
+    hi = torch.full((n,), float(eps_max), device=x.device, dtype=x.dtype)
+    best, success = run(hi, zeros)
+    lo = zeros.clone()
+    for _ in range(eps_search_steps):  # 1. smallest eps for the attack alone
+        mid = (lo + hi) / 2
+        xa, ok = run(mid, zeros)
+        ok = ok & success
+        hi, lo = torch.where(ok, mid, hi), torch.where(ok, lo, mid)
+        best = torch.where(ok[:, None, None, None], xa, best)
+    eps = hi
+    baseline = best
+    gamma = zeros.clone()
+    glo = torch.full_like(zeros, math.log(gamma_min))
+    ghi = torch.full_like(zeros, math.log(gamma_max))
+    for _ in range(gamma_search_steps):  # 2. largest gamma that still succeeds at that eps
+        mid = (glo + ghi) / 2
+        trial = torch.where(success, mid.exp(), zeros)
+        xa, ok = run(eps, trial)
+        ok = ok & success
+        gamma = torch.where(ok, trial, gamma)
+        best = torch.where(ok[:, None, None, None], xa, best)
+        glo, ghi = torch.where(ok, mid, glo), torch.where(ok, ghi, mid)
+    one, two = _two_class(attribute, map_discrepancy, model, x, best, y, targets, clean_y, clean_t, method,
+                          norm, options)
+    b_one, b_two = _two_class(attribute, map_discrepancy, model, x, baseline, y, targets, clean_y, clean_t,
+                              method, norm, options)
+    return IsaResult(best, eps, gamma, success, one, two, b_one, b_two, measure)
+
+
+@dataclass
+class TopkAttackResult:
+    """Output of :func:`topk_attribution_attack`.
+
+    Attributes:
+        x_adv: the accepted iterate with the smallest top-k intersection (x itself if none helped).
+        labels: the predicted classes of x, kept by every accepted step.
+        intersection: top-k intersection of the maps of x and x_adv (1 = attack did nothing).
+        maps, maps_adv: the (detached) maps of x and x_adv for ``labels``.
+        accepted: number of accepted steps per image.
+    """
+
+    x_adv: torch.Tensor
+    labels: torch.Tensor
+    intersection: torch.Tensor
+    maps: torch.Tensor
+    maps_adv: torch.Tensor
+    accepted: torch.Tensor
+
+
+def topk_attribution_attack(model: nn.Module, x: torch.Tensor, *, eps: float, k: int, steps: int = 50,
+                            step_size: float | None = None, method: str = "integrated_gradients",
+                            **options) -> TopkAttackResult:
+    r"""Prediction-preserving top-k attack on attribution maps (Ghorbani et al. 2019, as used by Chen et al. 2019).
+
+    With B the top-k entries of |I_c(x)| (c = the prediction on x), each step
+    x'' = Proj(x' - step * sign(grad_x' sum_{i in B} |I_c(x')_i|)) onto the
+    l-inf eps-ball around x intersected with [0, 1] moves attribution mass
+    away from B. A step is taken only if the prediction stays c; otherwise
+    it is rejected and that image's step size halves (so the attack does not
+    retry the same step). Returns, per image, the accepted iterate with the
+    smallest top-k intersection with the clean map, so the prediction never
+    changes. Maps are ``explain.attribute(method, differentiable=True)`` with
+    ``options`` (for IG, e.g. ``n_steps``, default 50; fewer is faster).
+
+    Args:
+        eps: l-inf budget (> 0), e.g. 0.3 on MNIST.
+        k: size of the top set (entries over all channels), e.g. 100 on MNIST.
+        steps: iterations (default 50); step_size: default 2.5 * eps / steps.
+        method: one of ``explain.DIFFERENTIABLE`` (default "integrated_gradients").
+    Returns:
+        :class:`TopkAttackResult`.
+    """
+    from .explain import DIFFERENTIABLE, attribute
+    from .metrics import top_k_intersection
+
+    check_images(x, "x")
+    check_positive(eps, "eps")
+    check_positive(steps, "steps", integer=True)
+    check_choice(method, "method", DIFFERENTIABLE)
+    step_size = 2.5 * eps / steps if step_size is None else check_positive(step_size, "step_size")
+    n = x.shape[0]
+    with _eval_mode(model), torch.no_grad():
+        labels = check_logits(model(x), n).argmax(1)
+    maps = attribute(model, x, labels, method=method, **options)
+    numel = maps[0].numel()
+    check_positive(k, "k", integer=True)
+    if k > numel:
+        raise InputError(f"k: expected at most the {numel} entries of a map, got {k}")
+    top = torch.zeros_like(maps.flatten(1), dtype=torch.bool)
+    top.scatter_(1, maps.flatten(1).abs().topk(k, dim=1).indices, True)
+    top = top.view_as(maps).to(maps.dtype)
+    cur, best = x.detach().clone(), x.detach().clone()
+    best_score = torch.ones(n, device=x.device, dtype=maps.dtype)
+    best_maps = maps
+    sizes = torch.full((n,), float(step_size), device=x.device, dtype=x.dtype)
+    accepted = torch.zeros(n, dtype=torch.long, device=x.device)
+    for t in range(steps + 1):  # the extra pass only scores the last accepted iterate
+        z = cur.clone().requires_grad_(True)
+        m = attribute(model, z, labels, method=method, differentiable=True, **options)
+        score = top_k_intersection(maps, m.detach(), k)
+        better = score < best_score
+        best_score = torch.where(better, score, best_score)
+        best = torch.where(better[:, None, None, None], cur, best)
+        best_maps = torch.where(better.view(-1, *[1] * (maps.dim() - 1)), m.detach(), best_maps)
+        if t == steps:
+            break
+        (g,) = torch.autograd.grad((m.abs() * top).sum(), z)
+        cand = x + (cur - sizes[:, None, None, None] * g.sign() - x).clamp(-eps, eps)
+        cand = cand.clamp(0, 1).detach()
+        with _eval_mode(model), torch.no_grad():
+            keep = model(cand).argmax(1) == labels
+        cur = torch.where(keep[:, None, None, None], cand, cur)
+        sizes = torch.where(keep, sizes, sizes / 2)
+        accepted += keep.long()
+    return TopkAttackResult(best, labels, best_score, maps, best_maps, accepted)
+
+
+class PgdAdversarialTraining(InputTransform):
+    r"""Madry et al. (2018) adversarial training: train on PGD examples x' = pgd(model, x, y).
+
+    x' maximizes CE(f(x'), y) in the l-inf (or per-image l2) eps-ball within
+    [0, 1] (:func:`pgd`, random start by default, as Madry). With
+    ``warmup_epochs`` = W > 0 the budget grows linearly over the first W
+    epochs: eps_e = eps * min(1, (e + 1) / W) for epoch e = 0, 1, ...
+    (set in :meth:`start_epoch`, so a resumed run gets the same budget).
+
+    Args:
+        eps: budget; default 0.3 (MNIST l-inf, Madry/Chalasani).
+        steps, step_size: PGD settings; default 40 x 0.01 (MNIST).
+        norm: "linf" (default) or "l2". random_start: default True.
+        warmup_epochs: linear eps warm-up length in epochs; default 0 (none).
+    """
+
+    def __init__(self, *, eps: float = 0.3, steps: int = 40, step_size: float = 0.01, norm: str = "linf",
+                 random_start: bool = True, warmup_epochs: int = 0):
+        check_positive(eps, "eps")
+        check_positive(steps, "steps", integer=True)
+        check_positive(step_size, "step_size")
+        check_choice(norm, "norm", ("linf", "l2"))
+        check_positive(warmup_epochs, "warmup_epochs", integer=True, allow_zero=True)
+        self.eps, self.steps, self.step_size, self.norm = float(eps), steps, float(step_size), norm
+        self.random_start, self.warmup_epochs = bool(random_start), warmup_epochs
+        self.current_eps = warmup_eps(self.eps, 0, warmup_epochs)
+
+    def start_epoch(self, epoch: int, num_epochs: int) -> None:
+        self.current_eps = warmup_eps(self.eps, epoch, self.warmup_epochs)
+
+    def __call__(self, model, x, y):
+        return pgd(model, x, y, eps=self.current_eps, steps=self.steps, step_size=self.step_size, norm=self.norm,
+                   random_start=self.random_start)
+
+
+def _two_class(attribute, map_discrepancy, model, x, xa, y, targets, clean_y, clean_t, method, norm, options):
+    d_y = map_discrepancy(clean_y, attribute(model, xa, y, method=method, **options), norm=norm)
+    d_t = map_discrepancy(clean_t, attribute(model, xa, targets, method=method, **options), norm=norm)
+    return d_y.detach(), ((d_y + d_t) / 2).detach()

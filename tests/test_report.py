@@ -1,0 +1,60 @@
+"""report: tables built from measured results, literature values labelled as such."""
+import pytest
+import torch
+from torch import nn
+
+from advexp_lib import report
+from advexp_lib.checks import InputError
+
+
+class _Linear2(nn.Module):
+    """Two pixels, two classes: logit_1 - logit_0 = 2 (x_1 - x_0)."""
+
+    def forward(self, x):
+        v = x.flatten(1)
+        return torch.stack([v[:, 0] - v[:, 1], v[:, 1] - v[:, 0]], 1)
+
+
+def test_paper_table_is_labelled_literature():
+    df = report.paper_ara_table()
+    assert list(df.index) == ["standard", "adv", "robust", "all"]
+    assert df.loc["all", "btr_ara"] == 0.0414 and df.loc["standard", "accuracy"] == 0.938
+    assert (df["source"].str.contains("paper")).all()
+
+
+def test_ara_table_matches_metrics():
+    from advexp_lib.metrics import accuracy_robustness_area
+
+    x = torch.tensor([[0.8, 0.2], [0.3, 0.7], [0.6, 0.5]]).view(3, 1, 1, 2)
+    y = torch.tensor([0, 1, 0])
+    model = _Linear2()
+    df, results = report.ara_table({"lin": model}, x, y, steps=60, eps=1.0)
+    ref = accuracy_robustness_area(model, x, y, kind="attack", steps=60, eps=1.0, progress=False, on_late="flag")
+    assert df.loc["lin", "attack_ara"] == pytest.approx(ref.ara)
+    assert df.loc["lin", "accuracy"] == 1.0
+    assert set(results) == {"attack", "btr"} and results["btr"]["lin"].kind == "btr"
+    # minimal RMSE to the boundary x_0 = x_1 is |x_0 - x_1| / 2 per image: 0.3, 0.2, 0.05
+    assert results["attack"]["lin"].distances.tolist() == pytest.approx([0.3, 0.2, 0.05], rel=0.03)
+    with pytest.raises(InputError, match="models"):
+        report.ara_table({}, x, y)
+
+
+def test_reproduction_table_reads_records_and_marks_missing():
+    records = {"03_ara": {"ara": {"standard": 0.03}}}
+    df = report.reproduction_table(records, [
+        dict(claim="standard ARA", record="03_ara", key="ara.standard", paper=0.0013),
+        dict(claim="gini", record="07_concise", key="gini.pgd", paper="higher")])
+    assert df["measured"].tolist() == [0.03, "missing"]
+    assert df["paper"].tolist() == [0.0013, "higher"]
+
+
+def test_figures():
+    fig = report.plot_half_huber((0.5, 1.0))
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 3
+    x = torch.rand(3, 1, 4, 4)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    fig = report.plot_minimal_examples(model, x, torch.tensor([0, 1, 2]), x.flip(0),
+                                       torch.tensor([0.1, float("inf"), 0.2]))
+    assert len(fig.axes) == 9
+    with pytest.raises(InputError, match="x_adv"):
+        report.plot_minimal_examples(model, x, torch.tensor([0, 1, 2]), x[:2], torch.zeros(3))
