@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from .checks import InputError, check_positive
 from .training import LossTerm
 
-__all__ = ["AdaptivePsi", "WoodsRegularizer", "tandem_margin"]
+__all__ = ["AdaptivePsi", "WoodsRegularizer", "tandem_margin",
+           "InterpretabilityRegularizer", "cam_discrepancy", "L1WeightPenalty", "IGNormRegularizer", "warmup_eps"]
 
 
 class AdaptivePsi:
@@ -132,3 +133,168 @@ def global_draw(draw, n: int) -> torch.Tensor:
         return draw(n)
     rank, world = dist.get_rank(), dist.get_world_size()
     return draw(n * world)[rank * n:(rank + 1) * n]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Interpretability and sparsity regularizers: Boopathy et al. (2020) interpretability-aware training (Int,
+# Int2), l1 weight decay (Chalasani et al. 2020's baseline) and IG-NORM (Chen et al. 2019). PGD comes from
+# advexp_lib.attacks, imported inside the calls because attacks imports this module.
+
+
+class InterpretabilityRegularizer(LossTerm):
+    r"""Interpretability-aware training of Boopathy et al. (2020): lambda * D~(x, x') on CAM maps.
+
+    For a CAM-ready network (conv -> global average pool -> linear; see
+    :func:`advexp_lib.explain.class_activation_maps`) with CAM_c the class-c
+    map on the last conv grid (h x w, not upsampled: the l1 norms below sum
+    over h x w entries),
+
+        D~(x, x') = ||CAM_y(x') - CAM_y(x)||_1 + sum_{i != y} p~_i(x') ||CAM_i(x') - CAM_i(x)||_1,
+
+    with p~ = softmax of f(x') over the classes i != y, renormalized. The
+    training loss is CE(f(x), y) + lambda * mean_batch D~(x, x'). x' lies in
+    the l-inf eps-ball around x (within [0, 1]) and comes from PGD
+    (:func:`advexp_lib.attacks.pgd`, random start):
+
+    - variant "int": ascent on the loss itself, i.e. on D~(x, x') (its only
+      x'-dependent part); random start is needed since D~ is 0, with zero
+      subgradient, at x' = x;
+    - variant "int2": plain PGD on CE(f(x'), y) (Madry's adversarial example).
+
+    Gradients flow through both CAM(x) and CAM(x') (and p~) to the weights.
+
+    Args:
+        lambda_: weight of D~; default 0.01 (the paper's).
+        eps: l-inf budget; default 0.3 (MNIST; CIFAR-10: 8/255).
+        steps, step_size: PGD; default 40 x 0.01 (MNIST; CIFAR-10: 10 x 2/255).
+        variant: "int" (default) or "int2".
+        warmup_epochs: linear eps warm-up, eps_e = eps * min(1, (e + 1) / W); default 0.
+    History: ``interp_discrepancy`` (batch mean of D~) and ``eps`` per epoch.
+    """
+
+    def __init__(self, *, lambda_: float = 0.01, eps: float = 0.3, steps: int = 40, step_size: float = 0.01,
+                 variant: str = "int", warmup_epochs: int = 0):
+        check_positive(lambda_, "lambda_", allow_zero=True)
+        check_positive(eps, "eps")
+        check_positive(steps, "steps", integer=True)
+        check_positive(step_size, "step_size")
+        check_positive(warmup_epochs, "warmup_epochs", integer=True, allow_zero=True)
+        if variant not in ("int", "int2"):
+            raise InputError(f"variant: unknown value {variant!r}; valid: int, int2")
+        self.lambda_, self.eps, self.steps, self.step_size = float(lambda_), float(eps), steps, float(step_size)
+        self.variant, self.warmup_epochs = variant, warmup_epochs
+        self.current_eps = warmup_eps(self.eps, 0, warmup_epochs)
+
+    def start_epoch(self, epoch: int, num_epochs: int) -> None:
+        self.current_eps = warmup_eps(self.eps, epoch, self.warmup_epochs)
+
+    def __call__(self, model, x, y, logits):
+        from .attacks import pgd
+        from .explain import class_activation_maps
+
+        x = x.detach()
+        if self.variant == "int":
+            with torch.no_grad():
+                ref = class_activation_maps(model, x, upsample=False)
+            x_adv = pgd(model, x, eps=self.current_eps, steps=self.steps, step_size=self.step_size,
+                        random_start=True, objective=lambda xa: cam_discrepancy(model, ref, xa, y))
+        else:
+            x_adv = pgd(model, x, y, eps=self.current_eps, steps=self.steps, step_size=self.step_size,
+                        random_start=True)
+        d = cam_discrepancy(model, class_activation_maps(model, x, upsample=False), x_adv, y)
+        return self.lambda_ * d.mean(), {"interp_discrepancy": d.mean().item(), "eps": self.current_eps}
+
+
+def cam_discrepancy(model, cams: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    r"""Boopathy's D~ per example, given the clean CAMs ``cams`` (N x C x h x w, feature grid).
+
+        D~ = ||CAM_y(x') - CAM_y(x)||_1 + sum_{i != y} p~_i(x') ||CAM_i(x') - CAM_i(x)||_1,
+        p~ = softmax over i != y of f(x') (renormalized).
+    """
+    from .explain import class_activation_maps
+
+    adv = class_activation_maps(model, x_adv, upsample=False)
+    dist = (adv - cams).abs().flatten(2).sum(2)  # (N, C): l1 per class
+    mask = F.one_hot(y, dist.shape[1]).bool()
+    # logits = spatial mean of CAM + bias on a CAM-ready net: saves a second forward pass per PGD step
+    bias = model.classifier.bias
+    logits = adv.mean(dim=(2, 3)) + (bias if bias is not None else 0.0)
+    p = logits.masked_fill(mask, float("-inf")).softmax(1)  # exp(-inf) = 0: renormalized over i != y
+    return dist.gather(1, y[:, None]).squeeze(1) + (p * dist.masked_fill(mask, 0.0)).sum(1)
+
+
+class L1WeightPenalty(LossTerm):
+    r"""l1 weight regularization: lambda * sum |w| over all weights (Chalasani et al. 2020's baseline).
+
+    "Weights" are every parameter except biases (conv, linear and
+    normalization-layer scales), whose size says nothing about sparsity.
+
+    Args:
+        lambda_: strength; default 1e-4 (our choice for mnist5k; see recipes_companion).
+    History: ``l1_weights`` (sum |w|) per epoch.
+    """
+
+    def __init__(self, *, lambda_: float = 1e-4):
+        check_positive(lambda_, "lambda_", allow_zero=True)
+        self.lambda_ = float(lambda_)
+
+    def __call__(self, model, x, y, logits):
+        total = sum(p.abs().sum() for name, p in model.named_parameters() if not name.endswith("bias"))
+        return self.lambda_ * total, {"l1_weights": total.item()}
+
+
+class IGNormRegularizer(LossTerm):
+    r"""IG-NORM of Chen et al. (2019): lambda * ||IG of the loss from x to x'||_1.
+
+    With l(z) = CE(f(z), y) and x' in the l-inf eps-ball around x,
+
+        IG_i(x, x') = (x'_i - x_i) * \int_0^1 d l(x + a (x' - x)) / dz_i da
+
+    (a Riemann trapezoid sum with ``n_steps`` nodes, differentiable w.r.t.
+    the weights: :func:`advexp_lib.explain.integrated_gradients_of`). Loss:
+    CE(f(x), y) + lambda * mean_batch ||IG(x, x')||_1. Chen et al. take x' to
+    maximize ||IG||_1; we take x' from PGD on CE (random start), which
+    maximizes a lower bound of it: by completeness sum_i IG_i = l(x') - l(x),
+    so ||IG||_1 >= l(x') - l(x). This avoids a double-backprop inner loop.
+
+    Args:
+        lambda_: strength; default 1.0.
+        eps: l-inf budget; default 0.3 (MNIST). steps, step_size: PGD; default 40 x 0.01.
+        n_steps: IG quadrature nodes (>= 2); default 10.
+        warmup_epochs: linear eps warm-up as in :class:`InterpretabilityRegularizer`; default 0.
+    History: ``ig_norm`` (batch mean of ||IG||_1) and ``eps`` per epoch.
+    """
+
+    def __init__(self, *, lambda_: float = 1.0, eps: float = 0.3, steps: int = 40, step_size: float = 0.01,
+                 n_steps: int = 10, warmup_epochs: int = 0):
+        check_positive(lambda_, "lambda_", allow_zero=True)
+        check_positive(eps, "eps")
+        check_positive(steps, "steps", integer=True)
+        check_positive(step_size, "step_size")
+        check_positive(n_steps, "n_steps", integer=True)
+        check_positive(warmup_epochs, "warmup_epochs", integer=True, allow_zero=True)
+        if n_steps < 2:
+            raise InputError(f"n_steps: the trapezoid rule needs at least 2 nodes, got {n_steps}")
+        self.lambda_, self.eps, self.steps, self.step_size = float(lambda_), float(eps), steps, float(step_size)
+        self.n_steps, self.warmup_epochs = n_steps, warmup_epochs
+        self.current_eps = warmup_eps(self.eps, 0, warmup_epochs)
+
+    def start_epoch(self, epoch: int, num_epochs: int) -> None:
+        self.current_eps = warmup_eps(self.eps, epoch, self.warmup_epochs)
+
+    def __call__(self, model, x, y, logits):
+        from .attacks import pgd
+        from .explain import integrated_gradients_of
+
+        x = x.detach()
+        x_adv = pgd(model, x, y, eps=self.current_eps, steps=self.steps, step_size=self.step_size,
+                    random_start=True)
+        ig = integrated_gradients_of(lambda z: F.cross_entropy(model(z), y, reduction="none"), x_adv, x,
+                                     n_steps=self.n_steps, ig_method="riemann_trapezoid")
+        norm = ig.abs().flatten(1).sum(1).mean()
+        return self.lambda_ * norm, {"ig_norm": norm.item(), "eps": self.current_eps}
+
+
+def warmup_eps(eps: float, epoch: int, warmup_epochs: int) -> float:
+    """Linear budget warm-up: eps * min(1, (epoch + 1) / warmup_epochs); eps itself when warmup_epochs = 0."""
+    return eps if warmup_epochs <= 0 else eps * min(1.0, (epoch + 1) / warmup_epochs)
