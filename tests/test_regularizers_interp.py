@@ -1,0 +1,115 @@
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from advexp_lib import InputError
+from advexp_lib.data import TensorImageDataset
+from advexp_lib.explain import class_activation_maps, integrated_gradients_of
+from advexp_lib.models import build_model
+from advexp_lib.regularizers import (IGNormRegularizer, InterpretabilityRegularizer, L1WeightPenalty,
+                                     cam_discrepancy, warmup_eps)
+from advexp_lib.training import TrainConfig, train
+
+
+@pytest.fixture
+def net():
+    torch.manual_seed(0)
+    return build_model("cam_cnn", num_classes=3)
+
+
+@pytest.fixture
+def batch():
+    g = torch.Generator().manual_seed(3)
+    return torch.rand(4, 1, 8, 8, generator=g), torch.tensor([0, 1, 2, 1])
+
+
+def test_l1_weight_penalty_exact():
+    m = nn.Sequential(nn.Flatten(), nn.Linear(2, 2))
+    with torch.no_grad():
+        m[1].weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 0.0]]))
+        m[1].bias.copy_(torch.tensor([10.0, -10.0]))  # biases are not penalized
+    loss, stats = L1WeightPenalty(lambda_=0.1)(m, None, None, None)
+    assert loss.item() == pytest.approx(0.35) and stats["l1_weights"] == pytest.approx(3.5)
+    (g,) = torch.autograd.grad(loss, m[1].weight)
+    assert torch.equal(g, 0.1 * torch.tensor([[1.0, -1.0], [1.0, 0.0]]))
+
+
+def test_cam_discrepancy_matches_its_formula(net, batch):
+    x, y = batch
+    xa = (x + 0.2 * torch.rand_like(x)).clamp(0, 1)
+    with torch.no_grad():
+        d = cam_discrepancy(net, class_activation_maps(net, x, upsample=False), xa, y)
+        c, ca = class_activation_maps(net, x, upsample=False), class_activation_maps(net, xa, upsample=False)
+        logits = net(xa)
+    for i in range(4):
+        others = [j for j in range(3) if j != y[i]]
+        p = logits[i, others].softmax(0)
+        l1 = [(ca[i, j] - c[i, j]).abs().sum() for j in range(3)]
+        expected = l1[y[i]] + sum(p[k] * l1[j] for k, j in enumerate(others))
+        assert d[i].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert torch.allclose(cam_discrepancy(net, c, x, y), torch.zeros(4), atol=1e-6)
+
+
+@pytest.mark.parametrize("variant", ["int", "int2"])
+def test_interpretability_regularizer_trains_the_weights(net, batch, variant):
+    x, y = batch
+    reg = InterpretabilityRegularizer(lambda_=0.01, eps=0.3, steps=3, step_size=0.1, variant=variant,
+                                      warmup_epochs=2)
+    reg.start_epoch(0, 4)
+    loss, stats = reg(net, x, y, net(x))
+    assert stats["eps"] == pytest.approx(0.15) and stats["interp_discrepancy"] > 0
+    assert loss.item() == pytest.approx(0.01 * stats["interp_discrepancy"], rel=1e-5)
+    (g,) = torch.autograd.grad(loss, net.features[0].weight)
+    assert g.abs().sum() > 0
+    with pytest.raises(InputError, match="variant"):
+        InterpretabilityRegularizer(variant="int3")
+
+
+def test_ig_norm_regularizer(net, batch):
+    x, y = batch
+    reg = IGNormRegularizer(lambda_=2.0, eps=0.2, steps=2, step_size=0.1, n_steps=3)
+    loss, stats = reg(net, x, y, net(x))
+    assert loss.item() == pytest.approx(2.0 * stats["ig_norm"], rel=1e-5) and stats["ig_norm"] > 0
+    (g,) = torch.autograd.grad(loss, net.classifier.weight)
+    assert g.abs().sum() > 0
+    with pytest.raises(InputError, match="n_steps"):
+        IGNormRegularizer(n_steps=1)
+
+
+def test_ig_of_the_loss_is_complete(net, batch):
+    # sum_i IG_i(x, x') = l(x') - l(x): the bound IG-NORM's choice of x' relies on
+    x, y = batch
+    xa = (x + 0.05 * torch.rand_like(x)).clamp(0, 1)
+
+    def loss(z):
+        return nn.functional.cross_entropy(net(z), y, reduction="none")
+
+    ig = integrated_gradients_of(loss, xa, x, n_steps=64, ig_method="riemann_trapezoid")
+    assert torch.allclose(ig.flatten(1).sum(1), (loss(xa) - loss(x)).detach(), atol=2e-3, rtol=1e-2)
+
+
+def test_warmup_eps():
+    assert [warmup_eps(0.3, e, 3) for e in range(4)] == pytest.approx([0.1, 0.2, 0.3, 0.3])
+    assert warmup_eps(0.3, 0, 0) == 0.3
+
+
+def test_companion_recipes_register_and_run_one_epoch(isolated_data):
+    from advexp_lib import recipes_companion, zoo
+
+    for name in ("pgd_linf", "int", "int2", "l1", "ig_norm", "cam_standard"):
+        assert name in zoo.RECIPES
+        r = zoo.recipe("mnist5k", name)
+        assert r.arch == "cam_cnn"
+        json.dumps(r.describe())  # hook kwargs are JSON (hashed into the cache key)
+        loss_term, transform = zoo.build_hooks(r)
+        torch.manual_seed(0)
+        m = build_model("cam_cnn", num_classes=3)
+        g = torch.Generator().manual_seed(0)
+        data = TensorImageDataset(torch.rand(16, 1, 8, 8, generator=g), torch.randint(3, (16,), generator=g))
+        hist = train(m, data, TrainConfig(num_epochs=1, batch_size=8), loss_term=loss_term,
+                     input_transform=transform, progress=False)
+        assert len(hist) == 1 and torch.isfinite(torch.tensor(hist[0]["loss"]))
+    assert set(recipes_companion.COMPANION_HOOKS) <= set(zoo.HOOKS)
+    assert zoo.recipe("cifar10", "pgd_linf").input_transform[1]["eps"] == pytest.approx(8 / 255)
