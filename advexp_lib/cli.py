@@ -1,4 +1,4 @@
-"""Command line: ``python -m advexp_lib {train,reproduce,book} ...``.
+"""Command line: ``python -m advexp_lib {train,reproduce,book,ara,explain} ...``.
 
 Bad input prints the library's message (no traceback) and exits with status 2.
 """
@@ -54,7 +54,91 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("book", help="build the Jupyter Book from executed notebooks")
     b.add_argument("--results", default="results")
     b.set_defaults(run=_book)
+
+    a = sub.add_parser("ara", help="Accuracy-Robustness Area of a checkpoint (Woods et al.)")
+    a.add_argument("checkpoint", help="an advexp checkpoint or a published Woods et al. ResNet-44 file")
+    a.add_argument("--dataset", default="mnist5k")
+    a.add_argument("--n-images", type=int, default=1000, help="test images (seeded permutation)")
+    a.add_argument("--seed", type=int, default=1776, help="permutation seed (paper: 1776)")
+    a.add_argument("--kind", choices=["attack", "btr"], default="attack")
+    a.add_argument("--steps", type=int, default=450)
+    a.add_argument("--eps", type=float, default=20.0)
+    a.add_argument("--momentum", type=float, default=0.9)
+    a.add_argument("--batch-size", type=int, default=None)
+    a.add_argument("--device", default="cpu")
+    a.add_argument("--out", default=None, help="also write the result (JSON) here")
+    a.set_defaults(run=_ara)
+
+    e = sub.add_parser("explain", help="adversarial-explanation panel (PNG) of one test image")
+    e.add_argument("checkpoint")
+    e.add_argument("--dataset", default="mnist5k")
+    e.add_argument("--index", type=int, default=0, help="index into the test split")
+    e.add_argument("--rho", type=float, default=0.1)
+    e.add_argument("--steps", type=int, default=35)
+    e.add_argument("--overshoot", type=float, default=5.0)
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--out", default="data/results", help="folder for the PNG")
+    e.set_defaults(run=_explain)
     return p
+
+
+def _load_model(path, device):
+    """An advexp checkpoint, else a published Woods et al. file; never executes pickled code."""
+    from .checks import CheckpointError
+    from .zoo import model_from_checkpoint
+
+    try:
+        return model_from_checkpoint(path, device=device)
+    except CheckpointError as err:
+        if "not an advexp checkpoint" not in str(err):
+            raise
+        from .woods_import import import_woods_checkpoint
+
+        return import_woods_checkpoint(path).to(device).eval()
+
+
+def _ara(args) -> int:
+    from .data import load_tensors
+    from .metrics import accuracy_robustness_area
+
+    model = _load_model(args.checkpoint, args.device)
+    x, y = load_tensors(args.dataset, "test", n=args.n_images, seed=args.seed)
+    res = accuracy_robustness_area(model, x.to(args.device), y.to(args.device), kind=args.kind,
+                                   steps=args.steps, eps=args.eps, momentum=args.momentum,
+                                   batch_size=args.batch_size)
+    out = {"checkpoint": str(args.checkpoint), "dataset": args.dataset, "kind": args.kind,
+           "n_images": args.n_images, "steps": args.steps, "eps": args.eps, "momentum": args.momentum,
+           "accuracy": res.accuracy, "ara": res.ara, "median_distance": float(res.distances.median()),
+           "unreliable": int(res.unreliable.sum())}
+    print(json.dumps(out, indent=1))
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+def _explain(args) -> int:
+    from pathlib import Path
+
+    from .data import dataset_info, load_dataset
+    from .explain import adversarial_explanation_panel
+
+    model = _load_model(args.checkpoint, args.device)
+    ds = load_dataset(args.dataset, "test")
+    if not 0 <= args.index < len(ds):
+        from .checks import InputError
+
+        raise InputError(f"index: expected 0 <= index < {len(ds)}, got {args.index}")
+    x, y = ds[args.index]
+    fig = adversarial_explanation_panel(model, x.to(args.device), int(y), dataset_info(args.dataset).classes,
+                                        rho=args.rho, steps=args.steps, overshoot=args.overshoot)
+    out = Path(args.out) / f"{Path(args.checkpoint).stem}-{args.dataset}-{args.index}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    print(out)
+    return 0
 
 
 def _train(args) -> int:

@@ -29,7 +29,8 @@ from .checks import InputError, check_choice, check_images, check_labels, check_
 
 __all__ = ["METHODS", "MAP_SHAPED_LIKE_X", "DIFFERENTIABLE", "attribute", "class_activation_maps",
            "last_conv_layer", "integrated_gradients_of",
-           "plot_attributions", "DragResult", "explanation_drag", "plot_drag"]
+           "plot_attributions", "DragResult", "explanation_drag", "plot_drag",
+           "adversarial_explanation", "adversarial_explanation_panel"]
 
 METHODS = ("saliency", "integrated_gradients", "smoothgrad", "grad_cam", "guided_grad_cam", "cam")
 MAP_SHAPED_LIKE_X = ("saliency", "integrated_gradients", "smoothgrad", "guided_grad_cam")
@@ -528,4 +529,55 @@ def _eval_mode(model: nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------------
-# Adversarial explanations (Woods et al. 2019) and their panel helper: appended below by the lead.
+# Adversarial explanations (Woods et al. 2019), hand-written on the RMSE search of advexp_lib.attacks.
+def adversarial_explanation(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, *, rho: float = 0.1,
+                            steps: int = 35, overshoot: float = 5.0, momentum: float = 0.0,
+                            clip: bool = False) -> torch.Tensor:
+    r"""Adversarial explanation: x' = x + delta, delta descending CE(model(x + delta), target).
+
+    The explanation mode of Algorithm 1 (:func:`advexp_lib.attacks.rmse_search`):
+    a path of length rho * overshoot in ``steps`` linearly shrinking steps,
+    descending the target's cross-entropy while RMSE(delta) < rho and shrinking
+    back toward x otherwise. On a robust network the result shows what the
+    network needs to see to call the image ``target``.
+
+    Args:
+        targets: (N,) class per image. rho: RMSE budget (default 0.1, the paper's).
+        steps, overshoot, momentum: defaults 35, 5, 0 (the paper's).
+        clip: keep x' in [0, 1]. Default False (the reference does not clip).
+    Returns:
+        x' (N, C, H, W), detached.
+    """
+    from .attacks import rmse_search  # attacks may import this module: import lazily
+
+    return rmse_search(model, x, targets, mode="explain", eps=rho, steps=steps, overshoot=overshoot,
+                       momentum=momentum, clip=clip).x_adv
+
+
+def adversarial_explanation_panel(model: nn.Module, x: torch.Tensor, y: int, classes=None, *,
+                                  rho: float = 0.1, steps: int = 35, overshoot: float = 5.0,
+                                  every_class: bool = True):
+    """Figure: the input, its AE toward the true class, the runner-up and (optionally) every class.
+
+    ``x`` is one image (1, C, H, W) or (C, H, W); each column is titled with the
+    class and the model's original confidence in it, p(class | x).
+    """
+    x = x[None] if x.dim() == 3 else x
+    check_images(x, "x")
+    with torch.no_grad():
+        probs = model.eval()(x).softmax(1)[0]
+    num_classes = probs.shape[0]
+    y = int(y)
+    if not 0 <= y < num_classes:
+        raise InputError(f"y: expected a class in [0, {num_classes - 1}], got {y}")
+    runner_up = int(probs.masked_fill(torch.arange(num_classes, device=probs.device) == y, -1).argmax())
+    targets = [y, runner_up] + (list(range(num_classes)) if every_class else [])
+    names = [str(c) for c in (classes or range(num_classes))]
+    aes = adversarial_explanation(model, x.expand(len(targets), *x.shape[1:]),
+                                  torch.tensor(targets, device=x.device), rho=rho, steps=steps,
+                                  overshoot=overshoot)
+    kinds = ["true", "runner-up"] + [""] * (len(targets) - 2)
+    titles = [f"{k + ': ' if k else ''}{names[t]}\np={probs[t]:.2f}" for k, t in zip(kinds, targets)]
+    from .plotting import explanation_panel
+
+    return explanation_panel(x[0], aes, titles)

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import torch
 from torchvision.utils import make_grid
 
-__all__ = ["image_grid", "plot_history", "to_display"]
+__all__ = ["image_grid", "plot_history", "to_display", "plot_ara_curves", "explanation_panel"]
 
 
 def to_display(img: torch.Tensor):
@@ -60,5 +60,54 @@ def plot_history(histories, keys=("loss", "train_accuracy", "test_accuracy"), *,
             ax.set_yscale("log")
     if any(histories):
         axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_ara_curves(results: dict, *, ax=None, title: str | None = None):
+    """Accuracy-robustness curves A(r) of several models, their ARA in the legend.
+
+    Args:
+        results: {label: AraResult} (all of one ``kind``); chance 1/C is drawn dashed.
+    """
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 3.6))
+    for label, res in results.items():
+        r, a = res.curve()
+        ax.step(r.numpy(), a.numpy(), where="post", label=f"{label} (ARA {res.ara:.4f})")
+    first = next(iter(results.values()))
+    ax.axhline(1 / first.num_classes, ls="--", c="gray", lw=1, label="chance 1/C")
+    ax.set_xlabel("perturbation RMSE r")
+    ax.set_ylabel("A(r): share with $d_i > r$")
+    ax.set_title(title or f"accuracy-robustness curves ({first.kind})")
+    ax.set_xlim(left=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def explanation_panel(x, explanations, titles, *, row_titles=("image", "change"), scale=1.5):
+    """Image + explanations (top) and each explanation's change from the image (bottom).
+
+    Args:
+        x: one image (C, H, W) in [0, 1]; explanations: (K, C, H, W) images;
+        titles: K column titles. The change row uses a symmetric red-blue map.
+    """
+    k = explanations.shape[0]
+    fig, axes = plt.subplots(2, k + 1, figsize=(scale * (k + 1), scale * 2.2), squeeze=False)
+    delta = (explanations - x[None]).detach().cpu().sum(1)  # channel sum: where pixels got brighter
+    lim = float(delta.abs().max()) or 1.0
+    axes[0][0].imshow(to_display(x), cmap="gray", vmin=0, vmax=1)
+    axes[0][0].set_title("input", fontsize=8)
+    for j in range(k):
+        axes[0][j + 1].imshow(to_display(explanations[j].clamp(0, 1)), cmap="gray", vmin=0, vmax=1)
+        axes[0][j + 1].set_title(titles[j], fontsize=8)
+        axes[1][j + 1].imshow(delta[j].numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[1][0].set_visible(False)
+    axes[0][0].set_ylabel(row_titles[0], fontsize=8)
+    axes[1][1].set_ylabel(row_titles[1], fontsize=8)
     fig.tight_layout()
     return fig

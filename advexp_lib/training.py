@@ -29,8 +29,7 @@ import os
 import pickle
 import tempfile
 import time
-import zipfile
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -357,8 +356,8 @@ def load_checkpoint(path, *, map_location="cpu") -> dict:
     except pickle.UnpicklingError as err:
         raise CheckpointError(f"checkpoint: {path} refused: it is not a plain weights file "
                               f"(loading it would run code or it is corrupt): {err}") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
-        raise CheckpointError(f"checkpoint: {path} is truncated or corrupt: {err}") from None
+    except Exception as err:  # noqa: BLE001 - garbage bytes surface as struct/EOF/zip/runtime errors alike
+        raise CheckpointError(f"checkpoint: {path} is truncated or corrupt: {type(err).__name__}: {err}") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"checkpoint: {path} is not an advexp checkpoint "
                               f"(expected format {CHECKPOINT_FORMAT!r})")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -22,9 +22,11 @@ from .checks import InputError, check_choice
 from .data import dataset_info, load_dataset
 from .models import build_model
 from .training import TrainConfig, _load_model_state, load_checkpoint, train
+from .woods_import import import_woods_checkpoint  # the paper's published CIFAR-10 ResNet-44s
 
 __all__ = ["Recipe", "RECIPES", "recipe", "recipe_names", "config_hash", "get_model", "get_history",
-           "train_recipe", "model_from_checkpoint", "zoo_dir", "SHIPPED_DIR", "HOOKS"]
+           "train_recipe", "model_from_checkpoint", "zoo_dir", "SHIPPED_DIR", "HOOKS",
+           "import_woods_checkpoint"]
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"
 

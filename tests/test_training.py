@@ -1,6 +1,5 @@
 import pytest
 import torch
-from torch import nn
 
 from advexp_lib import CheckpointError, InputError
 from advexp_lib.data import TensorImageDataset

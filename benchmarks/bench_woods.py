@@ -1,0 +1,104 @@
+"""Woods et al. costs, as ratios measured within one run (absolute times on shared machines mislead).
+
+    .venv/bin/python benchmarks/bench_woods.py [--quick]
+
+Prints:
+- robust step / standard step and `all` step / standard step (one optimizer step
+  of the training loop's work: forward, loss, backward, update) for the small CNN
+  (mnist5k, batch 64) and ResNet-44 (CIFAR-10 shape, batch 32);
+- ARA throughput in image-steps per second, batched vs a per-image loop of the
+  same search (batch of one), and their ratio.
+Timings are medians over interleaved repeats.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from advexp_lib.attacks import RmseAdversarialTraining, rmse_search
+from advexp_lib.models import build_model
+from advexp_lib.regularizers import AdaptivePsi, WoodsRegularizer
+
+
+def step_fn(model, x, y, *, regularizer=None, transform=None):
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+
+    def step():
+        xb = transform(model, x, y) if transform else x
+        model.train()
+        if regularizer:
+            xb = xb.clone().requires_grad_(True)
+        logits = model(xb)
+        loss = F.cross_entropy(logits, y)
+        if regularizer:
+            loss = loss + regularizer(model, xb, y, logits)[0]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def median_times(fns: dict, repeats: int) -> dict:
+    for fn in fns.values():  # warm-up
+        fn()
+    times = {k: [] for k in fns}
+    for _ in range(repeats):  # interleaved, so load changes hit every variant alike
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def training_ratios(arch, shape, batch, repeats):
+    torch.manual_seed(0)
+    x, y = torch.rand(batch, *shape), torch.randint(10, (batch,))
+    kw = dict(num_classes=10, in_channels=shape[0], image_size=shape[1])
+    std, rob, al = (build_model(arch, activation=a, **kw) for a in ("relu", "half_huber", "half_huber"))
+    reg = lambda: WoodsRegularizer(psi=AdaptivePsi(target=0.3, k_psi0=1.0))  # noqa: E731
+    t = median_times({
+        "standard": step_fn(std, x, y),
+        "robust": step_fn(rob, x, y, regularizer=reg()),
+        "all": step_fn(al, x, y, regularizer=reg(), transform=RmseAdversarialTraining(mode="l2min", eps=0.1)),
+    }, repeats)
+    print(f"{arch:10s} batch {batch:3d}: standard step {t['standard'] * 1e3:7.1f} ms | "
+          f"robust / standard = {t['robust'] / t['standard']:.2f} | all / standard = {t['all'] / t['standard']:.2f}")
+
+
+def ara_throughput(arch, shape, n, steps, repeats):
+    torch.manual_seed(0)
+    model = build_model(arch, num_classes=10, in_channels=shape[0], image_size=shape[1]).eval()
+    x, y = torch.rand(n, *shape), torch.randint(10, (n,))
+
+    def batched():
+        rmse_search(model, x, y, mode="attack", eps=20.0, steps=steps, momentum=0.9)
+
+    def per_image():
+        for i in range(n):
+            rmse_search(model, x[i:i + 1], y[i:i + 1], mode="attack", eps=20.0, steps=steps, momentum=0.9)
+
+    t = median_times({"batched": batched, "per_image": per_image}, repeats)
+    b, p = n * steps / t["batched"], n * steps / t["per_image"]
+    print(f"{arch:10s} ARA search, {n} images x {steps} steps: batched {b:9.0f} img-steps/s | "
+          f"per-image loop {p:7.0f} img-steps/s | batched / per-image = {b / p:.1f}x")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats (smoke run)")
+    a = ap.parse_args()
+    r = 3 if a.quick else 10
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    training_ratios("small_cnn", (1, 28, 28), 64, r)
+    training_ratios("resnet44", (3, 32, 32), 32, max(2, r // 3))
+    ara_throughput("small_cnn", (1, 28, 28), 200, 20, max(2, r // 3))
+    ara_throughput("resnet44", (3, 32, 32), 32, 5, 2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+import pytest
+import torch
+
+from advexp_lib import InputError, zoo
+from advexp_lib.training import load_checkpoint
+
+
+def test_config_hash_changes_with_everything_that_shapes_the_weights():
+    base = zoo.recipe("mnist5k", "robust")
+    assert zoo.config_hash(base) == zoo.config_hash(zoo.recipe("mnist5k", "robust"))
+    from dataclasses import replace
+
+    variants = [zoo.recipe("mnist5k", "robust", seed=1), zoo.recipe("mnist5k", "robust", lr=1e-3),
+                replace(base, version=base.version + 1), replace(base, activation="relu"),
+                replace(base, loss_term=(base.loss_term[0], {**base.loss_term[1], "target": 0.31}))]
+    hashes = {zoo.config_hash(v) for v in variants}
+    assert len(hashes) == len(variants) and zoo.config_hash(base) not in hashes
+
+
+def test_get_model_trains_once_then_serves_the_cache(isolated_data, monkeypatch):
+    m1 = zoo.get_model("mnist5k", "standard", num_epochs=1, progress=False)
+    assert not m1.training
+    files = list(zoo.zoo_dir().glob("mnist5k-standard-*.pt"))
+    assert len(files) == 1 and zoo.config_hash(zoo.recipe("mnist5k", "standard", num_epochs=1)) in files[0].name
+    monkeypatch.setattr(zoo, "train_recipe", lambda *a, **k: pytest.fail("trained again"))
+    m2 = zoo.get_model("mnist5k", "standard", num_epochs=1, progress=False)
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_unknown_recipe_and_override_are_named():
+    with pytest.raises(InputError, match="recipe: unknown value 'robustest'.*standard"):
+        zoo.recipe("mnist5k", "robustest")
+    with pytest.raises(InputError, match="overrides: unknown TrainConfig field"):
+        zoo.recipe("mnist5k", "standard", epochs=3)
+
+
+def test_shipped_checkpoints_match_their_recipes():
+    shipped = sorted(zoo.SHIPPED_DIR.glob("*.pt"))
+    for path in shipped:
+        dataset, name = path.stem.split("-", 1)
+        ckpt = load_checkpoint(path)
+        r = zoo.recipe(dataset, name)
+        assert ckpt["meta"]["config_hash"] == zoo.config_hash(r), f"{path.name} is stale: retrain it"
+        assert ckpt["epoch"] == r.train.num_epochs
+    assert not shipped or {p.stem.split("-", 1)[1] for p in shipped} >= {"standard", "adv", "robust", "all"}
