@@ -219,3 +219,6 @@ def _resolve(r: Recipe, *, retrain=False, device="cpu", progress=True) -> Path:
 def _complete(path: Path, r: Recipe, h: str) -> bool:
     ckpt = load_checkpoint(path)
     return ckpt.get("meta", {}).get("config_hash") == h and int(ckpt["epoch"]) == r.train.num_epochs
+
+
+from . import recipes_companion  # noqa: E402,F401 - registers the companion papers' recipes (imports zoo)
