@@ -7,7 +7,7 @@ drawing in :func:`plot_views`, so the same views can be rendered statically
 (:func:`explorer_grid`) where no kernel runs, e.g. in the rendered book.
 
 The adversarial explanation is Woods et al.'s Algorithm 1 in explanation
-mode (:func:`advexp_lib.attacks.rmse_search`, mode "explain"): descend the
+mode (:func:`advexp_lib.explain.adversarial_explanation`): descend the
 target class's cross-entropy within an RMSE budget rho (overshoot 5, 35
 steps, no momentum, pixels kept in [0, 1]).
 """
@@ -34,8 +34,7 @@ def explorer_views(model: nn.Module, x: torch.Tensor, target: int, *, method: st
         ``pred_ae`` (predicted classes), ``p_target`` and ``p_target_ae``
         (softmax probability of ``target`` before and after), and the settings.
     """
-    from .attacks import rmse_search
-    from .explain import attribute
+    from .explain import adversarial_explanation, attribute
 
     check_images(x, "x")
     if x.shape[0] != 1:
@@ -44,7 +43,7 @@ def explorer_views(model: nn.Module, x: torch.Tensor, target: int, *, method: st
     check_positive(rho, "rho")
     t = torch.tensor([int(target)], device=x.device)
     amap = attribute(model, x, t, method=method)
-    x_ae = rmse_search(model, x, t, mode="explain", eps=rho, steps=steps, overshoot=overshoot, clip=True).x_adv
+    x_ae = adversarial_explanation(model, x, t, rho=rho, steps=steps, overshoot=overshoot, clip=True)
     with torch.no_grad():
         p, p_ae = model(x).softmax(1)[0], model(x_ae).softmax(1)[0]
     return {"x": x.detach(), "map": amap, "x_ae": x_ae.clamp(0, 1), "target": int(target), "method": method,
