@@ -39,7 +39,15 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.data.distributed import DistributedSampler
 
 from . import distributed
-from .checks import CheckpointError, InputError, check_choice, check_positive
+from .checks import (
+    CheckpointError,
+    InputError,
+    check_choice,
+    check_images,
+    check_labels,
+    check_logits,
+    check_positive,
+)
 from .data import TensorImageDataset
 
 __all__ = ["TrainConfig", "BatchHook", "LossTerm", "InputTransform", "train", "evaluate",
@@ -185,6 +193,8 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig = TrainConf
     if double_backprop and config.compile is not None:
         raise InputError(f"compile: torch.compile cannot differentiate twice through a compiled graph, which "
                          f"{type(loss_term).__name__} needs; use compile=None")
+    if len(train_data) == 0:
+        raise InputError("train_data: expected at least one training example, got an empty dataset")
     world = distributed.world_size()
     _check_shards(len(train_data), config.batch_size, world, isinstance(train_data, TensorImageDataset))
     model.to(device)
@@ -204,10 +214,10 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig = TrainConf
     start = 0
     if checkpoint is not None and resume and Path(checkpoint).exists():
         ckpt = load_checkpoint(checkpoint)
-        if ckpt["train_config"] != asdict(config):
+        if ckpt.get("train_config") != asdict(config):
             raise CheckpointError(f"checkpoint: {checkpoint} was written with another TrainConfig; "
                                   f"delete it or pass resume=False")
-        _load_model_state(model, ckpt["model"], checkpoint)
+        _load_model_state(model, ckpt.get("model"), checkpoint)
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         if "scaler" in ckpt:
@@ -226,6 +236,8 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig = TrainConf
         t0, sums, n_seen, correct = time.perf_counter(), {}, 0, 0
         for x, y, n_global in _batches(train_data, config.batch_size, device,
                                        epoch_seed=_epoch_seed(config.seed, epoch), shard=world > 1):
+            if epoch == start and n_seen == 0:  # a Dataset's pixels: checked once, on the run's first batch
+                check_images(x, "train_data (first batch)")
             if input_transform is not None:
                 x = input_transform(model, x, y).detach()
                 model.train()
@@ -235,6 +247,8 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig = TrainConf
                 x = x.clone().requires_grad_(True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 logits = net(x)
+                check_logits(logits, y.shape[0])
+                check_labels(y, y.shape[0], logits.shape[1], "train_data labels")
                 ce = F.cross_entropy(logits, y)
             loss, stats = ce, {}
             if loss_term is not None:
@@ -311,9 +325,12 @@ def _evaluate(model, data, batch_size, device, *, shard: bool) -> dict[str, floa
         rows = range(len(data))[distributed.split_for_rank(len(data))]
         data = (TensorImageDataset(data.x[rows.start:rows.stop], data.y[rows.start:rows.stop])
                 if isinstance(data, TensorImageDataset) and len(rows) else Subset(data, rows))
+    if len(data) == 0 and not shard:
+        raise InputError("data: expected at least one example to evaluate on, got an empty dataset")
     loss, correct, n = 0.0, 0, 0
     for x, y, _ in _batches(data, batch_size, device, epoch_seed=None):
-        logits = model(x)
+        logits = check_logits(model(x), y.shape[0])
+        check_labels(y, y.shape[0], logits.shape[1], "data labels")
         loss += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
         n += y.shape[0]
@@ -365,6 +382,16 @@ def load_checkpoint(path, *, map_location="cpu") -> dict:
 
 
 def _load_model_state(model: nn.Module, state: dict, source) -> None:
+    """Load ``state`` into ``model`` all or nothing (load_state_dict copies matching tensors before it raises)."""
+    own = model.state_dict()
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint: {source} holds no model state dict (got {type(state).__name__})")
+    bad = sorted(set(own) ^ set(state)) + [k for k in own if k in state and (
+        not isinstance(state[k], torch.Tensor) or state[k].shape != own[k].shape)]
+    if bad:
+        raise CheckpointError(f"checkpoint: {source} does not fit this model (another architecture or number "
+                              f"of classes?): missing, unexpected or mis-shaped: {', '.join(bad[:8])}"
+                              + (" ..." if len(bad) > 8 else ""))
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:  # shape or key mismatch: another arch / number of classes
