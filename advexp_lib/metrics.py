@@ -10,8 +10,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .attacks import pgd, rmse_search
-from .checks import InputError, check_choice, check_images, check_labels, check_logits, check_positive
+from .attacks import _eval_mode, pgd, rmse_search
+from .checks import (
+    InputError,
+    InputTypeError,
+    check_choice,
+    check_images,
+    check_labels,
+    check_logits,
+    check_positive,
+)
 
 __all__ = ["AraResult", "ara_from_distances", "accuracy_robustness_area", "accuracy", "predict",
            "DISCREPANCY_KINDS", "DISCREPANCY_NORMS", "map_discrepancy", "discrepancy", "kendall_tau",
@@ -45,9 +53,13 @@ def ara_from_distances(distances: torch.Tensor, num_classes: int) -> float:
     ARA = sum_k (d_{k+1} - d_k) max(0, (N - k) / N - 1/C).
     """
     check_positive(num_classes, "num_classes", integer=True)
+    if not isinstance(distances, torch.Tensor):
+        raise InputTypeError(f"distances: expected a torch.Tensor, got {type(distances).__name__}")
     d = distances.detach().double().flatten().cpu()
     if d.numel() == 0 or not torch.isfinite(d).all() or (d < 0).any():
-        raise ValueError("distances: expected a non-empty tensor of finite values >= 0")
+        raise InputError(f"distances: expected a non-empty tensor of finite values >= 0, got {d.numel()} "
+                         f"value(s) in [{d.min().item() if d.numel() else 'none'}, "
+                         f"{d.max().item() if d.numel() else 'none'}]")
     d = torch.sort(d).values
     n = d.numel()
     widths = torch.diff(torch.cat([torch.zeros(1, dtype=d.dtype), d]))
@@ -81,6 +93,11 @@ def accuracy_robustness_area(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     check_choice(kind, "kind", ("attack", "btr"))
     check_images(x, "x")
     n = x.shape[0]
+    check_labels(y, n, None, "y")  # length now: batches slice y, so a longer y would pass unnoticed
+    check_positive(steps, "steps", integer=True)  # before the progress bar opens
+    check_positive(eps, "eps")
+    with _eval_mode(model), torch.no_grad():  # wrong channels / output shape / labels: fail before the bar too
+        check_labels(y, n, check_logits(model(x[:1]), 1).shape[1], "y")
     batch_size = n if batch_size is None else check_positive(batch_size, "batch_size", integer=True)
     bar = None
     if progress:
@@ -101,6 +118,10 @@ def accuracy_robustness_area(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     if bar is not None:
         bar.close()
     distances = torch.cat(dists)
+    never = int((~torch.isfinite(distances)).sum())
+    if never:  # no finite d_i: the integral is undefined, not large
+        raise InputError(f"eps/steps: {never} of {n} image(s) never met the {kind!r} criterion within eps {eps} "
+                         f"and {steps} steps, so their distance (and the ARA) is unknown; raise eps or steps")
     return AraResult(ara_from_distances(distances, num_classes), distances, correct / n, kind, num_classes,
                      torch.cat(late))
 
