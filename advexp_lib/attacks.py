@@ -112,6 +112,9 @@ def rmse_search(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, *, mode
     minimal = mode in ("l2min", "attack", "btr")
     sign = -1.0 if mode == "explain" else 1.0
     sizes = step_sizes(eps, steps, overshoot).tolist()
+    if mask is not None and (not isinstance(mask, torch.Tensor) or tuple(mask.shape) != (n,)):
+        got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise InputError(f"mask: expected a bool tensor of shape ({n},), one flag per image, got {got}")
     active = torch.ones(n, dtype=torch.bool, device=x.device) if mask is None else mask.to(x.device).bool()
     delta = torch.zeros_like(x)
     velocity = torch.zeros_like(x)

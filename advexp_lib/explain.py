@@ -550,6 +550,11 @@ def adversarial_explanation(model: nn.Module, x: torch.Tensor, targets: torch.Te
     """
     from .attacks import rmse_search  # attacks may import this module: import lazily
 
+    check_positive(rho, "rho")  # checked here too so messages name rho and targets, not eps and labels
+    check_images(x, "x")
+    with _eval_mode(model), torch.no_grad():
+        num_classes = check_logits(model(x[:1]), 1).shape[1]
+    check_labels(targets, x.shape[0], num_classes, "targets")
     return rmse_search(model, x, targets, mode="explain", eps=rho, steps=steps, overshoot=overshoot,
                        momentum=momentum, clip=clip).x_adv
 

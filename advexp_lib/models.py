@@ -60,6 +60,10 @@ class Normalize(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.mean.shape[1]
+        if x.dim() != 4 or x.shape[1] != c:  # a wrong dataset's images: say so, not a conv shape error
+            raise InputError(f"x: the model expects N x {c} x H x W images ({c} channel(s)), "
+                             f"got shape {tuple(x.shape)}")
         return (x - self.mean) / self.std
 
 
