@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from .checks import AdvexpError
+from .checks import AdvexpError, InputError
 
 __all__ = ["REPO", "NotebookError", "BookError", "notebook_paths", "record", "load_records", "results_dir",
            "run_notebooks", "build_book"]
@@ -68,6 +68,9 @@ def run_notebooks(out="results", parameters: dict | None = None, notebooks=None,
     """
     import papermill as pm
 
+    missing = [str(p) for p in (notebooks or []) if not Path(p).is_file()]
+    if missing:
+        raise InputError(f"notebooks: expected paths of .ipynb files, these do not exist: {', '.join(missing)}")
     out = Path(out).resolve()
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     os.environ["ADVEXP_RESULTS_DIR"] = str(out)

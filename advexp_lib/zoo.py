@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checks import InputError, check_choice
+from .checks import AdvexpError, CheckpointError, InputError, InputTypeError, check_choice
 from .data import dataset_info, load_dataset
 from .models import build_model
 from .training import TrainConfig, _load_model_state, load_checkpoint, train
@@ -164,6 +164,9 @@ def build_hooks(r: Recipe):
 
 def train_recipe(r: Recipe, *, device="cpu", checkpoint=None, progress=True, resume=True):
     """Build and train the recipe's model (seeded); return (model in eval mode, history)."""
+    if not isinstance(r, Recipe):
+        raise InputTypeError(f"r: expected a zoo.Recipe (e.g. zoo.recipe('mnist5k', 'standard')), "
+                             f"got {type(r).__name__}")
     torch.manual_seed(r.train.seed)  # the init; the loop reseeds per epoch itself
     kwargs = model_kwargs(r)
     model = build_model(**kwargs).to(device)
@@ -179,11 +182,15 @@ def train_recipe(r: Recipe, *, device="cpu", checkpoint=None, progress=True, res
 def model_from_checkpoint(path, *, device="cpu") -> nn.Module:
     """Rebuild the model stored in an advexp checkpoint (safe load); eval mode."""
     ckpt = load_checkpoint(path)
-    kwargs = ckpt.get("meta", {}).get("model_kwargs")
-    if not kwargs:
-        raise InputError(f"checkpoint: {path} has no model description (meta.model_kwargs)")
-    model = build_model(**kwargs)
-    _load_model_state(model, ckpt["model"], path)
+    meta = ckpt.get("meta")
+    kwargs = meta.get("model_kwargs") if isinstance(meta, dict) else None
+    if not isinstance(kwargs, dict) or not kwargs:
+        raise CheckpointError(f"checkpoint: {path} has no model description (meta.model_kwargs)")
+    try:
+        model = build_model(**kwargs)
+    except (AdvexpError, TypeError) as err:
+        raise CheckpointError(f"checkpoint: {path} describes a model this library cannot build: {err}") from None
+    _load_model_state(model, ckpt.get("model"), path)
     return model.to(device).eval()
 
 
