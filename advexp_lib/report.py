@@ -14,7 +14,7 @@ from torch import nn
 from .checks import InputError, check_images, check_labels
 
 __all__ = ["PAPER_ARA_CIFAR10", "PAPER_ARA_IMAGENET_BEST", "paper_ara_table", "ara_table", "drag_table",
-           "plot_half_huber", "plot_minimal_examples", "reproduction_table"]
+           "plot_half_huber", "plot_minimal_examples", "reproduction_table", "evaluate_all"]
 
 # Woods et al. (2019), CIFAR-10 ResNet-44 (their Table 1): accuracy, Attack ARA, BTR ARA.
 # Literature values, copied from the paper (DESIGN 5.4); keyed by our recipe names.
@@ -184,3 +184,37 @@ def reproduction_table(records: dict, targets: list[dict]):
         rows.append({"claim": t["claim"], "measured": "missing" if value is None else value,
                      "paper": t.get("paper", ""), "source": f"{t['record']}: {t['key']}"})
     return pd.DataFrame(rows)
+
+
+def evaluate_all(models: dict, x: torch.Tensor, y: torch.Tensor, *, ara_steps: int = 450, ara_eps: float = 20.0,
+                 linf_eps=(0.1, 0.2), pgd_steps: int = 40, pgd_step_size: float = 0.01, ig_steps: int = 50,
+                 progress: bool = False):
+    """Every model on every headline metric of the three papers, one row per model.
+
+    Columns:
+        ``accuracy``; ``attack_ara`` and ``btr_ara`` (Woods et al.; RMSE search with
+        ``ara_steps`` steps, budget ``ara_eps``, momentum 0.9); ``robust_acc@<eps>``
+        (Boopathy et al.; l-inf PGD, ``pgd_steps`` x ``pgd_step_size``, through
+        :func:`advexp_lib.metrics.robust_accuracy_curve`); ``ig_gini`` (Chalasani
+        et al.; mean Gini index of integrated gradients of the true class, zero
+        baseline, ``ig_steps`` nodes).
+
+    Args:
+        models: {label: model}; x, y: evaluation images in [0, 1] and labels.
+    Returns:
+        DataFrame indexed by label.
+    """
+    import pandas as pd
+
+    from .explain import attribute
+    from .metrics import gini, robust_accuracy_curve
+
+    table, _ = ara_table(models, x, y, steps=ara_steps, eps=ara_eps, progress=progress)
+    table = table[["accuracy", "attack_ara", "btr_ara"]].copy()
+    for label, model in models.items():
+        eps, acc = robust_accuracy_curve(model, x, y, list(linf_eps), steps=pgd_steps, step_size=pgd_step_size)
+        for e, a in zip(eps.tolist(), acc.tolist()):
+            table.loc[label, f"robust_acc@{e:g}"] = a
+        ig = attribute(model, x, y, method="integrated_gradients", n_steps=ig_steps)
+        table.loc[label, "ig_gini"] = float(gini(ig).nanmean())
+    return table

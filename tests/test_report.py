@@ -58,3 +58,15 @@ def test_figures():
     assert len(fig.axes) == 9
     with pytest.raises(InputError, match="x_adv"):
         report.plot_minimal_examples(model, x, torch.tensor([0, 1, 2]), x[:2], torch.zeros(3))
+
+
+def test_evaluate_all_has_every_metric():
+    torch.manual_seed(0)
+    x = torch.rand(6, 1, 6, 6)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(72, 3)).eval()
+    df = report.evaluate_all({"m": model}, x, y, ara_steps=30, ara_eps=5.0, linf_eps=(0.05,), pgd_steps=3,
+                             ig_steps=4)
+    assert list(df.columns) == ["accuracy", "attack_ara", "btr_ara", "robust_acc@0.05", "ig_gini"]
+    assert df.loc["m", "robust_acc@0.05"] <= df.loc["m", "accuracy"]
+    assert 0 <= df.loc["m", "ig_gini"] < 1
