@@ -29,6 +29,7 @@ import os
 import pickle
 import tempfile
 import time
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -368,6 +369,7 @@ def load_checkpoint(path, *, map_location="cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint: no file at {path}")
+    _check_zip_crc(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -379,6 +381,23 @@ def load_checkpoint(path, *, map_location="cpu") -> dict:
         raise CheckpointError(f"checkpoint: {path} is not an advexp checkpoint "
                               f"(expected format {CHECKPOINT_FORMAT!r})")
     return state
+
+
+def _check_zip_crc(path: Path) -> None:
+    """Verify the CRC-32 of every member of a zip-format checkpoint.
+
+    torch.save writes them but torch.load does not check them, so a flipped
+    bit in tensor data would load silently as different weights.
+    """
+    if not zipfile.is_zipfile(path):
+        return  # legacy (non-zip) format or garbage: torch.load decides
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except Exception as err:  # noqa: BLE001 - BadZipFile, zlib, EOF, struct errors on damaged files
+        raise CheckpointError(f"checkpoint: {path} is truncated or corrupt: {type(err).__name__}: {err}") from None
+    if bad is not None:
+        raise CheckpointError(f"checkpoint: {path} is corrupt: its member {bad!r} fails its CRC-32 check")
 
 
 def _load_model_state(model: nn.Module, state: dict, source) -> None:
