@@ -218,6 +218,9 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig = TrainConf
         if ckpt.get("train_config") != asdict(config):
             raise CheckpointError(f"checkpoint: {checkpoint} was written with another TrainConfig; "
                                   f"delete it or pass resume=False")
+        if meta is not None and ckpt.get("meta") != meta:  # e.g. another recipe (zoo: config hash) with this config
+            raise CheckpointError(f"checkpoint: {checkpoint} was written for another run (its meta differs: "
+                                  f"{_meta_diff(ckpt.get('meta'), meta)}); delete it or pass resume=False")
         _load_model_state(model, ckpt.get("model"), checkpoint)
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
@@ -381,6 +384,13 @@ def load_checkpoint(path, *, map_location="cpu") -> dict:
         raise CheckpointError(f"checkpoint: {path} is not an advexp checkpoint "
                               f"(expected format {CHECKPOINT_FORMAT!r})")
     return state
+
+
+def _meta_diff(old, new) -> str:
+    if not isinstance(old, dict):
+        return f"got {type(old).__name__}"
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return ", ".join(f"{k}: {old.get(k)!r:.60} != {new.get(k)!r:.60}" for k in keys[:3])
 
 
 def _check_zip_crc(path: Path) -> None:
