@@ -1,4 +1,4 @@
-"""Command line: ``python -m advexp_lib {train,reproduce,book,ara,explain} ...``.
+"""Command line: ``python -m advexp_lib {train,reproduce,book,zoo,ara,explain} ...``.
 
 Bad input prints the library's message (no traceback) and exits with status 2.
 """
@@ -55,6 +55,15 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--results", default="results")
     b.set_defaults(run=_book)
 
+    z = sub.add_parser("zoo", help="train zoo recipes into the cache (--ship: into the package too)")
+    z.add_argument("recipes", nargs="*", default=["standard", "adv", "robust", "all"])
+    z.add_argument("--dataset", default="mnist5k")
+    z.add_argument("--retrain", action="store_true", help="train even if cached or shipped")
+    z.add_argument("--ship", action="store_true",
+                   help="copy the trained checkpoints (without optimizer state) to advexp_lib/checkpoints/")
+    z.add_argument("--device", default="cpu")
+    z.set_defaults(run=_zoo)
+
     a = sub.add_parser("ara", help="Accuracy-Robustness Area of a checkpoint (Woods et al.)")
     a.add_argument("checkpoint", help="an advexp checkpoint or a published Woods et al. ResNet-44 file")
     a.add_argument("--dataset", default="mnist5k")
@@ -80,6 +89,15 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="data/results", help="folder for the PNG")
     e.set_defaults(run=_explain)
     return p
+
+
+def _zoo(args) -> int:
+    from .zoo import ship_checkpoint, trained_checkpoint
+
+    for name in args.recipes:
+        path = trained_checkpoint(args.dataset, name, retrain=args.retrain, device=args.device)
+        print(ship_checkpoint(path) if args.ship else path)
+    return 0
 
 
 def _load_model(path, device):

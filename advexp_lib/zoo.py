@@ -25,7 +25,8 @@ from .training import TrainConfig, _load_model_state, load_checkpoint, train
 from .woods_import import import_woods_checkpoint  # the paper's published CIFAR-10 ResNet-44s
 
 __all__ = ["Recipe", "RECIPES", "recipe", "recipe_names", "config_hash", "get_model", "get_history",
-           "train_recipe", "model_from_checkpoint", "zoo_dir", "SHIPPED_DIR", "HOOKS",
+           "train_recipe", "model_from_checkpoint", "zoo_dir", "SHIPPED_DIR", "HOOKS", "trained_checkpoint",
+           "ship_checkpoint",
            "import_woods_checkpoint"]
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"
@@ -202,8 +203,28 @@ def get_model(dataset: str = "mnist5k", name: str = "standard", *, device="cpu",
         retrain: ignore cache and shipped files and train from scratch. Default False.
         overrides: TrainConfig fields to change (changes the hash, so the cache key).
     """
-    path = _resolve(recipe(dataset, name, **overrides), retrain=retrain, device=device, progress=progress)
+    path = trained_checkpoint(dataset, name, retrain=retrain, device=device, progress=progress, **overrides)
     return model_from_checkpoint(path, device=device)
+
+
+def trained_checkpoint(dataset: str = "mnist5k", name: str = "standard", *, retrain: bool = False,
+                       device="cpu", progress: bool = True, **overrides) -> Path:
+    """Path of the finished checkpoint of (dataset, recipe): cache, shipped file, or trained now."""
+    return _resolve(recipe(dataset, name, **overrides), retrain=retrain, device=device, progress=progress)
+
+
+def ship_checkpoint(path) -> Path:
+    """Copy a finished zoo checkpoint into the package (``SHIPPED_DIR/<dataset>-<recipe>.pt``).
+
+    Optimizer state is dropped (a shipped model is for evaluation, not for
+    resuming); config hash, history and weights are kept. Atomic write.
+    """
+    from .training import save_checkpoint
+
+    ckpt = load_checkpoint(path)
+    r = ckpt["meta"]["recipe"]
+    state = {k: v for k, v in ckpt.items() if k not in ("format", "optimizer", "scheduler")}
+    return save_checkpoint(SHIPPED_DIR / f"{r['dataset']}-{r['name']}.pt", state)
 
 
 def get_history(dataset: str = "mnist5k", name: str = "standard", **overrides) -> list[dict]:
