@@ -233,11 +233,16 @@ class RmseAdversarialTraining(InputTransform):
         self.momentum, self.overshoot = momentum, overshoot
 
     def __call__(self, model, x, y):
-        n = x.shape[0]
-        mask = None
-        if self.half:
-            mask = global_draw(lambda m: torch.rand(m, device=x.device), n) < 0.5
-        return rmse_search(model, x, y, mode=self.mode, eps=self.eps, steps=self.steps, mask=mask,
+        if not self.half:
+            return self._search(model, x, y)
+        mask = global_draw(lambda m: torch.rand(m, device=x.device), x.shape[0]) < 0.5
+        out = x.clone()
+        if mask.any():  # search only the chosen half: examples are independent in eval mode
+            out[mask] = self._search(model, x[mask], y[mask])
+        return out
+
+    def _search(self, model, x, y):
+        return rmse_search(model, x, y, mode=self.mode, eps=self.eps, steps=self.steps,
                            momentum=self.momentum, overshoot=self.overshoot).x_adv
 
 
