@@ -4,6 +4,7 @@ In-process (two runs in one interpreter) and across two fresh processes with
 the same OMP_NUM_THREADS. What changes across machines or with CUDA is stated
 in book/trust_and_limits.md (not testable here: one CPU, no GPU).
 """
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ import textwrap
 
 import torch
 
-RUN = textwrap.dedent('''
+RUN = textwrap.dedent("""
     import hashlib, json, sys
     import torch
     from advexp_lib.data import TensorImageDataset
@@ -35,7 +36,8 @@ RUN = textwrap.dedent('''
         cfg = TrainConfig(num_epochs=4, batch_size=16, lr=1e-2, seed=seed)
         history = train(model, TensorImageDataset(x, y), cfg, loss_term=WoodsRegularizer(psi=0.1),
                         input_transform=RmseAdversarialTraining(mode="l2", eps=0.05, steps=2), progress=False)
-        res = accuracy_robustness_area(model, x[:16], y[:16], steps=20, eps=2.0, progress=False, on_late="flag")
+        res = accuracy_robustness_area(model, x[:16], y[:16], steps=20, eps=2.0, progress=False,
+                                       on_late="flag")
         blob = b"".join(v.numpy().tobytes() for v in model.state_dict().values())
         return {"weights_sha256": hashlib.sha256(blob).hexdigest(), "ara": res.ara.hex(),
                 "distances": [d.hex() for d in res.distances.double().tolist()],
@@ -44,7 +46,7 @@ RUN = textwrap.dedent('''
 
     if __name__ == "__main__":
         print(json.dumps(run(int(sys.argv[1]))))
-''')
+""")
 
 
 def _module(tmp_path):
@@ -71,8 +73,16 @@ def test_same_seed_same_bits_across_processes(tmp_path):
     """Two fresh interpreters with the same thread count agree bit for bit, and with the in-process run."""
     path, det = _module(tmp_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, str(path), "0"], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(path), "0"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = []
     for p in procs:
         out, err = p.communicate(timeout=300)

@@ -7,6 +7,7 @@
 (c) The zoo cache never serves a model trained with another config.
 (d) A failing papermill run names the notebook and cell and keeps earlier results.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,7 +30,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 # A tiny but complete run: SGD with momentum and a step schedule (optimizer and scheduler state), the Woods
 # regularizer with adaptive psi (hook state: the integral I) and a random input transform (RNG per epoch).
-TRAIN_SCRIPT = textwrap.dedent('''
+TRAIN_SCRIPT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     import torch
@@ -47,7 +48,7 @@ TRAIN_SCRIPT = textwrap.dedent('''
 
         def __call__(self, model, x, y):
             self.step += 1
-            if self.epoch == stall_epoch and self.step == 3:  # mid-epoch: tell the test, then wait to be killed
+            if self.epoch == stall_epoch and self.step == 3:  # mid-epoch: tell the test, wait to be killed
                 Path(marker).write_text("mid-epoch")
                 time.sleep(600)
             return (x + 0.02 * torch.rand_like(x)).clamp(0, 1)
@@ -59,15 +60,22 @@ TRAIN_SCRIPT = textwrap.dedent('''
     model = build_model("small_cnn", num_classes=2, image_size=8, activation="half_huber")
     cfg = TrainConfig(num_epochs=4, batch_size=16, optimizer="sgd", lr=0.05, schedule="step", milestones=(2,))
     term = WoodsRegularizer(psi=AdaptivePsi(target=2.0, k_psi0=0.1))  # CE < target: I and psi grow
-    history = train(model, TensorImageDataset(x, y, ("lo", "hi")), cfg, loss_term=term, input_transform=Noisy(),
+    history = train(model, TensorImageDataset(x, y, ("lo", "hi")), cfg, loss_term=term,
+                    input_transform=Noisy(),
                     checkpoint=checkpoint, progress=False, meta={"run": "faults"})
     torch.save({"model": model.state_dict(), "history": history, "psi_integral": term.psi.integral}, out)
-''')
+""")
 
 
 def _run(script, *args, **kw):
-    return subprocess.Popen([sys.executable, str(script), *map(str, args)], env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, str(script), *map(str, args)],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def _wait_for(path, proc, timeout=120):
@@ -124,7 +132,9 @@ def _tiny_run(tmp_path, num_epochs):
 
 
 def _leftovers(folder, name):
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith(name + ".") and p.name.endswith(".tmp"))
+    return sorted(
+        p.name for p in folder.iterdir() if p.name.startswith(name + ".") and p.name.endswith(".tmp")
+    )
 
 
 def test_failure_inside_torch_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -141,8 +151,13 @@ def test_failure_inside_torch_save_keeps_the_previous_checkpoint(tmp_path, monke
 
     monkeypatch.setattr(torch, "save", failing_save)
     with pytest.raises(OSError, match="No space left"):
-        train(build_model("small_cnn", num_classes=2, image_size=8), data, replace(cfg, num_epochs=2),
-              checkpoint=tmp_path / "ck2.pt", progress=False)
+        train(
+            build_model("small_cnn", num_classes=2, image_size=8),
+            data,
+            replace(cfg, num_epochs=2),
+            checkpoint=tmp_path / "ck2.pt",
+            progress=False,
+        )
     with pytest.raises(OSError, match="No space left"):
         save_checkpoint(path, {"model": {}, "epoch": 99})
     monkeypatch.undo()
@@ -151,7 +166,7 @@ def test_failure_inside_torch_save_keeps_the_previous_checkpoint(tmp_path, monke
     assert _leftovers(tmp_path, "ck.pt") == [] and _leftovers(tmp_path, "ck2.pt") == []
 
 
-KILL_SAVE_SCRIPT = textwrap.dedent('''
+KILL_SAVE_SCRIPT = textwrap.dedent("""
     import os, signal, sys
     import torch
     from advexp_lib.training import save_checkpoint
@@ -168,7 +183,7 @@ KILL_SAVE_SCRIPT = textwrap.dedent('''
 
     torch.save = dying_save
     save_checkpoint(path, {"model": {"w": torch.ones(1000)}, "epoch": 2, "history": []})
-''')
+""")
 
 
 class StopAt(InputTransform):
@@ -196,12 +211,16 @@ def test_sigkill_inside_torch_save_leaves_the_previous_checkpoint(tmp_path):
     proc = subprocess.run([sys.executable, str(script), str(path)], env=ENV, capture_output=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL
     assert path.read_bytes() == before and load_checkpoint(path)["epoch"] == 1
-    (tmp,) = _leftovers(tmp_path, "ck.pt")  # a killed process cannot clean up: the half-written temp file stays
+    (tmp,) = _leftovers(
+        tmp_path, "ck.pt"
+    )  # a killed process cannot clean up: the half-written temp file stays
     with pytest.raises(CheckpointError):
         load_checkpoint(tmp_path / tmp)  # ... and it is not a loadable checkpoint
     # resuming takes the old, complete checkpoint (never the temp file) and finishes the run
     model2, _, _ = _tiny_run(tmp_path, 2)
-    history = train(model2, data, cfg, input_transform=StopAt(-1), checkpoint=path, resume=True, progress=False)
+    history = train(
+        model2, data, cfg, input_transform=StopAt(-1), checkpoint=path, resume=True, progress=False
+    )
     assert [row["epoch"] for row in history] == [1, 2] and load_checkpoint(path)["epoch"] == 2
 
 
@@ -214,8 +233,13 @@ def tiny_recipe(monkeypatch, isolated_data):
     state = {"version": 1, "trained": 0}
 
     def make(dataset):
-        return zoo.Recipe("tiny_faults", dataset, "small_cnn", train=TrainConfig(num_epochs=1, batch_size=500,
-                                                                                  lr=2e-3), version=state["version"])
+        return zoo.Recipe(
+            "tiny_faults",
+            dataset,
+            "small_cnn",
+            train=TrainConfig(num_epochs=1, batch_size=500, lr=2e-3),
+            version=state["version"],
+        )
 
     real = zoo.train_recipe
 
@@ -252,7 +276,7 @@ def test_zoo_cache_is_keyed_by_everything_including_version(tiny_recipe):
 
 
 def test_zoo_never_serves_a_file_of_another_config_under_the_right_name(tiny_recipe):
-    """A stale or copied file under the v2 cache name (v1's weights, same TrainConfig) is not served or resumed."""
+    """A stale or copied file under the v2 cache name (v1's weights): neither served nor resumed."""
     zoo.get_model("mnist5k", "tiny_faults", progress=False)
     r1 = zoo.recipe("mnist5k", "tiny_faults")
     tiny_recipe["version"] = 2
@@ -291,21 +315,30 @@ def test_failing_notebook_is_named_with_its_cell_and_earlier_results_stay(tmp_pa
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     src, out = tmp_path / "src", tmp_path / "out"
     src.mkdir()
-    good = _notebook(src / "01_good.ipynb", [
-        "value = 1",
-        "from advexp_lib.reproduce import record\nrecord('good', {'value': value})",
-    ])
-    bad = _notebook(src / "02_bad.ipynb", [
-        "value = 2",
-        "x = value + 1",
-        "raise ValueError('deliberate failure in the third cell')",
-        "print('never reached')",
-    ])
+    good = _notebook(
+        src / "01_good.ipynb",
+        [
+            "value = 1",
+            "from advexp_lib.reproduce import record\nrecord('good', {'value': value})",
+        ],
+    )
+    bad = _notebook(
+        src / "02_bad.ipynb",
+        [
+            "value = 2",
+            "x = value + 1",
+            "raise ValueError('deliberate failure in the third cell')",
+            "print('never reached')",
+        ],
+    )
     earlier = out / "notebooks" / "02_bad.ipynb"  # a previous successful run's executed copy
     earlier.parent.mkdir(parents=True)
     earlier.write_text('{"earlier": "result"}')
-    with pytest.raises(NotebookError, match=r"notebook 02_bad.ipynb failed in cell (\d+) \(ValueError: deliberate "
-                                            r"failure in the third cell\); partial output: .*02_bad.partial.ipynb") as info:
+    with pytest.raises(
+        NotebookError,
+        match=r"notebook 02_bad.ipynb failed in cell (\d+) \(ValueError: deliberate "
+        r"failure in the third cell\); partial output: .*02_bad.partial.ipynb",
+    ) as info:
         run_notebooks(out, {"value": 5}, notebooks=[good, bad], log=lambda *_: None)
     # "cell N" is the execution count in the partial output (papermill's injected-parameters cell counts too):
     # there, the cell with that count is the failing one
@@ -319,5 +352,7 @@ def test_failing_notebook_is_named_with_its_cell_and_earlier_results_stay(tmp_pa
     assert "deliberate failure" in failing.source
     assert (out / "notebooks" / "01_good.ipynb").is_file()  # the notebook that finished stays
     assert load_records(out) == {"good": {"value": 5}}  # its recorded figures too (parameter injected)
-    assert earlier.read_text() == '{"earlier": "result"}'  # the failing notebook's earlier result is untouched
+    assert (
+        earlier.read_text() == '{"earlier": "result"}'
+    )  # the failing notebook's earlier result is untouched
     assert (out / "notebooks" / "02_bad.partial.ipynb").is_file()

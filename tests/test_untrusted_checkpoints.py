@@ -7,6 +7,7 @@ zoo.get_model's cache, the CLI ``ara`` / ``explain`` and the Woods importer,
 and the marker must never appear. Damaged and foreign files give a clear
 CheckpointError and leave the caller's model untouched.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,9 @@ from advexp_lib.models import build_model
 from advexp_lib.training import CHECKPOINT_FORMAT, TrainConfig, load_checkpoint, save_checkpoint, train
 from advexp_lib.woods_import import import_woods_checkpoint
 
-MNIST_KW = dict(arch="small_cnn", num_classes=10, in_channels=1, activation="relu", mean=[0.5], std=[0.25],
-                image_size=28)
+MNIST_KW = dict(
+    arch="small_cnn", num_classes=10, in_channels=1, activation="relu", mean=[0.5], std=[0.25], image_size=28
+)
 
 
 class SystemPayload:
@@ -50,8 +52,13 @@ class ExecPayload:
 def _state(num_classes=10):
     torch.manual_seed(0)
     kw = {**MNIST_KW, "num_classes": num_classes}
-    return {"format": CHECKPOINT_FORMAT, "model": build_model(**kw).state_dict(), "epoch": 1, "history": [],
-            "meta": {"model_kwargs": kw}}
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model": build_model(**kw).state_dict(),
+        "epoch": 1,
+        "history": [],
+        "meta": {"model_kwargs": kw},
+    }
 
 
 def _evil_file(path, payload, legacy):
@@ -76,12 +83,17 @@ def evil(request, tmp_path):
 
 
 def test_the_payload_is_live_under_an_unsafe_load(tmp_path):
-    """Sanity: the crafted file really runs code when loaded the unsafe way, so the refusals below mean something."""
+    """Sanity: the crafted file really runs code under an unsafe load, so the refusals below mean a thing."""
     marker = tmp_path / "marker"
     path = _evil_file(tmp_path / "evil.pt", SystemPayload(marker), legacy=False)
     code = f"import torch; torch.load({str(path)!r}, weights_only=False)"
-    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                   timeout=120, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=120,
+        capture_output=True,
+    )
     assert marker.exists()
 
 
@@ -104,8 +116,13 @@ def test_train_resume_refuses_code_and_keeps_the_weights(evil):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x = torch.rand(8, 1, 28, 28)
     with pytest.raises(CheckpointError, match=r"refused"):
-        train(model, TensorImageDataset(x, torch.arange(8) % 10), TrainConfig(num_epochs=1), checkpoint=path,
-              progress=False)
+        train(
+            model,
+            TensorImageDataset(x, torch.arange(8) % 10),
+            TrainConfig(num_epochs=1),
+            checkpoint=path,
+            progress=False,
+        )
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
@@ -141,8 +158,13 @@ def test_get_model_cache_refuses_code(isolated_data, tmp_path):
 def test_cli_subprocess_refuses_code_without_traceback(tmp_path):
     marker = tmp_path / "marker"
     path = _evil_file(tmp_path / "evil.pt", ExecPayload(marker), legacy=True)
-    proc = subprocess.run([sys.executable, "-m", "advexp_lib", "ara", str(path)], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "advexp_lib", "ara", str(path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=120,
+    )
     assert proc.returncode == 2 and "refused" in proc.stderr and "Traceback" not in proc.stderr
     assert not marker.exists()
 
@@ -152,8 +174,9 @@ def test_cli_subprocess_refuses_code_without_traceback(tmp_path):
 
 @pytest.fixture(scope="module")
 def real_file(tmp_path_factory):
-    return save_checkpoint(tmp_path_factory.mktemp("real") / "real.pt", {k: v for k, v in _state().items()
-                                                                          if k != "format"})
+    return save_checkpoint(
+        tmp_path_factory.mktemp("real") / "real.pt", {k: v for k, v in _state().items() if k != "format"}
+    )
 
 
 def _cuts(size):
@@ -176,7 +199,7 @@ def test_truncated_files_give_checkpoint_error_everywhere(real_file, tmp_path, l
 
 
 def test_flipped_bytes_anywhere_are_detected(real_file, tmp_path):
-    """torch.load ignores the zip CRC-32s; load_checkpoint checks them, so bit rot in tensor data is caught."""
+    """torch.load ignores the zip CRC-32s; load_checkpoint checks them, so bit rot in tensors is caught."""
     data = real_file.read_bytes()
     g = torch.Generator().manual_seed(0)
     offsets = sorted(set(torch.randint(0, len(data), (12,), generator=g).tolist()) | {100, len(data) // 2})
@@ -193,8 +216,12 @@ def test_flipped_bytes_anywhere_are_detected(real_file, tmp_path):
 
 
 def test_garbage_and_empty_files(tmp_path):
-    for name, content in [("empty.pt", b""), ("text.pt", b"hello, I am a checkpoint"),
-                          ("zipheader.pt", b"PK\x03\x04" + b"\0" * 100), ("random.pt", os.urandom(4096))]:
+    for name, content in [
+        ("empty.pt", b""),
+        ("text.pt", b"hello, I am a checkpoint"),
+        ("zipheader.pt", b"PK\x03\x04" + b"\0" * 100),
+        ("random.pt", os.urandom(4096)),
+    ]:
         (tmp_path / name).write_bytes(content)
         with pytest.raises(CheckpointError):
             load_checkpoint(tmp_path / name)
@@ -213,8 +240,14 @@ def test_foreign_pickles_are_not_advexp_checkpoints(tmp_path):
             import_woods_checkpoint(tmp_path / name)
 
 
-@pytest.mark.parametrize(("what", "kw"), [("classes", {"num_classes": 3}), ("arch", {"arch": "cam_cnn"}),
-                                         ("channels", {"in_channels": 3, "mean": [0.5] * 3, "std": [0.25] * 3})])
+@pytest.mark.parametrize(
+    ("what", "kw"),
+    [
+        ("classes", {"num_classes": 3}),
+        ("arch", {"arch": "cam_cnn"}),
+        ("channels", {"in_channels": 3, "mean": [0.5] * 3, "std": [0.25] * 3}),
+    ],
+)
 def test_other_architecture_or_classes_is_refused_and_nothing_is_half_loaded(tmp_path, what, kw):
     """A checkpoint of another model: CheckpointError, and the model given to train() keeps every weight.
 
@@ -226,8 +259,13 @@ def test_other_architecture_or_classes_is_refused_and_nothing_is_half_loaded(tmp
     cfg = TrainConfig(num_epochs=2, batch_size=4)
     x = torch.rand(8, other["in_channels"], 28, 28)
     path = tmp_path / "other.pt"
-    train(build_model(**other), TensorImageDataset(x, torch.arange(8) % other["num_classes"]), cfg,
-          checkpoint=path, progress=False)
+    train(
+        build_model(**other),
+        TensorImageDataset(x, torch.arange(8) % other["num_classes"]),
+        cfg,
+        checkpoint=path,
+        progress=False,
+    )
     torch.manual_seed(5)
     model = build_model(**MNIST_KW)
     before = {k: v.clone() for k, v in model.state_dict().items()}
