@@ -20,6 +20,12 @@ def to_display(img: torch.Tensor):
 def image_grid(x: torch.Tensor, y: torch.Tensor | None = None, classes=None, *, nrow: int = 10,
                title: str | None = None, scale: float = 0.9):
     """A grid of images ``x`` (N, C, H, W) in [0, 1]; with labels, a caption row per grid row."""
+    from .checks import check_images, check_labels, check_positive
+
+    check_images(x, "x")
+    check_positive(nrow, "nrow", integer=True)
+    if y is not None:
+        check_labels(y, x.shape[0], len(classes) if classes else None, "y")
     grid = make_grid(x.detach().cpu(), nrow=nrow, padding=2, pad_value=1.0)
     rows = (x.shape[0] + nrow - 1) // nrow
     fig, ax = plt.subplots(figsize=(scale * min(nrow, x.shape[0]), scale * rows + 0.4))
