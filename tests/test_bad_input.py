@@ -23,6 +23,7 @@ from advexp_lib import (
     explain,
     metrics,
     models,
+    plotting,
     regularizers,
     reproduce,
     training,
@@ -858,6 +859,24 @@ CASES = [
         lambda t: widgets.explorer_views(_small(), X[:1], 0, rho=-1.0),
         InputError,
         r"rho: expected a finite value > 0",
+    ),
+    (
+        "plotting.image_grid/x",
+        lambda t: plotting.image_grid(X * 255),
+        InputError,
+        r"x: pixels must lie in \[0, 1\]",
+    ),
+    (
+        "plotting.image_grid/y",
+        lambda t: plotting.image_grid(X, Y + 1, ("a", "b", "c")),
+        InputError,
+        r"y: labels must lie in \[0, 2\]",
+    ),
+    (
+        "plotting.image_grid/nrow",
+        lambda t: plotting.image_grid(X, nrow=0),
+        InputError,
+        r"nrow: expected a finite",
     ),
     # ---- regularizers
     (
