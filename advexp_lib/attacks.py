@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import InputError, check_choice, check_images, check_labels, check_logits, check_positive
+from .models import eval_mode
 from .regularizers import global_draw, warmup_eps
 from .training import InputTransform
 
@@ -121,7 +121,7 @@ def rmse_search(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, *, mode
     best = torch.zeros_like(x)
     dist = torch.full((n,), math.inf, device=x.device)
     first = torch.full((n,), -1, dtype=torch.long, device=x.device)
-    with _eval_mode(model):
+    with eval_mode(model):
         for t in range(steps + 1):  # the extra pass only scores the final delta
             d = delta.detach().requires_grad_(t < steps)
             logits = model(_apply(x, d, clip))
@@ -202,7 +202,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *, eps
             u = torch.randn_like(x)
             delta = u / _l2(u)[:, None, None, None] * eps * torch.rand(n, 1, 1, 1, device=x.device)
         delta = _project(x, delta, eps, norm, clip)
-    with _eval_mode(model):
+    with eval_mode(model):
         for _ in range(steps):
             d = delta.detach().requires_grad_(True)
             with torch.enable_grad():
@@ -287,16 +287,6 @@ def _report_late(unreliable, on_late, mode, eps, steps):
         raise InputError(msg)
     warnings.warn(msg, LateCriterionWarning, stacklevel=3)
 
-
-@contextmanager
-def _eval_mode(model: nn.Module):
-    """Attack the deterministic (eval-mode) network; restore the caller's mode after."""
-    was = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -392,7 +382,7 @@ def interpretability_sneaking_attack(model: nn.Module, x: torch.Tensor, y: torch
         raise InputError(f"gamma_min: expected gamma_min < gamma_max, got {gamma_min} >= {gamma_max}")
     step_size = 2.5 * eps_max / steps if step_size is None else check_positive(step_size, "step_size")
     n = x.shape[0]
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         num_classes = check_logits(model(x), n).shape[1]
     check_labels(y, n, num_classes, "y")
     check_labels(targets, n, num_classes, "targets")
@@ -426,7 +416,7 @@ def interpretability_sneaking_attack(model: nn.Module, x: torch.Tensor, y: torch
         xa = pgd(model, x, eps=eps_max, steps=steps, step_size=step_size, objective=objective)
         delta = torch.maximum(torch.minimum(s * (xa - x), eps[:, None, None, None]), -eps[:, None, None, None])
         xa = (x + delta).clamp(0, 1).detach()
-        with _eval_mode(model), torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             ok = model(xa).argmax(1) == targets
         return xa, ok
 
@@ -512,7 +502,7 @@ def topk_attribution_attack(model: nn.Module, x: torch.Tensor, *, eps: float, k:
     check_choice(method, "method", DIFFERENTIABLE)
     step_size = 2.5 * eps / steps if step_size is None else check_positive(step_size, "step_size")
     n = x.shape[0]
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         labels = check_logits(model(x), n).argmax(1)
     maps = attribute(model, x, labels, method=method, **options)
     numel = maps[0].numel()
@@ -540,7 +530,7 @@ def topk_attribution_attack(model: nn.Module, x: torch.Tensor, *, eps: float, k:
         (g,) = torch.autograd.grad((m.abs() * top).sum(), z)
         cand = x + (cur - sizes[:, None, None, None] * g.sign() - x).clamp(-eps, eps)
         cand = cand.clamp(0, 1).detach()
-        with _eval_mode(model), torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             keep = model(cand).argmax(1) == labels
         cur = torch.where(keep[:, None, None, None], cand, cur)
         sizes = torch.where(keep, sizes, sizes / 2)

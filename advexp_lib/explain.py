@@ -18,7 +18,6 @@ follows the attacked class although the image looks unchanged.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import InputError, check_choice, check_images, check_labels, check_logits, check_positive
+from .models import eval_mode
 
 __all__ = ["METHODS", "MAP_SHAPED_LIKE_X", "DIFFERENTIABLE", "attribute", "class_activation_maps",
            "last_conv_layer", "integrated_gradients_of",
@@ -102,7 +102,7 @@ def attribute(model: nn.Module, x: torch.Tensor, target, *, method: str, differe
     if differentiable and method not in DIFFERENTIABLE:
         raise InputError(f"differentiable: method {method!r} cannot keep the autograd graph "
                          f"(Captum detaches it); differentiable methods: {', '.join(DIFFERENTIABLE)}")
-    with _eval_mode(model):
+    with eval_mode(model):
         with torch.no_grad():
             logits = model(x[:1])
         check_logits(logits, 1)
@@ -288,7 +288,7 @@ def explanation_drag(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, meth
     for m in methods:
         check_choice(m, "method", METHODS)
     n = x.shape[0]
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         logits = check_logits(model(x), n)
     check_labels(y, n, logits.shape[1], "y")
     clean_pred = logits.argmax(1)
@@ -303,7 +303,7 @@ def explanation_drag(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, meth
     else:
         x_adv = pgd(model, x, eps=eps, steps=steps or 40, step_size=step_size or eps / 10, targets=targets)
     x_adv = x_adv.clamp(0, 1)  # rmse_search adds the clipped delta back to x: remove round-off outside [0, 1]
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         adv_pred = model(x_adv).argmax(1)
     success = (clean_pred == y) & (adv_pred == targets)
     share, flags, c_t, c_y, maps = {}, {}, {}, {}, {}
@@ -517,16 +517,6 @@ _DISPATCH = {"saliency": _saliency, "integrated_gradients": _integrated_gradient
              "grad_cam": _grad_cam, "guided_grad_cam": _guided_grad_cam, "cam": _cam}
 
 
-@contextmanager
-def _eval_mode(model: nn.Module):
-    """Explain the deterministic (eval-mode) network; restore the caller's mode after."""
-    was = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was)
-
 
 # ------------------------------------------------------------------------------------------------------
 # Adversarial explanations (Woods et al. 2019), hand-written on the RMSE search of advexp_lib.attacks.
@@ -552,7 +542,7 @@ def adversarial_explanation(model: nn.Module, x: torch.Tensor, targets: torch.Te
 
     check_positive(rho, "rho")  # checked here too so messages name rho and targets, not eps and labels
     check_images(x, "x")
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         num_classes = check_logits(model(x[:1]), 1).shape[1]
     check_labels(targets, x.shape[0], num_classes, "targets")
     return rmse_search(model, x, targets, mode="explain", eps=rho, steps=steps, overshoot=overshoot,

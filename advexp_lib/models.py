@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -17,7 +18,7 @@ from torch import nn
 from .checks import InputError, check_choice, check_positive
 
 __all__ = ["ARCHS", "ACTIVATIONS", "HalfHuberReLU", "Normalize", "SmallCNN", "CamCNN",
-           "PreActResNet", "build_model", "make_activation"]
+           "PreActResNet", "build_model", "make_activation", "eval_mode"]
 
 ARCHS = ("small_cnn", "cam_cnn", "resnet<6n+2> (e.g. resnet20, resnet44)")
 ACTIVATIONS = ("relu", "half_huber")
@@ -73,20 +74,22 @@ def make_activation(name: str) -> nn.Module:
     return nn.ReLU() if name == "relu" else HalfHuberReLU()
 
 
+def _conv_pool_stages(in_channels: int, activation: str) -> list[nn.Module]:
+    """conv3x3(16)-act-maxpool2-conv3x3(32)-act-maxpool2: the shared front of SmallCNN and CamCNN."""
+    return [nn.Conv2d(in_channels, 16, 3, padding=1), make_activation(activation), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), make_activation(activation), nn.MaxPool2d(2)]
+
+
 class SmallCNN(nn.Module):
     """conv3x3(16)-act-pool-conv3x3(32)-act-pool-fc(128)-act-fc: ~1.2 M MACs per 28 x 28 image."""
 
     def __init__(self, *, num_classes=10, in_channels=1, activation="relu", mean=(0.5,), std=(0.25,),
                  size=28):
         super().__init__()
-        act = lambda: make_activation(activation)  # noqa: E731
         self.normalize = Normalize(mean, std)
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 16, 3, padding=1), act(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), act(), nn.MaxPool2d(2),
-        )
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(32 * (size // 4) ** 2, 128), act(),
-                                        nn.Linear(128, num_classes))
+        self.features = nn.Sequential(*_conv_pool_stages(in_channels, activation))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(32 * (size // 4) ** 2, 128),
+                                        make_activation(activation), nn.Linear(128, num_classes))
 
     def forward(self, x):
         return self.classifier(self.features(self.normalize(x)))
@@ -102,13 +105,9 @@ class CamCNN(nn.Module):
 
     def __init__(self, *, num_classes=10, in_channels=1, activation="relu", mean=(0.5,), std=(0.25,)):
         super().__init__()
-        act = lambda: make_activation(activation)  # noqa: E731
         self.normalize = Normalize(mean, std)
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 16, 3, padding=1), act(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), act(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), act(),
-        )
+        self.features = nn.Sequential(*_conv_pool_stages(in_channels, activation),
+                                      nn.Conv2d(32, 64, 3, padding=1), make_activation(activation))
         self.classifier = nn.Linear(64, num_classes)
 
     def forward(self, x):
@@ -199,3 +198,18 @@ def build_model(arch: str = "small_cnn", *, num_classes: int = 10, in_channels: 
     if m:
         return PreActResNet(int(m.group(1)), **kw)
     raise InputError(f"arch: unknown value {arch!r}; valid: {', '.join(ARCHS)}")
+
+
+@contextmanager
+def eval_mode(model: nn.Module):
+    """Run the deterministic (eval-mode) network inside the block; restore the caller's mode after.
+
+    Attacks and explanations use it: BatchNorm must not update its statistics
+    or depend on the batch while a perturbation or map is computed.
+    """
+    was = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was)

@@ -141,7 +141,24 @@ def global_draw(draw, n: int) -> torch.Tensor:
 # advexp_lib.attacks, imported inside the calls because attacks imports this module.
 
 
-class InterpretabilityRegularizer(LossTerm):
+class _PgdLossTerm(LossTerm):
+    """Shared set-up of the loss terms that draw x' by l-inf PGD with a linear eps warm-up."""
+
+    def __init__(self, *, lambda_: float, eps: float, steps: int, step_size: float, warmup_epochs: int):
+        check_positive(lambda_, "lambda_", allow_zero=True)
+        check_positive(eps, "eps")
+        check_positive(steps, "steps", integer=True)
+        check_positive(step_size, "step_size")
+        check_positive(warmup_epochs, "warmup_epochs", integer=True, allow_zero=True)
+        self.lambda_, self.eps, self.steps, self.step_size = float(lambda_), float(eps), steps, float(step_size)
+        self.warmup_epochs = warmup_epochs
+        self.current_eps = warmup_eps(self.eps, 0, warmup_epochs)
+
+    def start_epoch(self, epoch: int, num_epochs: int) -> None:
+        self.current_eps = warmup_eps(self.eps, epoch, self.warmup_epochs)
+
+
+class InterpretabilityRegularizer(_PgdLossTerm):
     r"""Interpretability-aware training of Boopathy et al. (2020): lambda * D~(x, x') on CAM maps.
 
     For a CAM-ready network (conv -> global average pool -> linear; see
@@ -174,19 +191,10 @@ class InterpretabilityRegularizer(LossTerm):
 
     def __init__(self, *, lambda_: float = 0.01, eps: float = 0.3, steps: int = 40, step_size: float = 0.01,
                  variant: str = "int", warmup_epochs: int = 0):
-        check_positive(lambda_, "lambda_", allow_zero=True)
-        check_positive(eps, "eps")
-        check_positive(steps, "steps", integer=True)
-        check_positive(step_size, "step_size")
-        check_positive(warmup_epochs, "warmup_epochs", integer=True, allow_zero=True)
+        super().__init__(lambda_=lambda_, eps=eps, steps=steps, step_size=step_size, warmup_epochs=warmup_epochs)
         if variant not in ("int", "int2"):
             raise InputError(f"variant: unknown value {variant!r}; valid: int, int2")
-        self.lambda_, self.eps, self.steps, self.step_size = float(lambda_), float(eps), steps, float(step_size)
-        self.variant, self.warmup_epochs = variant, warmup_epochs
-        self.current_eps = warmup_eps(self.eps, 0, warmup_epochs)
-
-    def start_epoch(self, epoch: int, num_epochs: int) -> None:
-        self.current_eps = warmup_eps(self.eps, epoch, self.warmup_epochs)
+        self.variant = variant
 
     def __call__(self, model, x, y, logits):
         from .attacks import pgd
@@ -243,7 +251,7 @@ class L1WeightPenalty(LossTerm):
         return self.lambda_ * total, {"l1_weights": total.item()}
 
 
-class IGNormRegularizer(LossTerm):
+class IGNormRegularizer(_PgdLossTerm):
     r"""IG-NORM of Chen et al. (2019): lambda * ||IG of the loss from x to x'||_1.
 
     With l(z) = CE(f(z), y) and x' in the l-inf eps-ball around x,
@@ -267,20 +275,11 @@ class IGNormRegularizer(LossTerm):
 
     def __init__(self, *, lambda_: float = 1.0, eps: float = 0.3, steps: int = 40, step_size: float = 0.01,
                  n_steps: int = 10, warmup_epochs: int = 0):
-        check_positive(lambda_, "lambda_", allow_zero=True)
-        check_positive(eps, "eps")
-        check_positive(steps, "steps", integer=True)
-        check_positive(step_size, "step_size")
+        super().__init__(lambda_=lambda_, eps=eps, steps=steps, step_size=step_size, warmup_epochs=warmup_epochs)
         check_positive(n_steps, "n_steps", integer=True)
-        check_positive(warmup_epochs, "warmup_epochs", integer=True, allow_zero=True)
         if n_steps < 2:
             raise InputError(f"n_steps: the trapezoid rule needs at least 2 nodes, got {n_steps}")
-        self.lambda_, self.eps, self.steps, self.step_size = float(lambda_), float(eps), steps, float(step_size)
-        self.n_steps, self.warmup_epochs = n_steps, warmup_epochs
-        self.current_eps = warmup_eps(self.eps, 0, warmup_epochs)
-
-    def start_epoch(self, epoch: int, num_epochs: int) -> None:
-        self.current_eps = warmup_eps(self.eps, epoch, self.warmup_epochs)
+        self.n_steps = n_steps
 
     def __call__(self, model, x, y, logits):
         from .attacks import pgd
