@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .attacks import _eval_mode, pgd, rmse_search
+from .attacks import pgd, rmse_search
 from .checks import (
     InputError,
     InputTypeError,
@@ -20,6 +20,7 @@ from .checks import (
     check_logits,
     check_positive,
 )
+from .models import eval_mode
 
 __all__ = ["AraResult", "ara_from_distances", "accuracy_robustness_area", "accuracy", "predict",
            "DISCREPANCY_KINDS", "DISCREPANCY_NORMS", "map_discrepancy", "discrepancy", "kendall_tau",
@@ -96,7 +97,7 @@ def accuracy_robustness_area(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     check_labels(y, n, None, "y")  # length now: batches slice y, so a longer y would pass unnoticed
     check_positive(steps, "steps", integer=True)  # before the progress bar opens
     check_positive(eps, "eps")
-    with _eval_mode(model), torch.no_grad():  # wrong channels / output shape / labels: fail before the bar too
+    with eval_mode(model), torch.no_grad():  # wrong channels / output shape / labels: fail before the bar too
         check_labels(y, n, check_logits(model(x[:1]), 1).shape[1], "y")
     batch_size = n if batch_size is None else check_positive(batch_size, "batch_size", integer=True)
     bar = None
