@@ -249,13 +249,26 @@ def _resolve(r: Recipe, *, retrain=False, device="cpu", progress=True) -> Path:
         for path in (cached, shipped):
             if path.is_file() and _complete(path, r, h):
                 return path
-    train_recipe(r, device=device, checkpoint=cached, progress=progress, resume=not retrain)
+    # continue an interrupted run of this recipe, unless the architecture changed under it
+    resume = not retrain and cached.is_file() and _fits(load_checkpoint(cached), r)
+    train_recipe(r, device=device, checkpoint=cached, progress=progress, resume=resume)
     return cached
 
 
 def _complete(path: Path, r: Recipe, h: str) -> bool:
+    """A finished run of exactly this recipe whose weights fit today's architecture.
+
+    The shape check catches a model class changed in code without a recipe
+    ``version`` bump: such a file is stale and is retrained, never half-loaded.
+    """
     ckpt = load_checkpoint(path)
-    return ckpt.get("meta", {}).get("config_hash") == h and int(ckpt["epoch"]) == r.train.num_epochs
+    done = ckpt.get("meta", {}).get("config_hash") == h and int(ckpt["epoch"]) == r.train.num_epochs
+    return done and _fits(ckpt, r)
+
+
+def _fits(ckpt: dict, r: Recipe) -> bool:
+    expected = {k: tuple(v.shape) for k, v in build_model(**model_kwargs(r)).state_dict().items()}
+    return {k: tuple(v.shape) for k, v in ckpt["model"].items()} == expected
 
 
 from . import recipes_companion  # noqa: E402,F401 - registers the companion papers' recipes (imports zoo)

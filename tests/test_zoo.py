@@ -44,3 +44,22 @@ def test_shipped_checkpoints_match_their_recipes():
         assert ckpt["meta"]["config_hash"] == zoo.config_hash(r), f"{path.name} is stale: retrain it"
         assert ckpt["epoch"] == r.train.num_epochs
     assert {p.stem for p in shipped} >= {f"mnist5k-{r}" for r in ("standard", "adv", "robust", "all")}
+
+
+def test_cache_built_for_another_architecture_is_retrained_not_served(isolated_data, monkeypatch):
+    zoo.get_model("mnist5k", "standard", num_epochs=1, progress=False)
+    import advexp_lib.models as models
+
+    original = models.SmallCNN.__init__
+
+    def wider(self, **kw):  # the class changes in code, the recipe (and hash) does not
+        original(self, **kw)
+        self.classifier[1] = torch.nn.Linear(self.classifier[1].in_features, 64)
+        self.classifier[3] = torch.nn.Linear(64, self.classifier[3].out_features)
+
+    monkeypatch.setattr(models.SmallCNN, "__init__", wider)
+    trained = []
+    real = zoo.train_recipe
+    monkeypatch.setattr(zoo, "train_recipe", lambda *a, **k: trained.append(1) or real(*a, **k))
+    model = zoo.get_model("mnist5k", "standard", num_epochs=1, progress=False)
+    assert trained == [1] and model.classifier[1].out_features == 64
