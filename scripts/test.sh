@@ -7,4 +7,5 @@ bash scripts/bootstrap.sh
 VENV="${ADVEXP_VENV:-.venv}"
 export MPLBACKEND=Agg
 "$VENV/bin/python" -m pytest tests "$@"
-ADVEXP_SMOKE=1 "$VENV/bin/python" -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+# smoke records go to a scratch folder, never over the main job's results/
+ADVEXP_RESULTS_DIR="$(mktemp -d)" ADVEXP_SMOKE=1 "$VENV/bin/python" -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
