@@ -204,7 +204,6 @@ def evaluate_all(models: dict, x: torch.Tensor, y: torch.Tensor, *, ara_steps: i
     Returns:
         DataFrame indexed by label.
     """
-    import pandas as pd
 
     from .explain import attribute
     from .metrics import gini, robust_accuracy_curve
