@@ -245,23 +245,24 @@ def _resolve(r: Recipe, *, retrain=False, device="cpu", progress=True) -> Path:
     h = config_hash(r)
     cached = zoo_dir() / f"{r.dataset}-{r.name}-{h}.pt"
     shipped = SHIPPED_DIR / f"{r.dataset}-{r.name}.pt"
+    cached_ckpt = load_checkpoint(cached) if cached.is_file() else None  # read once, judged twice below
     if not retrain:
-        for path in (cached, shipped):
-            if path.is_file() and _complete(path, r, h):
-                return path
+        if cached_ckpt is not None and _complete(cached_ckpt, r, h):
+            return cached
+        if shipped.is_file() and _complete(load_checkpoint(shipped), r, h):
+            return shipped
     # continue an interrupted run of this recipe, unless the architecture changed under it
-    resume = not retrain and cached.is_file() and _fits(load_checkpoint(cached), r)
+    resume = not retrain and cached_ckpt is not None and _fits(cached_ckpt, r)
     train_recipe(r, device=device, checkpoint=cached, progress=progress, resume=resume)
     return cached
 
 
-def _complete(path: Path, r: Recipe, h: str) -> bool:
+def _complete(ckpt: dict, r: Recipe, h: str) -> bool:
     """A finished run of exactly this recipe whose weights fit today's architecture.
 
     The shape check catches a model class changed in code without a recipe
     ``version`` bump: such a file is stale and is retrained, never half-loaded.
     """
-    ckpt = load_checkpoint(path)
     done = ckpt.get("meta", {}).get("config_hash") == h and int(ckpt["epoch"]) == r.train.num_epochs
     return done and _fits(ckpt, r)
 
