@@ -14,14 +14,16 @@ from contextlib import contextmanager
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
-from .checks import InputError, check_choice, check_positive
+from .checks import CheckpointError, InputError, check_positive
 
 __all__ = ["ARCHS", "ACTIVATIONS", "HalfHuberReLU", "Normalize", "SmallCNN", "CamCNN",
            "PreActResNet", "build_model", "make_activation", "eval_mode"]
 
 ARCHS = ("small_cnn", "cam_cnn", "resnet<6n+2> (e.g. resnet20, resnet44)")
-ACTIVATIONS = ("relu", "half_huber")
+ACTIVATIONS = ("relu", "half_huber", "half_huber(d)")
+_HH_PATTERN = r"half_huber(?:\((\d+(?:\.\d*)?(?:e-?\d+)?)\))?"
 
 
 class HalfHuberReLU(nn.Module):
@@ -31,55 +33,77 @@ class HalfHuberReLU(nn.Module):
                x^2 / (2 d)   for 0 < x <= d
                x - d / 2     for x > d,          f'(x) = clamp(x, 0, d) / d.
 
-    Forward and both derivatives are custom autograd Functions: f' is
-    clamp(x, 0, d) / d and f'' = 1/d on (0, d), else 0, each one fused
-    expression. Composing clamp/min/relu instead gave the same numbers but made
-    a double-backprop (L_adv) training step 5.1x a standard step instead of
-    2.6x (benchmarks/bench_woods.py), since every op doubles in the graph.
+    Hand-written autograd Functions (no library has it), fused for double
+    backprop: with c = clamp(x, 0, d) and s = c / d = f'(x), the forward is
+    f = s (x - c/2) (four elementwise kernels), the first backward g * s (one,
+    reusing s), and the second backward uses f'' = 1/d on (0, d), else 0.
+    Third derivatives raise (``once_differentiable``). Composing
+    clamp/min/relu gave the same numbers with about twice the elementwise
+    work (benchmarks/bench_woods.py measures the L_adv step).
 
     Args:
         delta: the quadratic zone's width d > 0. Default: 0.5 (the paper's).
+            Stored as a buffer (checkpoints carry it) and as a Python float
+            (scalar kernels, no device sync), kept equal on load.
     """
 
     def __init__(self, delta: float = 0.5):
         super().__init__()
         check_positive(delta, "delta")
         self.register_buffer("delta", torch.tensor(float(delta)))
+        self._d = float(delta)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        d = float(self.delta)
+        if not d > 0 or d == float("inf"):
+            raise CheckpointError(f"{prefix}delta: expected a finite half-Huber width > 0, got {d!r}")
+        self._d = d
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _HalfHuber.apply(x, self.delta.to(x.dtype))
+        return _HalfHuber.apply(x, self._d)
 
     def extra_repr(self) -> str:
-        return f"delta={self.delta.item():g}"
+        return f"delta={self._d:g}"
 
 
 class _HalfHuber(torch.autograd.Function):
-    """f(x); backward multiplies by f'(x) = clamp(x, 0, d) / d (itself differentiable)."""
+    """f(x) = s (x - c/2) with c = clamp(x, 0, d), s = c / d; saves x and s = f'(x)."""
 
     @staticmethod
-    def forward(ctx, x, d):
-        ctx.save_for_backward(x, d)
-        c = x.clamp(min=0)
-        return torch.where(x > d, x - d / 2, c * c / (2 * d))
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, d = ctx.saved_tensors
-        return grad * _HalfHuberSlope.apply(x, d), None
-
-
-class _HalfHuberSlope(torch.autograd.Function):
-    """f'(x) = clamp(x, 0, d) / d; backward multiplies by f''(x) = 1/d on (0, d), else 0."""
-
-    @staticmethod
-    def forward(ctx, x, d):
-        ctx.save_for_backward(x, d)
-        return x.clamp(min=0).minimum(d) / d
+    def forward(ctx, x, d: float):
+        c = x.clamp(0, d)
+        s = c * (1.0 / d)
+        ctx.save_for_backward(x, s)
+        ctx.d = d
+        return torch.add(x, c, alpha=-0.5).mul_(s)
 
     @staticmethod
     def backward(ctx, grad):
-        x, d = ctx.saved_tensors
-        return grad * ((x > 0) & (x < d)).to(grad.dtype) / d, None
+        x, s = ctx.saved_tensors
+        return _HalfHuberGrad.apply(grad, x, s, ctx.d), None
+
+
+class _HalfHuberGrad(torch.autograd.Function):
+    """(g, x) -> g * f'(x), f'(x) = s given; backward: (gg * s, gg * g * f''(x)), f'' = 1/d on (0, d)."""
+
+    @staticmethod
+    def forward(ctx, grad, x, s, d: float):
+        ctx.save_for_backward(grad, s)
+        ctx.d = d
+        return grad * s
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gg):
+        grad, s = ctx.saved_tensors
+        d_grad = gg * s if ctx.needs_input_grad[0] else None
+        d_x = None
+        if ctx.needs_input_grad[1]:
+            # f'' d = 1 where 0 < s < 1, else 0: sign(s - s^2) in float arithmetic, since bool masks
+            # (where, masked_fill) cost ~10x a multiply here
+            d_x = torch.addcmul(s, s, s, value=-1).sign_().mul_(gg).mul_(grad).mul_(1.0 / ctx.d)
+        return d_grad, d_x, None, None
 
 
 class Normalize(nn.Module):
@@ -99,9 +123,22 @@ class Normalize(nn.Module):
 
 
 def make_activation(name: str) -> nn.Module:
-    """``relu`` -> nn.ReLU, ``half_huber`` -> HalfHuberReLU(0.5)."""
-    check_choice(name, "activation", ACTIVATIONS)
-    return nn.ReLU() if name == "relu" else HalfHuberReLU()
+    """``relu`` -> nn.ReLU; ``half_huber`` -> HalfHuberReLU(0.5); ``half_huber(d)`` -> HalfHuberReLU(d)."""
+    check_activation(name)
+    if name == "relu":
+        return nn.ReLU()
+    m = re.fullmatch(_HH_PATTERN, name)
+    return HalfHuberReLU(float(m.group(1)) if m.group(1) else 0.5)
+
+
+def check_activation(name) -> str:
+    """Validate an activation name: relu, half_huber or half_huber(d) with a number d > 0."""
+    m = re.fullmatch(_HH_PATTERN, name) if isinstance(name, str) else None
+    if name != "relu" and m is None:
+        raise InputError(f"activation: unknown value {name!r}; valid: {', '.join(ACTIVATIONS)}")
+    if m and m.group(1) and not 0 < float(m.group(1)) < float("inf"):
+        raise InputError(f"activation: the half-Huber width d in {name!r} must be a finite number > 0")
+    return name
 
 
 def _conv_pool_stages(in_channels: int, activation: str) -> list[nn.Module]:
@@ -212,14 +249,15 @@ def build_model(arch: str = "small_cnn", *, num_classes: int = 10, in_channels: 
 
     Args:
         num_classes, in_channels: output classes and input channels.
-        activation: "relu" or "half_huber" (Woods' HalfHuberReLU, delta 0.5).
+        activation: "relu", "half_huber" (Woods' HalfHuberReLU, delta 0.5) or
+            "half_huber(d)" (width d, e.g. "half_huber(1.5)"). Default "relu".
         mean, std: per-channel normalization applied by the model's first layer;
             default 0.5 / 0.25 for every channel.
         image_size: input height = width; used by ``small_cnn``'s dense layer. Default 28.
     """
     check_positive(num_classes, "num_classes", integer=True)
     check_positive(in_channels, "in_channels", integer=True)
-    check_choice(activation, "activation", ACTIVATIONS)
+    check_activation(activation)
     mean = tuple(mean) if mean is not None else (0.5,) * in_channels
     std = tuple(std) if std is not None else (0.25,) * in_channels
     if len(mean) != in_channels or len(std) != in_channels:

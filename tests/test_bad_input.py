@@ -244,6 +244,12 @@ CASES = [
         r"activation: unknown value 'gelu'; valid: relu, half_huber",
     ),
     (
+        "models.build_model/activation-width",
+        lambda t: models.build_model(activation="half_huber(0)"),
+        InputError,
+        r"activation: the half-Huber width d in 'half_huber\(0\)' must be a finite number > 0",
+    ),
+    (
         "models.build_model/mean",
         lambda t: models.build_model(in_channels=3, mean=(0.5,)),
         InputError,

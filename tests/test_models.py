@@ -69,8 +69,41 @@ def test_cam_logit_is_spatial_mean_of_cam():
     assert torch.allclose(cam.mean(dim=(2, 3)) + m.classifier.bias, m(x), atol=1e-5)
 
 
+@pytest.mark.parametrize("name, delta", [("half_huber", 0.5), ("half_huber(1.5)", 1.5), ("half_huber(2)", 2.0)])
+def test_activation_names_set_the_half_huber_width(name, delta):
+    acts = [m for m in build_model("small_cnn", activation=name).modules() if isinstance(m, HalfHuberReLU)]
+    assert len(acts) == 3 and all(a.delta.item() == delta and a._d == delta for a in acts)
+
+
+def test_half_huber_width_travels_with_the_state_dict():
+    a, b = build_model("small_cnn", activation="half_huber(1.5)"), build_model("small_cnn", activation="half_huber")
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 1, 28, 28)
+    assert torch.equal(a(x), b(x)) and all(m._d == 1.5 for m in b.modules() if isinstance(m, HalfHuberReLU))
+
+
+def test_third_derivative_of_half_huber_raises_instead_of_being_wrong():
+    x = torch.tensor([0.2, 0.7], dtype=torch.float64, requires_grad=True)
+    f = HalfHuberReLU(0.5)
+    (g,) = torch.autograd.grad(f(x).sum(), x, create_graph=True)
+    (h,) = torch.autograd.grad(g.sum(), x, create_graph=True)
+    assert torch.equal(h.detach(), torch.tensor([2.0, 0.0], dtype=torch.float64))  # f'' = 1/d on (0, d)
+    with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
+        torch.autograd.grad(h.sum(), x)
+
+
 def test_build_model_rejects_unknown_names():
     with pytest.raises(InputError, match="arch: unknown value 'vgg'.*small_cnn"):
         build_model("vgg")
     with pytest.raises(InputError, match="activation: unknown value 'gelu'.*half_huber"):
         build_model("small_cnn", activation="gelu")
+
+
+def test_state_dict_with_a_bad_half_huber_width_is_refused():
+    from advexp_lib import CheckpointError
+
+    m = build_model("small_cnn", activation="half_huber")
+    sd = m.state_dict()
+    sd["features.1.delta"] = torch.tensor(0.0)
+    with pytest.raises(CheckpointError, match=r"features\.1\.delta: expected a finite half-Huber width > 0"):
+        m.load_state_dict(sd)
