@@ -59,7 +59,7 @@ class SearchResult:
 
 def rmse(delta: torch.Tensor) -> torch.Tensor:
     """Per-example RMSE sqrt(mean(delta^2)) over all pixels and channels."""
-    return delta.flatten(1).pow(2).mean(1).sqrt()
+    return delta.pow(2).mean(dim=tuple(range(1, delta.dim()))).sqrt()  # any memory layout, no copy
 
 
 def step_sizes(eps: float, steps: int, overshoot: float = 1.0) -> torch.Tensor:
@@ -124,7 +124,7 @@ def rmse_search(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, *, mode
     with eval_mode(model):
         for t in range(steps + 1):  # the extra pass only scores the final delta
             d = delta.detach().requires_grad_(t < steps)
-            logits = model(_apply(x, d, clip))
+            logits = model(_nhwc(_apply(x, d, clip)))
             if t == 0:
                 check_logits(logits, n)
                 check_labels(labels, n, logits.shape[1], "labels")
@@ -257,6 +257,21 @@ def _push(mode, logits, labels, r, eps):
 
 def _apply(x, delta, clip):
     return (x + delta).clamp(0, 1) if clip else x + delta
+
+
+def _nhwc(x):
+    """A differentiable copy of x in channels-last (NHWC) strides on CPU, values unchanged.
+
+    The search spends its time in the model's forward and input-gradient passes;
+    oneDNN convolutions and max-pooling on CPU run faster in NHWC, and a layer's
+    output follows its input's layout. For C = 1 the two layouts hold the same
+    bytes and ``contiguous(channels_last)`` (like ``x + d``) keeps NCHW strides,
+    so an explicit copy sets the stride of C to 1: the first convolution then
+    sees NHWC and the layers after it stay NHWC. Other devices keep x as is.
+    """
+    if x.device.type != "cpu" or x.dim() != 4 or x.stride(1) == 1:
+        return x
+    return torch.empty_like(x, memory_format=torch.channels_last).copy_(x)
 
 
 def _unit_rmse(v):

@@ -174,3 +174,24 @@ def test_half_and_half_adversarial_training_perturbs_about_half():
     changed = (out != x).flatten(1).any(1).float().mean().item()
     assert 0.35 < changed < 0.65
     assert model.training  # mode restored after the search
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("nhwc_in", [False, True])
+def test_search_runs_nhwc_inside_and_returns_the_callers_layout(channels, nhwc_in):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(channels, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(4 * 4 * 4, 3))
+    x = torch.rand(5, channels, 8, 8)
+    if nhwc_in:
+        x = x.contiguous(memory_format=torch.channels_last)
+    seen = []
+    model[0].register_forward_hook(lambda m, i, o: seen.append(i[0].stride(1)))
+    y = model(x).argmax(1)
+    seen.clear()
+    res = rmse_search(model, x, y, mode="attack", eps=5.0, steps=6)
+    assert set(seen) == {1}  # the model saw NHWC inputs at every step
+    assert res.x_adv.stride() == x.stride()
+    # the same search on a float64 copy (own rounding) agrees: the layout changes speed, not the result
+    ref = rmse_search(model.double(), x.double(), y, mode="attack", eps=5.0, steps=6)
+    torch.testing.assert_close(res.distances.double(), ref.distances, rtol=1e-4, atol=1e-6)
