@@ -4,11 +4,16 @@
 
 Prints:
 - robust step / standard step and `all` step / standard step (one optimizer step
-  of the training loop's work: forward, loss, backward, update) for the small CNN
-  (mnist5k, batch 64) and ResNet-44 (CIFAR-10 shape, batch 32);
-- ARA throughput in image-steps per second, batched vs a per-image loop of the
-  same search (batch of one), and their ratio.
-Timings are medians over interleaved repeats.
+  of the training loop's work: forward, loss, backward, update) at the recipes'
+  batch sizes: the small CNN (mnist5k, batch 64) and ResNet-44 (CIFAR-10 shape,
+  batch 128, the paper's);
+- ARA throughput in image-steps per second: the batched search as
+  ``accuracy_robustness_area`` runs it (1,000 images in chunks of 256 for the
+  small CNN, 128 images for ResNet-44) vs a per-image loop of the same search (batch of one),
+  and their ratio; and two speed-ups of the batched search (throughput ratios):
+  the NHWC copy ``rmse_search`` feeds the model on CPU vs plain NCHW, and
+  chunks of 256 (``accuracy_robustness_area``'s default) vs one batch.
+Timings are medians over interleaved rounds of back-to-back calls (see ``median_times``).
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from advexp_lib import attacks
 from advexp_lib.attacks import RmseAdversarialTraining, rmse_search
 from advexp_lib.models import build_model
 from advexp_lib.regularizers import AdaptivePsi, WoodsRegularizer
@@ -43,15 +49,19 @@ def step_fn(model, x, y, *, regularizer=None, transform=None):
     return step
 
 
-def median_times(fns: dict, repeats: int) -> dict:
-    for fn in fns.values():  # warm-up
-        fn()
+def median_times(fns: dict, repeats: int, inner: int = 3) -> dict:
+    """Median seconds per call. Rounds visit every variant in turn (so load drift hits all alike);
+    within a round a variant runs one untimed call, then ``inner`` timed calls back to back, as
+    steps follow each other in training (timing single calls right after another variant's
+    measured that variant's memory and cache churn: a robust small-CNN step read ~2x slower)."""
     times = {k: [] for k in fns}
-    for _ in range(repeats):  # interleaved, so load changes hit every variant alike
+    for _ in range(repeats):
         for k, fn in fns.items():
-            t = time.perf_counter()
             fn()
-            times[k].append(time.perf_counter() - t)
+            for _ in range(inner):
+                t = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -70,22 +80,37 @@ def training_ratios(arch, shape, batch, repeats):
           f"robust / standard = {t['robust'] / t['standard']:.2f} | all / standard = {t['all'] / t['standard']:.2f}")
 
 
-def ara_throughput(arch, shape, n, steps, repeats):
+def ara_throughput(arch, shape, n, n_single, steps, repeats):
     torch.manual_seed(0)
     model = build_model(arch, num_classes=10, in_channels=shape[0], image_size=shape[1]).eval()
     x, y = torch.rand(n, *shape), torch.randint(10, (n,))
 
-    def batched():
-        rmse_search(model, x, y, mode="attack", eps=20.0, steps=steps, momentum=0.9)
+    def batched():  # what accuracy_robustness_area does by default: chunks of 256 images
+        for i in range(0, n, 256):
+            rmse_search(model, x[i:i + 256], y[i:i + 256], mode="attack", eps=20.0, steps=steps, momentum=0.9)
 
-    def per_image():
-        for i in range(n):
+    def per_image():  # the baseline: the same search, one image at a time (on a subset; cost is per image)
+        for i in range(n_single):
             rmse_search(model, x[i:i + 1], y[i:i + 1], mode="attack", eps=20.0, steps=steps, momentum=0.9)
 
-    t = median_times({"batched": batched, "per_image": per_image}, repeats)
-    b, p = n * steps / t["batched"], n * steps / t["per_image"]
-    print(f"{arch:10s} ARA search, {n} images x {steps} steps: batched {b:9.0f} img-steps/s | "
-          f"per-image loop {p:7.0f} img-steps/s | batched / per-image = {b / p:.1f}x")
+    def batched_nchw():  # the same batched search with the model fed NCHW (attacks._nhwc bypassed)
+        saved = attacks._nhwc
+        attacks._nhwc = lambda v: v
+        try:
+            batched()
+        finally:
+            attacks._nhwc = saved
+
+    def one_batch():  # every image in one batch (batch_size=None)
+        rmse_search(model, x, y, mode="attack", eps=20.0, steps=steps, momentum=0.9)
+
+    t = median_times({"batched": batched, "per_image": per_image, "batched_nchw": batched_nchw,
+                      "one_batch": one_batch}, repeats, inner=1)
+    b, p = n * steps / t["batched"], n_single * steps / t["per_image"]
+    print(f"{arch:10s} ARA search, {steps} steps: batched ({n} images) {b:9.0f} img-steps/s | "
+          f"per-image loop ({n_single} images) {p:7.0f} img-steps/s | batched / per-image = {b / p:.1f}x\n"
+          f"{'':10s} batched with NHWC feed / NCHW feed = {t['batched_nchw'] / t['batched']:.2f}x | "
+          f"chunks of 256 / one batch of {n} = {t['one_batch'] / t['batched']:.2f}x")
 
 
 def main():
@@ -94,10 +119,10 @@ def main():
     a = ap.parse_args()
     r = 3 if a.quick else 10
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    training_ratios("small_cnn", (1, 28, 28), 64, r)
-    training_ratios("resnet44", (3, 32, 32), 32, max(2, r // 3))
-    ara_throughput("small_cnn", (1, 28, 28), 200, 20, max(2, r // 3))
-    ara_throughput("resnet44", (3, 32, 32), 32, 5, 2)
+    training_ratios("small_cnn", (1, 28, 28), 64, r)  # the mnist5k recipes' batch
+    training_ratios("resnet44", (3, 32, 32), 32 if a.quick else 128, max(2, r // 3))  # the paper's batch: 128
+    ara_throughput("small_cnn", (1, 28, 28), 1000, 50, 20, max(2, r // 3))  # ARA: 1,000 test images
+    ara_throughput("resnet44", (3, 32, 32), 128 if not a.quick else 32, 8, 5, 2)
 
 
 if __name__ == "__main__":
