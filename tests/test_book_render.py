@@ -47,3 +47,15 @@ def test_notebook_page_shows_its_figures(name, minimum):
         if "_images/" in s:  # linked figures must exist on disk
             assert (page.parent / s).resolve().is_file(), f"{name}: missing image file {s}"
     assert "Traceback" not in dom, f"{name}: a cell error was rendered"
+
+
+def test_formulas_are_typeset_offline_by_the_bundled_mathjax():
+    page = HTML / "book" / "background.html"
+    if not page.is_file():
+        pytest.skip("background chapter not in this build")
+    html = page.read_text()
+    scripts = re.findall(r"<script[^>]*\ssrc=\"([^\"]*mathjax[^\"]*)\"", html, flags=re.I)
+    assert scripts and all(not s.startswith(("http:", "https:", "//")) for s in scripts), scripts
+    assert (page.parent / scripts[0]).resolve().is_file(), f"MathJax not copied into the build: {scripts[0]}"
+    dom = _dom(page)
+    assert dom.count("<mjx-container") >= 10, "formulas were not typeset (raw \\( \\) left in the page)"
