@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--steps", type=int, default=450)
     a.add_argument("--eps", type=float, default=20.0)
     a.add_argument("--momentum", type=float, default=0.9)
-    a.add_argument("--batch-size", type=int, default=256, help="images per search batch (default 256)")
+    a.add_argument("--batch-size", type=int, default=None, help="images per search batch (default: all)")
     a.add_argument("--device", default="cpu")
     a.add_argument("--out", default=None, help="also write the result (JSON) here")
     a.set_defaults(run=_ara)

@@ -70,7 +70,7 @@ def ara_from_distances(distances: torch.Tensor, num_classes: int) -> float:
 
 def accuracy_robustness_area(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, kind: str = "attack",
                              steps: int = 450, eps: float = 20.0, momentum: float = 0.9,
-                             batch_size: int | None = 256, progress: bool = True, clip: bool = False,
+                             batch_size: int | None = None, progress: bool = True, clip: bool = False,
                              on_late: str = "warn") -> AraResult:
     r"""Accuracy-Robustness Area of ``model`` on ``(x, y)`` (Woods et al. 2019).
 
@@ -84,12 +84,11 @@ def accuracy_robustness_area(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
             probability no longer above chance, 1/C). Default: "attack".
         steps, eps, momentum: search length, total budget in RMSE units and
             momentum; defaults are the paper's (450, 20, 0.9), overshoot 1.
-        batch_size: images per search batch; None = all at once. Default 256:
-            memory stays bounded, and on CPU a 256-image chunk of a small net
-            keeps each activation tensor under glibc's 32 MiB mmap threshold,
-            so freed buffers can be reused instead of page-faulted in afresh
-            every step. Small CNN, 1,000 images: 256-image chunks ran 0.96x to
-            2x the throughput of one batch, depending on the run
+        batch_size: images per search batch; default None = all at once.
+            Chunks bound the memory; on CPU, chunks whose activation tensors
+            stay under glibc's 32 MiB mmap threshold (256 images of the small
+            CNN) can be recycled instead of page-faulted in every step: 0.96x
+            to 2x the throughput of one 1,000-image batch, depending on the run
             (benchmarks/bench_woods.py prints the ratio).
         clip: keep x + delta in [0, 1] (default False, as the reference).
         on_late: what to do when an image meets the criterion after T/2 steps

@@ -8,11 +8,12 @@ Prints:
   batch sizes: the small CNN (mnist5k, batch 64) and ResNet-44 (CIFAR-10 shape,
   batch 128, the paper's);
 - ARA throughput in image-steps per second: the batched search as
-  ``accuracy_robustness_area`` runs it (1,000 images in chunks of 256 for the
-  small CNN, 128 images for ResNet-44) vs a per-image loop of the same search (batch of one),
+  ``accuracy_robustness_area`` runs it by default, every image in one batch
+  (1,000 for the small CNN, 128 for ResNet-44), vs a per-image loop of the
+  same search (batch of one),
   and their ratio; and two speed-ups of the batched search (throughput ratios):
   the NHWC copy ``rmse_search`` feeds the model on CPU vs plain NCHW, and
-  chunks of 256 (``accuracy_robustness_area``'s default) vs one batch.
+  chunks of 256 images (``batch_size=256``) vs one batch.
 Timings are medians over interleaved rounds of back-to-back calls (see ``median_times``).
 """
 from __future__ import annotations
@@ -85,9 +86,8 @@ def ara_throughput(arch, shape, n, n_single, steps, repeats):
     model = build_model(arch, num_classes=10, in_channels=shape[0], image_size=shape[1]).eval()
     x, y = torch.rand(n, *shape), torch.randint(10, (n,))
 
-    def batched():  # what accuracy_robustness_area does by default: chunks of 256 images
-        for i in range(0, n, 256):
-            rmse_search(model, x[i:i + 256], y[i:i + 256], mode="attack", eps=20.0, steps=steps, momentum=0.9)
+    def batched():  # what accuracy_robustness_area does by default: every image in one batch
+        rmse_search(model, x, y, mode="attack", eps=20.0, steps=steps, momentum=0.9)
 
     def per_image():  # the baseline: the same search, one image at a time (on a subset; cost is per image)
         for i in range(n_single):
@@ -101,16 +101,17 @@ def ara_throughput(arch, shape, n, n_single, steps, repeats):
         finally:
             attacks._nhwc = saved
 
-    def one_batch():  # every image in one batch (batch_size=None)
-        rmse_search(model, x, y, mode="attack", eps=20.0, steps=steps, momentum=0.9)
+    def chunks():  # batch_size=256
+        for i in range(0, n, 256):
+            rmse_search(model, x[i:i + 256], y[i:i + 256], mode="attack", eps=20.0, steps=steps, momentum=0.9)
 
     t = median_times({"batched": batched, "per_image": per_image, "batched_nchw": batched_nchw,
-                      "one_batch": one_batch}, repeats, inner=1)
+                      "chunks": chunks}, repeats, inner=1)
     b, p = n * steps / t["batched"], n_single * steps / t["per_image"]
     print(f"{arch:10s} ARA search, {steps} steps: batched ({n} images) {b:9.0f} img-steps/s | "
           f"per-image loop ({n_single} images) {p:7.0f} img-steps/s | batched / per-image = {b / p:.1f}x\n"
           f"{'':10s} batched with NHWC feed / NCHW feed = {t['batched_nchw'] / t['batched']:.2f}x | "
-          f"chunks of 256 / one batch of {n} = {t['one_batch'] / t['batched']:.2f}x")
+          f"chunks of 256 / one batch of {n} = {t['batched'] / t['chunks']:.2f}x")
 
 
 def main():
