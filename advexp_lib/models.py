@@ -124,21 +124,21 @@ class Normalize(nn.Module):
 
 def make_activation(name: str) -> nn.Module:
     """``relu`` -> nn.ReLU; ``half_huber`` -> HalfHuberReLU(0.5); ``half_huber(d)`` -> HalfHuberReLU(d)."""
-    check_activation(name)
-    if name == "relu":
-        return nn.ReLU()
-    m = re.fullmatch(_HH_PATTERN, name)
-    return HalfHuberReLU(float(m.group(1)) if m.group(1) else 0.5)
+    d = check_activation(name)
+    return nn.ReLU() if d is None else HalfHuberReLU(d)
 
 
-def check_activation(name) -> str:
-    """Validate an activation name: relu, half_huber or half_huber(d) with a number d > 0."""
+def check_activation(name) -> float | None:
+    """Validate an activation name (relu, half_huber or half_huber(d), d > 0); return d, or None for relu."""
     m = re.fullmatch(_HH_PATTERN, name) if isinstance(name, str) else None
     if name != "relu" and m is None:
         raise InputError(f"activation: unknown value {name!r}; valid: {', '.join(ACTIVATIONS)}")
-    if m and m.group(1) and not 0 < float(m.group(1)) < float("inf"):
+    if m is None:
+        return None
+    d = float(m.group(1)) if m.group(1) else 0.5
+    if not 0 < d < float("inf"):
         raise InputError(f"activation: the half-Huber width d in {name!r} must be a finite number > 0")
-    return name
+    return d
 
 
 def _conv_pool_stages(in_channels: int, activation: str) -> list[nn.Module]:
