@@ -20,11 +20,12 @@ from dataclasses import replace
 
 import pytest
 import torch
+from train_hooks import StopAt
 
 from advexp_lib import CheckpointError, zoo
 from advexp_lib.data import TensorImageDataset
 from advexp_lib.models import build_model
-from advexp_lib.training import InputTransform, TrainConfig, load_checkpoint, save_checkpoint, train
+from advexp_lib.training import TrainConfig, load_checkpoint, save_checkpoint, train
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -184,20 +185,6 @@ KILL_SAVE_SCRIPT = textwrap.dedent("""
     torch.save = dying_save
     save_checkpoint(path, {"model": {"w": torch.ones(1000)}, "epoch": 2, "history": []})
 """)
-
-
-class StopAt(InputTransform):
-    """Stops the run at the start of epoch ``at`` (after the previous epoch's checkpoint)."""
-
-    def __init__(self, at):
-        self.at = at
-
-    def start_epoch(self, epoch, num_epochs):
-        if epoch == self.at:
-            raise KeyboardInterrupt
-
-    def __call__(self, model, x, y):
-        return x
 
 
 def test_sigkill_inside_torch_save_leaves_the_previous_checkpoint(tmp_path):

@@ -1,10 +1,11 @@
 import pytest
 import torch
+from train_hooks import StopAt
 
 from advexp_lib import CheckpointError, InputError
 from advexp_lib.data import TensorImageDataset
 from advexp_lib.models import build_model
-from advexp_lib.training import BatchHook, LossTerm, TrainConfig, evaluate, load_checkpoint, train
+from advexp_lib.training import LossTerm, TrainConfig, evaluate, load_checkpoint, train
 
 
 @pytest.fixture
@@ -20,18 +21,7 @@ def tiny_model():
     return build_model("small_cnn", num_classes=2, image_size=8)
 
 
-class Interrupt(BatchHook):
-    """Raises at the start of epoch `at`, like a kill mid-run."""
-
-    def __init__(self, at):
-        self.at = at
-
-    def start_epoch(self, epoch, num_epochs):
-        if epoch == self.at:
-            raise KeyboardInterrupt
-
-
-class Noisy(Interrupt):
+class Noisy(StopAt):
     """An input transform drawing randomness (as adversarial training does)."""
 
     def __call__(self, model, x, y):
