@@ -73,6 +73,14 @@ def test_ara_is_monotone_when_distances_grow(d, grow, num_classes):
 # ------------------------------------------------------------------------------------------- RMSE search
 
 
+def _l2_search(seed, shape, eps, steps, overshoot, **kw):
+    """The "l2" search on the seeded linear model; returns x, the result, RMSE(x_adv - x) and the first step."""
+    x = _images(seed, shape)
+    res = attacks.rmse_search(_linear(seed, shape), x, _labels(seed, shape[0]), mode="l2", eps=eps, steps=steps,
+                              overshoot=overshoot, **kw)
+    return x, res, attacks.rmse(res.x_adv - x), attacks.step_sizes(eps, steps, overshoot)[0].item()
+
+
 @FAST
 @given(
     seed=seeds,
@@ -85,20 +93,8 @@ def test_ara_is_monotone_when_distances_grow(d, grow, num_classes):
 def test_rmse_search_l2_never_leaves_its_budget_by_more_than_the_first_step(
     seed, shape, eps, steps, overshoot, half
 ):
-    x = _images(seed, shape)
     mask = (torch.arange(shape[0]) % 2 == 0) if half else None
-    res = attacks.rmse_search(
-        _linear(seed, shape),
-        x,
-        _labels(seed, shape[0]),
-        mode="l2",
-        eps=eps,
-        steps=steps,
-        overshoot=overshoot,
-        mask=mask,
-    )
-    first = attacks.step_sizes(eps, steps, overshoot)[0].item()
-    r = attacks.rmse(res.x_adv - x)
+    x, res, r, first = _l2_search(seed, shape, eps, steps, overshoot, mask=mask)
     assert (r <= (eps + first) * (1 + 1e-5)).all(), (r.max().item(), eps, first)
     assert torch.allclose(res.distances, r, atol=1e-6)
     if mask is not None:
@@ -121,19 +117,7 @@ def test_rmse_search_l2_with_momentum_also_keeps_the_first_step_bound(
     back along -delta). With momentum it is not proven, since the velocity may still point outward when the
     flag says shrink; it held on 1,500 random cases, so it is checked on a fixed (derandomized) sample, with
     the bound that always holds: RMSE <= the total path length eps * overshoot."""
-    x = _images(seed, shape)
-    res = attacks.rmse_search(
-        _linear(seed, shape),
-        x,
-        _labels(seed, shape[0]),
-        mode="l2",
-        eps=eps,
-        steps=steps,
-        overshoot=overshoot,
-        momentum=momentum,
-    )
-    r = attacks.rmse(res.x_adv - x)
-    first = attacks.step_sizes(eps, steps, overshoot)[0].item()
+    _, _, r, first = _l2_search(seed, shape, eps, steps, overshoot, momentum=momentum)
     assert (r <= eps * overshoot * (1 + 1e-5)).all()
     assert (r <= (eps + first) * (1 + 1e-5)).all()
 
