@@ -57,8 +57,8 @@ def main():
     print(json.dumps(dict(
         recipe=a.recipe, overrides=over, n_images=a.n_images,
         test_accuracy=evaluate(model, data.load_dataset("mnist5k", "test"))["accuracy"],
-        **{f"{k}_ara": round(r.ara, 4) for k, r in res.items()},
-        unreliable=int(sum(r.unreliable.sum() for r in res.values())),
+        **{f"{k}_ara": round(v.ara, 4) for k, v in res.items()},
+        unreliable=int(sum(v.unreliable.sum() for v in res.values())),
         train_seconds=round(seconds, 1), final_ce=round(history[-1]["ce"], 3), final_psi=history[-1].get("psi"))))
 
 
