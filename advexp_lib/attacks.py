@@ -21,7 +21,7 @@ from torch import nn
 
 from .checks import InputError, check_choice, check_images, check_labels, check_logits, check_positive
 from .models import eval_mode
-from .regularizers import global_draw, warmup_eps
+from .regularizers import global_draw, tandem_margin, warmup_eps
 from .training import InputTransform
 
 __all__ = ["SEARCH_MODES", "SearchResult", "rmse", "step_sizes", "rmse_search", "pgd",
@@ -406,24 +406,22 @@ def interpretability_sneaking_attack(model: nn.Module, x: torch.Tensor, y: torch
     clean_y = attribute(model, x, y, method=method, **options)
     clean_t = attribute(model, x, targets, method=method, **options)
 
-    def disc(z, differentiable):  # -> (D1, the hidden-from measure)
-        d_y = map_discrepancy(clean_y, attribute(model, z, y, method=method, differentiable=differentiable,
-                                                 **options), norm=norm)
+    def discrepancy(z, classes, clean, differentiable):  # D(I_classes(x), I_classes(z))
+        return map_discrepancy(clean, attribute(model, z, classes, method=method, differentiable=differentiable,
+                                                **options), norm=norm)
+
+    def disc(z, differentiable, measure=measure):  # -> (D1, the measure: D1 or D2)
+        d_y = discrepancy(z, y, clean_y, differentiable)
         if measure == "one":
             return d_y, d_y
-        d_t = map_discrepancy(clean_t, attribute(model, z, targets, method=method,
-                                                 differentiable=differentiable, **options), norm=norm)
-        return d_y, (d_y + d_t) / 2
+        return d_y, (d_y + discrepancy(z, targets, clean_t, differentiable)) / 2
 
     def run(eps, gamma):
         s = (eps / eps_max).to(x.dtype)[:, None, None, None]
 
         def objective(xa):
             z = (x + s * (xa - x)).clamp(0, 1)  # clamp only guards round-off: z is a convex combination
-            logits = model(z)
-            f_t = logits.gather(1, targets[:, None]).squeeze(1)
-            other = logits.masked_fill(F.one_hot(targets, num_classes).bool(), float("-inf")).amax(1)
-            loss = (other - f_t).clamp(min=-kappa)
+            loss = (-tandem_margin(model(z), targets)).clamp(min=-kappa)  # max_{j != t} f_j - f_t
             if (gamma > 0).any():
                 loss = loss + gamma * disc(z, True)[1]  # [1]: the measure hidden from
             return -loss  # pgd ascends
@@ -458,10 +456,8 @@ def interpretability_sneaking_attack(model: nn.Module, x: torch.Tensor, y: torch
         gamma = torch.where(ok, trial, gamma)
         best = torch.where(ok[:, None, None, None], xa, best)
         glo, ghi = torch.where(ok, mid, glo), torch.where(ok, ghi, mid)
-    one, two = _two_class(attribute, map_discrepancy, model, x, best, y, targets, clean_y, clean_t, method,
-                          norm, options)
-    b_one, b_two = _two_class(attribute, map_discrepancy, model, x, baseline, y, targets, clean_y, clean_t,
-                              method, norm, options)
+    one, two = (d.detach() for d in disc(best, False, "two"))
+    b_one, b_two = (d.detach() for d in disc(baseline, False, "two"))
     return IsaResult(best, eps, gamma, success, one, two, b_one, b_two, measure)
 
 
@@ -586,9 +582,3 @@ class PgdAdversarialTraining(InputTransform):
     def __call__(self, model, x, y):
         return pgd(model, x, y, eps=self.current_eps, steps=self.steps, step_size=self.step_size, norm=self.norm,
                    random_start=self.random_start)
-
-
-def _two_class(attribute, map_discrepancy, model, x, xa, y, targets, clean_y, clean_t, method, norm, options):
-    d_y = map_discrepancy(clean_y, attribute(model, xa, y, method=method, **options), norm=norm)
-    d_t = map_discrepancy(clean_t, attribute(model, xa, targets, method=method, **options), norm=norm)
-    return d_y.detach(), ((d_y + d_t) / 2).detach()
