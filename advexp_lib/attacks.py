@@ -21,7 +21,7 @@ from torch import nn
 
 from .checks import InputError, check_choice, check_images, check_labels, check_logits, check_positive
 from .models import eval_mode
-from .regularizers import global_draw, tandem_margin, warmup_eps
+from .regularizers import _PgdWarmup, global_draw, tandem_margin
 from .training import InputTransform
 
 __all__ = ["SEARCH_MODES", "SearchResult", "rmse", "step_sizes", "rmse_search", "pgd",
@@ -549,7 +549,7 @@ def topk_attribution_attack(model: nn.Module, x: torch.Tensor, *, eps: float, k:
     return TopkAttackResult(best, labels, best_score, maps, best_maps, accepted)
 
 
-class PgdAdversarialTraining(InputTransform):
+class PgdAdversarialTraining(_PgdWarmup, InputTransform):
     r"""Madry et al. (2018) adversarial training: train on PGD examples x' = pgd(model, x, y).
 
     x' maximizes CE(f(x'), y) in the l-inf (or per-image l2) eps-ball within
@@ -567,17 +567,9 @@ class PgdAdversarialTraining(InputTransform):
 
     def __init__(self, *, eps: float = 0.3, steps: int = 40, step_size: float = 0.01, norm: str = "linf",
                  random_start: bool = True, warmup_epochs: int = 0):
-        check_positive(eps, "eps")
-        check_positive(steps, "steps", integer=True)
-        check_positive(step_size, "step_size")
+        super().__init__(eps=eps, steps=steps, step_size=step_size, warmup_epochs=warmup_epochs)
         check_choice(norm, "norm", ("linf", "l2"))
-        check_positive(warmup_epochs, "warmup_epochs", integer=True, allow_zero=True)
-        self.eps, self.steps, self.step_size, self.norm = float(eps), steps, float(step_size), norm
-        self.random_start, self.warmup_epochs = bool(random_start), warmup_epochs
-        self.current_eps = warmup_eps(self.eps, 0, warmup_epochs)
-
-    def start_epoch(self, epoch: int, num_epochs: int) -> None:
-        self.current_eps = warmup_eps(self.eps, epoch, self.warmup_epochs)
+        self.norm, self.random_start = norm, bool(random_start)
 
     def __call__(self, model, x, y):
         return pgd(model, x, y, eps=self.current_eps, steps=self.steps, step_size=self.step_size, norm=self.norm,

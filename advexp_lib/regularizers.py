@@ -141,21 +141,33 @@ def global_draw(draw, n: int) -> torch.Tensor:
 # advexp_lib.attacks, imported inside the calls because attacks imports this module.
 
 
-class _PgdLossTerm(LossTerm):
-    """Shared set-up of the loss terms that draw x' by l-inf PGD with a linear eps warm-up."""
+class _PgdWarmup:
+    """PGD settings (eps, steps, step_size) with a linear eps warm-up, for the hooks that draw x' by PGD.
 
-    def __init__(self, *, lambda_: float, eps: float, steps: int, step_size: float, warmup_epochs: int):
-        check_positive(lambda_, "lambda_", allow_zero=True)
+    ``current_eps`` = :func:`warmup_eps` (eps, epoch, warmup_epochs), set in
+    ``start_epoch`` (so a resumed run gets the same budget).
+    """
+
+    def __init__(self, *, eps: float, steps: int, step_size: float, warmup_epochs: int):
         check_positive(eps, "eps")
         check_positive(steps, "steps", integer=True)
         check_positive(step_size, "step_size")
         check_positive(warmup_epochs, "warmup_epochs", integer=True, allow_zero=True)
-        self.lambda_, self.eps, self.steps, self.step_size = float(lambda_), float(eps), steps, float(step_size)
+        self.eps, self.steps, self.step_size = float(eps), steps, float(step_size)
         self.warmup_epochs = warmup_epochs
         self.current_eps = warmup_eps(self.eps, 0, warmup_epochs)
 
     def start_epoch(self, epoch: int, num_epochs: int) -> None:
         self.current_eps = warmup_eps(self.eps, epoch, self.warmup_epochs)
+
+
+class _PgdLossTerm(_PgdWarmup, LossTerm):
+    """Shared set-up of the loss terms that draw x' by l-inf PGD with a linear eps warm-up."""
+
+    def __init__(self, *, lambda_: float, eps: float, steps: int, step_size: float, warmup_epochs: int):
+        check_positive(lambda_, "lambda_", allow_zero=True)
+        super().__init__(eps=eps, steps=steps, step_size=step_size, warmup_epochs=warmup_epochs)
+        self.lambda_ = float(lambda_)
 
 
 class InterpretabilityRegularizer(_PgdLossTerm):
