@@ -208,7 +208,10 @@ def train_recipe(r: Recipe, *, device="cpu", checkpoint=None, progress=True, res
 
 def model_from_checkpoint(path, *, device="cpu") -> nn.Module:
     """Rebuild the model stored in an advexp checkpoint (safe load); eval mode."""
-    ckpt = load_checkpoint(path)
+    return _model_from(load_checkpoint(path), path, device)
+
+
+def _model_from(ckpt: dict, path, device) -> nn.Module:
     meta = ckpt.get("meta")
     kwargs = meta.get("model_kwargs") if isinstance(meta, dict) else None
     if not isinstance(kwargs, dict) or not kwargs:
@@ -229,14 +232,14 @@ def get_model(dataset: str = "mnist5k", name: str = "standard", *, device="cpu",
         retrain: ignore cache and shipped files and train from scratch. Default False.
         overrides: TrainConfig fields to change (changes the hash, so the cache key).
     """
-    path = trained_checkpoint(dataset, name, retrain=retrain, device=device, progress=progress, **overrides)
-    return model_from_checkpoint(path, device=device)
+    path, ckpt = _resolve(recipe(dataset, name, **overrides), retrain=retrain, device=device, progress=progress)
+    return _model_from(ckpt, path, device)
 
 
 def trained_checkpoint(dataset: str = "mnist5k", name: str = "standard", *, retrain: bool = False,
                        device="cpu", progress: bool = True, **overrides) -> Path:
     """Path of the finished checkpoint of (dataset, recipe): cache, shipped file, or trained now."""
-    return _resolve(recipe(dataset, name, **overrides), retrain=retrain, device=device, progress=progress)
+    return _resolve(recipe(dataset, name, **overrides), retrain=retrain, device=device, progress=progress)[0]
 
 
 def ship_checkpoint(path) -> Path:
@@ -255,23 +258,25 @@ def ship_checkpoint(path) -> Path:
 
 def get_history(dataset: str = "mnist5k", name: str = "standard", **overrides) -> list[dict]:
     """Per-epoch training history of (dataset, recipe), training it first if needed."""
-    return load_checkpoint(_resolve(recipe(dataset, name, **overrides)))["history"]
+    return _resolve(recipe(dataset, name, **overrides))[1]["history"]
 
 
-def _resolve(r: Recipe, *, retrain=False, device="cpu", progress=True) -> Path:
+def _resolve(r: Recipe, *, retrain=False, device="cpu", progress=True) -> tuple[Path, dict]:
+    """(path, its loaded checkpoint) of the finished run of ``r``: each file is read once."""
     h = config_hash(r)
     cached = zoo_dir() / f"{r.dataset}-{r.name}-{h}.pt"
     shipped = SHIPPED_DIR / f"{r.dataset}-{r.name}.pt"
     cached_ckpt = load_checkpoint(cached) if cached.is_file() else None  # read once, judged twice below
     if not retrain:
         if cached_ckpt is not None and _complete(cached_ckpt, r, h):
-            return cached
-        if shipped.is_file() and _complete(load_checkpoint(shipped), r, h):
-            return shipped
+            return cached, cached_ckpt
+        shipped_ckpt = load_checkpoint(shipped) if shipped.is_file() else None
+        if shipped_ckpt is not None and _complete(shipped_ckpt, r, h):
+            return shipped, shipped_ckpt
     # continue an interrupted run of this recipe, unless the architecture changed under it
     resume = not retrain and cached_ckpt is not None and _fits(cached_ckpt, r)
     train_recipe(r, device=device, checkpoint=cached, progress=progress, resume=resume)
-    return cached
+    return cached, load_checkpoint(cached)
 
 
 def _complete(ckpt: dict, r: Recipe, h: str) -> bool:
