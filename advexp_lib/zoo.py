@@ -189,8 +189,14 @@ def build_hooks(r: Recipe):
     return tuple(made)
 
 
-def train_recipe(r: Recipe, *, device="cpu", checkpoint=None, progress=True, resume=True):
-    """Build and train the recipe's model (seeded); return (model in eval mode, history)."""
+def train_recipe(r: Recipe, *, device="cpu", checkpoint=None, progress=True, resume=True,
+                 train_data=None, test_data=None):
+    """Build and train the recipe's model (seeded); return (model in eval mode, history).
+
+    Args:
+        train_data, test_data: Datasets replacing the recipe dataset's train /
+            test splits (e.g. a validation split for tuning). Default None.
+    """
     if not isinstance(r, Recipe):
         raise InputTypeError(f"r: expected a zoo.Recipe (e.g. zoo.recipe('mnist5k', 'standard')), "
                              f"got {type(r).__name__}")
@@ -198,8 +204,11 @@ def train_recipe(r: Recipe, *, device="cpu", checkpoint=None, progress=True, res
     kwargs = model_kwargs(r)
     model = build_model(**kwargs).to(device)
     loss_term, transform = build_hooks(r)
-    history = train(model, load_dataset(r.dataset, "train", augment=r.dataset == "cifar10"), r.train,
-                    test_data=load_dataset(r.dataset, "test"), loss_term=loss_term,
+    if train_data is None:
+        train_data = load_dataset(r.dataset, "train", augment=r.dataset == "cifar10")
+    history = train(model, train_data, r.train,
+                    test_data=load_dataset(r.dataset, "test") if test_data is None else test_data,
+                    loss_term=loss_term,
                     input_transform=transform, device=device, checkpoint=checkpoint, resume=resume,
                     progress=progress, meta={"recipe": r.describe(), "config_hash": config_hash(r),
                                              "model_kwargs": kwargs})

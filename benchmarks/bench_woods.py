@@ -13,7 +13,12 @@ Prints:
   same search (batch of one),
   and their ratio; and two speed-ups of the batched search (throughput ratios):
   the NHWC copy ``rmse_search`` feeds the model on CPU vs plain NCHW, and
-  chunks of 256 images (``batch_size=256``) vs one batch.
+  chunks of 256 images (``batch_size=256``) vs one batch;
+- a roofline for that ratio: the search's FLOP rate (forward + input gradient,
+  convolution and matmul FLOPs counted by ``torch.utils.flop_counter``) batched and per image, against this
+  run's 2048 x 2048 float32 matmul rate. Batched / per-image cannot exceed
+  matmul rate / per-image rate, so a model whose batched search already runs
+  near the matmul rate has no 10x left to win by batching.
 Timings are medians over interleaved rounds of back-to-back calls (see ``median_times``).
 """
 from __future__ import annotations
@@ -81,6 +86,24 @@ def training_ratios(arch, shape, batch, repeats):
           f"robust / standard = {t['robust'] / t['standard']:.2f} | all / standard = {t['all'] / t['standard']:.2f}")
 
 
+_A, _B = torch.rand(2048, 2048), torch.rand(2048, 2048)
+MATMUL_FLOPS = 2 * 2048 ** 3
+
+
+def matmul():  # the machine's float32 GEMM rate, timed in the same rounds as the searches
+    torch.mm(_A, _B)
+
+
+def search_step_flops(model, x, y) -> float:
+    """FLOPs of one search step on one image: the forward and the cross-entropy input gradient."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    d = torch.zeros_like(x, requires_grad=True)
+    with FlopCounterMode(display=False) as counter:
+        torch.autograd.grad(F.cross_entropy(model(x + d), y), d)
+    return float(counter.get_total_flops())
+
+
 def ara_throughput(arch, shape, n, n_single, steps, repeats):
     torch.manual_seed(0)
     model = build_model(arch, num_classes=10, in_channels=shape[0], image_size=shape[1]).eval()
@@ -106,12 +129,16 @@ def ara_throughput(arch, shape, n, n_single, steps, repeats):
             rmse_search(model, x[i:i + 256], y[i:i + 256], mode="attack", eps=20.0, steps=steps, momentum=0.9)
 
     t = median_times({"batched": batched, "per_image": per_image, "batched_nchw": batched_nchw,
-                      "chunks": chunks}, repeats, inner=1)
+                      "chunks": chunks, "matmul": matmul}, repeats, inner=1)
     b, p = n * steps / t["batched"], n_single * steps / t["per_image"]
+    flops, peak = search_step_flops(model, x[:1], y[:1]), MATMUL_FLOPS / t["matmul"]
     print(f"{arch:10s} ARA search, {steps} steps: batched ({n} images) {b:9.0f} img-steps/s | "
           f"per-image loop ({n_single} images) {p:7.0f} img-steps/s | batched / per-image = {b / p:.1f}x\n"
           f"{'':10s} batched with NHWC feed / NCHW feed = {t['batched_nchw'] / t['batched']:.2f}x | "
-          f"chunks of 256 / one batch of {n} = {t['batched'] / t['chunks']:.2f}x")
+          f"chunks of 256 / one batch of {n} = {t['batched'] / t['chunks']:.2f}x\n"
+          f"{'':10s} roofline: {flops / 1e6:.2f} MFLOP per image-step; batched {b * flops / 1e9:.1f} GFLOP/s = "
+          f"{b * flops / peak:.0%} of the matmul rate ({peak / 1e9:.0f} GFLOP/s); per-image "
+          f"{p * flops / 1e9:.1f} GFLOP/s, so batched / per-image <= {peak / (p * flops):.1f}x")
 
 
 def main():

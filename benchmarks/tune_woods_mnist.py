@@ -7,7 +7,7 @@ overrides, without caching it, then prints one JSON line: test accuracy and
 Attack / BTR ARA on the first ``--n-images`` (default 200) of the 1,000 ARA test
 images (seed 1776, paper ARA settings). Overrides: ``target`` (L_target),
 ``zeta``, ``d`` (half-Huber width), ``l2min_eps`` (the ``all`` recipe's search
-budget), ``k_psi``, ``num_epochs``, ``lr``, ``batch_size``. ``--kinds attack``
+budget), ``k_psi``, ``k_psi0``, ``num_epochs``, ``lr``, ``batch_size``. ``--kinds attack``
 skips the BTR search.
 """
 from __future__ import annotations
@@ -17,12 +17,15 @@ import json
 import time
 from dataclasses import replace
 
+import torch
+
 from advexp_lib import data, zoo
 from advexp_lib.metrics import accuracy_robustness_area
 from advexp_lib.training import evaluate
 
-LADV_KEYS = ("target", "zeta", "k_psi")
+LADV_KEYS = ("target", "zeta", "k_psi", "k_psi0")
 TRAIN_KEYS = ("num_epochs", "lr", "batch_size")
+HOLDOUT_SEED = 1776
 
 
 def with_overrides(r: zoo.Recipe, over: dict) -> zoo.Recipe:
@@ -39,24 +42,45 @@ def with_overrides(r: zoo.Recipe, over: dict) -> zoo.Recipe:
     return replace(r, train=replace(r.train, **train)) if train else r
 
 
+def holdout_split(per_class: int = 100, seed: int = HOLDOUT_SEED):
+    """mnist5k's 4,000 training images split into (3,000-image Dataset, (x_val, y_val)): ``per_class``
+    validation images of each class, drawn with ``seed``, in a seeded random order."""
+    ds = data.load_dataset("mnist5k", "train")
+    g = torch.Generator().manual_seed(seed)
+    val = torch.cat([idx[torch.randperm(len(idx), generator=g)[:per_class]]
+                     for idx in (torch.nonzero(ds.y == c).flatten() for c in range(len(ds.classes)))])
+    val = val[torch.randperm(len(val), generator=g)]
+    keep = torch.ones(len(ds), dtype=torch.bool)
+    keep[val] = False
+    return data.TensorImageDataset(ds.x[keep], ds.y[keep], ds.classes), (ds.x[val], ds.y[val])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("recipe", choices=("standard", "adv", "robust", "all"))
     ap.add_argument("overrides", nargs="?", default="{}", help="JSON object, e.g. '{\"target\": 1.2}'")
     ap.add_argument("--n-images", type=int, default=200)
     ap.add_argument("--kinds", default="attack,btr", help="ARA criteria to measure (comma-separated)")
+    ap.add_argument("--holdout", action="store_true",
+                    help="train on 3,000 training images, score on the other 1,000 (test images untouched)")
     a = ap.parse_args()
     over = json.loads(a.overrides)
     r = with_overrides(zoo.recipe("mnist5k", a.recipe), over)
+    if a.holdout:
+        train_data, (x, y) = holdout_split()
+        test_data = data.TensorImageDataset(x, y, train_data.classes)
+        x, y = x[:a.n_images], y[:a.n_images]
+    else:
+        train_data = test_data = None
+        x, y = data.load_tensors("mnist5k", "test", n=a.n_images, seed=1776)
     t = time.perf_counter()
-    model, history = zoo.train_recipe(r, progress=False)
+    model, history = zoo.train_recipe(r, progress=False, train_data=train_data, test_data=test_data)
     seconds = time.perf_counter() - t
-    x, y = data.load_tensors("mnist5k", "test", n=a.n_images, seed=1776)
     kinds = a.kinds.split(",")
     res = {k: accuracy_robustness_area(model, x, y, kind=k, progress=False, on_late="flag") for k in kinds}
     print(json.dumps(dict(
-        recipe=a.recipe, overrides=over, n_images=a.n_images,
-        test_accuracy=evaluate(model, data.load_dataset("mnist5k", "test"))["accuracy"],
+        recipe=a.recipe, overrides=over, n_images=len(y), holdout=a.holdout,
+        test_accuracy=evaluate(model, test_data or data.load_dataset("mnist5k", "test"))["accuracy"],
         **{f"{k}_ara": round(v.ara, 4) for k, v in res.items()},
         unreliable=int(sum(v.unreliable.sum() for v in res.values())),
         train_seconds=round(seconds, 1), final_ce=round(history[-1]["ce"], 3), final_psi=history[-1].get("psi"))))

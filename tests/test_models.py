@@ -1,8 +1,9 @@
 import pytest
 import torch
+from torch import nn
 
 from advexp_lib import InputError
-from advexp_lib.models import CamCNN, HalfHuberReLU, PreActResNet, build_model
+from advexp_lib.models import CamCNN, HalfHuberReLU, PoolFirst, PreActResNet, build_model
 
 
 def test_half_huber_values_by_hand():
@@ -107,3 +108,30 @@ def test_state_dict_with_a_bad_half_huber_width_is_refused():
     sd["features.1.delta"] = torch.tensor(0.0)
     with pytest.raises(CheckpointError, match=r"features\.1\.delta: expected a finite half-Huber width > 0"):
         m.load_state_dict(sd)
+
+
+@pytest.mark.parametrize("arch", ["small_cnn", "cam_cnn"])
+@pytest.mark.parametrize("activation", ["relu", "half_huber(1.5)"])
+def test_pool_first_is_the_stored_order_in_float64(arch, activation):
+    """PoolFirst (act after pool) = the modules run in stored order (pool after act): outputs, input
+    gradients and the double-backprop weight gradients of an L_adv-style penalty, in float64."""
+    torch.manual_seed(0)
+    m = build_model(arch, activation=activation).double()
+    assert isinstance(m.features, PoolFirst)
+    plain = nn.Sequential(*m.features)  # the same modules, evaluated in stored order
+
+    def penalty_and_grads(features):
+        x = torch.rand(4, 1, 28, 28, dtype=torch.float64, requires_grad=True)
+        torch.manual_seed(1)
+        h = features(m.normalize(x))
+        logits = m.classifier(h) if arch == "small_cnn" else m.classifier(h.mean(dim=(2, 3)))
+        (g,) = torch.autograd.grad(logits[:, 3].sum(), x, create_graph=True)
+        w = torch.autograd.grad(g.pow(2).mean(), list(m.parameters()), materialize_grads=True)
+        return logits, g, w
+
+    torch.manual_seed(2)
+    a = penalty_and_grads(m.features)
+    torch.manual_seed(2)
+    b = penalty_and_grads(plain)
+    assert torch.equal(a[0], b[0]) and torch.allclose(a[1], b[1], rtol=0, atol=1e-12)
+    assert all(torch.allclose(u, v, rtol=1e-10, atol=1e-12) for u, v in zip(a[2], b[2]))
