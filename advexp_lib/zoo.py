@@ -103,9 +103,24 @@ def _woods(name: str):
         batch 128:             0.974; 0.0620   d 1.25:         0.958; 0.0677
         d 2, L_target 1.0:     0.960; 0.0680
 
+    Last, held out (``--holdout --n-images 1000 --kinds attack``): trained on
+    3,000 training images, scored on the other 1,000 (100 per class), so no
+    test image takes part; standard 0.967; 0.0380, the chosen robust 0.963;
+    0.0679 (1.79x), all 0.952; 0.0658 (1.73x):
+
+        k_psi0 30:             0.949; 0.0669   batch 32:       0.950; 0.0665
+        k_psi 0.015, 16 epochs: 0.966; 0.0670  k_psi 0.01, 24 epochs: 0.971; 0.0657
+        lr 1e-3:               0.949; 0.0676
+        twice the width (conv 32/64, fc 256; a scratch patch, not a recipe):
+                               standard 0.968; 0.0393, robust 0.969; 0.0671 (1.71x)
+        +-2 px random shifts for both (scratch patch): standard 0.970; 0.0311,
+                               robust 0.966; 0.0620 (1.99x, but both models are less robust)
+
     With d = 0.5 (the paper's) Attack ARA saturates near 1.8x standard; a wider
-    quadratic zone (d 1.5) lifts it to 1.9x (1.92x on 1,000 images), and no
-    other setting tried beats that at >= 95% accuracy: the 2x goal is not met.
+    quadratic zone (d 1.5) lifts it to 1.9x (1.92x on the 1,000 test images,
+    1.79x held out), and no other setting tried beats that at >= 95% accuracy:
+    the 2x goal is not met. The shifts reach ~2x only by lowering the standard
+    model's ARA more than the robust one's, so they were not adopted.
     """
 
     def make(dataset: str) -> Recipe:
