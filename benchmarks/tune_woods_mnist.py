@@ -7,7 +7,7 @@ overrides, without caching it, then prints one JSON line: test accuracy and
 Attack / BTR ARA on the first ``--n-images`` (default 200) of the 1,000 ARA test
 images (seed 1776, paper ARA settings). Overrides: ``target`` (L_target),
 ``zeta``, ``d`` (half-Huber width), ``l2min_eps`` (the ``all`` recipe's search
-budget), ``k_psi``, ``k_psi0``, ``num_epochs``, ``lr``, ``batch_size``. ``--kinds attack``
+budget), ``k_psi``, ``k_psi0``, ``num_epochs``, ``lr``, ``batch_size``, ``optimizer``. ``--kinds attack``
 skips the BTR search. ``--holdout`` keeps the test images out of the sweep: it
 trains on 3,000 of the 4,000 training images and scores accuracy and ARA on the
 other 1,000 (100 per class, seed 1776), so the test figures of the chosen
@@ -27,7 +27,7 @@ from advexp_lib.metrics import accuracy_robustness_area
 from advexp_lib.training import evaluate
 
 LADV_KEYS = ("target", "zeta", "k_psi", "k_psi0")
-TRAIN_KEYS = ("num_epochs", "lr", "batch_size")
+TRAIN_KEYS = ("num_epochs", "lr", "batch_size", "optimizer")
 HOLDOUT_SEED = 1776
 
 
