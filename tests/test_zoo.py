@@ -63,3 +63,19 @@ def test_cache_built_for_another_architecture_is_retrained_not_served(isolated_d
     monkeypatch.setattr(zoo, "train_recipe", lambda *a, **k: trained.append(1) or real(*a, **k))
     model = zoo.get_model("mnist5k", "standard", num_epochs=1, progress=False)
     assert trained == [1] and model.classifier[1].out_features == 64
+
+
+def test_train_recipe_takes_its_data_from_the_caller(isolated_data, monkeypatch):
+    """train_data/test_data replace the recipe's splits (the tuning sweep's held-out protocol)."""
+    from advexp_lib import data
+
+    train_ds = data.TensorImageDataset(*data.load_tensors("mnist5k", "train", n=128, seed=0))
+    test_ds = data.TensorImageDataset(torch.zeros(10, 1, 28, 28), torch.arange(10))  # blank images
+    seen, real = [], zoo.train
+    monkeypatch.setattr(zoo, "train", lambda model, ds, cfg, **kw: seen.append((ds, kw["test_data"])) or
+                        real(model, ds, cfg, **kw))
+    r = zoo.recipe("mnist5k", "standard", num_epochs=1)
+    model, history = zoo.train_recipe(r, progress=False, train_data=train_ds, test_data=test_ds)
+    assert seen == [(train_ds, test_ds)]
+    assert history[-1]["test_accuracy"] == pytest.approx(0.1)  # one class for every blank image
+    assert not list(zoo.zoo_dir().glob("*.pt"))  # no checkpoint asked for, none written
