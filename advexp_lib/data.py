@@ -26,6 +26,7 @@ __all__ = [
     "dataset_info",
     "load_dataset",
     "load_tensors",
+    "stratified_split",
 ]
 
 DATASETS = ("mnist5k", "mnist", "fashion_mnist", "cifar10", "imagefolder:<path>")
@@ -159,14 +160,22 @@ def _mnist5k(split: str) -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.as_tensor(features, dtype=torch.float32).reshape(-1, 1, 28, 28) / 255.0
     y = torch.as_tensor(labels, dtype=torch.int64)
     g = torch.Generator().manual_seed(MNIST5K_SPLIT_SEED)
-    train, test = [], []
-    for c in range(10):  # stratified: 400 train / 100 test per class
-        idx = torch.nonzero(y == c).flatten()
-        idx = idx[torch.randperm(len(idx), generator=g)]
-        test.append(idx[:MNIST5K_TEST_PER_CLASS])
-        train.append(idx[MNIST5K_TEST_PER_CLASS:])
-    index = torch.sort(torch.cat(train if split == "train" else test)).values
+    test, train = stratified_split(y, MNIST5K_TEST_PER_CLASS, 10, g)  # 400 train / 100 test per class
+    index = torch.sort(train if split == "train" else test).values
     return x[index].contiguous(), y[index].contiguous()
+
+
+def stratified_split(y: torch.Tensor, per_class: int, num_classes: int,
+                     generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(picked, rest) index tensors: ``per_class`` indices of each class 0 .. num_classes - 1, drawn
+    by one ``generator`` permutation per class (in class order), and all the others; grouped by class."""
+    picked, rest = [], []
+    for c in range(num_classes):
+        idx = torch.nonzero(y == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=generator)]
+        picked.append(idx[:per_class])
+        rest.append(idx[per_class:])
+    return torch.cat(picked), torch.cat(rest)
 
 
 _EXPECTED_FILES = {

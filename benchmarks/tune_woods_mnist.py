@@ -24,7 +24,6 @@ import torch
 
 from advexp_lib import data, zoo
 from advexp_lib.metrics import accuracy_robustness_area
-from advexp_lib.training import evaluate
 
 LADV_KEYS = ("target", "zeta", "k_psi", "k_psi0")
 TRAIN_KEYS = ("num_epochs", "lr", "batch_size", "optimizer")
@@ -50,11 +49,8 @@ def holdout_split(per_class: int = 100, seed: int = HOLDOUT_SEED):
     validation images of each class, drawn with ``seed``, in a seeded random order."""
     ds = data.load_dataset("mnist5k", "train")
     g = torch.Generator().manual_seed(seed)
-    val = torch.cat([idx[torch.randperm(len(idx), generator=g)[:per_class]]
-                     for idx in (torch.nonzero(ds.y == c).flatten() for c in range(len(ds.classes)))])
-    val = val[torch.randperm(len(val), generator=g)]
-    keep = torch.ones(len(ds), dtype=torch.bool)
-    keep[val] = False
+    val, keep = data.stratified_split(ds.y, per_class, len(ds.classes), g)
+    val, keep = val[torch.randperm(len(val), generator=g)], torch.sort(keep).values
     return data.TensorImageDataset(ds.x[keep], ds.y[keep], ds.classes), (ds.x[val], ds.y[val])
 
 
@@ -83,7 +79,7 @@ def main():
     res = {k: accuracy_robustness_area(model, x, y, kind=k, progress=False, on_late="flag") for k in kinds}
     print(json.dumps(dict(
         recipe=a.recipe, overrides=over, n_images=len(y), holdout=a.holdout,
-        test_accuracy=evaluate(model, test_data or data.load_dataset("mnist5k", "test"))["accuracy"],
+        test_accuracy=history[-1]["test_accuracy"],  # final weights, scored split (test, or held out)
         **{f"{k}_ara": round(v.ara, 4) for k, v in res.items()},
         unreliable=int(sum(v.unreliable.sum() for v in res.values())),
         train_seconds=round(seconds, 1), final_ce=round(history[-1]["ce"], 3), final_psi=history[-1].get("psi"))))

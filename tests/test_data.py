@@ -8,7 +8,7 @@ import torch
 
 from advexp_lib import InputError
 from advexp_lib.data import (DatasetNotFoundError, TensorImageDataset, dataset_info, load_dataset,
-                             load_tensors)
+                             load_tensors, stratified_split)
 
 
 def test_mnist5k_split_is_stratified_disjoint_and_fixed():
@@ -120,3 +120,12 @@ def test_imagefolder(tmp_path):
     assert (info.channels, info.size, info.num_classes) == (3, 8, 2)
     with pytest.raises(InputError, match="not a directory"):
         load_dataset(f"imagefolder:{tmp_path / 'nope'}")
+
+
+def test_stratified_split_picks_per_class_and_keeps_the_rest():
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 0, 1])
+    picked, rest = stratified_split(y, 2, 3, torch.Generator().manual_seed(0))
+    assert torch.bincount(y[picked], minlength=3).tolist() == [2, 2, 2]
+    assert sorted(torch.cat([picked, rest]).tolist()) == list(range(len(y)))  # disjoint, nothing lost
+    again = stratified_split(y, 2, 3, torch.Generator().manual_seed(0))
+    assert torch.equal(picked, again[0]) and torch.equal(rest, again[1])  # the generator decides
