@@ -7,9 +7,19 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import sys
+from dataclasses import replace
+from pathlib import Path
 
-from .checks import AdvexpError
+from . import distributed
+from .checks import AdvexpError, CheckpointError, InputError
+from .data import dataset_info, load_dataset, load_tensors
+from .metrics import accuracy_robustness_area
+from .plotting import adversarial_explanation_panel
+from .reproduce import build_book, run_notebooks
+from .woods_import import import_woods_checkpoint
+from .zoo import model_from_checkpoint, recipe, ship_checkpoint, train_recipe, trained_checkpoint
 
 __all__ = ["main"]
 
@@ -92,8 +102,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _zoo(args) -> int:
-    from .zoo import ship_checkpoint, trained_checkpoint
-
     for name in args.recipes:
         path = trained_checkpoint(args.dataset, name, retrain=args.retrain, device=args.device)
         print(ship_checkpoint(path) if args.ship else path)
@@ -102,23 +110,15 @@ def _zoo(args) -> int:
 
 def _load_model(path, device):
     """An advexp checkpoint, else a published Woods et al. file; never executes pickled code."""
-    from .checks import CheckpointError
-    from .zoo import model_from_checkpoint
-
     try:
         return model_from_checkpoint(path, device=device)
     except CheckpointError as err:
         if "not an advexp checkpoint" not in str(err):
             raise
-        from .woods_import import import_woods_checkpoint
-
         return import_woods_checkpoint(path).to(device).eval()
 
 
 def _ara(args) -> int:
-    from .data import load_tensors
-    from .metrics import accuracy_robustness_area
-
     model = _load_model(args.checkpoint, args.device)
     x, y = load_tensors(args.dataset, "test", n=args.n_images, seed=args.seed)
     res = accuracy_robustness_area(model, x.to(args.device), y.to(args.device), kind=args.kind,
@@ -130,24 +130,15 @@ def _ara(args) -> int:
            "unreliable": int(res.unreliable.sum())}
     print(json.dumps(out, indent=1))
     if args.out:
-        from pathlib import Path
-
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(out, indent=1))
     return 0
 
 
 def _explain(args) -> int:
-    from pathlib import Path
-
-    from .data import dataset_info, load_dataset
-    from .explain import adversarial_explanation_panel
-
     model = _load_model(args.checkpoint, args.device)
     ds = load_dataset(args.dataset, "test")
     if not 0 <= args.index < len(ds):
-        from .checks import InputError
-
         raise InputError(f"index: expected 0 <= index < {len(ds)}, got {args.index}")
     x, y = ds[args.index]
     fig = adversarial_explanation_panel(model, x.to(args.device), int(y), dataset_info(args.dataset).classes,
@@ -160,12 +151,6 @@ def _explain(args) -> int:
 
 
 def _train(args) -> int:
-    import os
-    from dataclasses import replace
-
-    from . import distributed
-    from .zoo import recipe, train_recipe
-
     overrides = {k: v for k, v in (("num_epochs", args.epochs), ("seed", args.seed), ("amp", args.amp),
                                    ("compile", args.compile)) if v is not None}
     if args.channels_last:
@@ -191,15 +176,11 @@ def _literal(text: str):
 
 
 def _reproduce(args) -> int:
-    from .reproduce import run_notebooks
-
     summary = run_notebooks(args.out, {k: _literal(v) for k, v in args.parameter}, args.notebook)
     print(json.dumps(summary["seconds"], indent=1))
     return 0
 
 
 def _book(args) -> int:
-    from .reproduce import build_book
-
     print(build_book(args.results))
     return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
+from torchvision import datasets, transforms
 
 from .checks import AdvexpError, InputError, check_choice, check_images, check_labels, check_positive
 
@@ -27,6 +28,7 @@ __all__ = [
     "load_dataset",
     "load_tensors",
     "stratified_split",
+    "class_name",
 ]
 
 DATASETS = ("mnist5k", "mnist", "fashion_mnist", "cifar10", "imagefolder:<path>")
@@ -148,6 +150,11 @@ def load_tensors(name: str = "mnist5k", split: str = "test", n: int | None = Non
     return torch.stack([a for a, _ in items]), torch.tensor([b for _, b in items], dtype=torch.int64)
 
 
+def class_name(c, classes=None) -> str:
+    """The name of class index ``c`` (an int or a 0-dim tensor): ``classes[c]``, or ``str(c)`` without names."""
+    return classes[int(c)] if classes else str(int(c))
+
+
 def _check_name(name) -> None:
     check_choice(name, "dataset", [d for d in DATASETS if ":" not in d] + ["imagefolder:<path>"])
 
@@ -186,8 +193,6 @@ _EXPECTED_FILES = {
 
 
 def _torchvision(name: str, split: str, root: Path, download: bool, augment: bool) -> Dataset:
-    from torchvision import datasets, transforms
-
     cls = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}[name]
     steps = [transforms.ToTensor()]
     if augment and split == "train" and name == "cifar10":
@@ -214,8 +219,6 @@ def _missing(name: str, root: Path) -> str:
 
 
 def _imagefolder(name: str, split: str) -> Dataset:
-    from torchvision import datasets, transforms
-
     path = Path(name.split(":", 1)[1]).expanduser()
     if not path.is_dir():
         raise InputError(f"dataset: imagefolder path {str(path)!r} is not a directory")

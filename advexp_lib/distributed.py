@@ -20,7 +20,7 @@ import torch.distributed as dist
 from .checks import InputError, check_positive
 
 __all__ = ["is_initialized", "rank", "world_size", "is_main_process", "init_from_env", "shutdown",
-           "split_for_rank", "gather_cat", "all_reduce_sum", "barrier"]
+           "split_for_rank", "gather_cat", "all_reduce_sum", "barrier", "global_draw"]
 
 
 def is_initialized() -> bool:
@@ -129,3 +129,19 @@ def barrier() -> None:
     """Wait for every rank (no-op in one process)."""
     if world_size() > 1:
         dist.barrier()
+
+
+def global_draw(draw, n: int) -> torch.Tensor:
+    """``draw(m)`` for the global batch, keeping this rank's contiguous slice of ``n`` rows.
+
+    Random choices made per example (which output L_adv regularizes, which
+    half of a batch is perturbed) are drawn for the whole global batch, so W
+    processes draw what one process would. Without torch.distributed (or with
+    one process) this is ``draw(n)``. Assumes equal shards, as the training
+    loop makes them.
+    """
+    w = world_size()
+    if w == 1:
+        return draw(n)
+    r = rank()
+    return draw(n * w)[r * n:(r + 1) * n]

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .attacks import pgd, rmse_search
+from .attributions import attribute
 from .checks import (
     InputError,
     InputTypeError,
@@ -23,7 +25,7 @@ from .checks import (
 from .models import eval_mode
 
 __all__ = ["AraResult", "ara_from_distances", "accuracy_robustness_area", "accuracy", "predict",
-           "DISCREPANCY_KINDS", "DISCREPANCY_NORMS", "map_discrepancy", "discrepancy", "kendall_tau",
+           "DISCREPANCY_MEASURES", "DISCREPANCY_NORMS", "map_discrepancy", "discrepancy", "kendall_tau",
            "top_k_intersection", "gini", "robust_accuracy_curve"]
 
 
@@ -85,11 +87,8 @@ def accuracy_robustness_area(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         steps, eps, momentum: search length, total budget in RMSE units and
             momentum; defaults are the paper's (450, 20, 0.9), overshoot 1.
         batch_size: images per search batch; default None = all at once.
-            Chunks bound the memory; on CPU, chunks whose activation tensors
-            stay under glibc's 32 MiB mmap threshold (256 images of the small
-            CNN) can be recycled instead of page-faulted in every step: 0.96x
-            to 2x the throughput of one 1,000-image batch, depending on the run
-            (benchmarks/bench_woods.py prints the ratio).
+            Chunks bound the memory (the distances do not depend on it);
+            ``benchmarks/bench_woods.py`` compares the throughput of chunk sizes.
         clip: keep x + delta in [0, 1] (default False, as the reference).
         on_late: what to do when an image meets the criterion after T/2 steps
             ("warn" default, "raise", "flag"); see ``AraResult.unreliable``.
@@ -107,8 +106,6 @@ def accuracy_robustness_area(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     batch_size = n if batch_size is None else check_positive(batch_size, "batch_size", integer=True)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=n * steps, desc=f"ARA ({kind})", unit="img-step", unit_scale=True, leave=False)
     dists, late, correct, num_classes = [], [], 0, None
     for i in range(0, n, batch_size):
@@ -150,10 +147,10 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 # ---------------------------------------------------------------------------------------------------------
 # Interpretability metrics: map discrepancy (Boopathy et al. 2020), Kendall tau and top-k intersection
 # (Ghorbani et al. 2019, Chen et al. 2019), Gini sparsity (Chalasani et al. 2020), and robust accuracy
-# under l-inf PGD over an eps grid. Maps come from advexp_lib.explain.attribute; all are hand-written
+# under l-inf PGD over an eps grid. Maps come from advexp_lib.attributions.attribute; all are hand-written
 # (no library has the normalized discrepancy or the per-example batched forms).
 
-DISCREPANCY_KINDS = ("one", "two", "all")
+DISCREPANCY_MEASURES = ("one", "two", "all")
 DISCREPANCY_NORMS = ("l1", "l2")
 
 
@@ -183,13 +180,13 @@ def map_discrepancy(maps: torch.Tensor, maps_adv: torch.Tensor, *, norm: str = "
     return diff / spread.clamp_min(1e-12)
 
 
-def discrepancy(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor, *, kind: str = "one",
+def discrepancy(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor, *, measure: str = "one",
                 targets: torch.Tensor | None = None, method: str = "cam", norm: str = "l1",
                 **options) -> torch.Tensor:
     r"""One-, two- or all-class interpretation discrepancy between x and x' (Boopathy et al. 2020).
 
     With D the normalized :func:`map_discrepancy` and I_c the map of class c
-    (:func:`advexp_lib.explain.attribute` with ``method``):
+    (:func:`advexp_lib.attributions.attribute` with ``method``):
 
     - "one":  D1 = D(I_y(x), I_y(x'))                                  (true class y)
     - "two":  D2 = (D(I_y(x), I_y(x')) + D(I_t(x), I_t(x'))) / 2       (t = ``targets``)
@@ -197,25 +194,23 @@ def discrepancy(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch
 
     Args:
         x, x_adv: clean and perturbed images, N x C x H x W in [0, 1].
-        y: true classes (N,); targets: the attack's target classes (kind "two").
+        y: true classes (N,); targets: the attack's target classes (measure "two").
         method: attribution method (default "cam", as in the paper);
             ``options`` go to ``attribute``.
         norm: "l1" (default) or "l2".
     Returns:
         (N,) tensor, detached.
     """
-    from .explain import attribute
-
-    check_choice(kind, "kind", DISCREPANCY_KINDS)
+    check_choice(measure, "measure", DISCREPANCY_MEASURES)
     check_images(x, "x")
     check_images(x_adv, "x_adv")
     if x.shape != x_adv.shape:
         raise InputError(f"x_adv: expected the shape of x {tuple(x.shape)}, got {tuple(x_adv.shape)}")
     num_classes = predict(model, x[:1]).shape[1]
     check_labels(y, x.shape[0], num_classes, "y")
-    if kind == "two":
+    if measure == "two":
         if targets is None:
-            raise InputError("targets: kind='two' needs the attack's target classes")
+            raise InputError("targets: measure='two' needs the attack's target classes")
         check_labels(targets, x.shape[0], num_classes, "targets")
 
     def d(cls):
@@ -223,9 +218,9 @@ def discrepancy(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch
         b = attribute(model, x_adv, cls, method=method, **options)
         return map_discrepancy(a, b, norm=norm)
 
-    if kind == "one":
+    if measure == "one":
         return d(y)
-    if kind == "two":
+    if measure == "two":
         return (d(y) + d(targets)) / 2
     return torch.stack([d(c) for c in range(num_classes)]).mean(0)
 

@@ -13,13 +13,14 @@ import re
 from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
 from .checks import CheckpointError, InputError, check_positive
 
 __all__ = ["ARCHS", "ACTIVATIONS", "HalfHuberReLU", "Normalize", "PoolFirst", "SmallCNN", "CamCNN",
-           "PreActResNet", "build_model", "make_activation", "eval_mode"]
+           "PreActResNet", "build_model", "make_activation", "eval_mode", "tandem_margin", "runner_up"]
 
 ARCHS = ("small_cnn", "cam_cnn", "resnet<6n+2> (e.g. resnet20, resnet44)")
 ACTIVATIONS = ("relu", "half_huber", "half_huber(d)")
@@ -313,3 +314,28 @@ def eval_mode(model: nn.Module):
         yield model
     finally:
         model.train(was)
+
+
+def tandem_margin(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """g_c - max_{j != c} g_j per example, with c = ``classes`` (N,): positive iff class c wins.
+
+    Woods et al.'s "tandem" output of L_adv (c = y) and the margin of targeted
+    attacks such as ISA (c = the target).
+    """
+    true = logits.gather(1, classes[:, None]).squeeze(1)
+    return true - _others(logits, classes).amax(1)
+
+
+def runner_up(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """argmax_{j != c} g_j per example: the highest-scoring class other than ``classes`` (N,).
+
+    With c = y this is the closest wrong class, the default target of the
+    book's targeted attacks and explanations. Scores may be logits or
+    probabilities (the argmax is the same).
+    """
+    return _others(logits, classes).argmax(1)
+
+
+def _others(logits, classes):
+    """``logits`` with the entry of ``classes`` set to -inf in every row."""
+    return logits.masked_fill(F.one_hot(classes, logits.shape[1]).bool(), float("-inf"))

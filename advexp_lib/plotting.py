@@ -1,14 +1,43 @@
-"""Figures with matplotlib: image grids (torchvision's make_grid), training curves.
+"""Every figure of the book, with matplotlib (image grids with torchvision's ``make_grid``).
 
-Every helper returns the matplotlib Figure so notebooks can show or save it.
+Each function returns its matplotlib Figure, so notebooks can show or save it.
+Maps are drawn by one helper, :func:`show_map`: signed maps (any negative
+value) with the diverging "RdBu_r" colormap centred at 0 (red positive, blue
+negative), non-negative maps with "magma"; limits are per panel (max |map|),
+so a panel shows *where*, not *how much*: compare values with the metrics.
 """
+
 from __future__ import annotations
+
+import math
 
 import matplotlib.pyplot as plt
 import torch
+from torch import nn
 from torchvision.utils import make_grid
 
-__all__ = ["image_grid", "plot_history", "to_display", "plot_ara_curves", "explanation_panel"]
+from .checks import InputError, check_choice, check_images, check_labels, check_positive
+from .data import class_name
+from .explanation_attacks import DragResult, adversarial_explanation
+from .models import HalfHuberReLU, runner_up
+
+__all__ = [
+    "to_display",
+    "show_map",
+    "image_grid",
+    "plot_history",
+    "plot_ara_curves",
+    "plot_attributions",
+    "plot_drag",
+    "explanation_panel",
+    "adversarial_explanation_panel",
+    "plot_half_huber",
+    "plot_minimal_examples",
+    "plot_views",
+]
+
+SIGNED_CMAP = "RdBu_r"
+MAGNITUDE_CMAP = "magma"
 
 
 def to_display(img: torch.Tensor):
@@ -17,11 +46,27 @@ def to_display(img: torch.Tensor):
     return img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).clamp(0, 1).numpy()
 
 
+def show_map(ax, a, *, signed: bool | None = None, alpha: float = 1.0, cmap: str | None = None):
+    """Draw the 2-D map ``a`` (array or tensor) on ``ax``; return the image (for a colorbar).
+
+    Signed (default: any value < 0): ``SIGNED_CMAP`` with limits [-m, m],
+    m = max |a|; else ``MAGNITUDE_CMAP`` with limits [0, m]. ``cmap`` overrides the colormap.
+    """
+    a = a.detach().float().cpu().numpy() if isinstance(a, torch.Tensor) else a
+    signed = bool((a < 0).any()) if signed is None else signed
+    lim = float(abs(a).max()) or 1.0
+    return ax.imshow(
+        a,
+        cmap=cmap or (SIGNED_CMAP if signed else MAGNITUDE_CMAP),
+        vmin=-lim if signed else 0.0,
+        vmax=lim,
+        alpha=alpha,
+    )
+
+
 def image_grid(x: torch.Tensor, y: torch.Tensor | None = None, classes=None, *, nrow: int = 10,
                title: str | None = None, scale: float = 0.9):
-    """A grid of images ``x`` (N, C, H, W) in [0, 1]; with labels, a caption row per grid row."""
-    from .checks import check_images, check_labels, check_positive
-
+    """A grid of images ``x`` (N, C, H, W) in [0, 1]; with labels, a caption under each image."""
     check_images(x, "x")
     check_positive(nrow, "nrow", integer=True)
     if y is not None:
@@ -32,11 +77,10 @@ def image_grid(x: torch.Tensor, y: torch.Tensor | None = None, classes=None, *, 
     ax.imshow(to_display(grid), cmap="gray", vmin=0, vmax=1)
     ax.set_axis_off()
     if y is not None:
-        names = [classes[int(c)] if classes else str(int(c)) for c in y]
         h, w = x.shape[2] + 2, x.shape[3] + 2
-        for i, name in enumerate(names):
-            ax.text((i % nrow) * w + w / 2, (i // nrow) * h + h - 1, name, ha="center", va="bottom",
-                    fontsize=7, color="tab:red")
+        for i, c in enumerate(y):
+            ax.text((i % nrow) * w + w / 2, (i // nrow) * h + h - 1, class_name(c, classes), ha="center",
+                    va="bottom", fontsize=7, color="tab:red")
     if title:
         ax.set_title(title)
     fig.tight_layout()
@@ -92,12 +136,95 @@ def plot_ara_curves(results: dict, *, ax=None, title: str | None = None):
     return fig
 
 
+def plot_attributions(x: torch.Tensor, maps, titles=None, *, row_labels=None, cmap: str | None = None,
+                      overlay: bool = True, alpha: float = 0.6, scale: float = 1.6):
+    """Grid of images and their attribution maps -> matplotlib Figure.
+
+    Column 0 is the image, then one column per entry of ``maps``; one row per
+    image. Maps are drawn with :func:`show_map`; multi-channel maps are summed
+    over channels for display.
+
+    Args:
+        x: images N x C x H x W in [0, 1].
+        maps: a tensor (one map set) or a list of tensors, each N x C' x H x W.
+        titles: column titles for the maps (default "map 0", "map 1" ...).
+        row_labels: optional per-row labels (e.g. "pred 3").
+        cmap: force one colormap for all maps.
+        overlay: draw the map translucent over the grayscale image (default True).
+    """
+    check_images(x, "x")
+    maps = [maps] if isinstance(maps, torch.Tensor) else list(maps)
+    n = x.shape[0]
+    for i, m in enumerate(maps):
+        if not isinstance(m, torch.Tensor) or m.dim() != 4 or m.shape[0] != n or m.shape[-2:] != x.shape[-2:]:
+            got = tuple(m.shape) if isinstance(m, torch.Tensor) else type(m).__name__
+            raise InputError(f"maps[{i}]: expected N x C x H x W = ({n}, *, {x.shape[2]}, {x.shape[3]}), got {got}")
+    titles = list(titles) if titles is not None else [f"map {i}" for i in range(len(maps))]
+    if len(titles) != len(maps):
+        raise InputError(f"titles: expected {len(maps)} title(s), one per map, got {len(titles)}")
+    cols = 1 + len(maps)
+    fig, axes = plt.subplots(n, cols, figsize=(scale * cols, scale * n + 0.3), squeeze=False)
+    for r in range(n):
+        img = to_display(x[r])
+        gray = img if img.ndim == 2 else img.mean(-1)
+        axes[r][0].imshow(img, cmap="gray", vmin=0, vmax=1)
+        if row_labels is not None:
+            axes[r][0].set_ylabel(str(row_labels[r]), fontsize=8)
+        for c, m in enumerate(maps, start=1):
+            if overlay:
+                axes[r][c].imshow(gray, cmap="gray", vmin=0, vmax=1)
+            show_map(axes[r][c], m[r].sum(0), alpha=alpha if overlay else 1.0, cmap=cmap)
+    for c, t in enumerate(["image"] + titles):
+        axes[0][c].set_title(t, fontsize=9)
+    _no_ticks(axes.flat)
+    fig.tight_layout()
+    return fig
+
+
+def plot_drag(result: DragResult, *, method: str | None = None, index=None, classes=None, max_rows: int = 4):
+    """Figure of :func:`~advexp_lib.explanation_attacks.explanation_drag`: both images, both maps.
+
+    One row per shown image: clean image (true class, clean prediction), its
+    map for the true class, the attacked image (attacked prediction) and its
+    map for the attacked class. ``index``: images to show (default: the first
+    ``max_rows`` successful ones, else the first ones). ``method``: default
+    the first method of the result.
+    """
+    method = method or next(iter(result.maps))
+    check_choice(method, "method", list(result.maps))
+    if index is None:
+        ok = torch.nonzero(result.success).flatten()
+        index = (ok if ok.numel() else torch.arange(result.x.shape[0]))[:max_rows]
+    index = torch.as_tensor(index).flatten().tolist()
+    if not index:
+        raise InputError("index: expected at least one image index")
+    m = result.maps[method]
+    fig, axes = plt.subplots(len(index), 4, figsize=(7.2, 1.9 * len(index) + 0.3), squeeze=False)
+    for r, i in enumerate(index):
+        y, t = class_name(result.y[i], classes), class_name(result.targets[i], classes)
+        axes[r][0].imshow(to_display(result.x[i]), cmap="gray", vmin=0, vmax=1)
+        axes[r][0].set_title(f"clean: y={y}, pred {class_name(result.clean_pred[i], classes)}", fontsize=8)
+        show_map(axes[r][1], m["clean_true"][i].sum(0))
+        axes[r][1].set_title(f"{method} for {y}", fontsize=8)
+        axes[r][2].imshow(to_display(result.x_adv[i]), cmap="gray", vmin=0, vmax=1)
+        axes[r][2].set_title(f"attacked: pred {class_name(result.adv_pred[i], classes)}", fontsize=8)
+        show_map(axes[r][3], m["attacked"][i].sum(0))
+        dragged = " (dragged)" if bool(result.flags[method][i]) else ""
+        axes[r][3].set_title(f"{method} for {t}{dragged}", fontsize=8)
+    _no_ticks(axes.flat)
+    fig.suptitle(f"{result.attack} attack, eps {result.eps:g}: {method} follows the attacked class in "
+                 f"{result.share[method]:.0%} of successful attacks", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def explanation_panel(x, explanations, titles, *, row_titles=("image", "change"), scale=1.5):
     """Image + explanations (top) and each explanation's change from the image (bottom).
 
     Args:
         x: one image (C, H, W) in [0, 1]; explanations: (K, C, H, W) images;
-        titles: K column titles. The change row uses a symmetric red-blue map.
+        titles: K column titles. The change row (channel sum of x' - x) shares one
+        symmetric limit across the row, so changes compare across columns.
     """
     k = explanations.shape[0]
     fig, axes = plt.subplots(2, k + 1, figsize=(scale * (k + 1), scale * 2.2), squeeze=False)
@@ -108,12 +235,122 @@ def explanation_panel(x, explanations, titles, *, row_titles=("image", "change")
     for j in range(k):
         axes[0][j + 1].imshow(to_display(explanations[j].clamp(0, 1)), cmap="gray", vmin=0, vmax=1)
         axes[0][j + 1].set_title(titles[j], fontsize=8)
-        axes[1][j + 1].imshow(delta[j].numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
+        axes[1][j + 1].imshow(delta[j].numpy(), cmap=SIGNED_CMAP, vmin=-lim, vmax=lim)
+    _no_ticks(axes.flat)
     axes[1][0].set_visible(False)
     axes[0][0].set_ylabel(row_titles[0], fontsize=8)
     axes[1][1].set_ylabel(row_titles[1], fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def adversarial_explanation_panel(model: nn.Module, x: torch.Tensor, y: int, classes=None, *,
+                                  rho: float = 0.1, steps: int = 35, overshoot: float = 5.0,
+                                  every_class: bool = True):
+    """Figure: the input, its AE toward the true class, the runner-up and (optionally) every class.
+
+    ``x`` is one image (1, C, H, W) or (C, H, W); each column is titled with the
+    class and the model's original confidence in it, p(class | x). The AEs come
+    from :func:`~advexp_lib.explanation_attacks.adversarial_explanation`.
+    """
+    x = x[None] if x.dim() == 3 else x
+    check_images(x, "x")
+    with torch.no_grad():
+        probs = model.eval()(x).softmax(1)[0]
+    num_classes = probs.shape[0]
+    y = int(y)
+    if not 0 <= y < num_classes:
+        raise InputError(f"y: expected a class in [0, {num_classes - 1}], got {y}")
+    second = int(runner_up(probs[None], torch.tensor([y], device=probs.device))[0])
+    targets = [y, second] + (list(range(num_classes)) if every_class else [])
+    aes = adversarial_explanation(model, x.expand(len(targets), *x.shape[1:]),
+                                  torch.tensor(targets, device=x.device), rho=rho, steps=steps,
+                                  overshoot=overshoot)
+    kinds = ["true", "runner-up"] + [""] * (len(targets) - 2)
+    titles = [f"{k + ': ' if k else ''}{class_name(t, classes)}\np={probs[t]:.2f}" for k, t in zip(kinds, targets)]
+    return explanation_panel(x[0], aes, titles)
+
+
+def plot_half_huber(deltas=(0.25, 0.5, 1.0), *, lo: float = -1.0, hi: float = 2.0):
+    r"""The half-Huber ReLU f and its derivative f' for several widths d, beside the ReLU.
+
+    Both curves come from :class:`advexp_lib.models.HalfHuberReLU` (f' by autograd).
+    """
+    t = torch.linspace(lo, hi, 601, requires_grad=True)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3))
+    a.plot(t.detach(), torch.relu(t).detach(), "k--", lw=1, label="ReLU")
+    b.plot(t.detach(), (t > 0).float(), "k--", lw=1, label="ReLU")
+    for d in deltas:
+        f = HalfHuberReLU(d)(t)
+        (g,) = torch.autograd.grad(f.sum(), t)
+        a.plot(t.detach(), f.detach(), label=f"d = {d:g}")
+        b.plot(t.detach(), g, label=f"d = {d:g}")
+    a.set_title("f(x)")
+    b.set_title("f'(x)")
+    for ax in (a, b):
+        ax.set_xlabel("x")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_minimal_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor,
+                          distances: torch.Tensor, classes=None, *, scale: float = 1.3):
+    """Images (top), their minimal adversarial examples (middle) and the change (bottom).
+
+    Titles give the true class, the adversarial prediction and the RMSE d_i.
+    """
+    check_images(x, "x")
+    n = x.shape[0]
+    check_labels(y, n, None if classes is None else len(classes), "y")
+    if x_adv.shape != x.shape or distances.shape != (n,):
+        raise InputError(f"x_adv, distances: expected shapes {tuple(x.shape)} and ({n},), "
+                         f"got {tuple(x_adv.shape)} and {tuple(distances.shape)}")
+    with torch.no_grad():
+        pred = model(x_adv).argmax(1)
+    fig, axes = plt.subplots(3, n, figsize=(scale * n, scale * 3.3), squeeze=False)
+    change = (x_adv - x).detach().cpu().sum(1)
+    for i in range(n):
+        axes[0][i].imshow(to_display(x[i]), cmap="gray", vmin=0, vmax=1)
+        axes[0][i].set_title(f"y = {class_name(y[i], classes)}", fontsize=8)
+        axes[1][i].imshow(to_display(x_adv[i].clamp(0, 1)), cmap="gray", vmin=0, vmax=1)
+        d = float(distances[i])
+        axes[1][i].set_title(f"pred {class_name(pred[i], classes)}\nd = {d:.3f}" if math.isfinite(d)
+                             else "not found", fontsize=8)
+        show_map(axes[2][i], change[i], signed=True)
+    _no_ticks(axes.flat)
+    for r, label in enumerate(("image", "minimal adv.", "change")):
+        axes[r][0].set_ylabel(label, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_views(views: dict, classes=None, *, axes=None, label: str = ""):
+    """Draw :func:`advexp_lib.widgets.explorer_views` as four panels: image, map, AE, change.
+
+    ``axes``: four matplotlib axes to draw into (a new 1 x 4 figure if None). Returns the Figure.
+    """
+    if axes is None:
+        fig, axes = plt.subplots(1, 4, figsize=(8, 2.3))
+    fig = axes[0].figure
+    x, x_ae = views["x"][0], views["x_ae"][0]
+    t = class_name(views["target"], classes)
+    axes[0].imshow(to_display(x), cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title(f"{label}pred {class_name(views['pred'], classes)}, p({t}) {views['p_target']:.2f}",
+                      fontsize=8)
+    show_map(axes[1], views["map"][0].sum(0))
+    axes[1].set_title(f"{views['method'].replace('_', ' ')} for {t}", fontsize=8)
+    axes[2].imshow(to_display(x_ae), cmap="gray", vmin=0, vmax=1)
+    axes[2].set_title(f"adv. explanation -> {t} (rho {views['rho']:g})\npred "
+                      f"{class_name(views['pred_ae'], classes)}, p({t}) {views['p_target_ae']:.2f}", fontsize=8)
+    show_map(axes[3], (x_ae - x).sum(0), signed=True)
+    axes[3].set_title("change (red brighter)", fontsize=8)
+    _no_ticks(axes)
+    return fig
+
+
+def _no_ticks(axes) -> None:
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])

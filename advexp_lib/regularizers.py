@@ -1,12 +1,17 @@
-"""Training regularizers (hand-written: no library provides them).
+"""Training regularizers (hand-written: no library provides them), as loss terms of the training loop.
 
-- :class:`WoodsRegularizer`: the Lipschitz-inspired input-gradient penalty L_adv
-  of Woods et al. (2019) with the adaptive strength :class:`AdaptivePsi`.
+- :class:`WoodsRegularizer`: the Lipschitz-inspired input-gradient penalty
+  L_adv of Woods et al. (2019) with the adaptive strength :class:`AdaptivePsi`.
+- :class:`InterpretabilityRegularizer`: interpretability-aware training (Int,
+  Int2) of Boopathy et al. (2020) on CAM discrepancies.
+- :class:`L1WeightPenalty`: l1 regularization, Chalasani et al. (2020)'s baseline.
+- :class:`IGNormRegularizer`: IG-NORM of Chen et al. (2019).
 
-Randomness (which output each example regularizes) is drawn for the *global*
-batch when ``torch.distributed`` is initialized and each rank keeps its
-contiguous slice, so multi-process training draws what one process would.
+Per-example random choices are drawn for the global batch
+(:func:`advexp_lib.distributed.global_draw`), so multi-process training
+draws what one process would.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,11 +19,15 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .attacks import pgd
+from .attributions import class_activation_maps, integrated_gradients_of
 from .checks import InputError, check_positive
-from .training import LossTerm
+from .distributed import global_draw
+from .hooks import LossTerm, PgdWarmup
+from .models import tandem_margin
 
-__all__ = ["AdaptivePsi", "WoodsRegularizer", "tandem_margin",
-           "InterpretabilityRegularizer", "cam_discrepancy", "L1WeightPenalty", "IGNormRegularizer", "warmup_eps"]
+__all__ = ["AdaptivePsi", "WoodsRegularizer", "InterpretabilityRegularizer", "cam_discrepancy",
+           "L1WeightPenalty", "IGNormRegularizer"]
 
 
 class AdaptivePsi:
@@ -59,13 +68,6 @@ class AdaptivePsi:
         step = -math.log(max(ce, 1e-12) / self.target)
         self.integral = max(0.0, self.integral + min(max(step, -self.eps_worse), self.eps_better))
         return self.psi
-
-
-def tandem_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """g_y - max_{j != y} g_j per example."""
-    true = logits.gather(1, y[:, None]).squeeze(1)
-    other = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).amax(1)
-    return true - other
 
 
 class WoodsRegularizer(LossTerm):
@@ -122,46 +124,12 @@ class WoodsRegularizer(LossTerm):
             self.psi.integral = float(state["psi_integral"])
 
 
-def global_draw(draw, n: int) -> torch.Tensor:
-    """``draw(m)`` for the global batch, keeping this rank's contiguous slice of ``n`` rows.
-
-    Without torch.distributed (or with one process) this is ``draw(n)``.
-    Assumes equal shards, as the training loop makes them.
-    """
-    dist = torch.distributed
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return draw(n)
-    rank, world = dist.get_rank(), dist.get_world_size()
-    return draw(n * world)[rank * n:(rank + 1) * n]
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Interpretability and sparsity regularizers: Boopathy et al. (2020) interpretability-aware training (Int,
-# Int2), l1 weight decay (Chalasani et al. 2020's baseline) and IG-NORM (Chen et al. 2019). PGD comes from
-# advexp_lib.attacks, imported inside the calls because attacks imports this module.
+# Int2), l1 weight decay (Chalasani et al. 2020's baseline) and IG-NORM (Chen et al. 2019).
 
 
-class _PgdWarmup:
-    """PGD settings (eps, steps, step_size) with a linear eps warm-up, for the hooks that draw x' by PGD.
-
-    ``current_eps`` = :func:`warmup_eps` (eps, epoch, warmup_epochs), set in
-    ``start_epoch`` (so a resumed run gets the same budget).
-    """
-
-    def __init__(self, *, eps: float, steps: int, step_size: float, warmup_epochs: int):
-        check_positive(eps, "eps")
-        check_positive(steps, "steps", integer=True)
-        check_positive(step_size, "step_size")
-        check_positive(warmup_epochs, "warmup_epochs", integer=True, allow_zero=True)
-        self.eps, self.steps, self.step_size = float(eps), steps, float(step_size)
-        self.warmup_epochs = warmup_epochs
-        self.current_eps = warmup_eps(self.eps, 0, warmup_epochs)
-
-    def start_epoch(self, epoch: int, num_epochs: int) -> None:
-        self.current_eps = warmup_eps(self.eps, epoch, self.warmup_epochs)
-
-
-class _PgdLossTerm(_PgdWarmup, LossTerm):
+class _PgdLossTerm(PgdWarmup, LossTerm):
     """Shared set-up of the loss terms that draw x' by l-inf PGD with a linear eps warm-up."""
 
     def __init__(self, *, lambda_: float, eps: float, steps: int, step_size: float, warmup_epochs: int):
@@ -174,7 +142,7 @@ class InterpretabilityRegularizer(_PgdLossTerm):
     r"""Interpretability-aware training of Boopathy et al. (2020): lambda * D~(x, x') on CAM maps.
 
     For a CAM-ready network (conv -> global average pool -> linear; see
-    :func:`advexp_lib.explain.class_activation_maps`) with CAM_c the class-c
+    :func:`advexp_lib.attributions.class_activation_maps`) with CAM_c the class-c
     map on the last conv grid (h x w, not upsampled: the l1 norms below sum
     over h x w entries),
 
@@ -209,9 +177,6 @@ class InterpretabilityRegularizer(_PgdLossTerm):
         self.variant = variant
 
     def __call__(self, model, x, y, logits):
-        from .attacks import pgd
-        from .explain import class_activation_maps
-
         x = x.detach()
         if self.variant == "int":
             with torch.no_grad():
@@ -231,8 +196,6 @@ def cam_discrepancy(model, cams: torch.Tensor, x_adv: torch.Tensor, y: torch.Ten
         D~ = ||CAM_y(x') - CAM_y(x)||_1 + sum_{i != y} p~_i(x') ||CAM_i(x') - CAM_i(x)||_1,
         p~ = softmax over i != y of f(x') (renormalized).
     """
-    from .explain import class_activation_maps
-
     adv = class_activation_maps(model, x_adv, upsample=False)
     dist = (adv - cams).abs().flatten(2).sum(2)  # (N, C): l1 per class
     mask = F.one_hot(y, dist.shape[1]).bool()
@@ -250,7 +213,7 @@ class L1WeightPenalty(LossTerm):
     normalization-layer scales), whose size says nothing about sparsity.
 
     Args:
-        lambda_: strength; default 1e-4 (our choice for mnist5k; see recipes_companion).
+        lambda_: strength; default 1e-4.
     History: ``l1_weights`` (sum |w|) per epoch.
     """
 
@@ -271,7 +234,7 @@ class IGNormRegularizer(_PgdLossTerm):
         IG_i(x, x') = (x'_i - x_i) * \int_0^1 d l(x + a (x' - x)) / dz_i da
 
     (a Riemann trapezoid sum with ``n_steps`` nodes, differentiable w.r.t.
-    the weights: :func:`advexp_lib.explain.integrated_gradients_of`). Loss:
+    the weights: :func:`advexp_lib.attributions.integrated_gradients_of`). Loss:
     CE(f(x), y) + lambda * mean_batch ||IG(x, x')||_1. Chen et al. take x' to
     maximize ||IG||_1; we take x' from PGD on CE (random start), which
     maximizes a lower bound of it: by completeness sum_i IG_i = l(x') - l(x),
@@ -294,9 +257,6 @@ class IGNormRegularizer(_PgdLossTerm):
         self.n_steps = n_steps
 
     def __call__(self, model, x, y, logits):
-        from .attacks import pgd
-        from .explain import integrated_gradients_of
-
         x = x.detach()
         x_adv = pgd(model, x, y, eps=self.current_eps, steps=self.steps, step_size=self.step_size,
                     random_start=True)
@@ -304,8 +264,3 @@ class IGNormRegularizer(_PgdLossTerm):
                                      n_steps=self.n_steps, ig_method="riemann_trapezoid")
         norm = ig.abs().flatten(1).sum(1).mean()
         return self.lambda_ * norm, {"ig_norm": norm.item(), "eps": self.current_eps}
-
-
-def warmup_eps(eps: float, epoch: int, warmup_epochs: int) -> float:
-    """Linear budget warm-up: eps * min(1, (epoch + 1) / warmup_epochs); eps itself when warmup_epochs = 0."""
-    return eps if warmup_epochs <= 0 else eps * min(1.0, (epoch + 1) / warmup_epochs)

@@ -1,20 +1,20 @@
-"""Tables and figures the book's notebooks share: ARA tables, literature values, small plots.
+"""Tables the book's notebooks share: ARA tables, literature values, every recipe on every metric.
 
 Every table is a ``pandas.DataFrame`` built from measured results (or, for
-:func:`paper_ara_table`, from values printed in the papers, labelled as
-such), so notebooks never type a number. Figures are matplotlib Figures.
+:func:`paper_ara_table`, from published values, labelled as such), so
+notebooks never type a number. Figures live in :mod:`advexp_lib.plotting`.
 """
 from __future__ import annotations
 
-import math
-
+import pandas as pd
 import torch
-from torch import nn
 
-from .checks import InputError, check_images, check_labels
+from .attributions import attribute
+from .checks import InputError
+from .metrics import accuracy_robustness_area, gini, robust_accuracy_curve
 
 __all__ = ["PAPER_ARA_CIFAR10", "PAPER_ARA_IMAGENET_BEST", "paper_ara_table", "ara_table", "drag_table",
-           "plot_half_huber", "plot_minimal_examples", "reproduction_table", "evaluate_all"]
+           "reproduction_table", "evaluate_all"]
 
 # Woods et al. (2019), CIFAR-10 ResNet-44 (their Table 1): accuracy, Attack ARA, BTR ARA.
 # Literature values, copied from the paper (DESIGN 5.4); keyed by our recipe names.
@@ -30,8 +30,6 @@ PAPER_ARA_IMAGENET_BEST = 0.0053  # Woods et al. (2019): best ImageNet Attack AR
 
 def paper_ara_table():
     """Woods et al. (2019) CIFAR-10 ResNet-44 results as a DataFrame (literature values, not measured)."""
-    import pandas as pd
-
     df = pd.DataFrame.from_dict(PAPER_ARA_CIFAR10, orient="index")
     df.index.name = "recipe"
     df["source"] = "Woods et al. 2019, CIFAR-10 (paper)"
@@ -55,10 +53,6 @@ def ara_table(models: dict, x: torch.Tensor, y: torch.Tensor, *, steps: int = 45
         ``<kind>_median_rmse``, ``<kind>_unreliable`` columns,
         {kind: {label: AraResult}} for :func:`advexp_lib.plotting.plot_ara_curves`).
     """
-    import pandas as pd
-
-    from .metrics import accuracy_robustness_area
-
     if not models:
         raise InputError("models: expected at least one {label: model}")
     results = {k: {} for k in kinds}
@@ -80,86 +74,17 @@ def ara_table(models: dict, x: torch.Tensor, y: torch.Tensor, *, steps: int = 45
 
 
 def drag_table(results: dict):
-    """DataFrame of :class:`advexp_lib.explain.DragResult` objects, one row per {label: result}.
+    """DataFrame of :class:`advexp_lib.explanation_attacks.DragResult` objects, one row per {label: result}.
 
     Columns: attack success rate, number of successful attacks, and per
     method the share of successful attacks whose map follows the attacked class.
     """
-    import pandas as pd
-
     rows = {}
     for label, res in results.items():
         row = {"success_rate": res.success_rate, "n_success": int(res.success.sum())}
         row.update({f"dragged_{m}": s for m, s in res.share.items()})
         rows[label] = row
     return pd.DataFrame.from_dict(rows, orient="index")
-
-
-def plot_half_huber(deltas=(0.25, 0.5, 1.0), *, lo: float = -1.0, hi: float = 2.0):
-    r"""The half-Huber ReLU f and its derivative f' for several widths d, beside the ReLU.
-
-    Both curves come from :class:`advexp_lib.models.HalfHuberReLU` (f' by autograd).
-    """
-    import matplotlib.pyplot as plt
-
-    from .models import HalfHuberReLU
-
-    t = torch.linspace(lo, hi, 601, requires_grad=True)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3))
-    a.plot(t.detach(), torch.relu(t).detach(), "k--", lw=1, label="ReLU")
-    b.plot(t.detach(), (t > 0).float(), "k--", lw=1, label="ReLU")
-    for d in deltas:
-        f = HalfHuberReLU(d)(t)
-        (g,) = torch.autograd.grad(f.sum(), t)
-        a.plot(t.detach(), f.detach(), label=f"d = {d:g}")
-        b.plot(t.detach(), g, label=f"d = {d:g}")
-    a.set_title("f(x)")
-    b.set_title("f'(x)")
-    for ax in (a, b):
-        ax.set_xlabel("x")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_minimal_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor,
-                          distances: torch.Tensor, classes=None, *, scale: float = 1.3):
-    """Images (top), their minimal adversarial examples (middle) and the change (bottom).
-
-    Titles give the true class, the adversarial prediction and the RMSE d_i.
-    """
-    import matplotlib.pyplot as plt
-
-    from .plotting import to_display
-
-    check_images(x, "x")
-    n = x.shape[0]
-    check_labels(y, n, None if classes is None else len(classes), "y")
-    if x_adv.shape != x.shape or distances.shape != (n,):
-        raise InputError(f"x_adv, distances: expected shapes {tuple(x.shape)} and ({n},), "
-                         f"got {tuple(x_adv.shape)} and {tuple(distances.shape)}")
-    with torch.no_grad():
-        pred = model(x_adv).argmax(1)
-    name = (lambda c: classes[int(c)]) if classes else (lambda c: str(int(c)))  # noqa: E731
-    fig, axes = plt.subplots(3, n, figsize=(scale * n, scale * 3.3), squeeze=False)
-    change = (x_adv - x).detach().cpu().sum(1)
-    for i in range(n):
-        lim = float(change[i].abs().max()) or 1.0
-        axes[0][i].imshow(to_display(x[i]), cmap="gray", vmin=0, vmax=1)
-        axes[0][i].set_title(f"y = {name(y[i])}", fontsize=8)
-        axes[1][i].imshow(to_display(x_adv[i].clamp(0, 1)), cmap="gray", vmin=0, vmax=1)
-        d = float(distances[i])
-        axes[1][i].set_title(f"pred {name(pred[i])}\nd = {d:.3f}" if math.isfinite(d) else "not found",
-                             fontsize=8)
-        axes[2][i].imshow(change[i].numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    for r, label in enumerate(("image", "minimal adv.", "change")):
-        axes[r][0].set_ylabel(label, fontsize=8)
-    fig.tight_layout()
-    return fig
 
 
 def reproduction_table(records: dict, targets: list[dict]):
@@ -174,8 +99,6 @@ def reproduction_table(records: dict, targets: list[dict]):
         DataFrame with columns claim, measured, paper, source; "missing" when
         a record was not produced (its notebook did not run).
     """
-    import pandas as pd
-
     rows = []
     for t in targets:
         value = records.get(t["record"], None)
@@ -204,9 +127,6 @@ def evaluate_all(models: dict, x: torch.Tensor, y: torch.Tensor, *, ara_steps: i
     Returns:
         DataFrame indexed by label.
     """
-
-    from .explain import attribute
-    from .metrics import gini, robust_accuracy_curve
 
     table, _ = ara_table(models, x, y, steps=ara_steps, eps=ara_eps, progress=progress)
     table = table[["accuracy", "attack_ara", "btr_ara"]].copy()

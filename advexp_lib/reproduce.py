@@ -3,7 +3,8 @@
 Executed notebooks go to ``<out>/notebooks/`` (sources are never overwritten);
 figures the notebooks :func:`record` are gathered into ``<out>/summary.json``.
 A failing notebook stops the run with an error naming the notebook and cell;
-results of notebooks that finished earlier stay in place.
+results of notebooks that finished earlier stay in place. Every notebook
+starts with one call, :func:`start_notebook`.
 """
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from .checks import AdvexpError, InputError
 
-__all__ = ["REPO", "NotebookError", "BookError", "notebook_paths", "record", "load_records", "results_dir",
-           "run_notebooks", "build_book"]
+__all__ = ["REPO", "NotebookError", "BookError", "NotebookRun", "start_notebook", "notebook_paths", "record",
+           "load_records", "results_dir", "run_notebooks", "build_book"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,6 +33,46 @@ class NotebookError(AdvexpError, RuntimeError):
 
 class BookError(AdvexpError, RuntimeError):
     """The Jupyter Book build failed."""
+
+
+@dataclass
+class NotebookRun:
+    """What :func:`start_notebook` returns: the notebook's record key and its effective settings."""
+
+    name: str
+    smoke: bool
+    seed: int
+
+    def record(self, figures: dict) -> Path:
+        """Save the notebook's key figures under its name (:func:`record`)."""
+        return record(self.name, figures)
+
+
+def start_notebook(name: str, params: dict, *, smoke_sizes: dict | None = None) -> NotebookRun:
+    """The set-up every notebook runs first: smoke mode, sizes and the seed, in one call.
+
+    Args:
+        name: the notebook's record key (e.g. "03_ara_evaluation").
+        params: the notebook's namespace (``globals()``) holding its ``parameters``
+            cell; it must define ``seed``, and may define ``smoke``.
+        smoke_sizes: {parameter: value} to use in smoke mode, i.e. when ``smoke``
+            is True or the environment sets ``ADVEXP_SMOKE=1`` (the test command
+            runs every notebook that way, in seconds). They overwrite the
+            entries of ``params``. Default None: nothing shrinks.
+    Returns:
+        :class:`NotebookRun`. Seeds torch's global RNG with ``seed``.
+    """
+    if "seed" not in params:
+        raise InputError("params: expected the notebook's namespace with a `seed` parameter (pass globals())")
+    smoke = bool(params.get("smoke", False)) or os.environ.get("ADVEXP_SMOKE") == "1"
+    params["smoke"] = smoke
+    unknown = sorted(set(smoke_sizes or {}) - set(params))
+    if unknown:
+        raise InputError(f"smoke_sizes: {unknown} are not parameters of the notebook")
+    if smoke:
+        params.update(smoke_sizes or {})
+    torch.manual_seed(params["seed"])
+    return NotebookRun(name, smoke, params["seed"])
 
 
 def results_dir() -> Path:
@@ -66,7 +110,7 @@ def run_notebooks(out="results", parameters: dict | None = None, notebooks=None,
         parameters: overrides injected into each notebook's ``parameters`` cell
             (only the names that notebook declares).
     """
-    import papermill as pm
+    import papermill as pm  # the book tools are an optional extra of the package
 
     missing = [str(p) for p in (notebooks or []) if not Path(p).is_file()]
     if missing:

@@ -1,6 +1,7 @@
 """One training loop for every recipe, with resumable atomic checkpoints.
 
-Recipes plug in through two extension points, both :class:`BatchHook` s:
+Recipes plug in through the two :class:`~advexp_lib.hooks.BatchHook` kinds of
+:mod:`advexp_lib.hooks`:
 
 - ``loss_term``: an extra per-batch loss added to cross-entropy (regularizers);
 - ``input_transform``: replaces each training batch's inputs (adversarial training).
@@ -11,7 +12,7 @@ only on them. A checkpoint is written atomically after every epoch; resuming
 from it (after a crash mid-epoch, say) replays the unfinished epoch exactly as
 an uninterrupted run would.
 
-Scale (see book/gpu_and_scale.md): everything follows the device of the model
+Scale: everything follows the device of the model
 (or ``device``); optional autocast (``TrainConfig.amp``), ``torch.compile``
 and channels_last. Under ``torchrun`` (a torch.distributed process group is
 up) the loop runs DistributedDataParallel: every rank draws the same global
@@ -25,11 +26,7 @@ alone writes checkpoints; every rank resumes from the same file.
 from __future__ import annotations
 
 import math
-import os
-import pickle
-import tempfile
 import time
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -38,8 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.data.distributed import DistributedSampler
+from tqdm.auto import tqdm
 
 from . import distributed
+from .checkpoints import load_checkpoint, load_model_state, save_checkpoint
 from .checks import (
     CheckpointError,
     InputError,
@@ -50,11 +49,10 @@ from .checks import (
     check_positive,
 )
 from .data import TensorImageDataset
+from .hooks import InputTransform, LossTerm
 
-__all__ = ["TrainConfig", "BatchHook", "LossTerm", "InputTransform", "train", "evaluate",
-           "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
+__all__ = ["TrainConfig", "train", "evaluate"]
 
-CHECKPOINT_FORMAT = "advexp-checkpoint-v1"
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "step", "cosine")
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -76,10 +74,10 @@ class TrainConfig:
             (float32), "bf16" or "fp16" (``torch.autocast`` on the training
             device; fp16 adds a GradScaler). Standard training and input
             transforms only: a loss term with ``requires_input_grad`` (the
-            double-backprop regularizer) is refused, because its gradient is
-            unreliable in reduced precision (measured on CPU autocast, ResNet-8:
-            bf16 16% relative error, fp16 cosine 0.5 to the float32 gradient;
-            tests/test_gpu_path.py). Default None.
+            double-backprop regularizer) is refused, because reduced precision
+            distorts the gradient of an input-gradient penalty far more than
+            that of the cross-entropy (the book's GPU chapter gives the
+            measured errors). Default None.
         compile: a ``torch.compile`` backend name ("inductor" on a GPU) or None.
             Not with a double-backprop loss term (no double backward through
             compiled graphs). Default None.
@@ -117,48 +115,6 @@ class TrainConfig:
         object.__setattr__(self, "milestones", tuple(self.milestones))
 
 
-class BatchHook:
-    """Base of the loop's extension points: optional per-epoch and per-step calls, and state.
-
-    ``state_dict`` must hold only tensors, numbers, strings, lists and dicts
-    (it goes into a ``weights_only`` checkpoint).
-    """
-
-    def start_epoch(self, epoch: int, num_epochs: int) -> None:
-        """Called before each epoch (e.g. eps warm-up)."""
-
-    def after_step(self, ce: float) -> None:
-        """Called after each optimizer step with the batch's cross-entropy (e.g. adaptive psi)."""
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore what :meth:`state_dict` returned."""
-
-
-class LossTerm(BatchHook):
-    """An extra loss: ``term(model, x, y, logits) -> (loss, stats)``.
-
-    Set ``requires_input_grad = True`` to receive ``x`` with ``requires_grad``
-    and ``logits = model(x)`` built on it (input-gradient regularizers).
-    ``stats`` (name -> float) are averaged per epoch into the history.
-    """
-
-    requires_input_grad = False
-
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                 logits: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        raise NotImplementedError
-
-
-class InputTransform(BatchHook):
-    """Replaces a batch's inputs: ``transform(model, x, y) -> x'`` (same shape)."""
-
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-
 def train(model: nn.Module, train_data: Dataset, config: TrainConfig = TrainConfig(), *,
           test_data: Dataset | None = None, loss_term: LossTerm | None = None,
           input_transform: InputTransform | None = None, device=None, checkpoint=None,
@@ -190,7 +146,7 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig = TrainConf
     if double_backprop and config.amp is not None:
         raise InputError(f"amp: {config.amp!r} is refused with a double-backprop loss term "
                          f"({type(loss_term).__name__}): its input-gradient penalty must run in float32 "
-                         f"(reduced precision distorts its gradient; see book/gpu_and_scale.md). Use amp=None")
+                         f"(reduced precision distorts its gradient). Use amp=None")
     if double_backprop and config.compile is not None:
         raise InputError(f"compile: torch.compile cannot differentiate twice through a compiled graph, which "
                          f"{type(loss_term).__name__} needs; use compile=None")
@@ -221,7 +177,7 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig = TrainConf
         if meta is not None and ckpt.get("meta") != meta:  # e.g. another recipe (zoo: config hash) with this config
             raise CheckpointError(f"checkpoint: {checkpoint} was written for another run (its meta differs: "
                                   f"{_meta_diff(ckpt.get('meta'), meta)}); delete it or pass resume=False")
-        _load_model_state(model, ckpt.get("model"), checkpoint)
+        load_model_state(model, ckpt.get("model"), checkpoint)
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         if "scaler" in ckpt:
@@ -345,89 +301,11 @@ def _evaluate(model, data, batch_size, device, *, shard: bool) -> dict[str, floa
     return {"loss": loss / n, "accuracy": correct / n}
 
 
-def save_checkpoint(path, state: dict) -> Path:
-    """Write ``state`` (plus the format tag) to ``path`` atomically: temp file, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions open() would
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": CHECKPOINT_FORMAT, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def load_checkpoint(path, *, map_location="cpu") -> dict:
-    """Load a checkpoint written by :func:`save_checkpoint` without executing code.
-
-    Uses ``torch.load(weights_only=True)``: a pickle naming any function or
-    class outside tensors and plain containers is refused. Raises
-    CheckpointError for unsafe, truncated, corrupt or foreign files.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint: no file at {path}")
-    _check_zip_crc(path)
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(f"checkpoint: {path} refused: it is not a plain weights file "
-                              f"(loading it would run code or it is corrupt): {err}") from None
-    except Exception as err:  # noqa: BLE001 - garbage bytes surface as struct/EOF/zip/runtime errors alike
-        raise CheckpointError(f"checkpoint: {path} is truncated or corrupt: {type(err).__name__}: {err}") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"checkpoint: {path} is not an advexp checkpoint "
-                              f"(expected format {CHECKPOINT_FORMAT!r})")
-    return state
-
-
 def _meta_diff(old, new) -> str:
     if not isinstance(old, dict):
         return f"got {type(old).__name__}"
     keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     return ", ".join(f"{k}: {old.get(k)!r:.60} != {new.get(k)!r:.60}" for k in keys[:3])
-
-
-def _check_zip_crc(path: Path) -> None:
-    """Verify the CRC-32 of every member of a zip-format checkpoint.
-
-    torch.save writes them but torch.load does not check them, so a flipped
-    bit in tensor data would load silently as different weights.
-    """
-    if not zipfile.is_zipfile(path):
-        return  # legacy (non-zip) format or garbage: torch.load decides
-    try:
-        with zipfile.ZipFile(path) as z:
-            bad = z.testzip()
-    except Exception as err:  # noqa: BLE001 - BadZipFile, zlib, EOF, struct errors on damaged files
-        raise CheckpointError(f"checkpoint: {path} is truncated or corrupt: {type(err).__name__}: {err}") from None
-    if bad is not None:
-        raise CheckpointError(f"checkpoint: {path} is corrupt: its member {bad!r} fails its CRC-32 check")
-
-
-def _load_model_state(model: nn.Module, state: dict, source) -> None:
-    """Load ``state`` into ``model`` all or nothing (load_state_dict copies matching tensors before it raises)."""
-    own = model.state_dict()
-    if not isinstance(state, dict):
-        raise CheckpointError(f"checkpoint: {source} holds no model state dict (got {type(state).__name__})")
-    bad = sorted(set(own) ^ set(state)) + [k for k in own if k in state and (
-        not isinstance(state[k], torch.Tensor) or state[k].shape != own[k].shape)]
-    if bad:
-        raise CheckpointError(f"checkpoint: {source} does not fit this model (another architecture or number "
-                              f"of classes?): missing, unexpected or mis-shaped: {', '.join(bad[:8])}"
-                              + (" ..." if len(bad) > 8 else ""))
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:  # shape or key mismatch: another arch / number of classes
-        raise CheckpointError(f"checkpoint: {source} does not fit this model: {err}") from None
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -505,6 +383,4 @@ def _check_shards(n: int, batch_size: int, world: int, in_memory: bool) -> None:
 def _progress(enabled: bool, total: int):
     if not enabled or total <= 0:
         return None
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, desc="train", unit="step", leave=False)

@@ -3,22 +3,29 @@
 :func:`explorer` returns an ipywidgets box with controls (model, explanation
 method, image index, target class, rho) and a figure that redraws whenever
 a control changes. The computation lives in :func:`explorer_views` and the
-drawing in :func:`plot_views`, so the same views can be rendered statically
+drawing in :func:`advexp_lib.plotting.plot_views`, so the same views can be rendered statically
 (:func:`explorer_grid`) where no kernel runs, e.g. in the rendered book.
 
 The adversarial explanation is Woods et al.'s Algorithm 1 in explanation
-mode (:func:`advexp_lib.explain.adversarial_explanation`): descend the
+mode (:func:`advexp_lib.explanation_attacks.adversarial_explanation`): descend the
 target class's cross-entropy within an RMSE budget rho (overshoot 5, 35
 steps, no momentum, pixels kept in [0, 1]).
 """
 from __future__ import annotations
 
+import ipywidgets
+import matplotlib.pyplot as plt
 import torch
+from IPython.display import display
 from torch import nn
 
+from .attributions import attribute
 from .checks import InputError, check_choice, check_images, check_labels, check_positive
+from .data import class_name
+from .explanation_attacks import adversarial_explanation
+from .plotting import plot_views
 
-__all__ = ["EXPLORER_METHODS", "explorer_views", "plot_views", "explorer_grid", "Explorer", "explorer"]
+__all__ = ["EXPLORER_METHODS", "explorer_views", "explorer_grid", "Explorer", "explorer"]
 
 EXPLORER_METHODS = ("saliency", "integrated_gradients", "grad_cam", "smoothgrad")
 
@@ -29,13 +36,11 @@ def explorer_views(model: nn.Module, x: torch.Tensor, target: int, *, method: st
 
     Returns:
         dict with ``x``, ``map`` (``method``'s attribution for ``target``,
-        :func:`advexp_lib.explain.attribute`), ``x_ae`` (the adversarial
+        :func:`advexp_lib.attributions.attribute`), ``x_ae`` (the adversarial
         explanation toward ``target`` with RMSE budget ``rho``), ``pred`` and
         ``pred_ae`` (predicted classes), ``p_target`` and ``p_target_ae``
         (softmax probability of ``target`` before and after), and the settings.
     """
-    from .explain import adversarial_explanation, attribute
-
     check_images(x, "x")
     if x.shape[0] != 1:
         raise InputError(f"x: expected one image (1 x C x H x W), got {tuple(x.shape)}")
@@ -51,44 +56,9 @@ def explorer_views(model: nn.Module, x: torch.Tensor, target: int, *, method: st
             "p_target": float(p[t]), "p_target_ae": float(p_ae[t])}
 
 
-def plot_views(views: dict, classes=None, *, axes=None, label: str = ""):
-    """Draw :func:`explorer_views` as four panels: image, map, adversarial explanation, change.
-
-    ``axes``: four matplotlib axes to draw into (a new 1 x 4 figure if None). Returns the Figure.
-    """
-    import matplotlib.pyplot as plt
-
-    from .plotting import to_display
-
-    if axes is None:
-        fig, axes = plt.subplots(1, 4, figsize=(8, 2.3))
-    fig = axes[0].figure
-    name = (lambda c: classes[int(c)]) if classes else (lambda c: str(int(c)))  # noqa: E731
-    x, x_ae = views["x"][0], views["x_ae"][0]
-    amap = views["map"][0].detach().cpu().sum(0).numpy()
-    signed = (amap < 0).any()
-    lim = float(abs(amap).max()) or 1.0
-    change = (x_ae - x).detach().cpu().sum(0).numpy()
-    clim = float(abs(change).max()) or 1.0
-    t = name(views["target"])
-    axes[0].imshow(to_display(x), cmap="gray", vmin=0, vmax=1)
-    axes[0].set_title(f"{label}pred {name(views['pred'])}, p({t}) {views['p_target']:.2f}", fontsize=8)
-    axes[1].imshow(amap, cmap="bwr" if signed else "magma", vmin=-lim if signed else 0, vmax=lim)
-    axes[1].set_title(f"{views['method'].replace('_', ' ')} for {t}", fontsize=8)
-    axes[2].imshow(to_display(x_ae), cmap="gray", vmin=0, vmax=1)
-    axes[2].set_title(f"adv. explanation -> {t} (rho {views['rho']:g})\npred {name(views['pred_ae'])}, "
-                      f"p({t}) {views['p_target_ae']:.2f}", fontsize=8)
-    axes[3].imshow(change, cmap="RdBu_r", vmin=-clim, vmax=clim)
-    axes[3].set_title("change (red brighter)", fontsize=8)
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    return fig
-
-
 def explorer_grid(models: dict, x: torch.Tensor, y: torch.Tensor, classes=None, *, settings, steps: int = 35,
                   overshoot: float = 5.0):
-    """Static version of the explorer: one row of :func:`plot_views` per setting.
+    """Static version of the explorer: one row of :func:`advexp_lib.plotting.plot_views` per setting.
 
     Args:
         models: {name: model}; x, y: the images and labels the explorer browses.
@@ -97,8 +67,6 @@ def explorer_grid(models: dict, x: torch.Tensor, y: torch.Tensor, classes=None, 
     Returns:
         matplotlib Figure.
     """
-    import matplotlib.pyplot as plt
-
     settings = list(settings)
     if not settings:
         raise InputError("settings: expected at least one dict(model, index, target, method, rho)")
@@ -108,7 +76,7 @@ def explorer_grid(models: dict, x: torch.Tensor, y: torch.Tensor, classes=None, 
         i = int(s["index"])
         views = explorer_views(models[s["model"]], x[i:i + 1], s["target"], method=s["method"], rho=s["rho"],
                                steps=steps, overshoot=overshoot)
-        plot_views(views, classes, axes=row, label=f"{s['model']}, #{i} (y {_name(classes, y[i])}): ")
+        plot_views(views, classes, axes=row, label=f"{s['model']}, #{i} (y {class_name(y[i], classes)}): ")
     fig.tight_layout()
     return fig
 
@@ -125,8 +93,6 @@ class Explorer:
 
     def __init__(self, models: dict, x: torch.Tensor, y: torch.Tensor, classes=None, *,
                  methods=EXPLORER_METHODS, rho: float = 0.1, steps: int = 35, overshoot: float = 5.0):
-        import ipywidgets as widgets
-
         if not models:
             raise InputError("models: expected at least one {name: model}")
         check_images(x, "x")
@@ -137,18 +103,18 @@ class Explorer:
         self.steps, self.overshoot = steps, overshoot
         num_classes = len(classes) if classes else int(next(iter(models.values()))(x[:1]).shape[1])
         self.controls = {
-            "model": widgets.Dropdown(options=list(self.models), description="model"),
-            "method": widgets.Dropdown(options=list(methods), description="method"),
-            "index": widgets.IntSlider(0, min=0, max=x.shape[0] - 1, description="image"),
-            "target": widgets.IntSlider(int(y[0]), min=0, max=num_classes - 1, description="target class"),
-            "rho": widgets.FloatSlider(rho, min=0.02, max=0.5, step=0.02, description="rho (RMSE)"),
+            "model": ipywidgets.Dropdown(options=list(self.models), description="model"),
+            "method": ipywidgets.Dropdown(options=list(methods), description="method"),
+            "index": ipywidgets.IntSlider(0, min=0, max=x.shape[0] - 1, description="image"),
+            "target": ipywidgets.IntSlider(int(y[0]), min=0, max=num_classes - 1, description="target class"),
+            "rho": ipywidgets.FloatSlider(rho, min=0.02, max=0.5, step=0.02, description="rho (RMSE)"),
         }
         for c in self.controls.values():
             c.continuous_update = False  # sliders recompute on release, not on every pixel of drag
             c.observe(self._on_change, names="value")
-        self.output = widgets.Output()
-        self.widget = widgets.VBox([widgets.HBox(list(self.controls.values())[:2]),
-                                    widgets.HBox(list(self.controls.values())[2:]), self.output])
+        self.output = ipywidgets.Output()
+        self.widget = ipywidgets.VBox([ipywidgets.HBox(list(self.controls.values())[:2]),
+                                    ipywidgets.HBox(list(self.controls.values())[2:]), self.output])
         self.views, self.updates, self._cache = None, 0, {}
         self.update()
 
@@ -158,9 +124,6 @@ class Explorer:
 
     def update(self):
         """Recompute the views for the current settings and redraw; returns the views dict."""
-        import matplotlib.pyplot as plt
-        from IPython.display import display
-
         s = self.settings()
         key = tuple(s.values())
         if key not in self._cache:
@@ -170,7 +133,7 @@ class Explorer:
                                               overshoot=self.overshoot)
         self.views = self._cache[key]
         self.updates += 1
-        fig = plot_views(self.views, self.classes, label=f"y {_name(self.classes, self.y[int(s['index'])])}: ")
+        fig = plot_views(self.views, self.classes, label=f"y {class_name(self.y[int(s['index'])], self.classes)}: ")
         fig.tight_layout()
         with self.output:
             self.output.clear_output(wait=True)
@@ -196,7 +159,3 @@ def explorer(models: dict, x: torch.Tensor, y: torch.Tensor, classes=None, **kwa
     ex = Explorer(models, x, y, classes, **kwargs)
     ex.widget.explorer = ex
     return ex.widget
-
-
-def _name(classes, c) -> str:
-    return classes[int(c)] if classes else str(int(c))

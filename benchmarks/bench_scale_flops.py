@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from advexp_lib.attacks import RmseAdversarialTraining
+from advexp_lib.adversarial_training import RmseAdversarialTraining
 from advexp_lib.models import build_model
 from advexp_lib.regularizers import WoodsRegularizer
 

@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from advexp_lib import attacks
-from advexp_lib.attacks import RmseAdversarialTraining, rmse_search
+from advexp_lib.adversarial_training import RmseAdversarialTraining
+from advexp_lib.attacks import rmse_search
 from advexp_lib.models import PoolFirst, build_model
 from advexp_lib.regularizers import AdaptivePsi, WoodsRegularizer
 

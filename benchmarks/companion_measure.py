@@ -24,10 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from advexp_lib import recipes_companion, zoo  # noqa: E402,F401  (registers the companion recipes)
-from advexp_lib.attacks import interpretability_sneaking_attack  # noqa: E402
+from advexp_lib import zoo  # noqa: E402
+from advexp_lib.explanation_attacks import interpretability_sneaking_attack  # noqa: E402
 from advexp_lib.data import load_tensors  # noqa: E402
-from advexp_lib.explain import attribute  # noqa: E402
+from advexp_lib.attributions import attribute  # noqa: E402
 from advexp_lib.metrics import accuracy, gini, robust_accuracy_curve  # noqa: E402
 
 TRAIN = ("cam_standard", "l1", "pgd_linf", "int", "int2", "ig_norm")

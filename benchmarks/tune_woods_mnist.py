@@ -1,4 +1,4 @@
-"""Sweep driver behind the mnist5k Woods recipes (the table in ``advexp_lib.zoo._woods``).
+"""Sweep driver behind the mnist5k Woods recipes (``advexp_lib.recipes``).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/tune_woods_mnist.py robust '{"target": 1.2, "d": 1.5}'
 

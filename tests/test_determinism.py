@@ -22,7 +22,7 @@ RUN = textwrap.dedent("""
     from advexp_lib.metrics import accuracy_robustness_area
     from advexp_lib.models import build_model
     from advexp_lib.regularizers import WoodsRegularizer
-    from advexp_lib.attacks import RmseAdversarialTraining
+    from advexp_lib.adversarial_training import RmseAdversarialTraining
     from advexp_lib.training import TrainConfig, train
 
 

@@ -10,7 +10,9 @@ from advexp_lib import InputError
 from advexp_lib.data import TensorImageDataset
 from advexp_lib.distributed import gather_cat, split_for_rank, world_size
 from advexp_lib.models import build_model
-from advexp_lib.training import BatchHook, TrainConfig, _check_shards, load_checkpoint, train
+from advexp_lib.checkpoints import load_checkpoint
+from advexp_lib.hooks import BatchHook
+from advexp_lib.training import TrainConfig, _check_shards, train
 
 CFG = TrainConfig(num_epochs=3, batch_size=16, optimizer="sgd", lr=0.1, momentum=0.9, seed=7,
                   schedule="step", milestones=(2,))
@@ -170,7 +172,6 @@ def test_cli_under_torchrun_matches_one_process(tmp_path):
     import subprocess
     import sys
 
-    from advexp_lib.training import load_checkpoint
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = ["-m", "advexp_lib", "train", "--dataset", "mnist5k", "--epochs", "1", "--seed", "2", "--no-progress"]

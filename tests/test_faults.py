@@ -22,10 +22,11 @@ import pytest
 import torch
 from train_hooks import StopAt
 
-from advexp_lib import CheckpointError, zoo
+from advexp_lib import CheckpointError, recipes, zoo
 from advexp_lib.data import TensorImageDataset
 from advexp_lib.models import build_model
-from advexp_lib.training import TrainConfig, load_checkpoint, save_checkpoint, train
+from advexp_lib.checkpoints import load_checkpoint, save_checkpoint
+from advexp_lib.training import TrainConfig, train
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -38,7 +39,8 @@ TRAIN_SCRIPT = textwrap.dedent("""
     from advexp_lib.data import TensorImageDataset
     from advexp_lib.models import build_model
     from advexp_lib.regularizers import AdaptivePsi, WoodsRegularizer
-    from advexp_lib.training import InputTransform, TrainConfig, train
+    from advexp_lib.hooks import InputTransform
+    from advexp_lib.training import TrainConfig, train
 
     checkpoint, out, stall_epoch, marker = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     torch.set_num_threads(1)
@@ -170,7 +172,7 @@ def test_failure_inside_torch_save_keeps_the_previous_checkpoint(tmp_path, monke
 KILL_SAVE_SCRIPT = textwrap.dedent("""
     import os, signal, sys
     import torch
-    from advexp_lib.training import save_checkpoint
+    from advexp_lib.checkpoints import save_checkpoint
 
     path = sys.argv[1]
     real_save = torch.save
@@ -234,7 +236,7 @@ def tiny_recipe(monkeypatch, isolated_data):
         state["trained"] += 1
         return real(*args, **kwargs)
 
-    monkeypatch.setitem(zoo.RECIPES, "tiny_faults", make)
+    monkeypatch.setitem(recipes.RECIPES, "tiny_faults", make)
     monkeypatch.setattr(zoo, "train_recipe", counting)
     return state
 

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from advexp_lib import InputError
 from advexp_lib.data import TensorImageDataset
 from advexp_lib.models import build_model
-from advexp_lib.training import LossTerm, TrainConfig, evaluate, train
+from advexp_lib.hooks import LossTerm
+from advexp_lib.training import TrainConfig, evaluate, train
 
 CFG = TrainConfig(num_epochs=2, batch_size=16, optimizer="sgd", lr=0.05, seed=1)
 
@@ -106,7 +107,7 @@ def test_autocast_training_tracks_float32(tiny_data, amp):
 
 
 def test_amp_fp16_scaler_state_is_checkpointed(tiny_data, tmp_path):
-    from advexp_lib.training import load_checkpoint
+    from advexp_lib.checkpoints import load_checkpoint
 
     train(_tiny(), tiny_data, TrainConfig(**{**CFG.__dict__, "amp": "fp16"}), checkpoint=tmp_path / "a.pt",
           progress=False)

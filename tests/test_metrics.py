@@ -1,6 +1,6 @@
 import pytest
 import torch
-from torch import nn
+from tiny_models import Linear2
 
 from advexp_lib import InputError
 from advexp_lib.metrics import AraResult, accuracy, accuracy_robustness_area, ara_from_distances
@@ -26,16 +26,6 @@ def test_curve_is_the_share_above_r():
     r, a = res.curve()
     assert r.tolist() == pytest.approx([0.0, 0.0, 0.1, 0.2, 0.3])
     assert a.tolist() == pytest.approx([0.75, 0.75, 0.5, 0.25, 0.0])
-
-
-class Linear2(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.w = torch.tensor([[1.0, 2.0], [-1.0, 0.5]], dtype=torch.float64)
-        self.b = torch.tensor([0.3, -0.2], dtype=torch.float64)
-
-    def forward(self, x):
-        return x.flatten(1) @ self.w.T + self.b
 
 
 def test_ara_on_linear_model_matches_analytic_distances():

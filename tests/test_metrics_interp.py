@@ -3,10 +3,10 @@ import math
 import pytest
 import scipy.stats
 import torch
-from torch import nn
+from tiny_models import linear_net
 
 from advexp_lib import InputError, metrics
-from advexp_lib.explain import attribute
+from advexp_lib.attributions import attribute
 from advexp_lib.metrics import (discrepancy, gini, kendall_tau, map_discrepancy, robust_accuracy_curve,
                                 top_k_intersection)
 from advexp_lib.models import build_model
@@ -72,12 +72,12 @@ def test_one_two_all_class_discrepancy():
     def d(c):
         return map_discrepancy(attribute(m, x, c, method="cam"), attribute(m, xa, c, method="cam"))
 
-    assert torch.allclose(discrepancy(m, x, xa, y, kind="one"), d(y))
-    assert torch.allclose(discrepancy(m, x, xa, y, kind="two", targets=t), (d(y) + d(t)) / 2)
-    assert torch.allclose(discrepancy(m, x, xa, y, kind="all"), (d(0) + d(1) + d(2)) / 3)
+    assert torch.allclose(discrepancy(m, x, xa, y, measure="one"), d(y))
+    assert torch.allclose(discrepancy(m, x, xa, y, measure="two", targets=t), (d(y) + d(t)) / 2)
+    assert torch.allclose(discrepancy(m, x, xa, y, measure="all"), (d(0) + d(1) + d(2)) / 3)
     assert torch.equal(discrepancy(m, x, x, y), torch.zeros(2))
     with pytest.raises(InputError, match="targets"):
-        discrepancy(m, x, xa, y, kind="two")
+        discrepancy(m, x, xa, y, measure="two")
 
 
 def test_top_k_intersection_by_hand():
@@ -92,11 +92,7 @@ def test_top_k_intersection_by_hand():
 
 
 def two_pixel_model():
-    m = nn.Sequential(nn.Flatten(), nn.Linear(2, 2))
-    with torch.no_grad():
-        m[1].weight.copy_(torch.tensor([[1.0, 1.0], [-1.0, -1.0]]))
-        m[1].bias.zero_()
-    return m
+    return linear_net([[1.0, 1.0], [-1.0, -1.0]], [0.0, 0.0])
 
 
 def test_robust_accuracy_curve_is_non_increasing_and_starts_at_clean_accuracy():

@@ -2,13 +2,16 @@ import math
 
 import pytest
 import torch
+from tiny_models import linear_net
 from torch import nn
 
 from advexp_lib import InputError
 from advexp_lib.data import TensorImageDataset
 from advexp_lib.models import build_model
-from advexp_lib.regularizers import AdaptivePsi, WoodsRegularizer, tandem_margin
-from advexp_lib.training import TrainConfig, load_checkpoint, train
+from advexp_lib.checkpoints import load_checkpoint
+from advexp_lib.models import tandem_margin
+from advexp_lib.regularizers import AdaptivePsi, WoodsRegularizer
+from advexp_lib.training import TrainConfig, train
 
 
 def test_adaptive_psi_integrator_by_hand():
@@ -33,10 +36,7 @@ def test_tandem_margin():
 
 
 def linear_model(w):
-    m = nn.Sequential(nn.Flatten(), nn.Linear(w.shape[1], w.shape[0], bias=False)).double()
-    with torch.no_grad():
-        m[1].weight.copy_(w)
-    return m
+    return linear_net(w, None, torch.float64)
 
 
 def test_penalty_equals_hand_computed_gradient_norm_float64():

@@ -5,11 +5,11 @@ import torch
 from torch import nn
 
 from advexp_lib import InputError
+from advexp_lib.attributions import class_activation_maps, integrated_gradients_of
 from advexp_lib.data import TensorImageDataset
-from advexp_lib.explain import class_activation_maps, integrated_gradients_of
 from advexp_lib.models import build_model
-from advexp_lib.regularizers import (IGNormRegularizer, InterpretabilityRegularizer, L1WeightPenalty,
-                                     cam_discrepancy, warmup_eps)
+from advexp_lib.hooks import warmup_eps
+from advexp_lib.regularizers import IGNormRegularizer, InterpretabilityRegularizer, L1WeightPenalty, cam_discrepancy
 from advexp_lib.training import TrainConfig, train
 
 
@@ -95,15 +95,15 @@ def test_warmup_eps():
     assert warmup_eps(0.3, 0, 0) == 0.3
 
 
-def test_companion_recipes_register_and_run_one_epoch(isolated_data):
-    from advexp_lib import recipes_companion, zoo
+def test_companion_recipes_are_in_the_table_and_run_one_epoch(isolated_data):
+    from advexp_lib import recipes
 
     for name in ("pgd_linf", "int", "int2", "l1", "ig_norm", "cam_standard"):
-        assert name in zoo.RECIPES
-        r = zoo.recipe("mnist5k", name)
+        assert name in recipes.RECIPES
+        r = recipes.recipe("mnist5k", name)
         assert r.arch == "cam_cnn"
         json.dumps(r.describe())  # hook kwargs are JSON (hashed into the cache key)
-        loss_term, transform = zoo.build_hooks(r)
+        loss_term, transform = recipes.build_hooks(r)
         torch.manual_seed(0)
         m = build_model("cam_cnn", num_classes=3)
         g = torch.Generator().manual_seed(0)
@@ -111,5 +111,5 @@ def test_companion_recipes_register_and_run_one_epoch(isolated_data):
         hist = train(m, data, TrainConfig(num_epochs=1, batch_size=8), loss_term=loss_term,
                      input_transform=transform, progress=False)
         assert len(hist) == 1 and torch.isfinite(torch.tensor(hist[0]["loss"]))
-    assert set(recipes_companion.COMPANION_HOOKS) <= set(zoo.HOOKS)
-    assert zoo.recipe("cifar10", "pgd_linf").input_transform[1]["eps"] == pytest.approx(8 / 255)
+    assert {"pgd_linf", "interpretability", "l1_weights", "ig_norm"} <= set(recipes.HOOKS)
+    assert recipes.recipe("cifar10", "pgd_linf").input_transform[1]["eps"] == pytest.approx(8 / 255)

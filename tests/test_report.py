@@ -1,18 +1,16 @@
 """report: tables built from measured results, literature values labelled as such."""
 import pytest
 import torch
+from tiny_models import Linear2
 from torch import nn
 
 from advexp_lib import report
 from advexp_lib.checks import InputError
 
 
-class _Linear2(nn.Module):
+def _linear2():
     """Two pixels, two classes: logit_1 - logit_0 = 2 (x_1 - x_0)."""
-
-    def forward(self, x):
-        v = x.flatten(1)
-        return torch.stack([v[:, 0] - v[:, 1], v[:, 1] - v[:, 0]], 1)
+    return Linear2(w=((1.0, -1.0), (-1.0, 1.0)), b=(0.0, 0.0), dtype=torch.float32)
 
 
 def test_paper_table_is_labelled_literature():
@@ -27,7 +25,7 @@ def test_ara_table_matches_metrics():
 
     x = torch.tensor([[0.8, 0.2], [0.3, 0.7], [0.6, 0.5]]).view(3, 1, 1, 2)
     y = torch.tensor([0, 1, 0])
-    model = _Linear2()
+    model = _linear2()
     df, results = report.ara_table({"lin": model}, x, y, steps=60, eps=1.0)
     ref = accuracy_robustness_area(model, x, y, kind="attack", steps=60, eps=1.0, progress=False, on_late="flag")
     assert df.loc["lin", "attack_ara"] == pytest.approx(ref.ara)
@@ -46,18 +44,6 @@ def test_reproduction_table_reads_records_and_marks_missing():
         dict(claim="gini", record="07_concise", key="gini.pgd", paper="higher")])
     assert df["measured"].tolist() == [0.03, "missing"]
     assert df["paper"].tolist() == [0.0013, "higher"]
-
-
-def test_figures():
-    fig = report.plot_half_huber((0.5, 1.0))
-    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 3
-    x = torch.rand(3, 1, 4, 4)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
-    fig = report.plot_minimal_examples(model, x, torch.tensor([0, 1, 2]), x.flip(0),
-                                       torch.tensor([0.1, float("inf"), 0.2]))
-    assert len(fig.axes) == 9
-    with pytest.raises(InputError, match="x_adv"):
-        report.plot_minimal_examples(model, x, torch.tensor([0, 1, 2]), x[:2], torch.zeros(3))
 
 
 def test_evaluate_all_has_every_metric():

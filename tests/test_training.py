@@ -5,7 +5,9 @@ from train_hooks import StopAt
 from advexp_lib import CheckpointError, InputError
 from advexp_lib.data import TensorImageDataset
 from advexp_lib.models import build_model
-from advexp_lib.training import LossTerm, TrainConfig, evaluate, load_checkpoint, train
+from advexp_lib.checkpoints import load_checkpoint
+from advexp_lib.hooks import LossTerm
+from advexp_lib.training import TrainConfig, evaluate, train
 
 
 @pytest.fixture

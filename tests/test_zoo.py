@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from advexp_lib import InputError, zoo
-from advexp_lib.training import load_checkpoint
+from advexp_lib.checkpoints import load_checkpoint
 
 
 def test_config_hash_changes_with_everything_that_shapes_the_weights():

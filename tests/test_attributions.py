@@ -1,24 +1,26 @@
-import matplotlib
+"""Attribution maps: Captum wrappers, CAM and the differentiable IG, on models with known maps."""
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
+from tiny_models import linear_net
 
 from advexp_lib import InputError, InputTypeError
-from advexp_lib.explain import (DIFFERENTIABLE, MAP_SHAPED_LIKE_X, METHODS, attribute, class_activation_maps,
-                                explanation_drag, integrated_gradients_of, last_conv_layer, plot_attributions,
-                                plot_drag)
+from advexp_lib.attributions import (
+    DIFFERENTIABLE,
+    MAP_SHAPED_LIKE_X,
+    METHODS,
+    attribute,
+    class_activation_maps,
+    integrated_gradients_of,
+    last_conv_layer,
+)
 from advexp_lib.models import build_model
 
 
 def linear_model():
     """f(x) = W flatten(x) + b on 1 x 2 x 2 images, 3 classes, fixed weights."""
     torch.manual_seed(0)
-    m = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
-    with torch.no_grad():
-        m[1].weight.copy_(torch.tensor([[1.0, -2.0, 0.5, 0.0], [0.0, 3.0, -1.0, 2.0], [-0.5, 0.25, 1.5, -4.0]]))
-        m[1].bias.copy_(torch.tensor([0.1, -0.2, 0.3]))
-    return m
+    return linear_net([[1.0, -2.0, 0.5, 0.0], [0.0, 3.0, -1.0, 2.0], [-0.5, 0.25, 1.5, -4.0]], [0.1, -0.2, 0.3])
 
 
 @pytest.fixture
@@ -136,27 +138,3 @@ def test_model_mode_restored(cam_net, images):
     cam_net.eval()
     attribute(cam_net, images, 0, method="saliency")
     assert not cam_net.training
-
-
-def test_explanation_drag_and_figures(cam_net):
-    torch.manual_seed(0)
-    x = torch.rand(6, 1, 8, 8)
-    y = cam_net(x).argmax(1)  # treat predictions as labels: every image starts correct
-    r = explanation_drag(cam_net, x, y, method=["saliency", "cam"], eps=0.2, attack="linf", steps=20)
-    assert r.x_adv.shape == x.shape and (r.x_adv - x).abs().max() <= 0.2 + 1e-6
-    assert r.success.dtype == torch.bool and set(r.flags) == {"saliency", "cam"}
-    assert torch.equal(r.success, (r.adv_pred == r.targets) & (r.clean_pred == y))
-    for m in ("saliency", "cam"):
-        assert torch.equal(r.flags[m], r.corr_target[m] > r.corr_true[m])
-        if r.success.any():
-            assert r.share[m] == pytest.approx(r.flags[m][r.success].float().mean().item())
-    rr = explanation_drag(cam_net, x, y, method="saliency", eps=0.1, attack="rmse")
-    assert rr.x_adv.min() >= 0 and rr.x_adv.max() <= 1
-    assert isinstance(plot_drag(r, method="cam"), matplotlib.figure.Figure)
-    fig = plot_attributions(x[:2], [r.maps["saliency"]["attacked"][:2], r.maps["cam"]["attacked"][:2]],
-                            ["saliency", "cam"])
-    assert isinstance(fig, matplotlib.figure.Figure)
-    with pytest.raises(InputError, match="targets"):
-        explanation_drag(cam_net, x, y, eps=0.1, targets=y)
-    with pytest.raises(InputError, match="titles"):
-        plot_attributions(x[:2], [r.maps["cam"]["attacked"][:2]], ["a", "b"])

@@ -1,12 +1,18 @@
+"""Attacks on explanations: ISA, the top-k attribution attack, and the drag experiment."""
+import matplotlib
 import pytest
 import torch
 
 from advexp_lib import InputError
-from advexp_lib.attacks import (PgdAdversarialTraining, interpretability_sneaking_attack, pgd,
-                                topk_attribution_attack)
-from advexp_lib.explain import attribute
+from advexp_lib.attributions import attribute
+from advexp_lib.explanation_attacks import (
+    explanation_drag,
+    interpretability_sneaking_attack,
+    topk_attribution_attack,
+)
 from advexp_lib.metrics import map_discrepancy, top_k_intersection
-from advexp_lib.models import CamCNN
+from advexp_lib.models import CamCNN, build_model
+from advexp_lib.plotting import plot_attributions, plot_drag
 
 
 @pytest.fixture
@@ -93,18 +99,31 @@ def test_topk_attack_rejects_label_changing_steps():
         topk_attribution_attack(net, x, eps=0.2, k=3)
 
 
-def test_pgd_adversarial_training_warmup(net, batch):
-    x, y, _ = batch
-    t = PgdAdversarialTraining(eps=0.3, steps=3, step_size=0.1, warmup_epochs=3)
-    got = []
-    for e in range(5):
-        t.start_epoch(e, 5)
-        got.append(t.current_eps)
-    assert got == pytest.approx([0.1, 0.2, 0.3, 0.3, 0.3])
+@pytest.fixture
+def cam_net():
     torch.manual_seed(0)
-    xa = t(net, x, y)
-    assert (xa - x).abs().max() <= 0.3 + 1e-6
+    return build_model("cam_cnn", num_classes=3)
+
+
+def test_explanation_drag_and_figures(cam_net):
     torch.manual_seed(0)
-    assert torch.equal(xa, pgd(net, x, y, eps=0.3, steps=3, step_size=0.1, random_start=True))
-    with pytest.raises(InputError, match="norm"):
-        PgdAdversarialTraining(norm="l1")
+    x = torch.rand(6, 1, 8, 8)
+    y = cam_net(x).argmax(1)  # treat predictions as labels: every image starts correct
+    r = explanation_drag(cam_net, x, y, method=["saliency", "cam"], eps=0.2, attack="linf", steps=20)
+    assert r.x_adv.shape == x.shape and (r.x_adv - x).abs().max() <= 0.2 + 1e-6
+    assert r.success.dtype == torch.bool and set(r.flags) == {"saliency", "cam"}
+    assert torch.equal(r.success, (r.adv_pred == r.targets) & (r.clean_pred == y))
+    for m in ("saliency", "cam"):
+        assert torch.equal(r.flags[m], r.corr_target[m] > r.corr_true[m])
+        if r.success.any():
+            assert r.share[m] == pytest.approx(r.flags[m][r.success].float().mean().item())
+    rr = explanation_drag(cam_net, x, y, method="saliency", eps=0.1, attack="rmse")
+    assert rr.x_adv.min() >= 0 and rr.x_adv.max() <= 1
+    assert isinstance(plot_drag(r, method="cam"), matplotlib.figure.Figure)
+    fig = plot_attributions(x[:2], [r.maps["saliency"]["attacked"][:2], r.maps["cam"]["attacked"][:2]],
+                            ["saliency", "cam"])
+    assert isinstance(fig, matplotlib.figure.Figure)
+    with pytest.raises(InputError, match="targets"):
+        explanation_drag(cam_net, x, y, eps=0.1, targets=y)
+    with pytest.raises(InputError, match="titles"):
+        plot_attributions(x[:2], [r.maps["cam"]["attacked"][:2]], ["a", "b"])

@@ -1,0 +1,118 @@
+"""Checkpoint files: atomic saves and loads that never execute code.
+
+A checkpoint is a ``torch.save`` of a plain dict (tensors, numbers, strings,
+lists, dicts) tagged with :data:`CHECKPOINT_FORMAT`. Saves are atomic (temp
+file in the same folder, flush, fsync, rename). Loads use
+``torch.load(weights_only=True)``, which refuses any pickle naming a function
+or class, and first verify the CRC-32 of every member of the zip archive,
+which ``torch.load`` itself does not check.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .checks import CheckpointError
+
+__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "load_model_state"]
+
+CHECKPOINT_FORMAT = "advexp-checkpoint-v1"
+
+
+def save_checkpoint(path, state: dict) -> Path:
+    """Write ``state`` (plus the format tag) to ``path`` atomically: temp file, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions open() would
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format": CHECKPOINT_FORMAT, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_checkpoint(path, *, map_location="cpu") -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint` without executing code.
+
+    Uses ``torch.load(weights_only=True)``: a pickle naming any function or
+    class outside tensors and plain containers is refused. Raises
+    CheckpointError for unsafe, truncated, corrupt or foreign files.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint: no file at {path}")
+    _check_zip_crc(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"checkpoint: {path} refused: it is not a plain weights file "
+            f"(loading it would run code or it is corrupt): {err}"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - garbage bytes surface as struct/EOF/zip/runtime errors alike
+        raise CheckpointError(f"checkpoint: {path} is truncated or corrupt: {type(err).__name__}: {err}") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"checkpoint: {path} is not an advexp checkpoint (expected format {CHECKPOINT_FORMAT!r})"
+        )
+    return state
+
+
+def load_model_state(model: nn.Module, state: dict, source) -> None:
+    """Load the state dict ``state`` into ``model``, all or nothing.
+
+    ``nn.Module.load_state_dict`` copies the matching tensors before it raises
+    on a mismatch; here names and shapes are compared first, so a checkpoint of
+    another architecture or number of classes raises a CheckpointError (naming
+    ``source``) and leaves every weight of ``model`` as it was.
+    """
+    own = model.state_dict()
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint: {source} holds no model state dict (got {type(state).__name__})")
+    bad = sorted(set(own) ^ set(state)) + [
+        k
+        for k in own
+        if k in state and (not isinstance(state[k], torch.Tensor) or state[k].shape != own[k].shape)
+    ]
+    if bad:
+        raise CheckpointError(
+            f"checkpoint: {source} does not fit this model (another architecture or number "
+            f"of classes?): missing, unexpected or mis-shaped: {', '.join(bad[:8])}"
+            + (" ..." if len(bad) > 8 else "")
+        )
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:  # shape or key mismatch: another arch / number of classes
+        raise CheckpointError(f"checkpoint: {source} does not fit this model: {err}") from None
+
+
+def _check_zip_crc(path: Path) -> None:
+    """Verify the CRC-32 of every member of a zip-format checkpoint.
+
+    torch.save writes them but torch.load does not check them, so a flipped
+    bit in tensor data would load silently as different weights.
+    """
+    if not zipfile.is_zipfile(path):
+        return  # legacy (non-zip) format or garbage: torch.load decides
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except Exception as err:  # noqa: BLE001 - BadZipFile, zlib, EOF, struct errors on damaged files
+        raise CheckpointError(f"checkpoint: {path} is truncated or corrupt: {type(err).__name__}: {err}") from None
+    if bad is not None:
+        raise CheckpointError(f"checkpoint: {path} is corrupt: its member {bad!r} fails its CRC-32 check")
