@@ -1,0 +1,126 @@
+"""The package's import graph, read with ``ast``: layers that import only downward.
+
+Rules, checked on every module of ``advexp_lib``:
+
+- every module is placed in ``advexp_lib.LAYERS``;
+- a module imports only modules listed before it (no import against the layer order);
+- the import graph has no cycle;
+- no sibling module is imported inside a function (a lazy import hiding a cycle);
+- no private name (``_x``) of another module is imported or used.
+
+:func:`violations` takes the sources as a dict, so the rules are also checked on
+a deliberately broken package (a test below), not only on a clean one.
+"""
+
+import ast
+from pathlib import Path
+
+import advexp_lib
+
+PACKAGE = Path(advexp_lib.__file__).resolve().parent
+
+
+def _sources() -> dict[str, str]:
+    return {p.stem: p.read_text() for p in sorted(PACKAGE.glob("*.py")) if p.stem != "__init__"}
+
+
+def _sibling(node, names) -> list[tuple[str, list[str]]]:
+    """(module, imported names) for each sibling module an import node brings in."""
+    out = []
+    if isinstance(node, ast.ImportFrom):
+        if node.level == 1 and node.module is None:  # from . import a, b
+            out += [(a.name, []) for a in node.names if a.name in names]
+        elif (node.level == 1 and node.module) or (node.level == 0 and (node.module or "").startswith("advexp_lib.")):
+            mod = node.module.removeprefix("advexp_lib.") if node.level == 0 else node.module
+            if mod in names:
+                out.append((mod, [a.name for a in node.names]))
+        elif node.level == 0 and node.module == "advexp_lib":
+            out += [(a.name, []) for a in node.names if a.name in names]
+    elif isinstance(node, ast.Import):
+        out += [(a.name.removeprefix("advexp_lib."), []) for a in node.names
+                if a.name.startswith("advexp_lib.") and a.name.removeprefix("advexp_lib.") in names]
+    return out
+
+
+def violations(sources: dict[str, str], layers) -> list[str]:
+    """Every broken rule in ``sources`` (module name -> code) under the order ``layers``."""
+    order = [m for layer in layers for m in layer]
+    rank = {m: i for i, m in enumerate(order)}
+    found = [f"{m}: not placed in LAYERS" for m in sources if m not in rank]
+    graph = {m: set() for m in sources}
+    for mod, code in sources.items():
+        tree = ast.parse(code)
+        top_level = {id(n) for n in tree.body}
+        aliases = {}  # local name -> sibling module, for attribute access like attacks._nhwc
+        for node in ast.walk(tree):
+            for target, imported in _sibling(node, sources):
+                graph[mod].add(target)
+                if id(node) not in top_level and not _guarded_top_level(tree, node):
+                    found.append(f"{mod}: imports {target} inside a function (line {node.lineno})")
+                if mod in rank and target in rank and rank[target] >= rank[mod]:
+                    found.append(f"{mod}: imports {target}, which is not below it in LAYERS")
+                found += [f"{mod}: imports the private name {target}.{n}" for n in imported if n.startswith("_")]
+                if not imported:
+                    aliases[target.split(".")[-1]] = target
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and isinstance(node.value, ast.Name) and node.value.id in aliases):
+                found.append(f"{mod}: uses the private name {aliases[node.value.id]}.{node.attr}")
+    found += [f"import cycle: {' -> '.join(c)}" for c in _cycles(graph)]
+    return found
+
+
+def _guarded_top_level(tree, node) -> bool:
+    """An import in a module-level ``if``/``try`` block (not in a function or class) still counts as top level."""
+    for top in tree.body:
+        if isinstance(top, (ast.If, ast.Try)) and any(n is node for n in ast.walk(top)):
+            return True
+    return False
+
+
+def _cycles(graph) -> list[list[str]]:
+    cycles, state = [], {}
+
+    def visit(m, path):
+        state[m] = "open"
+        for n in sorted(graph.get(m, ())):
+            if state.get(n) == "open":
+                cycles.append(path[path.index(n):] + [n])
+            elif n not in state:
+                visit(n, path + [n])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    return cycles
+
+
+def test_the_package_imports_only_downward():
+    assert violations(_sources(), advexp_lib.LAYERS) == []
+
+
+def test_every_layer_module_exists():
+    missing = [m for layer in advexp_lib.LAYERS for m in layer if not (PACKAGE / f"{m}.py").is_file()]
+    assert missing == []
+
+
+def test_each_rule_says_no_on_a_broken_package():
+    base = {
+        "checks": "import math\n",
+        "attacks": "from .checks import check_images\n",
+        "metrics": "from .attacks import pgd\n",
+    }
+    layers = (("checks",), ("attacks",), ("metrics",))
+    assert violations(base, layers) == []
+    cycle = {**base, "checks": "from .metrics import accuracy\n"}
+    found = violations(cycle, layers)
+    assert "checks: imports metrics, which is not below it in LAYERS" in found
+    assert any(v.startswith("import cycle: ") and "metrics" in v and "checks" in v for v in found)
+    lazy = {**base, "attacks": "def f():\n    from .metrics import accuracy\n    return accuracy\n"}
+    assert "attacks: imports metrics inside a function (line 2)" in violations(lazy, layers)
+    private = {**base, "metrics": "from .attacks import _nhwc\nfrom . import checks\nchecks._private()\n"}
+    found = violations(private, layers)
+    assert "metrics: imports the private name attacks._nhwc" in found
+    assert "metrics: uses the private name checks._private" in found
+    assert violations({**base, "stray": "x = 1\n"}, layers) == ["stray: not placed in LAYERS"]
