@@ -53,7 +53,13 @@ class RmseAdversarialTraining(InputTransform):
 
     def _search(self, model, x, y):
         return rmse_search(
-            model, x, y, mode=self.mode, eps=self.eps, steps=self.steps, momentum=self.momentum,
+            model,
+            x,
+            y,
+            mode=self.mode,
+            eps=self.eps,
+            steps=self.steps,
+            momentum=self.momentum,
             overshoot=self.overshoot,
         ).x_adv
 
@@ -89,6 +95,12 @@ class PgdAdversarialTraining(PgdWarmup, InputTransform):
 
     def __call__(self, model, x, y):
         return pgd(
-            model, x, y, eps=self.current_eps, steps=self.steps, step_size=self.step_size, norm=self.norm,
+            model,
+            x,
+            y,
+            eps=self.current_eps,
+            steps=self.steps,
+            step_size=self.step_size,
+            norm=self.norm,
             random_start=self.random_start,
         )

@@ -9,6 +9,7 @@ Distances: the RMSE search measures perturbations by per-image RMSE,
 sqrt(mean((x' - x)^2)) over all pixels and channels; PGD uses l-inf
 (max |x' - x|) or per-image l2 (sqrt(sum (x' - x)^2)).
 """
+
 from __future__ import annotations
 
 import math
@@ -63,9 +64,21 @@ def step_sizes(eps: float, steps: int, overshoot: float = 1.0) -> torch.Tensor:
     return eps * overshoot * (steps - t) / (steps * (steps + 1) / 2)
 
 
-def rmse_search(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, *, mode: str, eps: float,
-                steps: int, overshoot: float = 1.0, momentum: float = 0.0, clip: bool = False,
-                mask: torch.Tensor | None = None, on_late: str = "flag", progress=None) -> SearchResult:
+def rmse_search(
+    model: nn.Module,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    mode: str,
+    eps: float,
+    steps: int,
+    overshoot: float = 1.0,
+    momentum: float = 0.0,
+    clip: bool = False,
+    mask: torch.Tensor | None = None,
+    on_late: str = "flag",
+    progress=None,
+) -> SearchResult:
     r"""Algorithm 1 of Woods et al. (2019): the RMSE search behind adversarial training, ARA and AEs.
 
     Start at delta = 0 and walk a total path length eps * o in T steps of
@@ -157,9 +170,20 @@ def rmse_search(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, *, mode
     return SearchResult(x_adv.detach(), distances.detach(), first, unreliable)
 
 
-def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *, eps: float, steps: int = 40,
-        step_size: float = 0.01, norm: str = "linf", random_start: bool = False,
-        targets: torch.Tensor | None = None, objective=None, clip: bool = True) -> torch.Tensor:
+def pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    *,
+    eps: float,
+    steps: int = 40,
+    step_size: float = 0.01,
+    norm: str = "linf",
+    random_start: bool = False,
+    targets: torch.Tensor | None = None,
+    objective=None,
+    clip: bool = True,
+) -> torch.Tensor:
     r"""Projected gradient ascent in the eps-ball (Madry et al. 2018); returns x' (detached).
 
     Each step: g = grad of the per-example objective summed over the batch;
@@ -260,8 +284,10 @@ def _report_late(unreliable, on_late, mode, eps, steps):
     k = int(unreliable.sum())
     if not k or on_late == "flag":
         return
-    msg = (f"{k} example(s) met the {mode!r} criterion only after T/2 = {steps // 2} steps or never: "
-           f"their minimal distance is unreliable; raise eps (now {eps}) or steps (now {steps})")
+    msg = (
+        f"{k} example(s) met the {mode!r} criterion only after T/2 = {steps // 2} steps or never: "
+        f"their minimal distance is unreliable; raise eps (now {eps}) or steps (now {steps})"
+    )
     if on_late == "raise":
         raise InputError(msg)
     warnings.warn(msg, LateCriterionWarning, stacklevel=3)

@@ -13,6 +13,7 @@ Shapes: "saliency", "integrated_gradients", "smoothgrad" and "guided_grad_cam"
 return maps shaped like ``x`` (N x C x H x W); "grad_cam" and "cam" return
 N x 1 x H x W (one map per image, upsampled from the last conv layer's grid).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -32,8 +33,16 @@ from torch import nn
 from .checks import InputError, check_choice, check_images, check_labels, check_logits, check_positive
 from .models import CamCNN, PreActResNet, eval_mode
 
-__all__ = ["METHODS", "MAP_SHAPED_LIKE_X", "DIFFERENTIABLE", "OPTIONS", "attribute", "class_activation_maps",
-           "last_conv_layer", "integrated_gradients_of"]
+__all__ = [
+    "METHODS",
+    "MAP_SHAPED_LIKE_X",
+    "DIFFERENTIABLE",
+    "OPTIONS",
+    "attribute",
+    "class_activation_maps",
+    "last_conv_layer",
+    "integrated_gradients_of",
+]
 
 METHODS = ("saliency", "integrated_gradients", "smoothgrad", "grad_cam", "guided_grad_cam", "cam")
 MAP_SHAPED_LIKE_X = ("saliency", "integrated_gradients", "smoothgrad", "guided_grad_cam")
@@ -48,8 +57,9 @@ OPTIONS = {  # method -> the options attribute() accepts for it
 }
 
 
-def attribute(model: nn.Module, x: torch.Tensor, targets, *, method: str, differentiable: bool = False,
-              **options) -> torch.Tensor:
+def attribute(
+    model: nn.Module, x: torch.Tensor, targets, *, method: str, differentiable: bool = False, **options
+) -> torch.Tensor:
     r"""Attribution map of ``model`` at images ``x`` for class(es) ``targets``.
 
     Methods (f_t = logit of class t, x in [0, 1] pixel space):
@@ -100,11 +110,15 @@ def attribute(model: nn.Module, x: torch.Tensor, targets, *, method: str, differ
     check_images(x, "x")
     unknown = set(options) - OPTIONS[method]
     if unknown:
-        raise InputError(f"options: unknown option(s) {sorted(unknown)} for method {method!r}; "
-                         f"valid: {sorted(OPTIONS[method]) or 'none'}")
+        raise InputError(
+            f"options: unknown option(s) {sorted(unknown)} for method {method!r}; "
+            f"valid: {sorted(OPTIONS[method]) or 'none'}"
+        )
     if differentiable and method not in DIFFERENTIABLE:
-        raise InputError(f"differentiable: method {method!r} cannot keep the autograd graph "
-                         f"(Captum detaches it); differentiable methods: {', '.join(DIFFERENTIABLE)}")
+        raise InputError(
+            f"differentiable: method {method!r} cannot keep the autograd graph "
+            f"(Captum detaches it); differentiable methods: {', '.join(DIFFERENTIABLE)}"
+        )
     with eval_mode(model):
         with torch.no_grad():
             logits = model(x[:1])
@@ -112,13 +126,19 @@ def attribute(model: nn.Module, x: torch.Tensor, targets, *, method: str, differ
         targets = _targets(targets, x.shape[0], logits.shape[1], x.device)
         fn = _DISPATCH[method]
         # a fresh leaf requiring grad: Captum needs input gradients and warns if it has to switch them on
-        out = fn(model, x if differentiable else x.detach().requires_grad_(True), targets, differentiable,
-                 **options)
+        out = fn(
+            model,
+            x if differentiable else x.detach().requires_grad_(True),
+            targets,
+            differentiable,
+            **options,
+        )
     return out if differentiable else out.detach()
 
 
-def class_activation_maps(model: nn.Module, x: torch.Tensor, *, upsample: bool = True,
-                          interpolate_mode: str = "bilinear") -> torch.Tensor:
+def class_activation_maps(
+    model: nn.Module, x: torch.Tensor, *, upsample: bool = True, interpolate_mode: str = "bilinear"
+) -> torch.Tensor:
     r"""CAM of every class (Zhou et al. 2016): N x num_classes x h x w, differentiable.
 
     For a conv -> global average pooling -> linear network with last conv
@@ -151,8 +171,10 @@ def last_conv_layer(model: nn.Module) -> nn.Conv2d:
         if isinstance(m, nn.Conv2d):
             last = m
     if last is None:
-        raise InputError(f"model: {type(model).__name__} has no nn.Conv2d layer; grad_cam and "
-                         f"guided_grad_cam need a convolutional network")
+        raise InputError(
+            f"model: {type(model).__name__} has no nn.Conv2d layer; grad_cam and "
+            f"guided_grad_cam need a convolutional network"
+        )
     return last
 
 
@@ -177,13 +199,19 @@ def _saliency(model, x, target, differentiable, abs=True):
     return Saliency(model).attribute(x, target=target, abs=abs)
 
 
-def _integrated_gradients(model, x, target, differentiable, n_steps=50, ig_method="gausslegendre",
-                          internal_batch_size=None):
+def _integrated_gradients(
+    model, x, target, differentiable, n_steps=50, ig_method="gausslegendre", internal_batch_size=None
+):
     check_positive(n_steps, "n_steps", integer=True)
     if not differentiable:
-        return IntegratedGradients(model).attribute(x, baselines=torch.zeros_like(x), target=target,
-                                                    n_steps=n_steps, method=ig_method,
-                                                    internal_batch_size=internal_batch_size)
+        return IntegratedGradients(model).attribute(
+            x,
+            baselines=torch.zeros_like(x),
+            target=target,
+            n_steps=n_steps,
+            method=ig_method,
+            internal_batch_size=internal_batch_size,
+        )
 
     def fn(z):
         return model(z).gather(1, target[:, None]).squeeze(1)
@@ -191,8 +219,9 @@ def _integrated_gradients(model, x, target, differentiable, n_steps=50, ig_metho
     return integrated_gradients_of(fn, x, torch.zeros_like(x), n_steps=n_steps, ig_method=ig_method)
 
 
-def integrated_gradients_of(fn, x: torch.Tensor, baseline: torch.Tensor, *, n_steps: int = 50,
-                            ig_method: str = "gausslegendre") -> torch.Tensor:
+def integrated_gradients_of(
+    fn, x: torch.Tensor, baseline: torch.Tensor, *, n_steps: int = 50, ig_method: str = "gausslegendre"
+) -> torch.Tensor:
     r"""Differentiable IG of a per-example scalar function ``fn`` from ``baseline`` to ``x``.
 
         IG(x) = (x - b) * sum_k w_k  d fn(b + a_k (x - b)) / dx
@@ -218,29 +247,38 @@ def integrated_gradients_of(fn, x: torch.Tensor, baseline: torch.Tensor, *, n_st
     return diff * total
 
 
-def _smoothgrad(model, x, target, differentiable, nt_samples=25, stdevs=0.15, abs=True,
-                nt_samples_batch_size=None):
+def _smoothgrad(
+    model, x, target, differentiable, nt_samples=25, stdevs=0.15, abs=True, nt_samples_batch_size=None
+):
     check_positive(nt_samples, "nt_samples", integer=True)
     check_positive(stdevs, "stdevs")
-    return NoiseTunnel(Saliency(model)).attribute(x, nt_type="smoothgrad", nt_samples=nt_samples,
-                                                  stdevs=stdevs, nt_samples_batch_size=nt_samples_batch_size,
-                                                  target=target, abs=abs)
+    return NoiseTunnel(Saliency(model)).attribute(
+        x,
+        nt_type="smoothgrad",
+        nt_samples=nt_samples,
+        stdevs=stdevs,
+        nt_samples_batch_size=nt_samples_batch_size,
+        target=target,
+        abs=abs,
+    )
 
 
 def _grad_cam(model, x, target, differentiable, relu=True, interpolate_mode="bilinear"):
     x = x if (not differentiable or x.requires_grad) else x.detach().requires_grad_(True)
     kwargs = {"grad_kwargs": {"create_graph": True}} if differentiable else {}
     with torch.enable_grad():
-        maps = LayerGradCam(model, last_conv_layer(model)).attribute(x, target=target, relu_attributions=relu,
-                                                                     **kwargs)
+        maps = LayerGradCam(model, last_conv_layer(model)).attribute(
+            x, target=target, relu_attributions=relu, **kwargs
+        )
     return _upsample(maps, x.shape[-2:], interpolate_mode)
 
 
 def _guided_grad_cam(model, x, target, differentiable, interpolate_mode="nearest"):
     with warnings.catch_warnings():  # Captum announces its (temporary) ReLU backward hooks on every call
         warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
-        return GuidedGradCam(model, last_conv_layer(model)).attribute(x, target=target,
-                                                                      interpolate_mode=interpolate_mode)
+        return GuidedGradCam(model, last_conv_layer(model)).attribute(
+            x, target=target, interpolate_mode=interpolate_mode
+        )
 
 
 def _cam(model, x, target, differentiable, interpolate_mode="bilinear", upsample=True):
@@ -258,8 +296,10 @@ def _cam_parts(model, x):
         return model.features(model.normalize(x)), model.classifier.weight
     if isinstance(model, PreActResNet):  # its features() normalizes itself; 1x1 conv classifier
         return model.features(x), model.classifier.weight.flatten(1)
-    raise InputError(f"model: CAM needs a conv -> global-average-pool -> linear network (CamCNN or "
-                     f"PreActResNet), got {type(model).__name__}; use method='grad_cam' instead")
+    raise InputError(
+        f"model: CAM needs a conv -> global-average-pool -> linear network (CamCNN or "
+        f"PreActResNet), got {type(model).__name__}; use method='grad_cam' instead"
+    )
 
 
 def _upsample(maps, size, mode):
@@ -267,5 +307,11 @@ def _upsample(maps, size, mode):
     return LayerAttribution.interpolate(maps, tuple(size), interpolate_mode=mode)
 
 
-_DISPATCH = {"saliency": _saliency, "integrated_gradients": _integrated_gradients, "smoothgrad": _smoothgrad,
-             "grad_cam": _grad_cam, "guided_grad_cam": _guided_grad_cam, "cam": _cam}
+_DISPATCH = {
+    "saliency": _saliency,
+    "integrated_gradients": _integrated_gradients,
+    "smoothgrad": _smoothgrad,
+    "grad_cam": _grad_cam,
+    "guided_grad_cam": _guided_grad_cam,
+    "cam": _cam,
+}

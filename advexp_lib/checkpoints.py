@@ -65,7 +65,9 @@ def load_checkpoint(path, *, map_location="cpu") -> dict:
             f"(loading it would run code or it is corrupt): {err}"
         ) from None
     except Exception as err:  # noqa: BLE001 - garbage bytes surface as struct/EOF/zip/runtime errors alike
-        raise CheckpointError(f"checkpoint: {path} is truncated or corrupt: {type(err).__name__}: {err}") from None
+        raise CheckpointError(
+            f"checkpoint: {path} is truncated or corrupt: {type(err).__name__}: {err}"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"checkpoint: {path} is not an advexp checkpoint (expected format {CHECKPOINT_FORMAT!r})"
@@ -113,6 +115,8 @@ def _check_zip_crc(path: Path) -> None:
         with zipfile.ZipFile(path) as z:
             bad = z.testzip()
     except Exception as err:  # noqa: BLE001 - BadZipFile, zlib, EOF, struct errors on damaged files
-        raise CheckpointError(f"checkpoint: {path} is truncated or corrupt: {type(err).__name__}: {err}") from None
+        raise CheckpointError(
+            f"checkpoint: {path} is truncated or corrupt: {type(err).__name__}: {err}"
+        ) from None
     if bad is not None:
         raise CheckpointError(f"checkpoint: {path} is corrupt: its member {bad!r} fails its CRC-32 check")

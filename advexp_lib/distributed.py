@@ -10,6 +10,7 @@ rows (a global batch, or ARA's test images) rank r of W takes the contiguous
 rows [r n / W, (r + 1) n / W) (integer division), so concatenating the ranks'
 results in rank order restores the original order.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,19 @@ import torch.distributed as dist
 
 from .checks import InputError, check_positive
 
-__all__ = ["is_initialized", "rank", "world_size", "is_main_process", "init_from_env", "shutdown",
-           "split_for_rank", "gather_cat", "all_reduce_sum", "barrier", "global_draw"]
+__all__ = [
+    "is_initialized",
+    "rank",
+    "world_size",
+    "is_main_process",
+    "init_from_env",
+    "shutdown",
+    "split_for_rank",
+    "gather_cat",
+    "all_reduce_sum",
+    "barrier",
+    "global_draw",
+]
 
 
 def is_initialized() -> bool:
@@ -58,7 +70,9 @@ def init_from_env(device="cpu") -> torch.device:
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return device
     if device.type not in ("cpu", "cuda"):
-        raise InputError(f"device: multi-process training supports 'cpu' (gloo) and 'cuda' (nccl), got {device}")
+        raise InputError(
+            f"device: multi-process training supports 'cpu' (gloo) and 'cuda' (nccl), got {device}"
+        )
     if device.type == "cuda":
         local = int(os.environ.get("LOCAL_RANK", "0"))
         if device.index is None or device.index != local:
@@ -110,7 +124,7 @@ def gather_cat(tensor: torch.Tensor) -> torch.Tensor:
     longest = max(sizes)
     # all_gather needs equal shapes: pad every share to the longest, then cut the padding off
     padded = torch.zeros((longest, *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
-    padded[:tensor.shape[0]] = tensor
+    padded[: tensor.shape[0]] = tensor
     parts = [torch.empty_like(padded) for _ in range(w)]
     dist.all_gather(parts, padded.contiguous())
     return torch.cat([p[:s] for p, s in zip(parts, sizes)])
@@ -144,4 +158,4 @@ def global_draw(draw, n: int) -> torch.Tensor:
     if w == 1:
         return draw(n)
     r = rank()
-    return draw(n * w)[r * n:(r + 1) * n]
+    return draw(n * w)[r * n : (r + 1) * n]

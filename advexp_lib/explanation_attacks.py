@@ -26,17 +26,32 @@ from .checks import InputError, check_choice, check_images, check_labels, check_
 from .metrics import map_discrepancy, top_k_intersection
 from .models import eval_mode, runner_up, tandem_margin
 
-__all__ = ["adversarial_explanation", "DragResult", "explanation_drag", "IsaResult",
-           "interpretability_sneaking_attack", "TopkAttackResult", "topk_attribution_attack"]
+__all__ = [
+    "adversarial_explanation",
+    "DragResult",
+    "explanation_drag",
+    "IsaResult",
+    "interpretability_sneaking_attack",
+    "TopkAttackResult",
+    "topk_attribution_attack",
+]
 
 
 # ------------------------------------------------------------------------------------------------------
 # Adversarial explanations (Woods et al. 2019)
 
 
-def adversarial_explanation(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, *, rho: float = 0.1,
-                            steps: int = 35, overshoot: float = 5.0, momentum: float = 0.0,
-                            clip: bool = False) -> torch.Tensor:
+def adversarial_explanation(
+    model: nn.Module,
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    rho: float = 0.1,
+    steps: int = 35,
+    overshoot: float = 5.0,
+    momentum: float = 0.0,
+    clip: bool = False,
+) -> torch.Tensor:
     r"""Adversarial explanation: x' = x + delta, delta descending CE(model(x + delta), target).
 
     The explanation mode of Algorithm 1 (:func:`advexp_lib.attacks.rmse_search`):
@@ -57,8 +72,17 @@ def adversarial_explanation(model: nn.Module, x: torch.Tensor, targets: torch.Te
     with eval_mode(model), torch.no_grad():
         num_classes = check_logits(model(x[:1]), 1).shape[1]
     check_labels(targets, x.shape[0], num_classes, "targets")
-    return rmse_search(model, x, targets, mode="explain", eps=rho, steps=steps, overshoot=overshoot,
-                       momentum=momentum, clip=clip).x_adv
+    return rmse_search(
+        model,
+        x,
+        targets,
+        mode="explain",
+        eps=rho,
+        steps=steps,
+        overshoot=overshoot,
+        momentum=momentum,
+        clip=clip,
+    ).x_adv
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -102,9 +126,20 @@ class DragResult:
     eps: float = 0.0
 
 
-def explanation_drag(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, method="saliency", eps: float,
-                     targets: torch.Tensor | None = None, attack: str = "rmse", steps: int | None = None,
-                     overshoot: float = 5.0, step_size: float | None = None, **options) -> DragResult:
+def explanation_drag(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    method="saliency",
+    eps: float,
+    targets: torch.Tensor | None = None,
+    attack: str = "rmse",
+    steps: int | None = None,
+    overshoot: float = 5.0,
+    step_size: float | None = None,
+    **options,
+) -> DragResult:
     r"""How often a small targeted attack drags the explanation to the attacked class.
 
     Attack each image toward ``targets`` (default: the clean runner-up class,
@@ -149,8 +184,9 @@ def explanation_drag(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, meth
     if (targets == y).any():
         raise InputError("targets: every target must differ from the true class y")
     if attack == "rmse":
-        x_adv = rmse_search(model, x, targets, mode="explain", eps=eps, steps=steps or 35,
-                            overshoot=overshoot, clip=True).x_adv
+        x_adv = rmse_search(
+            model, x, targets, mode="explain", eps=eps, steps=steps or 35, overshoot=overshoot, clip=True
+        ).x_adv
     else:
         x_adv = pgd(model, x, eps=eps, steps=steps or 40, step_size=step_size or eps / 10, targets=targets)
     x_adv = x_adv.clamp(0, 1)  # rmse_search adds the clipped delta back to x: remove round-off outside [0, 1]
@@ -169,8 +205,23 @@ def explanation_drag(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, meth
         maps[m] = {"clean_true": clean_y, "clean_target": clean_t, "attacked": attacked}
     correct = clean_pred == y
     rate = success[correct].float().mean().item() if correct.any() else float("nan")
-    return DragResult(share, rate, success, flags, c_t, c_y, x.detach(), x_adv.detach(), y, targets,
-                      clean_pred, adv_pred, maps, attack, float(eps))
+    return DragResult(
+        share,
+        rate,
+        success,
+        flags,
+        c_t,
+        c_y,
+        x.detach(),
+        x_adv.detach(),
+        y,
+        targets,
+        clean_pred,
+        adv_pred,
+        maps,
+        attack,
+        float(eps),
+    )
 
 
 def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -212,13 +263,26 @@ class IsaResult:
     measure: str
 
 
-def interpretability_sneaking_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor, *,
-                                     measure: str = "two", method: str = "cam", norm: str = "l1",
-                                     eps_max: float = 0.3, steps: int = 100, step_size: float | None = None,
-                                     kappa: float = 0.1, gamma_min: float = 1e-3, gamma_max: float = 10.0,
-                                     eps_search_steps: int = 8, gamma_search_steps: int = 8,
-                                     **options) -> IsaResult:
-    r"""Interpretability sneaking attack, ISA (Boopathy et al. 2020): a targeted l-inf attack that hides from a map.
+def interpretability_sneaking_attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    measure: str = "two",
+    method: str = "cam",
+    norm: str = "l1",
+    eps_max: float = 0.3,
+    steps: int = 100,
+    step_size: float | None = None,
+    kappa: float = 0.1,
+    gamma_min: float = 1e-3,
+    gamma_max: float = 10.0,
+    eps_search_steps: int = 8,
+    gamma_search_steps: int = 8,
+    **options,
+) -> IsaResult:
+    r"""Interpretability sneaking attack (ISA, Boopathy et al. 2020): targeted l-inf, hiding from a map.
 
     Per image, PGD (:func:`pgd` through its ``objective`` hook) minimizes
 
@@ -280,8 +344,11 @@ def interpretability_sneaking_attack(model: nn.Module, x: torch.Tensor, y: torch
     clean_t = attribute(model, x, targets, method=method, **options)
 
     def discrepancy(z, classes, clean, differentiable):  # D(I_classes(x), I_classes(z))
-        return map_discrepancy(clean, attribute(model, z, classes, method=method, differentiable=differentiable,
-                                                **options), norm=norm)
+        return map_discrepancy(
+            clean,
+            attribute(model, z, classes, method=method, differentiable=differentiable, **options),
+            norm=norm,
+        )
 
     def disc(z, differentiable, measure=measure):  # -> (D1, the measure: D1 or D2)
         d_y = discrepancy(z, y, clean_y, differentiable)
@@ -300,7 +367,9 @@ def interpretability_sneaking_attack(model: nn.Module, x: torch.Tensor, y: torch
             return -loss  # pgd ascends
 
         xa = pgd(model, x, eps=eps_max, steps=steps, step_size=step_size, objective=objective)
-        delta = torch.maximum(torch.minimum(s * (xa - x), eps[:, None, None, None]), -eps[:, None, None, None])
+        delta = torch.maximum(
+            torch.minimum(s * (xa - x), eps[:, None, None, None]), -eps[:, None, None, None]
+        )
         xa = (x + delta).clamp(0, 1).detach()
         with eval_mode(model), torch.no_grad():
             ok = model(xa).argmax(1) == targets
@@ -354,10 +423,18 @@ class TopkAttackResult:
     accepted: torch.Tensor
 
 
-def topk_attribution_attack(model: nn.Module, x: torch.Tensor, *, eps: float, k: int, steps: int = 50,
-                            step_size: float | None = None, method: str = "integrated_gradients",
-                            **options) -> TopkAttackResult:
-    r"""Prediction-preserving top-k attack on attribution maps (Ghorbani et al. 2019, as used by Chen et al. 2019).
+def topk_attribution_attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    eps: float,
+    k: int,
+    steps: int = 50,
+    step_size: float | None = None,
+    method: str = "integrated_gradients",
+    **options,
+) -> TopkAttackResult:
+    r"""Prediction-preserving top-k attack on attribution maps (Ghorbani et al. 2019; Chen et al. 2019).
 
     With B the top-k entries of |I_c(x)| (c = the prediction on x), each step
     x'' = Proj(x' - step * sign(grad_x' sum_{i in B} |I_c(x')_i|)) onto the

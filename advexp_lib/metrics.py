@@ -3,6 +3,7 @@
 ARA is hand-written (no library has it); it is measured with the RMSE search
 of :mod:`advexp_lib.attacks`, so distances are per-image RMSE in [0, 1] pixel units.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,9 +25,21 @@ from .checks import (
 )
 from .models import eval_mode
 
-__all__ = ["AraResult", "ara_from_distances", "accuracy_robustness_area", "accuracy", "predict",
-           "DISCREPANCY_MEASURES", "DISCREPANCY_NORMS", "map_discrepancy", "discrepancy", "kendall_tau",
-           "top_k_intersection", "gini", "robust_accuracy_curve"]
+__all__ = [
+    "AraResult",
+    "ara_from_distances",
+    "accuracy_robustness_area",
+    "accuracy",
+    "predict",
+    "DISCREPANCY_MEASURES",
+    "DISCREPANCY_NORMS",
+    "map_discrepancy",
+    "discrepancy",
+    "kendall_tau",
+    "top_k_intersection",
+    "gini",
+    "robust_accuracy_curve",
+]
 
 
 @dataclass
@@ -60,9 +73,11 @@ def ara_from_distances(distances: torch.Tensor, num_classes: int) -> float:
         raise InputTypeError(f"distances: expected a torch.Tensor, got {type(distances).__name__}")
     d = distances.detach().double().flatten().cpu()
     if d.numel() == 0 or not torch.isfinite(d).all() or (d < 0).any():
-        raise InputError(f"distances: expected a non-empty tensor of finite values >= 0, got {d.numel()} "
-                         f"value(s) in [{d.min().item() if d.numel() else 'none'}, "
-                         f"{d.max().item() if d.numel() else 'none'}]")
+        raise InputError(
+            f"distances: expected a non-empty tensor of finite values >= 0, got {d.numel()} "
+            f"value(s) in [{d.min().item() if d.numel() else 'none'}, "
+            f"{d.max().item() if d.numel() else 'none'}]"
+        )
     d = torch.sort(d).values
     n = d.numel()
     widths = torch.diff(torch.cat([torch.zeros(1, dtype=d.dtype), d]))
@@ -70,10 +85,20 @@ def ara_from_distances(distances: torch.Tensor, num_classes: int) -> float:
     return float((widths * (share - 1.0 / num_classes).clamp(min=0)).sum())
 
 
-def accuracy_robustness_area(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, kind: str = "attack",
-                             steps: int = 450, eps: float = 20.0, momentum: float = 0.9,
-                             batch_size: int | None = None, progress: bool = True, clip: bool = False,
-                             on_late: str = "warn") -> AraResult:
+def accuracy_robustness_area(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    kind: str = "attack",
+    steps: int = 450,
+    eps: float = 20.0,
+    momentum: float = 0.9,
+    batch_size: int | None = None,
+    progress: bool = True,
+    clip: bool = False,
+    on_late: str = "warn",
+) -> AraResult:
     r"""Accuracy-Robustness Area of ``model`` on ``(x, y)`` (Woods et al. 2019).
 
     For each image the RMSE search finds the smallest perturbation d_i that
@@ -109,9 +134,19 @@ def accuracy_robustness_area(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         bar = tqdm(total=n * steps, desc=f"ARA ({kind})", unit="img-step", unit_scale=True, leave=False)
     dists, late, correct, num_classes = [], [], 0, None
     for i in range(0, n, batch_size):
-        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-        res = rmse_search(model, xb, yb, mode=kind, eps=eps, steps=steps, momentum=momentum, clip=clip,
-                          on_late=on_late, progress=bar)
+        xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+        res = rmse_search(
+            model,
+            xb,
+            yb,
+            mode=kind,
+            eps=eps,
+            steps=steps,
+            momentum=momentum,
+            clip=clip,
+            on_late=on_late,
+            progress=bar,
+        )
         dists.append(res.distances.cpu())
         late.append(res.unreliable.cpu())
         with torch.no_grad():
@@ -123,17 +158,20 @@ def accuracy_robustness_area(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     distances = torch.cat(dists)
     never = int((~torch.isfinite(distances)).sum())
     if never:  # no finite d_i: the integral is undefined, not large
-        raise InputError(f"eps/steps: {never} of {n} image(s) never met the {kind!r} criterion within eps {eps} "
-                         f"and {steps} steps, so their distance (and the ARA) is unknown; raise eps or steps")
-    return AraResult(ara_from_distances(distances, num_classes), distances, correct / n, kind, num_classes,
-                     torch.cat(late))
+        raise InputError(
+            f"eps/steps: {never} of {n} image(s) never met the {kind!r} criterion within eps {eps} "
+            f"and {steps} steps, so their distance (and the ARA) is unknown; raise eps or steps"
+        )
+    return AraResult(
+        ara_from_distances(distances, num_classes), distances, correct / n, kind, num_classes, torch.cat(late)
+    )
 
 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
     """Logits of ``model`` (in its current mode) on ``x``, batched."""
     check_images(x, "x")
-    out = torch.cat([model(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+    out = torch.cat([model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
     return check_logits(out, x.shape[0])
 
 
@@ -180,9 +218,18 @@ def map_discrepancy(maps: torch.Tensor, maps_adv: torch.Tensor, *, norm: str = "
     return diff / spread.clamp_min(1e-12)
 
 
-def discrepancy(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor, *, measure: str = "one",
-                targets: torch.Tensor | None = None, method: str = "cam", norm: str = "l1",
-                **options) -> torch.Tensor:
+def discrepancy(
+    model: nn.Module,
+    x: torch.Tensor,
+    x_adv: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    measure: str = "one",
+    targets: torch.Tensor | None = None,
+    method: str = "cam",
+    norm: str = "l1",
+    **options,
+) -> torch.Tensor:
     r"""One-, two- or all-class interpretation discrepancy between x and x' (Boopathy et al. 2020).
 
     With D the normalized :func:`map_discrepancy` and I_c the map of class c
@@ -244,15 +291,16 @@ def kendall_tau(maps: torch.Tensor, maps_adv: torch.Tensor) -> torch.Tensor:
     for a, b in zip(a_all, b_all):
         s = pa = pb = a.new_zeros(())
         for i in range(0, n, block):  # every ordered pair counted twice: the ratio is unchanged
-            da = torch.sign(a[i:i + block, None] - a[None])
-            db = torch.sign(b[i:i + block, None] - b[None])
+            da = torch.sign(a[i : i + block, None] - a[None])
+            db = torch.sign(b[i : i + block, None] - b[None])
             s, pa, pb = s + (da * db).sum(), pa + da.abs().sum(), pb + db.abs().sum()
         out.append(s / (pa * pb).sqrt() if pa > 0 and pb > 0 else a.new_tensor(float("nan")))
     return torch.stack(out).to(maps.dtype)
 
 
-def top_k_intersection(maps: torch.Tensor, maps_adv: torch.Tensor, k: int, *,
-                       absolute: bool = True) -> torch.Tensor:
+def top_k_intersection(
+    maps: torch.Tensor, maps_adv: torch.Tensor, k: int, *, absolute: bool = True
+) -> torch.Tensor:
     """Share of the top-k entries of ``maps`` that are also top-k in ``maps_adv``, per example.
 
     Entries are ranked over all pixels and channels by |value| (``absolute``,
@@ -291,7 +339,11 @@ def gini(attributions: torch.Tensor) -> torch.Tensor:
         (N,) tensor in the input's dtype.
     """
     if not isinstance(attributions, torch.Tensor) or attributions.dim() < 2 or attributions.shape[0] == 0:
-        got = tuple(attributions.shape) if isinstance(attributions, torch.Tensor) else type(attributions).__name__
+        got = (
+            tuple(attributions.shape)
+            if isinstance(attributions, torch.Tensor)
+            else type(attributions).__name__
+        )
         raise InputError(f"attributions: expected an N x ... tensor with N >= 1, got {got}")
     if not torch.isfinite(attributions).all():
         raise InputError("attributions: contains NaN or inf")
@@ -303,9 +355,18 @@ def gini(attributions: torch.Tensor) -> torch.Tensor:
     return torch.where(total > 0, g, torch.full_like(g, float("nan"))).to(attributions.dtype)
 
 
-def robust_accuracy_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_grid, *, steps: int = 200,
-                          step_size: float = 0.01, norm: str = "linf", random_start: bool = False,
-                          batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def robust_accuracy_curve(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps_grid,
+    *,
+    steps: int = 200,
+    step_size: float = 0.01,
+    norm: str = "linf",
+    random_start: bool = False,
+    batch_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Robust accuracy under PGD over a grid of budgets (Boopathy et al. 2020 protocol).
 
     For the sorted grid eps_1 < eps_2 < ..., an image counts as robust at
@@ -318,7 +379,8 @@ def robust_accuracy_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ep
     accuracy.
 
     Args:
-        eps_grid: budgets >= 0 (l-inf, or per-image l2 with ``norm="l2"``), any order; sorted, duplicates dropped.
+        eps_grid: budgets >= 0 (l-inf, or per-image l2 with ``norm="l2"``), any order; sorted,
+            duplicates dropped.
         steps, step_size: PGD settings; defaults are the paper's 200 steps of 0.01.
         norm: "linf" (default) or "l2"; random_start: PGD random start (default False).
         batch_size: images per PGD batch (default None: all at once).
@@ -342,9 +404,17 @@ def robust_accuracy_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ep
         idx = torch.nonzero(robust).flatten()
         if e > 0 and idx.numel():
             for i in range(0, idx.numel(), batch_size):
-                j = idx[i:i + batch_size]
-                x_adv = pgd(model, x[j], y[j], eps=e, steps=steps, step_size=step_size, norm=norm,
-                            random_start=random_start)
+                j = idx[i : i + batch_size]
+                x_adv = pgd(
+                    model,
+                    x[j],
+                    y[j],
+                    eps=e,
+                    steps=steps,
+                    step_size=step_size,
+                    norm=norm,
+                    random_start=random_start,
+                )
                 robust[j] = predict(model, x_adv).argmax(1) == y[j]
         acc.append(robust.double().mean().item())
     return eps, torch.tensor(acc, dtype=torch.float64)
@@ -356,4 +426,6 @@ def _check_map_pair(maps, maps_adv) -> None:
             got = tuple(m.shape) if isinstance(m, torch.Tensor) else type(m).__name__
             raise InputError(f"{name}: expected an N x ... tensor of maps with N >= 1, got {got}")
     if maps.shape != maps_adv.shape:
-        raise InputError(f"maps_adv: expected the shape of maps {tuple(maps.shape)}, got {tuple(maps_adv.shape)}")
+        raise InputError(
+            f"maps_adv: expected the shape of maps {tuple(maps.shape)}, got {tuple(maps_adv.shape)}"
+        )

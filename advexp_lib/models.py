@@ -7,6 +7,7 @@
 - ``resnet<6n+2>`` (e.g. ``resnet44``): the pre-activation ResNet of Woods et al.,
   residual branches initialized to zero.
 """
+
 from __future__ import annotations
 
 import re
@@ -19,8 +20,21 @@ from torch.autograd.function import once_differentiable
 
 from .checks import CheckpointError, InputError, check_positive
 
-__all__ = ["ARCHS", "ACTIVATIONS", "HalfHuberReLU", "Normalize", "PoolFirst", "SmallCNN", "CamCNN",
-           "PreActResNet", "build_model", "make_activation", "eval_mode", "tandem_margin", "runner_up"]
+__all__ = [
+    "ARCHS",
+    "ACTIVATIONS",
+    "HalfHuberReLU",
+    "Normalize",
+    "PoolFirst",
+    "SmallCNN",
+    "CamCNN",
+    "PreActResNet",
+    "build_model",
+    "make_activation",
+    "eval_mode",
+    "tandem_margin",
+    "runner_up",
+]
 
 ARCHS = ("small_cnn", "cam_cnn", "resnet<6n+2> (e.g. resnet20, resnet44)")
 ACTIVATIONS = ("relu", "half_huber", "half_huber(d)")
@@ -36,11 +50,9 @@ class HalfHuberReLU(nn.Module):
 
     Hand-written autograd Functions (no library has it), fused for double
     backprop: with c = clamp(x, 0, d) and s = c / d = f'(x), the forward is
-    f = s (x - c/2) (four elementwise kernels), the first backward g * s (one,
-    reusing s), and the second backward uses f'' = 1/d on (0, d), else 0.
-    Third derivatives raise (``once_differentiable``). Composing
-    clamp/min/relu gave the same numbers with about twice the elementwise
-    work (benchmarks/bench_woods.py measures the L_adv step).
+    f = s (x - c/2), the first backward g * s (reusing s), and the second
+    backward uses f'' = 1/d on (0, d), else 0. Third derivatives raise
+    (``once_differentiable``).
 
     Args:
         delta: the quadratic zone's width d > 0. Default: 0.5 (the paper's).
@@ -101,8 +113,8 @@ class _HalfHuberGrad(torch.autograd.Function):
         d_grad = gg * s if ctx.needs_input_grad[0] else None
         d_x = None
         if ctx.needs_input_grad[1]:
-            # f'' d = 1 where 0 < s < 1, else 0: sign(s - s^2) in float arithmetic, since bool masks
-            # (where, masked_fill) cost ~10x a multiply here
+            # f'' d = 1 where 0 < s < 1, else 0: sign(s - s^2) in float arithmetic, which avoids a bool
+            # mask (where, masked_fill) and its extra kernels
             d_x = torch.addcmul(s, s, s, value=-1).sign_().mul_(gg).mul_(grad).mul_(1.0 / ctx.d)
         return d_grad, d_x, None, None
 
@@ -118,8 +130,9 @@ class Normalize(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.mean.shape[1]
         if x.dim() != 4 or x.shape[1] != c:  # a wrong dataset's images: say so, not a conv shape error
-            raise InputError(f"x: the model expects N x {c} x H x W images ({c} channel(s)), "
-                             f"got shape {tuple(x.shape)}")
+            raise InputError(
+                f"x: the model expects N x {c} x H x W images ({c} channel(s)), got shape {tuple(x.shape)}"
+            )
         return (x - self.mean) / self.std
 
 
@@ -148,19 +161,20 @@ class PoolFirst(nn.Sequential):
     Both activations here (ReLU, half-Huber) are monotone non-decreasing, so
     f(max_i x_i) = max_i f(x_i): the same outputs and the same first and second
     derivatives (up to the tie-breaking among equal positive maxima), with the
-    activation and its backward passes on a quarter of the elements. That is
-    most of the elementwise work of a double-backprop step: the stored order
-    made a robust small-CNN step 1.29x slower (benchmarks/bench_woods.py prints
-    the ratio), and two epochs of the mnist5k ``robust`` recipe train to
-    bit-identical weights either way (1 thread). The modules keep their stored
-    order, so state-dict keys (and checkpoints) are unchanged.
+    activation and its backward passes on a quarter of the elements, most of
+    the elementwise work of a double-backprop step. The modules keep their
+    stored order, so state-dict keys (and checkpoints) are those of the plain
+    ``nn.Sequential``.
     """
 
     def forward(self, x):
         mods, i = list(self), 0
         while i < len(mods):
-            if (i + 1 < len(mods) and isinstance(mods[i], (nn.ReLU, HalfHuberReLU))
-                    and isinstance(mods[i + 1], nn.MaxPool2d)):
+            if (
+                i + 1 < len(mods)
+                and isinstance(mods[i], (nn.ReLU, HalfHuberReLU))
+                and isinstance(mods[i + 1], nn.MaxPool2d)
+            ):
                 x, i = mods[i](mods[i + 1](x)), i + 2
             else:
                 x, i = mods[i](x), i + 1
@@ -170,20 +184,31 @@ class PoolFirst(nn.Sequential):
 def _conv_pool_stages(in_channels: int, activation: str) -> list[nn.Module]:
     """conv3x3(16)-act-maxpool2-conv3x3(32)-act-maxpool2: the shared front of SmallCNN and CamCNN
     (in a :class:`PoolFirst`, which pools before the activation)."""
-    return [nn.Conv2d(in_channels, 16, 3, padding=1), make_activation(activation), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), make_activation(activation), nn.MaxPool2d(2)]
+    return [
+        nn.Conv2d(in_channels, 16, 3, padding=1),
+        make_activation(activation),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        make_activation(activation),
+        nn.MaxPool2d(2),
+    ]
 
 
 class SmallCNN(nn.Module):
     """conv3x3(16)-act-pool-conv3x3(32)-act-pool-fc(128)-act-fc: ~1.2 M MACs per 28 x 28 image."""
 
-    def __init__(self, *, num_classes=10, in_channels=1, activation="relu", mean=(0.5,), std=(0.25,),
-                 size=28):
+    def __init__(
+        self, *, num_classes=10, in_channels=1, activation="relu", mean=(0.5,), std=(0.25,), size=28
+    ):
         super().__init__()
         self.normalize = Normalize(mean, std)
         self.features = PoolFirst(*_conv_pool_stages(in_channels, activation))
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(32 * (size // 4) ** 2, 128),
-                                        make_activation(activation), nn.Linear(128, num_classes))
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(32 * (size // 4) ** 2, 128),
+            make_activation(activation),
+            nn.Linear(128, num_classes),
+        )
 
     def forward(self, x):
         return self.classifier(self.features(self.normalize(x)))
@@ -196,18 +221,20 @@ class CamCNN(nn.Module):
     logit_c = mean_{hw}(sum_k W_ck A_k) + b_c: the CAM of class c is
     sum_k W_ck A_k. The last conv layer is ``features[-2]`` (for Grad-CAM).
 
-    ``width`` = K, the last conv layer's channels: 128 by default (with 64 the
-    net reached only 0.96 test accuracy on mnist5k after 20 epochs, 128 gives
-    the class maps enough features; the 7 x 7 layer costs ~1.8 M MACs).
+    ``width`` = K, the last conv layer's channels (default 128).
     """
 
-    def __init__(self, *, num_classes=10, in_channels=1, activation="relu", mean=(0.5,), std=(0.25,),
-                 width=128):
+    def __init__(
+        self, *, num_classes=10, in_channels=1, activation="relu", mean=(0.5,), std=(0.25,), width=128
+    ):
         super().__init__()
         check_positive(width, "width", integer=True)
         self.normalize = Normalize(mean, std)
-        self.features = PoolFirst(*_conv_pool_stages(in_channels, activation),
-                                      nn.Conv2d(32, width, 3, padding=1), make_activation(activation))
+        self.features = PoolFirst(
+            *_conv_pool_stages(in_channels, activation),
+            nn.Conv2d(32, width, 3, padding=1),
+            make_activation(activation),
+        )
         self.classifier = nn.Linear(width, num_classes)
 
     def forward(self, x):
@@ -225,11 +252,12 @@ class PreActBlock(nn.Module):
         super().__init__()
         self.pre = nn.Sequential(nn.BatchNorm2d(cin), make_activation(activation))
         self.main = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
-            make_activation(activation), nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(cout),
+            make_activation(activation),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
         )
-        self.shortcut = (nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-                         if stride != 1 or cin != cout else None)
+        self.shortcut = nn.Conv2d(cin, cout, 3, stride, 1, bias=False) if stride != 1 or cin != cout else None
         nn.init.zeros_(self.main[-1].weight)  # residual branch starts at zero
 
     def forward(self, x):
@@ -244,8 +272,17 @@ class PreActResNet(nn.Module):
     global average pool -> 1x1 conv classifier.
     """
 
-    def __init__(self, depth=44, *, num_classes=10, in_channels=3, activation="relu",
-                 widths=(16, 32, 64), mean=(0.5,) * 3, std=(0.25,) * 3):
+    def __init__(
+        self,
+        depth=44,
+        *,
+        num_classes=10,
+        in_channels=3,
+        activation="relu",
+        widths=(16, 32, 64),
+        mean=(0.5,) * 3,
+        std=(0.25,) * 3,
+    ):
         super().__init__()
         if depth < 8 or (depth - 2) % 6:
             raise InputError(f"depth: expected 6n + 2 with n >= 1 (8, 14, 20, 32, 44, 56 ...), got {depth}")
@@ -254,8 +291,10 @@ class PreActResNet(nn.Module):
         self.stem = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
         stages, cin = [], widths[0]
         for i, w in enumerate(widths):
-            blocks = [PreActBlock(cin if b == 0 else w, w, 2 if (b == 0 and i > 0) else 1, activation)
-                      for b in range(n)]
+            blocks = [
+                PreActBlock(cin if b == 0 else w, w, 2 if (b == 0 and i > 0) else 1, activation)
+                for b in range(n)
+            ]
             stages.append(nn.Sequential(*blocks))
             cin = w
         self.stages = nn.Sequential(*stages)
@@ -270,8 +309,16 @@ class PreActResNet(nn.Module):
         return self.classifier(a).flatten(1)
 
 
-def build_model(arch: str = "small_cnn", *, num_classes: int = 10, in_channels: int = 1,
-                activation: str = "relu", mean=None, std=None, image_size: int = 28) -> nn.Module:
+def build_model(
+    arch: str = "small_cnn",
+    *,
+    num_classes: int = 10,
+    in_channels: int = 1,
+    activation: str = "relu",
+    mean=None,
+    std=None,
+    image_size: int = 28,
+) -> nn.Module:
     """Build ``arch`` ("small_cnn", "cam_cnn", "resnet<6n+2>") for raw [0, 1] inputs.
 
     Args:

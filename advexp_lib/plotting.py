@@ -64,8 +64,15 @@ def show_map(ax, a, *, signed: bool | None = None, alpha: float = 1.0, cmap: str
     )
 
 
-def image_grid(x: torch.Tensor, y: torch.Tensor | None = None, classes=None, *, nrow: int = 10,
-               title: str | None = None, scale: float = 0.9):
+def image_grid(
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    classes=None,
+    *,
+    nrow: int = 10,
+    title: str | None = None,
+    scale: float = 0.9,
+):
     """A grid of images ``x`` (N, C, H, W) in [0, 1]; with labels, a caption under each image."""
     check_images(x, "x")
     check_positive(nrow, "nrow", integer=True)
@@ -79,8 +86,15 @@ def image_grid(x: torch.Tensor, y: torch.Tensor | None = None, classes=None, *, 
     if y is not None:
         h, w = x.shape[2] + 2, x.shape[3] + 2
         for i, c in enumerate(y):
-            ax.text((i % nrow) * w + w / 2, (i // nrow) * h + h - 1, class_name(c, classes), ha="center",
-                    va="bottom", fontsize=7, color="tab:red")
+            ax.text(
+                (i % nrow) * w + w / 2,
+                (i // nrow) * h + h - 1,
+                class_name(c, classes),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                color="tab:red",
+            )
     if title:
         ax.set_title(title)
     fig.tight_layout()
@@ -136,8 +150,17 @@ def plot_ara_curves(results: dict, *, ax=None, title: str | None = None):
     return fig
 
 
-def plot_attributions(x: torch.Tensor, maps, titles=None, *, row_labels=None, cmap: str | None = None,
-                      overlay: bool = True, alpha: float = 0.6, scale: float = 1.6):
+def plot_attributions(
+    x: torch.Tensor,
+    maps,
+    titles=None,
+    *,
+    row_labels=None,
+    cmap: str | None = None,
+    overlay: bool = True,
+    alpha: float = 0.6,
+    scale: float = 1.6,
+):
     """Grid of images and their attribution maps -> matplotlib Figure.
 
     Column 0 is the image, then one column per entry of ``maps``; one row per
@@ -158,7 +181,9 @@ def plot_attributions(x: torch.Tensor, maps, titles=None, *, row_labels=None, cm
     for i, m in enumerate(maps):
         if not isinstance(m, torch.Tensor) or m.dim() != 4 or m.shape[0] != n or m.shape[-2:] != x.shape[-2:]:
             got = tuple(m.shape) if isinstance(m, torch.Tensor) else type(m).__name__
-            raise InputError(f"maps[{i}]: expected N x C x H x W = ({n}, *, {x.shape[2]}, {x.shape[3]}), got {got}")
+            raise InputError(
+                f"maps[{i}]: expected N x C x H x W = ({n}, *, {x.shape[2]}, {x.shape[3]}), got {got}"
+            )
     titles = list(titles) if titles is not None else [f"map {i}" for i in range(len(maps))]
     if len(titles) != len(maps):
         raise InputError(f"titles: expected {len(maps)} title(s), one per map, got {len(titles)}")
@@ -212,8 +237,11 @@ def plot_drag(result: DragResult, *, method: str | None = None, index=None, clas
         dragged = " (dragged)" if bool(result.flags[method][i]) else ""
         axes[r][3].set_title(f"{method} for {t}{dragged}", fontsize=8)
     _no_ticks(axes.flat)
-    fig.suptitle(f"{result.attack} attack, eps {result.eps:g}: {method} follows the attacked class in "
-                 f"{result.share[method]:.0%} of successful attacks", fontsize=9)
+    fig.suptitle(
+        f"{result.attack} attack, eps {result.eps:g}: {method} follows the attacked class in "
+        f"{result.share[method]:.0%} of successful attacks",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
 
@@ -244,9 +272,17 @@ def explanation_panel(x, explanations, titles, *, row_titles=("image", "change")
     return fig
 
 
-def adversarial_explanation_panel(model: nn.Module, x: torch.Tensor, y: int, classes=None, *,
-                                  rho: float = 0.1, steps: int = 35, overshoot: float = 5.0,
-                                  every_class: bool = True):
+def adversarial_explanation_panel(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: int,
+    classes=None,
+    *,
+    rho: float = 0.1,
+    steps: int = 35,
+    overshoot: float = 5.0,
+    every_class: bool = True,
+):
     """Figure: the input, its AE toward the true class, the runner-up and (optionally) every class.
 
     ``x`` is one image (1, C, H, W) or (C, H, W); each column is titled with the
@@ -263,11 +299,18 @@ def adversarial_explanation_panel(model: nn.Module, x: torch.Tensor, y: int, cla
         raise InputError(f"y: expected a class in [0, {num_classes - 1}], got {y}")
     second = int(runner_up(probs[None], torch.tensor([y], device=probs.device))[0])
     targets = [y, second] + (list(range(num_classes)) if every_class else [])
-    aes = adversarial_explanation(model, x.expand(len(targets), *x.shape[1:]),
-                                  torch.tensor(targets, device=x.device), rho=rho, steps=steps,
-                                  overshoot=overshoot)
+    aes = adversarial_explanation(
+        model,
+        x.expand(len(targets), *x.shape[1:]),
+        torch.tensor(targets, device=x.device),
+        rho=rho,
+        steps=steps,
+        overshoot=overshoot,
+    )
     kinds = ["true", "runner-up"] + [""] * (len(targets) - 2)
-    titles = [f"{k + ': ' if k else ''}{class_name(t, classes)}\np={probs[t]:.2f}" for k, t in zip(kinds, targets)]
+    titles = [
+        f"{k + ': ' if k else ''}{class_name(t, classes)}\np={probs[t]:.2f}" for k, t in zip(kinds, targets)
+    ]
     return explanation_panel(x[0], aes, titles)
 
 
@@ -295,8 +338,16 @@ def plot_half_huber(deltas=(0.25, 0.5, 1.0), *, lo: float = -1.0, hi: float = 2.
     return fig
 
 
-def plot_minimal_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor,
-                          distances: torch.Tensor, classes=None, *, scale: float = 1.3):
+def plot_minimal_examples(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    x_adv: torch.Tensor,
+    distances: torch.Tensor,
+    classes=None,
+    *,
+    scale: float = 1.3,
+):
     """Images (top), their minimal adversarial examples (middle) and the change (bottom).
 
     Titles give the true class, the adversarial prediction and the RMSE d_i.
@@ -305,8 +356,10 @@ def plot_minimal_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_
     n = x.shape[0]
     check_labels(y, n, None if classes is None else len(classes), "y")
     if x_adv.shape != x.shape or distances.shape != (n,):
-        raise InputError(f"x_adv, distances: expected shapes {tuple(x.shape)} and ({n},), "
-                         f"got {tuple(x_adv.shape)} and {tuple(distances.shape)}")
+        raise InputError(
+            f"x_adv, distances: expected shapes {tuple(x.shape)} and ({n},), "
+            f"got {tuple(x_adv.shape)} and {tuple(distances.shape)}"
+        )
     with torch.no_grad():
         pred = model(x_adv).argmax(1)
     fig, axes = plt.subplots(3, n, figsize=(scale * n, scale * 3.3), squeeze=False)
@@ -316,8 +369,10 @@ def plot_minimal_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_
         axes[0][i].set_title(f"y = {class_name(y[i], classes)}", fontsize=8)
         axes[1][i].imshow(to_display(x_adv[i].clamp(0, 1)), cmap="gray", vmin=0, vmax=1)
         d = float(distances[i])
-        axes[1][i].set_title(f"pred {class_name(pred[i], classes)}\nd = {d:.3f}" if math.isfinite(d)
-                             else "not found", fontsize=8)
+        axes[1][i].set_title(
+            f"pred {class_name(pred[i], classes)}\nd = {d:.3f}" if math.isfinite(d) else "not found",
+            fontsize=8,
+        )
         show_map(axes[2][i], change[i], signed=True)
     _no_ticks(axes.flat)
     for r, label in enumerate(("image", "minimal adv.", "change")):
@@ -337,13 +392,17 @@ def plot_views(views: dict, classes=None, *, axes=None, label: str = ""):
     x, x_ae = views["x"][0], views["x_ae"][0]
     t = class_name(views["target"], classes)
     axes[0].imshow(to_display(x), cmap="gray", vmin=0, vmax=1)
-    axes[0].set_title(f"{label}pred {class_name(views['pred'], classes)}, p({t}) {views['p_target']:.2f}",
-                      fontsize=8)
+    axes[0].set_title(
+        f"{label}pred {class_name(views['pred'], classes)}, p({t}) {views['p_target']:.2f}", fontsize=8
+    )
     show_map(axes[1], views["map"][0].sum(0))
     axes[1].set_title(f"{views['method'].replace('_', ' ')} for {t}", fontsize=8)
     axes[2].imshow(to_display(x_ae), cmap="gray", vmin=0, vmax=1)
-    axes[2].set_title(f"adv. explanation -> {t} (rho {views['rho']:g})\npred "
-                      f"{class_name(views['pred_ae'], classes)}, p({t}) {views['p_target_ae']:.2f}", fontsize=8)
+    axes[2].set_title(
+        f"adv. explanation -> {t} (rho {views['rho']:g})\npred "
+        f"{class_name(views['pred_ae'], classes)}, p({t}) {views['p_target_ae']:.2f}",
+        fontsize=8,
+    )
     show_map(axes[3], (x_ae - x).sum(0), signed=True)
     axes[3].set_title("change (red brighter)", fontsize=8)
     _no_ticks(axes)

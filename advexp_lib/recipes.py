@@ -68,8 +68,17 @@ from .regularizers import (
 )
 from .training import TrainConfig
 
-__all__ = ["Recipe", "RECIPES", "HOOKS", "recipe", "recipe_names", "config_hash", "model_kwargs", "build_hooks",
-           "linf_settings"]
+__all__ = [
+    "Recipe",
+    "RECIPES",
+    "HOOKS",
+    "recipe",
+    "recipe_names",
+    "config_hash",
+    "model_kwargs",
+    "build_hooks",
+    "linf_settings",
+]
 
 
 @dataclass(frozen=True)
@@ -104,33 +113,65 @@ _WOODS_MNIST = dict(target=1.2, k_psi0=1.0, adv_eps=0.05, l2min_eps=0.1, activat
 def standard(dataset: str) -> Recipe:
     """Plain training: ResNet-44 on CIFAR-10 (the paper's schedule), the small CNN on 28 x 28 data."""
     if dataset == "cifar10":
-        return Recipe("standard", dataset, "resnet44", train=TrainConfig(
-            num_epochs=200, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4,
-            schedule="step", milestones=(170, 195)))
-    return Recipe("standard", dataset, "small_cnn", train=TrainConfig(
-        num_epochs=12, batch_size=64, optimizer="adam", lr=2e-3, schedule="cosine"))
+        return Recipe(
+            "standard",
+            dataset,
+            "resnet44",
+            train=TrainConfig(
+                num_epochs=200,
+                batch_size=128,
+                optimizer="sgd",
+                lr=0.1,
+                momentum=0.9,
+                weight_decay=1e-4,
+                schedule="step",
+                milestones=(170, 195),
+            ),
+        )
+    return Recipe(
+        "standard",
+        dataset,
+        "small_cnn",
+        train=TrainConfig(num_epochs=12, batch_size=64, optimizer="adam", lr=2e-3, schedule="cosine"),
+    )
 
 
 def adv(dataset: str) -> Recipe:
     """Woods et al.'s adversarial training: the RMSE search in mode "l2" (7 steps)."""
     p = _woods_settings(dataset)
-    return replace(standard(dataset), name="adv",
-                   input_transform=("rmse_adv", dict(mode="l2", eps=p["adv_eps"], steps=7)))
+    return replace(
+        standard(dataset),
+        name="adv",
+        input_transform=("rmse_adv", dict(mode="l2", eps=p["adv_eps"], steps=7)),
+    )
 
 
 def robust(dataset: str) -> Recipe:
     """The robust additions: half-Huber ReLU and L_adv with adaptive psi."""
     p = _woods_settings(dataset)
-    ladv = ("woods_ladv", dict(z=2.0, zeta=0.2, target=p["target"], k_psi0=p["k_psi0"], k_psi=0.02,
-                               eps_better=1.0, eps_worse=0.01))
+    ladv = (
+        "woods_ladv",
+        dict(
+            z=2.0,
+            zeta=0.2,
+            target=p["target"],
+            k_psi0=p["k_psi0"],
+            k_psi=0.02,
+            eps_better=1.0,
+            eps_worse=0.01,
+        ),
+    )
     return replace(standard(dataset), name="robust", activation=p["activation"], loss_term=ladv)
 
 
 def all_(dataset: str) -> Recipe:
     """The robust additions plus "l2min" adversarial training (7 steps) on a random half of each batch."""
     p = _woods_settings(dataset)
-    return replace(robust(dataset), name="all",
-                   input_transform=("rmse_adv", dict(mode="l2min", eps=p["l2min_eps"], steps=7)))
+    return replace(
+        robust(dataset),
+        name="all",
+        input_transform=("rmse_adv", dict(mode="l2min", eps=p["l2min_eps"], steps=7)),
+    )
 
 
 def _woods_settings(dataset: str) -> dict:
@@ -138,6 +179,7 @@ def _woods_settings(dataset: str) -> dict:
 
 
 # ------------------------------------------------------------------ Boopathy et al., Chalasani et al.
+
 
 def linf_settings(dataset: str, *, steps: int = 5, training: bool = True, warmup_epochs: int = 5) -> dict:
     """l-inf budget and PGD settings for ``dataset``: dict(eps, steps, step_size, warmup_epochs).
@@ -150,8 +192,12 @@ def linf_settings(dataset: str, *, steps: int = 5, training: bool = True, warmup
     if dataset == "cifar10":
         return {"eps": 8 / 255, "steps": 10, "step_size": 2 / 255, "warmup_epochs": 5}
     if dataset == "mnist5k" and training:
-        return {"eps": 0.3, "steps": steps, "step_size": round(2.5 * 0.3 / steps, 6),
-                "warmup_epochs": warmup_epochs}
+        return {
+            "eps": 0.3,
+            "steps": steps,
+            "step_size": round(2.5 * 0.3 / steps, 6),
+            "warmup_epochs": warmup_epochs,
+        }
     return {"eps": 0.3, "steps": 40, "step_size": 0.01, "warmup_epochs": 2 if training else 0}
 
 
@@ -162,35 +208,64 @@ def cam_standard(dataset: str) -> Recipe:
 
 def pgd_linf(dataset: str) -> Recipe:
     """Madry l-inf PGD adversarial training (Chalasani et al. 2020: MNIST eps 0.3, random start)."""
-    return Recipe("pgd_linf", dataset, _cam_arch(dataset), train=_cam_train(dataset),
-                  input_transform=("pgd_linf", dict(linf_settings(dataset, steps=5), random_start=True)))
+    return Recipe(
+        "pgd_linf",
+        dataset,
+        _cam_arch(dataset),
+        train=_cam_train(dataset),
+        input_transform=("pgd_linf", dict(linf_settings(dataset, steps=5), random_start=True)),
+    )
 
 
 def int_(dataset: str) -> Recipe:
     """Boopathy et al. (2020) Int: CE + 0.01 D~(x, x'), x' maximizing D~ by PGD."""
-    return Recipe("int", dataset, _cam_arch(dataset), train=_cam_train(dataset, 15),
-                  loss_term=("interpretability", dict(linf_settings(dataset, steps=3), lambda_=0.01,
-                                                      variant="int")))
+    return Recipe(
+        "int",
+        dataset,
+        _cam_arch(dataset),
+        train=_cam_train(dataset, 15),
+        loss_term=("interpretability", dict(linf_settings(dataset, steps=3), lambda_=0.01, variant="int")),
+    )
 
 
 def int2(dataset: str) -> Recipe:
     """Boopathy et al. (2020) Int2: CE + 0.01 D~(x, x'), x' from plain PGD on CE."""
-    return Recipe("int2", dataset, _cam_arch(dataset), train=_cam_train(dataset, 15),
-                  loss_term=("interpretability", dict(linf_settings(dataset, steps=3), lambda_=0.01,
-                                                      variant="int2")))
+    return Recipe(
+        "int2",
+        dataset,
+        _cam_arch(dataset),
+        train=_cam_train(dataset, 15),
+        loss_term=("interpretability", dict(linf_settings(dataset, steps=3), lambda_=0.01, variant="int2")),
+    )
 
 
 def l1(dataset: str) -> Recipe:
     """Natural training with l1 weight regularization (Chalasani et al. 2020's comparison)."""
-    return Recipe("l1", dataset, _cam_arch(dataset), train=_cam_train(dataset, 30, 3e-3),
-                  loss_term=("l1_weights", {"lambda_": 1e-4}))
+    return Recipe(
+        "l1",
+        dataset,
+        _cam_arch(dataset),
+        train=_cam_train(dataset, 30, 3e-3),
+        loss_term=("l1_weights", {"lambda_": 1e-4}),
+    )
 
 
 def ig_norm(dataset: str) -> Recipe:
     """Chen et al. (2019) IG-NORM: CE + ||IG of the loss from x to x'||_1, x' from PGD."""
-    return Recipe("ig_norm", dataset, _cam_arch(dataset), train=_cam_train(dataset, 8),
-                  loss_term=("ig_norm", dict(linf_settings(dataset, steps=3, warmup_epochs=3),
-                                             lambda_=0.1 if dataset == "mnist5k" else 1.0, n_steps=2)))
+    return Recipe(
+        "ig_norm",
+        dataset,
+        _cam_arch(dataset),
+        train=_cam_train(dataset, 8),
+        loss_term=(
+            "ig_norm",
+            dict(
+                linf_settings(dataset, steps=3, warmup_epochs=3),
+                lambda_=0.1 if dataset == "mnist5k" else 1.0,
+                n_steps=2,
+            ),
+        ),
+    )
 
 
 def _cam_arch(dataset: str) -> str:
@@ -199,15 +274,25 @@ def _cam_arch(dataset: str) -> str:
 
 def _cam_train(dataset: str, mnist5k_epochs: int = 20, mnist5k_lr: float = 2e-3) -> TrainConfig:
     if dataset == "cifar10":  # Madry-style schedule, shortened to a resnet20
-        return TrainConfig(num_epochs=100, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
-                           weight_decay=5e-4, schedule="step", milestones=(50, 75))
+        return TrainConfig(
+            num_epochs=100,
+            batch_size=128,
+            optimizer="sgd",
+            lr=0.1,
+            momentum=0.9,
+            weight_decay=5e-4,
+            schedule="step",
+            milestones=(50, 75),
+        )
     if dataset == "mnist5k":
-        return TrainConfig(num_epochs=mnist5k_epochs, batch_size=64, optimizer="adam", lr=mnist5k_lr,
-                           schedule="cosine")
+        return TrainConfig(
+            num_epochs=mnist5k_epochs, batch_size=64, optimizer="adam", lr=mnist5k_lr, schedule="cosine"
+        )
     return TrainConfig(num_epochs=20, batch_size=64, optimizer="adam", lr=1e-3, schedule="cosine")
 
 
 # ------------------------------------------------------------------------------------------ the tables
+
 
 def _woods_ladv(*, target, k_psi0, k_psi, eps_better, eps_worse, **kw) -> WoodsRegularizer:
     return WoodsRegularizer(psi=AdaptivePsi(target, k_psi0, k_psi, eps_better, eps_worse), **kw)
@@ -251,7 +336,9 @@ def recipe(dataset: str, name: str, **overrides) -> Recipe:
     if overrides:
         bad = set(overrides) - set(asdict(r.train))
         if bad:
-            raise InputError(f"overrides: unknown TrainConfig field(s) {sorted(bad)}; valid: {sorted(asdict(r.train))}")
+            raise InputError(
+                f"overrides: unknown TrainConfig field(s) {sorted(bad)}; valid: {sorted(asdict(r.train))}"
+            )
         r = replace(r, train=replace(r.train, **overrides))
     return r
 
@@ -264,8 +351,15 @@ def config_hash(r: Recipe) -> str:
 def model_kwargs(r: Recipe) -> dict:
     """Keyword arguments of :func:`advexp_lib.models.build_model` for the recipe's model."""
     info = dataset_info(r.dataset)
-    return dict(arch=r.arch, num_classes=info.num_classes, in_channels=info.channels,
-                activation=r.activation, mean=list(info.mean), std=list(info.std), image_size=info.size)
+    return dict(
+        arch=r.arch,
+        num_classes=info.num_classes,
+        in_channels=info.channels,
+        activation=r.activation,
+        mean=list(info.mean),
+        std=list(info.std),
+        image_size=info.size,
+    )
 
 
 def build_hooks(r: Recipe):

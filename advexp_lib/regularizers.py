@@ -26,8 +26,14 @@ from .distributed import global_draw
 from .hooks import LossTerm, PgdWarmup
 from .models import tandem_margin
 
-__all__ = ["AdaptivePsi", "WoodsRegularizer", "InterpretabilityRegularizer", "cam_discrepancy",
-           "L1WeightPenalty", "IGNormRegularizer"]
+__all__ = [
+    "AdaptivePsi",
+    "WoodsRegularizer",
+    "InterpretabilityRegularizer",
+    "cam_discrepancy",
+    "L1WeightPenalty",
+    "IGNormRegularizer",
+]
 
 
 class AdaptivePsi:
@@ -49,8 +55,12 @@ class AdaptivePsi:
     """
 
     def __init__(self, target=1.5, k_psi0=220.0, k_psi=0.02, eps_better=1.0, eps_worse=0.01):
-        for name, v in (("target", target), ("k_psi0", k_psi0), ("eps_better", eps_better),
-                        ("eps_worse", eps_worse)):
+        for name, v in (
+            ("target", target),
+            ("k_psi0", k_psi0),
+            ("eps_better", eps_better),
+            ("eps_worse", eps_worse),
+        ):
             check_positive(v, name)
         check_positive(k_psi, "k_psi", allow_zero=True)
         self.target, self.k_psi0, self.k_psi = float(target), float(k_psi0), float(k_psi)
@@ -169,9 +179,19 @@ class InterpretabilityRegularizer(_PgdLossTerm):
     History: ``interp_discrepancy`` (batch mean of D~) and ``eps`` per epoch.
     """
 
-    def __init__(self, *, lambda_: float = 0.01, eps: float = 0.3, steps: int = 40, step_size: float = 0.01,
-                 variant: str = "int", warmup_epochs: int = 0):
-        super().__init__(lambda_=lambda_, eps=eps, steps=steps, step_size=step_size, warmup_epochs=warmup_epochs)
+    def __init__(
+        self,
+        *,
+        lambda_: float = 0.01,
+        eps: float = 0.3,
+        steps: int = 40,
+        step_size: float = 0.01,
+        variant: str = "int",
+        warmup_epochs: int = 0,
+    ):
+        super().__init__(
+            lambda_=lambda_, eps=eps, steps=steps, step_size=step_size, warmup_epochs=warmup_epochs
+        )
         if variant not in ("int", "int2"):
             raise InputError(f"variant: unknown value {variant!r}; valid: int, int2")
         self.variant = variant
@@ -181,11 +201,25 @@ class InterpretabilityRegularizer(_PgdLossTerm):
         if self.variant == "int":
             with torch.no_grad():
                 ref = class_activation_maps(model, x, upsample=False)
-            x_adv = pgd(model, x, eps=self.current_eps, steps=self.steps, step_size=self.step_size,
-                        random_start=True, objective=lambda xa: cam_discrepancy(model, ref, xa, y))
+            x_adv = pgd(
+                model,
+                x,
+                eps=self.current_eps,
+                steps=self.steps,
+                step_size=self.step_size,
+                random_start=True,
+                objective=lambda xa: cam_discrepancy(model, ref, xa, y),
+            )
         else:
-            x_adv = pgd(model, x, y, eps=self.current_eps, steps=self.steps, step_size=self.step_size,
-                        random_start=True)
+            x_adv = pgd(
+                model,
+                x,
+                y,
+                eps=self.current_eps,
+                steps=self.steps,
+                step_size=self.step_size,
+                random_start=True,
+            )
         d = cam_discrepancy(model, class_activation_maps(model, x, upsample=False), x_adv, y)
         return self.lambda_ * d.mean(), {"interp_discrepancy": d.mean().item(), "eps": self.current_eps}
 
@@ -193,8 +227,8 @@ class InterpretabilityRegularizer(_PgdLossTerm):
 def cam_discrepancy(model, cams: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     r"""Boopathy's D~ per example, given the clean CAMs ``cams`` (N x C x h x w, feature grid).
 
-        D~ = ||CAM_y(x') - CAM_y(x)||_1 + sum_{i != y} p~_i(x') ||CAM_i(x') - CAM_i(x)||_1,
-        p~ = softmax over i != y of f(x') (renormalized).
+    D~ = ||CAM_y(x') - CAM_y(x)||_1 + sum_{i != y} p~_i(x') ||CAM_i(x') - CAM_i(x)||_1,
+    p~ = softmax over i != y of f(x') (renormalized).
     """
     adv = class_activation_maps(model, x_adv, upsample=False)
     dist = (adv - cams).abs().flatten(2).sum(2)  # (N, C): l1 per class
@@ -248,9 +282,19 @@ class IGNormRegularizer(_PgdLossTerm):
     History: ``ig_norm`` (batch mean of ||IG||_1) and ``eps`` per epoch.
     """
 
-    def __init__(self, *, lambda_: float = 1.0, eps: float = 0.3, steps: int = 40, step_size: float = 0.01,
-                 n_steps: int = 10, warmup_epochs: int = 0):
-        super().__init__(lambda_=lambda_, eps=eps, steps=steps, step_size=step_size, warmup_epochs=warmup_epochs)
+    def __init__(
+        self,
+        *,
+        lambda_: float = 1.0,
+        eps: float = 0.3,
+        steps: int = 40,
+        step_size: float = 0.01,
+        n_steps: int = 10,
+        warmup_epochs: int = 0,
+    ):
+        super().__init__(
+            lambda_=lambda_, eps=eps, steps=steps, step_size=step_size, warmup_epochs=warmup_epochs
+        )
         check_positive(n_steps, "n_steps", integer=True)
         if n_steps < 2:
             raise InputError(f"n_steps: the trapezoid rule needs at least 2 nodes, got {n_steps}")
@@ -258,9 +302,15 @@ class IGNormRegularizer(_PgdLossTerm):
 
     def __call__(self, model, x, y, logits):
         x = x.detach()
-        x_adv = pgd(model, x, y, eps=self.current_eps, steps=self.steps, step_size=self.step_size,
-                    random_start=True)
-        ig = integrated_gradients_of(lambda z: F.cross_entropy(model(z), y, reduction="none"), x_adv, x,
-                                     n_steps=self.n_steps, ig_method="riemann_trapezoid")
+        x_adv = pgd(
+            model, x, y, eps=self.current_eps, steps=self.steps, step_size=self.step_size, random_start=True
+        )
+        ig = integrated_gradients_of(
+            lambda z: F.cross_entropy(model(z), y, reduction="none"),
+            x_adv,
+            x,
+            n_steps=self.n_steps,
+            ig_method="riemann_trapezoid",
+        )
         norm = ig.abs().flatten(1).sum(1).mean()
         return self.lambda_ * norm, {"ig_norm": norm.item(), "eps": self.current_eps}

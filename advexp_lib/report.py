@@ -4,6 +4,7 @@ Every table is a ``pandas.DataFrame`` built from measured results (or, for
 :func:`paper_ara_table`, from published values, labelled as such), so
 notebooks never type a number. Figures live in :mod:`advexp_lib.plotting`.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -13,17 +14,33 @@ from .attributions import attribute
 from .checks import InputError
 from .metrics import accuracy_robustness_area, gini, robust_accuracy_curve
 
-__all__ = ["PAPER_ARA_CIFAR10", "PAPER_ARA_IMAGENET_BEST", "paper_ara_table", "ara_table", "drag_table",
-           "reproduction_table", "evaluate_all"]
+__all__ = [
+    "PAPER_ARA_CIFAR10",
+    "PAPER_ARA_IMAGENET_BEST",
+    "paper_ara_table",
+    "ara_table",
+    "drag_table",
+    "reproduction_table",
+    "evaluate_all",
+]
 
 # Woods et al. (2019), CIFAR-10 ResNet-44 (their Table 1): accuracy, Attack ARA, BTR ARA.
 # Literature values, copied from the paper (DESIGN 5.4); keyed by our recipe names.
 PAPER_ARA_CIFAR10 = {
     "standard": {"setting": "standard training", "accuracy": 0.938, "attack_ara": 0.0013, "btr_ara": 0.0015},
-    "adv": {"setting": "adversarial training (l2)", "accuracy": 0.864, "attack_ara": 0.0100, "btr_ara": 0.0157},
+    "adv": {
+        "setting": "adversarial training (l2)",
+        "accuracy": 0.864,
+        "attack_ara": 0.0100,
+        "btr_ara": 0.0157,
+    },
     "robust": {"setting": "robust additions", "accuracy": 0.676, "attack_ara": 0.0142, "btr_ara": 0.0395},
-    "all": {"setting": "robust + adv. training (l2min)", "accuracy": 0.679, "attack_ara": 0.0188,
-            "btr_ara": 0.0414},
+    "all": {
+        "setting": "robust + adv. training (l2min)",
+        "accuracy": 0.679,
+        "attack_ara": 0.0188,
+        "btr_ara": 0.0414,
+    },
 }
 PAPER_ARA_IMAGENET_BEST = 0.0053  # Woods et al. (2019): best ImageNet Attack ARA
 
@@ -36,8 +53,17 @@ def paper_ara_table():
     return df
 
 
-def ara_table(models: dict, x: torch.Tensor, y: torch.Tensor, *, steps: int = 450, eps: float = 20.0,
-              momentum: float = 0.9, kinds=("attack", "btr"), progress: bool = False):
+def ara_table(
+    models: dict,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    steps: int = 450,
+    eps: float = 20.0,
+    momentum: float = 0.9,
+    kinds=("attack", "btr"),
+    progress: bool = False,
+):
     """Attack and BTR ARA of several models on the same images.
 
     Runs :func:`advexp_lib.metrics.accuracy_robustness_area` (Woods et al.
@@ -60,8 +86,17 @@ def ara_table(models: dict, x: torch.Tensor, y: torch.Tensor, *, steps: int = 45
     for label, model in models.items():
         row = {}
         for kind in kinds:
-            res = accuracy_robustness_area(model, x, y, kind=kind, steps=steps, eps=eps, momentum=momentum,
-                                           progress=progress, on_late="flag")
+            res = accuracy_robustness_area(
+                model,
+                x,
+                y,
+                kind=kind,
+                steps=steps,
+                eps=eps,
+                momentum=momentum,
+                progress=progress,
+                on_late="flag",
+            )
             results[kind][label] = res
             row["accuracy"] = res.accuracy
             row[f"{kind}_ara"] = res.ara
@@ -104,14 +139,30 @@ def reproduction_table(records: dict, targets: list[dict]):
         value = records.get(t["record"], None)
         for part in t["key"].split("."):
             value = value.get(part) if isinstance(value, dict) else None
-        rows.append({"claim": t["claim"], "measured": "missing" if value is None else value,
-                     "paper": t.get("paper", ""), "source": f"{t['record']}: {t['key']}"})
+        rows.append(
+            {
+                "claim": t["claim"],
+                "measured": "missing" if value is None else value,
+                "paper": t.get("paper", ""),
+                "source": f"{t['record']}: {t['key']}",
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def evaluate_all(models: dict, x: torch.Tensor, y: torch.Tensor, *, ara_steps: int = 450, ara_eps: float = 20.0,
-                 linf_eps=(0.1, 0.2), pgd_steps: int = 40, pgd_step_size: float = 0.01, ig_steps: int = 50,
-                 progress: bool = False):
+def evaluate_all(
+    models: dict,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    ara_steps: int = 450,
+    ara_eps: float = 20.0,
+    linf_eps=(0.1, 0.2),
+    pgd_steps: int = 40,
+    pgd_step_size: float = 0.01,
+    ig_steps: int = 50,
+    progress: bool = False,
+):
     """Every model on every headline metric of the three papers, one row per model.
 
     Columns:
@@ -131,7 +182,9 @@ def evaluate_all(models: dict, x: torch.Tensor, y: torch.Tensor, *, ara_steps: i
     table, _ = ara_table(models, x, y, steps=ara_steps, eps=ara_eps, progress=progress)
     table = table[["accuracy", "attack_ara", "btr_ara"]].copy()
     for label, model in models.items():
-        eps, acc = robust_accuracy_curve(model, x, y, list(linf_eps), steps=pgd_steps, step_size=pgd_step_size)
+        eps, acc = robust_accuracy_curve(
+            model, x, y, list(linf_eps), steps=pgd_steps, step_size=pgd_step_size
+        )
         for e, a in zip(eps.tolist(), acc.tolist()):
             table.loc[label, f"robust_acc@{e:g}"] = a
         ig = attribute(model, x, y, method="integrated_gradients", n_steps=ig_steps)

@@ -6,6 +6,7 @@ A failing notebook stops the run with an error naming the notebook and cell;
 results of notebooks that finished earlier stay in place. Every notebook
 starts with one call, :func:`start_notebook`.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,19 @@ import torch
 
 from .checks import AdvexpError, InputError
 
-__all__ = ["REPO", "NotebookError", "BookError", "NotebookRun", "start_notebook", "notebook_paths", "record",
-           "load_records", "results_dir", "run_notebooks", "build_book"]
+__all__ = [
+    "REPO",
+    "NotebookError",
+    "BookError",
+    "NotebookRun",
+    "start_notebook",
+    "notebook_paths",
+    "record",
+    "load_records",
+    "results_dir",
+    "run_notebooks",
+    "build_book",
+]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -101,8 +113,7 @@ def notebook_paths() -> list[Path]:
     return sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
-def run_notebooks(out="results", parameters: dict | None = None, notebooks=None,
-                  log=print) -> dict:
+def run_notebooks(out="results", parameters: dict | None = None, notebooks=None, log=print) -> dict:
     """Execute ``notebooks`` (default: all) with papermill; return the summary written.
 
     Args:
@@ -114,7 +125,9 @@ def run_notebooks(out="results", parameters: dict | None = None, notebooks=None,
 
     missing = [str(p) for p in (notebooks or []) if not Path(p).is_file()]
     if missing:
-        raise InputError(f"notebooks: expected paths of .ipynb files, these do not exist: {', '.join(missing)}")
+        raise InputError(
+            f"notebooks: expected paths of .ipynb files, these do not exist: {', '.join(missing)}"
+        )
     out = Path(out).resolve()
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     os.environ["ADVEXP_RESULTS_DIR"] = str(out)
@@ -127,11 +140,19 @@ def run_notebooks(out="results", parameters: dict | None = None, notebooks=None,
         log(f"[reproduce] {nb.name} {params or ''}")
         t0 = time.perf_counter()
         try:
-            pm.execute_notebook(str(nb), str(partial), parameters=params, cwd=str(nb.parent),
-                                kernel_name="python3", progress_bar=False)
+            pm.execute_notebook(
+                str(nb),
+                str(partial),
+                parameters=params,
+                cwd=str(nb.parent),
+                kernel_name="python3",
+                progress_bar=False,
+            )
         except pm.PapermillExecutionError as err:
-            raise NotebookError(f"notebook {nb.name} failed in cell {err.exec_count} "
-                                f"({err.ename}: {err.evalue}); partial output: {partial}") from None
+            raise NotebookError(
+                f"notebook {nb.name} failed in cell {err.exec_count} "
+                f"({err.ename}: {err.evalue}); partial output: {partial}"
+            ) from None
         partial.replace(target)
         timings[nb.name] = round(time.perf_counter() - t0, 1)
         log(f"[reproduce] {nb.name} done in {timings[nb.name]} s")
@@ -158,8 +179,10 @@ def build_book(results="results", html_out=None, strict=True) -> Path:
     for nb in notebook_paths():
         executed = results / "notebooks" / nb.name
         if not executed.is_file():
-            raise NotebookError(f"notebook {nb.name} has no executed copy in {executed.parent}: "
-                                f"run `python -m advexp_lib reproduce` first")
+            raise NotebookError(
+                f"notebook {nb.name} has no executed copy in {executed.parent}: "
+                f"run `python -m advexp_lib reproduce` first"
+            )
         shutil.copy2(executed, stage / "notebooks" / nb.name)
     build = Path(html_out or REPO).resolve()
     exe = Path(sys.executable).parent / "jupyter-book"  # the venv's own, beside its python

@@ -43,13 +43,17 @@ def wilson(successes: int, n: int) -> Estimate:
     Unlike the normal approximation it stays inside [0, 1] and is not empty
     at k = 0 or k = n. ``n = 0`` gives NaN everywhere.
     """
-    if isinstance(successes, bool) or isinstance(n, bool) or not all(isinstance(v, int) for v in (successes, n)):
+    if (
+        isinstance(successes, bool)
+        or isinstance(n, bool)
+        or not all(isinstance(v, int) for v in (successes, n))
+    ):
         raise InputError(f"successes, n: expected integers, got {successes!r}, {n!r}")
     if n < 0 or not 0 <= successes <= max(n, 0):
         raise InputError(f"successes: expected 0 <= successes <= n, got {successes} of {n}")
     if n == 0:
         return Estimate(math.nan, math.nan, math.nan, 0)
-    z2 = _Z95 ** 2
+    z2 = _Z95**2
     centre = (successes + z2 / 2) / (n + z2)
     half = _Z95 / (n + z2) * math.sqrt(successes * (n - successes) / n + z2 / 4)
     return Estimate(successes / n, max(0.0, centre - half), min(1.0, centre + half), n)

@@ -23,6 +23,7 @@ processes give what one process gives with the same global batch (to float
 tolerance), except that BatchNorm statistics are computed per rank. Rank 0
 alone writes checkpoints; every rank resumes from the same file.
 """
+
 from __future__ import annotations
 
 import math
@@ -115,10 +116,20 @@ class TrainConfig:
         object.__setattr__(self, "milestones", tuple(self.milestones))
 
 
-def train(model: nn.Module, train_data: Dataset, config: TrainConfig = TrainConfig(), *,
-          test_data: Dataset | None = None, loss_term: LossTerm | None = None,
-          input_transform: InputTransform | None = None, device=None, checkpoint=None,
-          resume: bool = True, progress: bool = True, meta: dict | None = None) -> list[dict]:
+def train(
+    model: nn.Module,
+    train_data: Dataset,
+    config: TrainConfig = TrainConfig(),
+    *,
+    test_data: Dataset | None = None,
+    loss_term: LossTerm | None = None,
+    input_transform: InputTransform | None = None,
+    device=None,
+    checkpoint=None,
+    resume: bool = True,
+    progress: bool = True,
+    meta: dict | None = None,
+) -> list[dict]:
     r"""Train ``model`` in place on ``train_data``; return the per-epoch history.
 
     Per step: x' = input_transform(model, x, y) (or x); loss = CE(model(x'), y)
@@ -144,12 +155,16 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig = TrainConf
     device = torch.device(device) if device is not None else _model_device(model)
     double_backprop = loss_term is not None and loss_term.requires_input_grad
     if double_backprop and config.amp is not None:
-        raise InputError(f"amp: {config.amp!r} is refused with a double-backprop loss term "
-                         f"({type(loss_term).__name__}): its input-gradient penalty must run in float32 "
-                         f"(reduced precision distorts its gradient). Use amp=None")
+        raise InputError(
+            f"amp: {config.amp!r} is refused with a double-backprop loss term "
+            f"({type(loss_term).__name__}): its input-gradient penalty must run in float32 "
+            f"(reduced precision distorts its gradient). Use amp=None"
+        )
     if double_backprop and config.compile is not None:
-        raise InputError(f"compile: torch.compile cannot differentiate twice through a compiled graph, which "
-                         f"{type(loss_term).__name__} needs; use compile=None")
+        raise InputError(
+            f"compile: torch.compile cannot differentiate twice through a compiled graph, which "
+            f"{type(loss_term).__name__} needs; use compile=None"
+        )
     if len(train_data) == 0:
         raise InputError("train_data: expected at least one training example, got an empty dataset")
     world = distributed.world_size()
@@ -159,7 +174,9 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig = TrainConf
         model.to(memory_format=torch.channels_last)
     net = model  # what the step calls; hooks, checkpoints and evaluation use `model` itself
     if world > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device] if device.type == "cuda" else None
+        )
     if config.compile is not None:
         net = torch.compile(net, backend=config.compile)
     amp_dtype = AMP_DTYPES.get(config.amp)
@@ -172,11 +189,17 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig = TrainConf
     if checkpoint is not None and resume and Path(checkpoint).exists():
         ckpt = load_checkpoint(checkpoint)
         if ckpt.get("train_config") != asdict(config):
-            raise CheckpointError(f"checkpoint: {checkpoint} was written with another TrainConfig; "
-                                  f"delete it or pass resume=False")
-        if meta is not None and ckpt.get("meta") != meta:  # e.g. another recipe (zoo: config hash) with this config
-            raise CheckpointError(f"checkpoint: {checkpoint} was written for another run (its meta differs: "
-                                  f"{_meta_diff(ckpt.get('meta'), meta)}); delete it or pass resume=False")
+            raise CheckpointError(
+                f"checkpoint: {checkpoint} was written with another TrainConfig; "
+                f"delete it or pass resume=False"
+            )
+        if (
+            meta is not None and ckpt.get("meta") != meta
+        ):  # e.g. another recipe (zoo: config hash) with this config
+            raise CheckpointError(
+                f"checkpoint: {checkpoint} was written for another run (its meta differs: "
+                f"{_meta_diff(ckpt.get('meta'), meta)}); delete it or pass resume=False"
+            )
         load_model_state(model, ckpt.get("model"), checkpoint)
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
@@ -186,16 +209,18 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig = TrainConf
             h.load_state_dict(ckpt["hooks"].get(k, {}))
         history, start = list(ckpt["history"]), int(ckpt["epoch"])
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
-    bar = _progress(progress and distributed.is_main_process(),
-                    total=(config.num_epochs - start) * steps_per_epoch)
+    bar = _progress(
+        progress and distributed.is_main_process(), total=(config.num_epochs - start) * steps_per_epoch
+    )
     for epoch in range(start, config.num_epochs):
         torch.manual_seed(_epoch_seed(config.seed, epoch))  # same on every rank: same global batches
         for h in hooks.values():
             h.start_epoch(epoch, config.num_epochs)
         model.train()
         t0, sums, n_seen, correct = time.perf_counter(), {}, 0, 0
-        for x, y, n_global in _batches(train_data, config.batch_size, device,
-                                       epoch_seed=_epoch_seed(config.seed, epoch), shard=world > 1):
+        for x, y, n_global in _batches(
+            train_data, config.batch_size, device, epoch_seed=_epoch_seed(config.seed, epoch), shard=world > 1
+        ):
             if epoch == start and n_seen == 0:  # a Dataset's pixels: checked once, on the run's first batch
                 check_images(x, "train_data (first batch)")
             if input_transform is not None:
@@ -224,8 +249,9 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig = TrainConf
             scaler.update()
             ce_value = ce.item()
             if world > 1:  # hooks (adaptive psi) must see the global batch's CE on every rank
-                total = distributed.all_reduce_sum(torch.tensor([ce_value * b, b], dtype=torch.float64,
-                                                                device=device))
+                total = distributed.all_reduce_sum(
+                    torch.tensor([ce_value * b, b], dtype=torch.float64, device=device)
+                )
                 ce_value = (total[0] / total[1]).item()
             for h in hooks.values():
                 h.after_step(ce_value)
@@ -235,29 +261,44 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig = TrainConf
                 sums[k] = sums.get(k, 0.0) + float(v) * b
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{sums['loss'] / n_seen:.3f}",
-                                acc=f"{correct / n_seen:.3f}")
+                bar.set_postfix(
+                    epoch=epoch + 1, loss=f"{sums['loss'] / n_seen:.3f}", acc=f"{correct / n_seen:.3f}"
+                )
         if world > 1:  # epoch means over the global data, identical on every rank
             keys = sorted(sums)
-            total = distributed.all_reduce_sum(torch.tensor([n_seen, correct, *(sums[k] for k in keys)],
-                                                            dtype=torch.float64, device=device)).tolist()
+            total = distributed.all_reduce_sum(
+                torch.tensor([n_seen, correct, *(sums[k] for k in keys)], dtype=torch.float64, device=device)
+            ).tolist()
             n_seen, correct, sums = total[0], total[1], dict(zip(keys, total[2:]))
-        row = {"epoch": epoch + 1, **{k: v / n_seen for k, v in sums.items()},
-               "train_accuracy": correct / n_seen, "lr": opt.param_groups[0]["lr"]}
+        row = {
+            "epoch": epoch + 1,
+            **{k: v / n_seen for k, v in sums.items()},
+            "train_accuracy": correct / n_seen,
+            "lr": opt.param_groups[0]["lr"],
+        }
         sched.step()
         if test_data is not None:
-            row.update({f"test_{k}": v for k, v in
-                        _evaluate(model, test_data, 500, device, shard=world > 1).items()})
+            row.update(
+                {f"test_{k}": v for k, v in _evaluate(model, test_data, 500, device, shard=world > 1).items()}
+            )
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
         if checkpoint is not None:
             if distributed.is_main_process():
-                save_checkpoint(checkpoint, {
-                    "model": model.state_dict(), "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(), "hooks": {k: h.state_dict() for k, h in hooks.items()},
-                    "history": history, "epoch": epoch + 1, "train_config": asdict(config),
-                    "meta": meta or {}, **({"scaler": scaler.state_dict()} if scaler.is_enabled() else {}),
-                })
+                save_checkpoint(
+                    checkpoint,
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(),
+                        "hooks": {k: h.state_dict() for k, h in hooks.items()},
+                        "history": history,
+                        "epoch": epoch + 1,
+                        "train_config": asdict(config),
+                        "meta": meta or {},
+                        **({"scaler": scaler.state_dict()} if scaler.is_enabled() else {}),
+                    },
+                )
             distributed.barrier()  # no rank runs ahead of (or reads) a half-written checkpoint
     if bar is not None:
         bar.close()
@@ -283,8 +324,11 @@ def _evaluate(model, data, batch_size, device, *, shard: bool) -> dict[str, floa
         data = TensorImageDataset(data[0], data[1], ())
     if shard:
         rows = range(len(data))[distributed.split_for_rank(len(data))]
-        data = (TensorImageDataset(data.x[rows.start:rows.stop], data.y[rows.start:rows.stop])
-                if isinstance(data, TensorImageDataset) and len(rows) else Subset(data, rows))
+        data = (
+            TensorImageDataset(data.x[rows.start : rows.stop], data.y[rows.start : rows.stop])
+            if isinstance(data, TensorImageDataset) and len(rows)
+            else Subset(data, rows)
+        )
     if len(data) == 0 and not shard:
         raise InputError("data: expected at least one example to evaluate on, got an empty dataset")
     loss, correct, n = 0.0, 0, 0
@@ -297,7 +341,8 @@ def _evaluate(model, data, batch_size, device, *, shard: bool) -> dict[str, floa
     model.train(was_training)
     if shard:
         loss, correct, n = distributed.all_reduce_sum(
-            torch.tensor([loss, correct, n], dtype=torch.float64, device=device)).tolist()
+            torch.tensor([loss, correct, n], dtype=torch.float64, device=device)
+        ).tolist()
     return {"loss": loss / n, "accuracy": correct / n}
 
 
@@ -331,8 +376,9 @@ def _scheduler(opt, c: TrainConfig):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
 
-def _batches(data: Dataset, batch_size: int, device: torch.device, *, epoch_seed: int | None,
-             shard: bool = False):
+def _batches(
+    data: Dataset, batch_size: int, device: torch.device, *, epoch_seed: int | None, shard: bool = False
+):
     """Yield (x, y, n_global) on ``device``; shuffled by ``epoch_seed`` (None: stored order).
 
     With ``shard`` (multi-process training) every rank walks the same global
@@ -348,7 +394,7 @@ def _batches(data: Dataset, batch_size: int, device: torch.device, *, epoch_seed
         n = len(data)
         order = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
         for i in range(0, n, batch_size):
-            idx = order[i:i + batch_size]
+            idx = order[i : i + batch_size]
             n_global = idx.numel()
             if world > 1:
                 idx = idx[distributed.split_for_rank(n_global)]
@@ -357,14 +403,30 @@ def _batches(data: Dataset, batch_size: int, device: torch.device, *, epoch_seed
     cuda = device.type == "cuda"
     sampler = None
     if world > 1:
-        sampler = DistributedSampler(data, num_replicas=world, rank=distributed.rank(), shuffle=gen is not None,
-                                     seed=epoch_seed or 0, drop_last=False)
-    loader = DataLoader(data, batch_size=batch_size // world, shuffle=sampler is None and gen is not None,
-                        generator=gen if sampler is None else None, sampler=sampler,
-                        num_workers=4 if cuda else 0, pin_memory=cuda)
+        sampler = DistributedSampler(
+            data,
+            num_replicas=world,
+            rank=distributed.rank(),
+            shuffle=gen is not None,
+            seed=epoch_seed or 0,
+            drop_last=False,
+        )
+    loader = DataLoader(
+        data,
+        batch_size=batch_size // world,
+        shuffle=sampler is None and gen is not None,
+        generator=gen if sampler is None else None,
+        sampler=sampler,
+        num_workers=4 if cuda else 0,
+        pin_memory=cuda,
+    )
     for x, y in loader:
         # the sampler gives every rank as many examples, so the global batch is W local ones
-        yield x.to(device, non_blocking=cuda), torch.as_tensor(y).to(device, non_blocking=cuda), y.shape[0] * world
+        yield (
+            x.to(device, non_blocking=cuda),
+            torch.as_tensor(y).to(device, non_blocking=cuda),
+            y.shape[0] * world,
+        )
 
 
 def _check_shards(n: int, batch_size: int, world: int, in_memory: bool) -> None:
@@ -372,12 +434,16 @@ def _check_shards(n: int, batch_size: int, world: int, in_memory: bool) -> None:
     if world == 1:
         return
     if not in_memory and batch_size % world:
-        raise InputError(f"batch_size: {batch_size} does not split evenly over {world} processes; "
-                         f"use a multiple of {world}")
+        raise InputError(
+            f"batch_size: {batch_size} does not split evenly over {world} processes; "
+            f"use a multiple of {world}"
+        )
     smallest = min(batch_size, n % batch_size or batch_size)
     if smallest < world:
-        raise InputError(f"batch_size: with {n} examples the last global batch has {smallest} rows, fewer "
-                         f"than the {world} processes; choose a batch_size leaving at least {world}")
+        raise InputError(
+            f"batch_size: with {n} examples the last global batch has {smallest} rows, fewer "
+            f"than the {world} processes; choose a batch_size leaving at least {world}"
+        )
 
 
 def _progress(enabled: bool, total: int):

@@ -11,6 +11,7 @@ mode (:func:`advexp_lib.explanation_attacks.adversarial_explanation`): descend t
 target class's cross-entropy within an RMSE budget rho (overshoot 5, 35
 steps, no momentum, pixels kept in [0, 1]).
 """
+
 from __future__ import annotations
 
 import ipywidgets
@@ -30,8 +31,16 @@ __all__ = ["EXPLORER_METHODS", "explorer_views", "explorer_grid", "Explorer", "e
 EXPLORER_METHODS = ("saliency", "integrated_gradients", "grad_cam", "smoothgrad")
 
 
-def explorer_views(model: nn.Module, x: torch.Tensor, target: int, *, method: str = "saliency",
-                   rho: float = 0.1, steps: int = 35, overshoot: float = 5.0) -> dict:
+def explorer_views(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: int,
+    *,
+    method: str = "saliency",
+    rho: float = 0.1,
+    steps: int = 35,
+    overshoot: float = 5.0,
+) -> dict:
     """Everything the explorer shows for one image ``x`` (1 x C x H x W) and one target class.
 
     Returns:
@@ -51,13 +60,30 @@ def explorer_views(model: nn.Module, x: torch.Tensor, target: int, *, method: st
     x_ae = adversarial_explanation(model, x, t, rho=rho, steps=steps, overshoot=overshoot, clip=True)
     with torch.no_grad():
         p, p_ae = model(x).softmax(1)[0], model(x_ae).softmax(1)[0]
-    return {"x": x.detach(), "map": amap, "x_ae": x_ae.clamp(0, 1), "target": int(target), "method": method,
-            "rho": float(rho), "pred": int(p.argmax()), "pred_ae": int(p_ae.argmax()),
-            "p_target": float(p[t]), "p_target_ae": float(p_ae[t])}
+    return {
+        "x": x.detach(),
+        "map": amap,
+        "x_ae": x_ae.clamp(0, 1),
+        "target": int(target),
+        "method": method,
+        "rho": float(rho),
+        "pred": int(p.argmax()),
+        "pred_ae": int(p_ae.argmax()),
+        "p_target": float(p[t]),
+        "p_target_ae": float(p_ae[t]),
+    }
 
 
-def explorer_grid(models: dict, x: torch.Tensor, y: torch.Tensor, classes=None, *, settings, steps: int = 35,
-                  overshoot: float = 5.0):
+def explorer_grid(
+    models: dict,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    classes=None,
+    *,
+    settings,
+    steps: int = 35,
+    overshoot: float = 5.0,
+):
     """Static version of the explorer: one row of :func:`advexp_lib.plotting.plot_views` per setting.
 
     Args:
@@ -74,8 +100,15 @@ def explorer_grid(models: dict, x: torch.Tensor, y: torch.Tensor, classes=None, 
     for row, s in zip(axes, settings):
         check_choice(s["model"], "settings.model", list(models))
         i = int(s["index"])
-        views = explorer_views(models[s["model"]], x[i:i + 1], s["target"], method=s["method"], rho=s["rho"],
-                               steps=steps, overshoot=overshoot)
+        views = explorer_views(
+            models[s["model"]],
+            x[i : i + 1],
+            s["target"],
+            method=s["method"],
+            rho=s["rho"],
+            steps=steps,
+            overshoot=overshoot,
+        )
         plot_views(views, classes, axes=row, label=f"{s['model']}, #{i} (y {class_name(y[i], classes)}): ")
     fig.tight_layout()
     return fig
@@ -91,8 +124,18 @@ class Explorer:
         views: the last :func:`explorer_views` result; ``updates``: how many times it was computed.
     """
 
-    def __init__(self, models: dict, x: torch.Tensor, y: torch.Tensor, classes=None, *,
-                 methods=EXPLORER_METHODS, rho: float = 0.1, steps: int = 35, overshoot: float = 5.0):
+    def __init__(
+        self,
+        models: dict,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        classes=None,
+        *,
+        methods=EXPLORER_METHODS,
+        rho: float = 0.1,
+        steps: int = 35,
+        overshoot: float = 5.0,
+    ):
         if not models:
             raise InputError("models: expected at least one {name: model}")
         check_images(x, "x")
@@ -113,8 +156,13 @@ class Explorer:
             c.continuous_update = False  # sliders recompute on release, not on every pixel of drag
             c.observe(self._on_change, names="value")
         self.output = ipywidgets.Output()
-        self.widget = ipywidgets.VBox([ipywidgets.HBox(list(self.controls.values())[:2]),
-                                    ipywidgets.HBox(list(self.controls.values())[2:]), self.output])
+        self.widget = ipywidgets.VBox(
+            [
+                ipywidgets.HBox(list(self.controls.values())[:2]),
+                ipywidgets.HBox(list(self.controls.values())[2:]),
+                self.output,
+            ]
+        )
         self.views, self.updates, self._cache = None, 0, {}
         self.update()
 
@@ -128,12 +176,20 @@ class Explorer:
         key = tuple(s.values())
         if key not in self._cache:
             i = int(s["index"])
-            self._cache[key] = explorer_views(self.models[s["model"]], self.x[i:i + 1], s["target"],
-                                              method=s["method"], rho=s["rho"], steps=self.steps,
-                                              overshoot=self.overshoot)
+            self._cache[key] = explorer_views(
+                self.models[s["model"]],
+                self.x[i : i + 1],
+                s["target"],
+                method=s["method"],
+                rho=s["rho"],
+                steps=self.steps,
+                overshoot=self.overshoot,
+            )
         self.views = self._cache[key]
         self.updates += 1
-        fig = plot_views(self.views, self.classes, label=f"y {class_name(self.y[int(s['index'])], self.classes)}: ")
+        fig = plot_views(
+            self.views, self.classes, label=f"y {class_name(self.y[int(s['index'])], self.classes)}: "
+        )
         fig.tight_layout()
         with self.output:
             self.output.clear_output(wait=True)

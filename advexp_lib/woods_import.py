@@ -23,6 +23,7 @@ classifier; half-Huber ReLU where ``robust_additions`` is true; normalization
 from ``input_offset``), so every attack, explanation and metric of the book
 runs on the published networks unchanged.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,13 @@ from torch import nn
 from .checks import CheckpointError
 from .models import PreActResNet
 
-__all__ = ["import_woods_checkpoint", "read_woods_checkpoint", "woods_to_advexp_name", "WOODS_FILES",
-           "WOODS_URL"]
+__all__ = [
+    "import_woods_checkpoint",
+    "read_woods_checkpoint",
+    "woods_to_advexp_name",
+    "WOODS_FILES",
+    "WOODS_URL",
+]
 
 WOODS_URL = "https://github.com/wwoods/adversarial-explanations-cifar/tree/master/prebuilt"
 WOODS_FILES = ("resnet44-standard.pt", "resnet44-adv-train.pt", "resnet44-robust.pt", "resnet44-all.pt")
@@ -74,16 +80,22 @@ def read_woods_checkpoint(path) -> dict:
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"path: no file at {path} (download the published checkpoints from {WOODS_URL})")
+        raise CheckpointError(
+            f"path: no file at {path} (download the published checkpoints from {WOODS_URL})"
+        )
     try:
         # scoped: the placeholder is allow-listed only for this one load, nothing leaks globally
         with torch.serialization.safe_globals([(WoodsPreprocessPlaceholder, _PREPROCESS_GLOBAL)]):
             state = torch.load(path, weights_only=True, map_location="cpu")
     except _RefusedCall as err:
-        raise CheckpointError(f"path: {path} refused: {err} (a published checkpoint only references it)") from None
+        raise CheckpointError(
+            f"path: {path} refused: {err} (a published checkpoint only references it)"
+        ) from None
     except pickle.UnpicklingError as err:
-        raise CheckpointError(f"path: {path} refused: it names code other than {_PREPROCESS_GLOBAL} "
-                              f"or is corrupt, and loading it could run code: {err}") from None
+        raise CheckpointError(
+            f"path: {path} refused: it names code other than {_PREPROCESS_GLOBAL} "
+            f"or is corrupt, and loading it could run code: {err}"
+        ) from None
     except Exception as err:  # noqa: BLE001 - torch's legacy reader fails in many ways on garbage (struct.error too)
         raise CheckpointError(f"path: {path} is truncated or corrupt: {type(err).__name__}: {err}") from None
     _check_layout(state, path)
@@ -115,9 +127,15 @@ def import_woods_checkpoint(path, *, device="cpu") -> nn.Module:
     opts = state["training_options"]
     _, _, lens, widths, num_classes = opts["arch"]
     offset = state["model_params"]["input_offset"]
-    model = PreActResNet(6 * lens[0] + 2, num_classes=num_classes, in_channels=offset.shape[1],
-                         activation="half_huber" if opts["robust_additions"] else "relu",
-                         widths=tuple(widths), mean=tuple(offset[0].tolist()), std=tuple(offset[1].tolist()))
+    model = PreActResNet(
+        6 * lens[0] + 2,
+        num_classes=num_classes,
+        in_channels=offset.shape[1],
+        activation="half_huber" if opts["robust_additions"] else "relu",
+        widths=tuple(widths),
+        mean=tuple(offset[0].tolist()),
+        std=tuple(offset[1].tolist()),
+    )
     ours = {}
     for name, tensor in state["model_params"].items():
         if name == "input_offset":
@@ -127,35 +145,44 @@ def import_woods_checkpoint(path, *, device="cpu") -> nn.Module:
         mapped = woods_to_advexp_name(name)
         if mapped is None:
             raise CheckpointError(f"path: {path} has a tensor {name!r} that a Woods ResNet does not have")
-        if mapped.endswith(".delta") and not (tensor.numel() == 1 and math.isfinite(d := tensor.item()) and d > 0):
+        if mapped.endswith(".delta") and not (
+            tensor.numel() == 1 and math.isfinite(d := tensor.item()) and d > 0
+        ):
             raise CheckpointError(f"path: {path}: half-Huber width {name!r} must be one finite value > 0")
         ours[mapped] = tensor
     try:
         model.load_state_dict(ours, strict=True)
     except RuntimeError as err:  # missing/unexpected names or shapes: options and tensors disagree
-        raise CheckpointError(f"path: {path}: its tensors do not fit the architecture its options describe "
-                              f"(arch {[lens, widths, num_classes]}, robust_additions "
-                              f"{opts['robust_additions']}): {err}") from None
+        raise CheckpointError(
+            f"path: {path}: its tensors do not fit the architecture its options describe "
+            f"(arch {[lens, widths, num_classes]}, robust_additions "
+            f"{opts['robust_additions']}): {err}"
+        ) from None
     model.woods_training_options = {k: v for k, v in opts.items() if k != "arch"}
     return model.to(device).eval()
 
 
 _BLOCK = re.compile(r"pipe\.([1-9]\d*)\.(\d+)\.(pre\.0|pre\.1|main\.[0-3]|shortcut)\.(\w+)")
-_TOP = {"pipe.0.weight": "stem.weight", "pipe.5.d": "head.1.delta",
-        "pipe.7.weight": "classifier.weight", "pipe.7.bias": "classifier.bias"}
+_TOP = {
+    "pipe.0.weight": "stem.weight",
+    "pipe.5.d": "head.1.delta",
+    "pipe.7.weight": "classifier.weight",
+    "pipe.7.bias": "classifier.bias",
+}
 _BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
 def woods_to_advexp_name(name: str) -> str | None:
     """Our ``PreActResNet`` state-dict name for the Woods name ``name``; None if it has none.
 
-    Three stages (``pipe.1`` .. ``pipe.3``), as in every published file. E.g. ``pipe.2.0.shortcut.weight`` -> ``stages.1.0.shortcut.weight``,
+    Three stages (``pipe.1`` .. ``pipe.3``), as in every published file. E.g.
+    ``pipe.2.0.shortcut.weight`` -> ``stages.1.0.shortcut.weight``,
     ``pipe.1.3.main.2.d`` -> ``stages.0.3.main.2.delta``, ``pipe.4.running_var`` -> ``head.0.running_var``.
     """
     if name in _TOP:
         return _TOP[name]
-    if name.startswith("pipe.4.") and name[len("pipe.4."):] in _BN:  # final BN
-        return "head.0." + name[len("pipe.4."):]
+    if name.startswith("pipe.4.") and name[len("pipe.4.") :] in _BN:  # final BN
+        return "head.0." + name[len("pipe.4.") :]
     m = _BLOCK.fullmatch(name)
     if m is None or int(m.group(1)) > 3:
         return None
@@ -169,6 +196,7 @@ def woods_to_advexp_name(name: str) -> str | None:
 
 def _check_layout(state, path) -> None:
     """Refuse anything that is not {model_params: tensors, training_options: Woods options}."""
+
     def bad(what):
         return CheckpointError(f"path: {path} is not a Woods et al. checkpoint: {what}")
 
@@ -181,15 +209,30 @@ def _check_layout(state, path) -> None:
     if not isinstance(opts, dict) or "arch" not in opts or "robust_additions" not in opts:
         raise bad("'training_options' lacks 'arch' or 'robust_additions'")
     arch = opts["arch"]
-    ok = (isinstance(arch, (list, tuple)) and len(arch) == 5 and arch[1] is WoodsPreprocessPlaceholder
-          and isinstance(arch[2], (list, tuple)) and len(arch[2]) == 3 and len(set(arch[2])) == 1
-          and all(isinstance(n, int) and n > 0 for n in arch[2])
-          and isinstance(arch[3], (list, tuple)) and len(arch[3]) == 3
-          and all(isinstance(w, int) and w > 0 for w in arch[3])
-          and isinstance(arch[4], int) and arch[4] > 1)
+    ok = (
+        isinstance(arch, (list, tuple))
+        and len(arch) == 5
+        and arch[1] is WoodsPreprocessPlaceholder
+        and isinstance(arch[2], (list, tuple))
+        and len(arch[2]) == 3
+        and len(set(arch[2])) == 1
+        and all(isinstance(n, int) and n > 0 for n in arch[2])
+        and isinstance(arch[3], (list, tuple))
+        and len(arch[3]) == 3
+        and all(isinstance(w, int) and w > 0 for w in arch[3])
+        and isinstance(arch[4], int)
+        and arch[4] > 1
+    )
     if not ok:
-        raise bad(f"'arch' should be [size, cifar10_preprocess, [n, n, n], [w1, w2, w3], classes], got {arch!r}")
+        raise bad(
+            f"'arch' should be [size, cifar10_preprocess, [n, n, n], [w1, w2, w3], classes], got {arch!r}"
+        )
     offset = params.get("input_offset")
-    if offset is None or offset.dim() != 2 or offset.shape[0] != 2 or not torch.isfinite(offset).all() \
-            or (offset[1] <= 0).any():
+    if (
+        offset is None
+        or offset.dim() != 2
+        or offset.shape[0] != 2
+        or not torch.isfinite(offset).all()
+        or (offset[1] <= 0).any()
+    ):
         raise bad("'input_offset' should be a finite 2 x C tensor [[mean], [std > 0]]")

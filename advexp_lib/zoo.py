@@ -26,19 +26,32 @@ from .models import build_model
 from .recipes import Recipe, build_hooks, config_hash, model_kwargs, recipe, recipe_names  # noqa: F401 (re-exported)
 from .training import train
 
-__all__ = ["SHIPPED_DIR", "zoo_dir", "get_model", "get_history", "trained_checkpoint", "train_recipe",
-           "model_from_checkpoint", "ship_checkpoint", "Recipe", "recipe", "recipe_names", "config_hash"]
+__all__ = [
+    "SHIPPED_DIR",
+    "zoo_dir",
+    "get_model",
+    "get_history",
+    "trained_checkpoint",
+    "train_recipe",
+    "model_from_checkpoint",
+    "ship_checkpoint",
+    "Recipe",
+    "recipe",
+    "recipe_names",
+    "config_hash",
+]
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"
 
 
 def zoo_dir() -> Path:
-    """Where trained models are cached: ``data/zoo`` beside the dataset folder (``$ADVEXP_DATA_DIR/../zoo``)."""
+    """Where trained models are cached: ``zoo/`` beside the dataset folder (default ``data/zoo``)."""
     return data_root().parent / "zoo"
 
 
-def train_recipe(r: Recipe, *, device="cpu", checkpoint=None, progress=True, resume=True,
-                 train_data=None, test_data=None):
+def train_recipe(
+    r: Recipe, *, device="cpu", checkpoint=None, progress=True, resume=True, train_data=None, test_data=None
+):
     """Build and train the recipe's model (seeded); return (model in eval mode, history).
 
     Args:
@@ -46,20 +59,28 @@ def train_recipe(r: Recipe, *, device="cpu", checkpoint=None, progress=True, res
             test splits (e.g. a validation split for tuning). Default None.
     """
     if not isinstance(r, Recipe):
-        raise InputTypeError(f"r: expected a zoo.Recipe (e.g. zoo.recipe('mnist5k', 'standard')), "
-                             f"got {type(r).__name__}")
+        raise InputTypeError(
+            f"r: expected a zoo.Recipe (e.g. zoo.recipe('mnist5k', 'standard')), got {type(r).__name__}"
+        )
     torch.manual_seed(r.train.seed)  # the init; the loop reseeds per epoch itself
     kwargs = model_kwargs(r)
     model = build_model(**kwargs).to(device)
     loss_term, transform = build_hooks(r)
     if train_data is None:
         train_data = load_dataset(r.dataset, "train", augment=r.dataset == "cifar10")
-    history = train(model, train_data, r.train,
-                    test_data=load_dataset(r.dataset, "test") if test_data is None else test_data,
-                    loss_term=loss_term,
-                    input_transform=transform, device=device, checkpoint=checkpoint, resume=resume,
-                    progress=progress, meta={"recipe": r.describe(), "config_hash": config_hash(r),
-                                             "model_kwargs": kwargs})
+    history = train(
+        model,
+        train_data,
+        r.train,
+        test_data=load_dataset(r.dataset, "test") if test_data is None else test_data,
+        loss_term=loss_term,
+        input_transform=transform,
+        device=device,
+        checkpoint=checkpoint,
+        resume=resume,
+        progress=progress,
+        meta={"recipe": r.describe(), "config_hash": config_hash(r), "model_kwargs": kwargs},
+    )
     return model.eval(), history
 
 
@@ -76,25 +97,43 @@ def _model_from(ckpt: dict, path, device) -> nn.Module:
     try:
         model = build_model(**kwargs)
     except (AdvexpError, TypeError) as err:
-        raise CheckpointError(f"checkpoint: {path} describes a model this library cannot build: {err}") from None
+        raise CheckpointError(
+            f"checkpoint: {path} describes a model this library cannot build: {err}"
+        ) from None
     load_model_state(model, ckpt.get("model"), path)
     return model.to(device).eval()
 
 
-def get_model(dataset: str = "mnist5k", name: str = "standard", *, device="cpu", retrain: bool = False,
-              progress: bool = True, **overrides) -> nn.Module:
+def get_model(
+    dataset: str = "mnist5k",
+    name: str = "standard",
+    *,
+    device="cpu",
+    retrain: bool = False,
+    progress: bool = True,
+    **overrides,
+) -> nn.Module:
     """Trained model for (dataset, recipe) in eval mode: cache, shipped file, or train now.
 
     Args:
         retrain: ignore cache and shipped files and train from scratch. Default False.
         overrides: TrainConfig fields to change (changes the hash, so the cache key).
     """
-    path, ckpt = _resolve(recipe(dataset, name, **overrides), retrain=retrain, device=device, progress=progress)
+    path, ckpt = _resolve(
+        recipe(dataset, name, **overrides), retrain=retrain, device=device, progress=progress
+    )
     return _model_from(ckpt, path, device)
 
 
-def trained_checkpoint(dataset: str = "mnist5k", name: str = "standard", *, retrain: bool = False,
-                       device="cpu", progress: bool = True, **overrides) -> Path:
+def trained_checkpoint(
+    dataset: str = "mnist5k",
+    name: str = "standard",
+    *,
+    retrain: bool = False,
+    device="cpu",
+    progress: bool = True,
+    **overrides,
+) -> Path:
     """Path of the finished checkpoint of (dataset, recipe): cache, shipped file, or trained now."""
     return _resolve(recipe(dataset, name, **overrides), retrain=retrain, device=device, progress=progress)[0]
 

@@ -10,6 +10,7 @@ and prints the ratios to the standard step and the FLOPs of a full run
 is derived from these numbers. The counts are independent of the hardware; the
 batch only sets how long counting takes (FLOPs are linear in the batch).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,13 +50,22 @@ def _counter() -> FlopCounterMode:
 
 def _setup(activation, regularize, adversarial, batch):
     torch.manual_seed(0)
-    model = build_model("resnet44", in_channels=3, activation=activation, image_size=32,
-                        mean=[0.49, 0.48, 0.45], std=[0.25, 0.24, 0.26]).train()
+    model = build_model(
+        "resnet44",
+        in_channels=3,
+        activation=activation,
+        image_size=32,
+        mean=[0.49, 0.48, 0.45],
+        std=[0.25, 0.24, 0.26],
+    ).train()
     x, y = torch.rand(batch, 3, 32, 32), torch.randint(10, (batch,))
     reg = WoodsRegularizer() if regularize else None  # paper settings: z 2, zeta 0.2, adaptive psi
     # the zoo's settings: "adv" searches l2 with eps 0.01, "all" l2min with eps 0.1; 7 steps each
-    transform = (RmseAdversarialTraining(mode=adversarial, eps=0.01 if adversarial == "l2" else 0.1, steps=7)
-                 if adversarial else None)
+    transform = (
+        RmseAdversarialTraining(mode=adversarial, eps=0.01 if adversarial == "l2" else 0.1, steps=7)
+        if adversarial
+        else None
+    )
     return model, x, y, reg, transform
 
 
@@ -98,19 +108,28 @@ def main() -> None:
     torch.set_num_threads(1)
     scale = PAPER_BATCH / args.batch
     steps = EPOCHS * -(-TRAIN_IMAGES // PAPER_BATCH)
-    recipes = {"standard": ("relu", False, None), "adv": ("relu", False, "l2"),
-               "robust": ("half_huber", True, None), "all": ("half_huber", True, "l2min")}
+    recipes = {
+        "standard": ("relu", False, None),
+        "adv": ("relu", False, "l2"),
+        "robust": ("half_huber", True, None),
+        "all": ("half_huber", True, "l2min"),
+    }
     out = {}
     for name, (act, reg, adv) in recipes.items():
         flops = _step_flops(act, reg, adv, args.batch) * scale
         seconds = _step_seconds(act, reg, adv, args.batch)
-        out[name] = {"gflop_per_step_b128": flops / 1e9, "pflop_per_run": flops * steps / 1e15,
-                     "cpu_seconds_per_step": seconds}
+        out[name] = {
+            "gflop_per_step_b128": flops / 1e9,
+            "pflop_per_run": flops * steps / 1e15,
+            "cpu_seconds_per_step": seconds,
+        }
     for name in out:  # element-wise work (uncounted) makes the time ratio exceed the FLOP ratio
-        out[name]["flop_ratio_to_standard"] = (out[name]["gflop_per_step_b128"]
-                                               / out["standard"]["gflop_per_step_b128"])
-        out[name]["cpu_time_ratio_to_standard"] = (out[name]["cpu_seconds_per_step"]
-                                                   / out["standard"]["cpu_seconds_per_step"])
+        out[name]["flop_ratio_to_standard"] = (
+            out[name]["gflop_per_step_b128"] / out["standard"]["gflop_per_step_b128"]
+        )
+        out[name]["cpu_time_ratio_to_standard"] = (
+            out[name]["cpu_seconds_per_step"] / out["standard"]["cpu_seconds_per_step"]
+        )
     print(json.dumps({"steps_per_run": steps, "recipes": out}, indent=1))
 
 

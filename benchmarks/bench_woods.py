@@ -23,6 +23,7 @@ Prints:
   near the matmul rate has no 10x left to win by batching.
 Timings are medians over interleaved rounds of back-to-back calls (see ``median_times``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -92,15 +93,20 @@ def training_ratios(arch, shape, batch, repeats):
         stored.features = nn.Sequential(*stored.features)
         fns["robust_stored_order"] = step_fn(stored, x, y, regularizer=reg())
     t = median_times(fns, repeats)
-    print(f"{arch:10s} batch {batch:3d}: standard step {t['standard'] * 1e3:7.1f} ms | "
-          f"robust / standard = {t['robust'] / t['standard']:.2f} | all / standard = {t['all'] / t['standard']:.2f}")
+    print(
+        f"{arch:10s} batch {batch:3d}: standard step {t['standard'] * 1e3:7.1f} ms | "
+        f"robust / standard = {t['robust'] / t['standard']:.2f} | "
+        f"all / standard = {t['all'] / t['standard']:.2f}"
+    )
     if "robust_stored_order" in t:
-        print(f"{'':10s} robust step, activation before pool (stored order) / PoolFirst = "
-              f"{t['robust_stored_order'] / t['robust']:.2f}x")
+        print(
+            f"{'':10s} robust step, activation before pool (stored order) / PoolFirst = "
+            f"{t['robust_stored_order'] / t['robust']:.2f}x"
+        )
 
 
 _A, _B = torch.rand(2048, 2048), torch.rand(2048, 2048)
-MATMUL_FLOPS = 2 * 2048 ** 3
+MATMUL_FLOPS = 2 * 2048**3
 
 
 def matmul():  # the machine's float32 GEMM rate, timed in the same rounds as the searches
@@ -127,7 +133,7 @@ def ara_throughput(arch, shape, n, n_single, steps, repeats):
 
     def per_image():  # the baseline: the same search, one image at a time (on a subset; cost is per image)
         for i in range(n_single):
-            rmse_search(model, x[i:i + 1], y[i:i + 1], mode="attack", eps=20.0, steps=steps, momentum=0.9)
+            rmse_search(model, x[i : i + 1], y[i : i + 1], mode="attack", eps=20.0, steps=steps, momentum=0.9)
 
     def batched_nchw():  # the same batched search with the model fed NCHW (attacks._nhwc bypassed)
         saved = attacks._nhwc
@@ -139,19 +145,32 @@ def ara_throughput(arch, shape, n, n_single, steps, repeats):
 
     def chunks():  # batch_size=256
         for i in range(0, n, 256):
-            rmse_search(model, x[i:i + 256], y[i:i + 256], mode="attack", eps=20.0, steps=steps, momentum=0.9)
+            rmse_search(
+                model, x[i : i + 256], y[i : i + 256], mode="attack", eps=20.0, steps=steps, momentum=0.9
+            )
 
-    t = median_times({"batched": batched, "per_image": per_image, "batched_nchw": batched_nchw,
-                      "chunks": chunks, "matmul": matmul}, repeats, inner=1)
+    t = median_times(
+        {
+            "batched": batched,
+            "per_image": per_image,
+            "batched_nchw": batched_nchw,
+            "chunks": chunks,
+            "matmul": matmul,
+        },
+        repeats,
+        inner=1,
+    )
     b, p = n * steps / t["batched"], n_single * steps / t["per_image"]
     flops, peak = search_step_flops(model, x[:1], y[:1]), MATMUL_FLOPS / t["matmul"]
-    print(f"{arch:10s} ARA search, {steps} steps: batched ({n} images) {b:9.0f} img-steps/s | "
-          f"per-image loop ({n_single} images) {p:7.0f} img-steps/s | batched / per-image = {b / p:.1f}x\n"
-          f"{'':10s} batched with NHWC feed / NCHW feed = {t['batched_nchw'] / t['batched']:.2f}x | "
-          f"chunks of 256 / one batch of {n} = {t['batched'] / t['chunks']:.2f}x\n"
-          f"{'':10s} roofline: {flops / 1e6:.2f} MFLOP per image-step; batched {b * flops / 1e9:.1f} GFLOP/s = "
-          f"{b * flops / peak:.0%} of the matmul rate ({peak / 1e9:.0f} GFLOP/s); per-image "
-          f"{p * flops / 1e9:.1f} GFLOP/s, so batched / per-image <= {peak / (p * flops):.1f}x")
+    print(
+        f"{arch:10s} ARA search, {steps} steps: batched ({n} images) {b:9.0f} img-steps/s | "
+        f"per-image loop ({n_single} images) {p:7.0f} img-steps/s | batched / per-image = {b / p:.1f}x\n"
+        f"{'':10s} batched with NHWC feed / NCHW feed = {t['batched_nchw'] / t['batched']:.2f}x | "
+        f"chunks of 256 / one batch of {n} = {t['batched'] / t['chunks']:.2f}x\n"
+        f"{'':10s} roofline: {flops / 1e6:.2f} MFLOP per image-step; batched {b * flops / 1e9:.1f} GFLOP/s = "
+        f"{b * flops / peak:.0%} of the matmul rate ({peak / 1e9:.0f} GFLOP/s); per-image "
+        f"{p * flops / 1e9:.1f} GFLOP/s, so batched / per-image <= {peak / (p * flops):.1f}x"
+    )
 
 
 def main():

@@ -9,8 +9,10 @@ Run from the repository root (each stage trains missing zoo models first, one at
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/companion_measure.py all
 
 Options: --n (test images, default 200 for gini/robust, 50 for isa), --seed (image draw, default 0).
-Each stage prints a table and writes results/companion_<stage>.json (ADVEXP_RESULTS_DIR or <repo>/data/results).
+Each stage prints a table and writes results/companion_<stage>.json
+(ADVEXP_RESULTS_DIR or <repo>/data/results).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,9 +27,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from advexp_lib import zoo  # noqa: E402
-from advexp_lib.explanation_attacks import interpretability_sneaking_attack  # noqa: E402
-from advexp_lib.data import load_tensors  # noqa: E402
 from advexp_lib.attributions import attribute  # noqa: E402
+from advexp_lib.data import load_tensors  # noqa: E402
+from advexp_lib.explanation_attacks import interpretability_sneaking_attack  # noqa: E402
 from advexp_lib.metrics import accuracy, gini, robust_accuracy_curve  # noqa: E402
 
 TRAIN = ("cam_standard", "l1", "pgd_linf", "int", "int2", "ig_norm")
@@ -40,11 +42,16 @@ def train_all() -> dict:
         t0 = time.perf_counter()
         model = zoo.get_model("mnist5k", name, progress=False)
         hist = zoo.get_history("mnist5k", name)
-        out[name] = {"seconds_this_call": round(time.perf_counter() - t0, 1),
-                     "train_seconds": round(sum(r["seconds"] for r in hist), 1),
-                     "test_accuracy": hist[-1].get("test_accuracy")}
-        print(f"{name:13s} trained in {out[name]['train_seconds']:7.1f} s   test acc {out[name]['test_accuracy']:.3f}",
-              flush=True)
+        out[name] = {
+            "seconds_this_call": round(time.perf_counter() - t0, 1),
+            "train_seconds": round(sum(r["seconds"] for r in hist), 1),
+            "test_accuracy": hist[-1].get("test_accuracy"),
+        }
+        print(
+            f"{name:13s} trained in {out[name]['train_seconds']:7.1f} s   "
+            f"test acc {out[name]['test_accuracy']:.3f}",
+            flush=True,
+        )
         del model
     return out
 
@@ -56,11 +63,22 @@ def gini_stage(n: int, seed: int) -> dict:
     out = {}
     for name in ("standard", "cam_standard", "l1", "pgd_linf"):
         model = zoo.get_model("mnist5k", name, progress=False)
-        ig = torch.cat([attribute(model, x[i:i + 50], y[i:i + 50], method="integrated_gradients", n_steps=50)
-                        for i in range(0, n, 50)])
+        ig = torch.cat(
+            [
+                attribute(model, x[i : i + 50], y[i : i + 50], method="integrated_gradients", n_steps=50)
+                for i in range(0, n, 50)
+            ]
+        )
         g = gini(ig)
-        out[name] = {"gini_mean": g.mean().item(), "gini_std": g.std().item(), "accuracy": accuracy(model, xa, ya)}
-        print(f"{name:13s} IG Gini {g.mean():.3f} +- {g.std():.3f}   test acc {out[name]['accuracy']:.3f}", flush=True)
+        out[name] = {
+            "gini_mean": g.mean().item(),
+            "gini_std": g.std().item(),
+            "accuracy": accuracy(model, xa, ya),
+        }
+        print(
+            f"{name:13s} IG Gini {g.mean():.3f} +- {g.std():.3f}   test acc {out[name]['accuracy']:.3f}",
+            flush=True,
+        )
     return out
 
 
@@ -76,19 +94,39 @@ def isa_stage(n: int, seed: int) -> dict:
     out = {"n_images": int(x.shape[0])}
     for measure in ("one", "two"):
         t0 = time.perf_counter()
-        r = interpretability_sneaking_attack(model, x, y, targets, measure=measure, method="cam", eps_max=0.3,
-                                             steps=50, eps_search_steps=6, gamma_search_steps=6)
+        r = interpretability_sneaking_attack(
+            model,
+            x,
+            y,
+            targets,
+            measure=measure,
+            method="cam",
+            eps_max=0.3,
+            steps=50,
+            eps_search_steps=6,
+            gamma_search_steps=6,
+        )
         s = r.success
-        row = {"success_rate": s.float().mean().item(), "eps_mean": r.eps[s].mean().item(),
-               "gamma_median": r.gamma[s].median().item(), "share_gamma_pos": (r.gamma[s] > 0).float().mean().item(),
-               "attack_alone_D1": r.baseline_one[s].mean().item(), "attack_alone_D2": r.baseline_two[s].mean().item(),
-               "isa_D1": r.one_class[s].mean().item(), "isa_D2": r.two_class[s].mean().item(),
-               "seconds": round(time.perf_counter() - t0, 1)}
+        row = {
+            "success_rate": s.float().mean().item(),
+            "eps_mean": r.eps[s].mean().item(),
+            "gamma_median": r.gamma[s].median().item(),
+            "share_gamma_pos": (r.gamma[s] > 0).float().mean().item(),
+            "attack_alone_D1": r.baseline_one[s].mean().item(),
+            "attack_alone_D2": r.baseline_two[s].mean().item(),
+            "isa_D1": r.one_class[s].mean().item(),
+            "isa_D2": r.two_class[s].mean().item(),
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
         out[measure] = row
-        print(f"ISA hiding from {measure}-class D: success {row['success_rate']:.2f}, eps {row['eps_mean']:.3f}, "
-              f"gamma>0 for {row['share_gamma_pos']:.2f}; attack alone D1 {row['attack_alone_D1']:.1f} "
-              f"D2 {row['attack_alone_D2']:.1f} -> ISA D1 {row['isa_D1']:.1f} D2 {row['isa_D2']:.1f} "
-              f"({row['seconds']} s)", flush=True)
+        print(
+            f"ISA hiding from {measure}-class D: success {row['success_rate']:.2f}, "
+            f"eps {row['eps_mean']:.3f}, "
+            f"gamma>0 for {row['share_gamma_pos']:.2f}; attack alone D1 {row['attack_alone_D1']:.1f} "
+            f"D2 {row['attack_alone_D2']:.1f} -> ISA D1 {row['isa_D1']:.1f} D2 {row['isa_D2']:.1f} "
+            f"({row['seconds']} s)",
+            flush=True,
+        )
     return out
 
 
@@ -101,8 +139,12 @@ def robust_stage(n: int, seed: int) -> dict:
         t0 = time.perf_counter()
         eps, acc = robust_accuracy_curve(model, x, y, [0.0, 0.1, 0.2, 0.3], steps=200, step_size=0.01)
         out[name] = dict(zip([f"{e:g}" for e in eps.tolist()], acc.tolist()))
-        print(f"{name:9s} " + "  ".join(f"eps {e:g}: {a:.3f}" for e, a in zip(eps.tolist(), acc.tolist()))
-              + f"   ({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(
+            f"{name:9s} "
+            + "  ".join(f"eps {e:g}: {a:.3f}" for e, a in zip(eps.tolist(), acc.tolist()))
+            + f"   ({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
     return out
 
 
@@ -113,7 +155,9 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     stages = ("train", "gini", "isa", "robust") if a.stage == "all" else (a.stage,)
-    results_dir = Path(os.environ.get("ADVEXP_RESULTS_DIR", Path(__file__).resolve().parents[1] / "data" / "results"))
+    results_dir = Path(
+        os.environ.get("ADVEXP_RESULTS_DIR", Path(__file__).resolve().parents[1] / "data" / "results")
+    )
     results_dir.mkdir(parents=True, exist_ok=True)
     for st in stages:
         if st == "train":

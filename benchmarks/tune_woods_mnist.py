@@ -13,6 +13,7 @@ trains on 3,000 of the 4,000 training images and scores accuracy and ARA on the
 other 1,000 (100 per class, seed 1776), so the test figures of the chosen
 setting stay held out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,11 +36,15 @@ def with_overrides(r: zoo.Recipe, over: dict) -> zoo.Recipe:
     if unknown:
         raise SystemExit(f"overrides: unknown key(s) {sorted(unknown)}")
     if r.loss_term and any(k in over for k in LADV_KEYS):
-        r = replace(r, loss_term=(r.loss_term[0], {**r.loss_term[1], **{k: over[k] for k in LADV_KEYS if k in over}}))
+        r = replace(
+            r, loss_term=(r.loss_term[0], {**r.loss_term[1], **{k: over[k] for k in LADV_KEYS if k in over}})
+        )
     if "d" in over:
         r = replace(r, activation=f"half_huber({over['d']})")
     if "l2min_eps" in over and r.input_transform:
-        r = replace(r, input_transform=(r.input_transform[0], {**r.input_transform[1], "eps": over["l2min_eps"]}))
+        r = replace(
+            r, input_transform=(r.input_transform[0], {**r.input_transform[1], "eps": over["l2min_eps"]})
+        )
     train = {k: over[k] for k in TRAIN_KEYS if k in over}
     return replace(r, train=replace(r.train, **train)) if train else r
 
@@ -60,15 +65,18 @@ def main():
     ap.add_argument("overrides", nargs="?", default="{}", help="JSON object, e.g. '{\"target\": 1.2}'")
     ap.add_argument("--n-images", type=int, default=200)
     ap.add_argument("--kinds", default="attack,btr", help="ARA criteria to measure (comma-separated)")
-    ap.add_argument("--holdout", action="store_true",
-                    help="train on 3,000 training images, score on the other 1,000 (test images untouched)")
+    ap.add_argument(
+        "--holdout",
+        action="store_true",
+        help="train on 3,000 training images, score on the other 1,000 (test images untouched)",
+    )
     a = ap.parse_args()
     over = json.loads(a.overrides)
     r = with_overrides(zoo.recipe("mnist5k", a.recipe), over)
     if a.holdout:
         train_data, (x, y) = holdout_split()
         test_data = data.TensorImageDataset(x, y, train_data.classes)
-        x, y = x[:a.n_images], y[:a.n_images]
+        x, y = x[: a.n_images], y[: a.n_images]
     else:
         train_data = test_data = None
         x, y = data.load_tensors("mnist5k", "test", n=a.n_images, seed=1776)
@@ -77,12 +85,22 @@ def main():
     seconds = time.perf_counter() - t
     kinds = a.kinds.split(",")
     res = {k: accuracy_robustness_area(model, x, y, kind=k, progress=False, on_late="flag") for k in kinds}
-    print(json.dumps(dict(
-        recipe=a.recipe, overrides=over, n_images=len(y), holdout=a.holdout,
-        test_accuracy=history[-1]["test_accuracy"],  # final weights, scored split (test, or held out)
-        **{f"{k}_ara": round(v.ara, 4) for k, v in res.items()},
-        unreliable=int(sum(v.unreliable.sum() for v in res.values())),
-        train_seconds=round(seconds, 1), final_ce=round(history[-1]["ce"], 3), final_psi=history[-1].get("psi"))))
+    print(
+        json.dumps(
+            dict(
+                recipe=a.recipe,
+                overrides=over,
+                n_images=len(y),
+                holdout=a.holdout,
+                test_accuracy=history[-1]["test_accuracy"],  # final weights, scored split (test, or held out)
+                **{f"{k}_ara": round(v.ara, 4) for k, v in res.items()},
+                unreliable=int(sum(v.unreliable.sum() for v in res.values())),
+                train_seconds=round(seconds, 1),
+                final_ce=round(history[-1]["ce"], 3),
+                final_psi=history[-1].get("psi"),
+            )
+        )
+    )
 
 
 if __name__ == "__main__":

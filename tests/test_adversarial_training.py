@@ -1,4 +1,5 @@
 """Adversarial training as input transforms: Woods et al.'s RMSE search and Madry's PGD."""
+
 import pytest
 import torch
 from torch import nn

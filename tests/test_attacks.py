@@ -1,4 +1,5 @@
 """Algorithm 1 (RMSE search) and PGD on tiny models with known answers."""
+
 import math
 
 import pytest
@@ -6,9 +7,9 @@ import torch
 from torch import nn
 
 from advexp_lib import InputError
-from tiny_models import Linear2
-
 from advexp_lib.attacks import LateCriterionWarning, pgd, rmse, rmse_search, step_sizes
+
+from tiny_models import Linear2
 
 
 @pytest.fixture
@@ -64,10 +65,10 @@ def test_best_delta_is_smallest_that_met_the_criterion(lin, x2):
     y = lin(x2).argmax(1)
     res = rmse_search(lin, x2, y, mode="l2min", eps=eps, steps=steps, overshoot=o)
     for i, b in enumerate(analytic_rmse(lin, x2).tolist()):
-        path = scalar_path(None, step_sizes(eps, steps, o).tolist(), lambda c: c < b)
+        path = scalar_path(None, step_sizes(eps, steps, o).tolist(), lambda c, b=b: c < b)
         met = [c for c in path if c >= b]
         assert res.distances[i].item() == pytest.approx(min(met), rel=1e-9)
-        assert rmse(res.x_adv[i:i + 1] - x2[i:i + 1]).item() == pytest.approx(min(met), rel=1e-9)
+        assert rmse(res.x_adv[i : i + 1] - x2[i : i + 1]).item() == pytest.approx(min(met), rel=1e-9)
 
 
 def test_btr_criterion_uses_chance_probability():
@@ -161,8 +162,13 @@ def test_pgd_targeted_and_argument_checks(lin, x2):
 @pytest.mark.parametrize("nhwc_in", [False, True])
 def test_search_runs_nhwc_inside_and_returns_the_callers_layout(channels, nhwc_in):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(channels, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                          nn.Linear(4 * 4 * 4, 3))
+    model = nn.Sequential(
+        nn.Conv2d(channels, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(4 * 4 * 4, 3),
+    )
     x = torch.rand(5, channels, 8, 8)
     if nhwc_in:
         x = x.contiguous(memory_format=torch.channels_last)

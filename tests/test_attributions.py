@@ -1,8 +1,8 @@
 """Attribution maps: Captum wrappers, CAM and the differentiable IG, on models with known maps."""
+
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_models import linear_net
 
 from advexp_lib import InputError, InputTypeError
 from advexp_lib.attributions import (
@@ -16,11 +16,15 @@ from advexp_lib.attributions import (
 )
 from advexp_lib.models import build_model
 
+from tiny_models import linear_net
+
 
 def linear_model():
     """f(x) = W flatten(x) + b on 1 x 2 x 2 images, 3 classes, fixed weights."""
     torch.manual_seed(0)
-    return linear_net([[1.0, -2.0, 0.5, 0.0], [0.0, 3.0, -1.0, 2.0], [-0.5, 0.25, 1.5, -4.0]], [0.1, -0.2, 0.3])
+    return linear_net(
+        [[1.0, -2.0, 0.5, 0.0], [0.0, 3.0, -1.0, 2.0], [-0.5, 0.25, 1.5, -4.0]], [0.1, -0.2, 0.3]
+    )
 
 
 @pytest.fixture
@@ -101,8 +105,14 @@ def test_grad_cam_uses_last_conv(cam_net):
 
 @pytest.mark.parametrize("method", DIFFERENTIABLE)
 def test_differentiable_maps_pass_gradients_to_weights(cam_net, images, method):
-    a = attribute(cam_net, images, torch.tensor([0, 1]), method=method, differentiable=True,
-                  **({"n_steps": 4} if method == "integrated_gradients" else {}))
+    a = attribute(
+        cam_net,
+        images,
+        torch.tensor([0, 1]),
+        method=method,
+        differentiable=True,
+        **({"n_steps": 4} if method == "integrated_gradients" else {}),
+    )
     assert a.requires_grad
     (g,) = torch.autograd.grad(a.pow(2).sum(), cam_net.features[0].weight)
     assert g.abs().sum() > 0

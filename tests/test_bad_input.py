@@ -571,7 +571,9 @@ CASES = [
     ),
     (
         "explanation_attacks.isa/gamma",
-        lambda t: explanation_attacks.interpretability_sneaking_attack(_cam(), X, Y, T, gamma_min=1.0, gamma_max=0.5),
+        lambda t: explanation_attacks.interpretability_sneaking_attack(
+            _cam(), X, Y, T, gamma_min=1.0, gamma_max=0.5
+        ),
         InputError,
         r"gamma_min: expected gamma_min < gamma_max",
     ),
@@ -583,13 +585,17 @@ CASES = [
     ),
     (
         "explanation_attacks.topk/k=0",
-        lambda t: explanation_attacks.topk_attribution_attack(_cam(), X, eps=0.1, k=0, steps=1, method="saliency"),
+        lambda t: explanation_attacks.topk_attribution_attack(
+            _cam(), X, eps=0.1, k=0, steps=1, method="saliency"
+        ),
         InputError,
         r"k: expected",
     ),
     (
         "explanation_attacks.topk/k-too-big",
-        lambda t: explanation_attacks.topk_attribution_attack(_cam(), X, eps=0.1, k=65, steps=1, method="saliency"),
+        lambda t: explanation_attacks.topk_attribution_attack(
+            _cam(), X, eps=0.1, k=65, steps=1, method="saliency"
+        ),
         InputError,
         r"k: expected at most the 64 entries of a map, got 65",
     ),

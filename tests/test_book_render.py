@@ -4,6 +4,7 @@ Skipped unless the book has been built (``_build/html``, by ``python -m advexp_l
 and a Chromium binary is installed; it renders the page with JavaScript on
 (``--dump-dom``) so it sees what a reader's browser sees.
 """
+
 import re
 import shutil
 import subprocess
@@ -13,22 +14,41 @@ from pathlib import Path
 import pytest
 
 HTML = Path(__file__).resolve().parents[1] / "_build" / "html"
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+CHROMIUM = next(
+    (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
+)
 # page -> minimum number of figures (img tags with inline data or _images/ sources) it must show
-PAGES = {"notebooks/03_ara_evaluation.html": 4, "notebooks/05_interactive_explorer.html": 1,
-         "notebooks/01_explanations_under_attack.html": 3}
+PAGES = {
+    "notebooks/03_ara_evaluation.html": 4,
+    "notebooks/05_interactive_explorer.html": 1,
+    "notebooks/01_explanations_under_attack.html": 3,
+}
 
 pytestmark = [
-    pytest.mark.skipif(not HTML.is_dir(), reason=f"book not built: {HTML} missing (run python -m advexp_lib book)"),
-    pytest.mark.skipif(CHROMIUM is None, reason="no chromium/chrome binary on PATH (apt-get install chromium)"),
+    pytest.mark.skipif(
+        not HTML.is_dir(), reason=f"book not built: {HTML} missing (run python -m advexp_lib book)"
+    ),
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="no chromium/chrome binary on PATH (apt-get install chromium)"
+    ),
 ]
 
 
 def _dom(page: Path) -> str:
     with tempfile.TemporaryDirectory() as profile:
-        cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--no-first-run", f"--user-data-dir={profile}",
-               "--virtual-time-budget=5000", "--dump-dom", page.as_uri()]
+        cmd = [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.as_uri(),
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout

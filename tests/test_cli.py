@@ -23,8 +23,25 @@ def test_train_writes_a_loadable_checkpoint(checkpoint):
 
 def test_ara_command(checkpoint, tmp_path, capsys):
     out = tmp_path / "ara.json"
-    assert main(["ara", str(checkpoint), "--n-images", "20", "--steps", "30", "--eps", "2", "--kind", "btr",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "ara",
+                str(checkpoint),
+                "--n-images",
+                "20",
+                "--steps",
+                "30",
+                "--eps",
+                "2",
+                "--kind",
+                "btr",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     res = json.loads(out.read_text())
     assert res["kind"] == "btr" and res["n_images"] == 20 and res["ara"] > 0 and 0 < res["accuracy"] <= 1
 
@@ -38,9 +55,14 @@ def test_explain_command_writes_png(checkpoint, tmp_path):
 def test_bad_input_prints_message_without_traceback(tmp_path):
     bad = tmp_path / "junk.pt"
     bad.write_bytes(b"junk")
-    proc = subprocess.run([sys.executable, "-m", "advexp_lib", "ara", str(bad)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "advexp_lib", "ara", str(bad)], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: checkpoint:") and "Traceback" not in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "advexp_lib", "train", "--dataset", "nope", "--out",
-                           str(tmp_path / "x.pt")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "advexp_lib", "train", "--dataset", "nope", "--out", str(tmp_path / "x.pt")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "valid: mnist5k" in proc.stderr and "Traceback" not in proc.stderr

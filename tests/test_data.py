@@ -7,8 +7,14 @@ import pytest
 import torch
 
 from advexp_lib import InputError
-from advexp_lib.data import (DatasetNotFoundError, TensorImageDataset, dataset_info, load_dataset,
-                             load_tensors, stratified_split)
+from advexp_lib.data import (
+    DatasetNotFoundError,
+    TensorImageDataset,
+    dataset_info,
+    load_dataset,
+    load_tensors,
+    stratified_split,
+)
 
 
 def test_mnist5k_split_is_stratified_disjoint_and_fixed():
@@ -40,12 +46,15 @@ def test_unknown_dataset_lists_valid_names():
         load_dataset("mnist5k", "val")
 
 
-@pytest.mark.parametrize("bad, match", [
-    (torch.full((2, 1, 4, 4), 1.5), r"x: pixels must lie in \[0, 1\]"),
-    (torch.full((2, 1, 4, 4), float("nan")), "x: contains NaN"),
-    (torch.zeros(2, 4, 4), "x: expected shape N x C x H x W"),
-    (torch.zeros(2, 1, 4, 4, dtype=torch.uint8), "x: expected a floating-point"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (torch.full((2, 1, 4, 4), 1.5), r"x: pixels must lie in \[0, 1\]"),
+        (torch.full((2, 1, 4, 4), float("nan")), "x: contains NaN"),
+        (torch.zeros(2, 4, 4), "x: expected shape N x C x H x W"),
+        (torch.zeros(2, 1, 4, 4, dtype=torch.uint8), "x: expected a floating-point"),
+    ],
+)
 def test_tensor_dataset_rejects_bad_images(bad, match):
     with pytest.raises((InputError, TypeError), match=match):
         TensorImageDataset(bad, torch.zeros(bad.shape[0], dtype=torch.int64), ("a", "b"))
@@ -70,10 +79,14 @@ def _write_idx(path, array, gz=False):
 def test_torchvision_mnist_formats_from_idx_files(tmp_path, name, folder):
     rng = np.random.default_rng(0)
     for prefix, n in (("train", 6), ("t10k", 4)):
-        _write_idx(tmp_path / folder / "raw" / f"{prefix}-images-idx3-ubyte",
-                   rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
-        _write_idx(tmp_path / folder / "raw" / f"{prefix}-labels-idx1-ubyte",
-                   rng.integers(0, 10, (n,), dtype=np.uint8))
+        _write_idx(
+            tmp_path / folder / "raw" / f"{prefix}-images-idx3-ubyte",
+            rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+        )
+        _write_idx(
+            tmp_path / folder / "raw" / f"{prefix}-labels-idx1-ubyte",
+            rng.integers(0, 10, (n,), dtype=np.uint8),
+        )
     x, y = load_tensors(name, "test", root=tmp_path, download=False)
     assert x.shape == (4, 1, 28, 28) and y.dtype == torch.int64 and 0 <= x.min() and x.max() <= 1
     assert len(load_dataset(name, "train", root=tmp_path, download=False)) == 6

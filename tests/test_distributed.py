@@ -1,4 +1,5 @@
 """Two CPU processes (gloo) train what one process trains with the same global batch."""
+
 import os
 import socket
 
@@ -7,15 +8,23 @@ import torch
 import torch.multiprocessing as mp
 
 from advexp_lib import InputError
+from advexp_lib.checkpoints import load_checkpoint
 from advexp_lib.data import TensorImageDataset
 from advexp_lib.distributed import gather_cat, split_for_rank, world_size
-from advexp_lib.models import build_model
-from advexp_lib.checkpoints import load_checkpoint
 from advexp_lib.hooks import BatchHook
+from advexp_lib.models import build_model
 from advexp_lib.training import TrainConfig, _check_shards, train
 
-CFG = TrainConfig(num_epochs=3, batch_size=16, optimizer="sgd", lr=0.1, momentum=0.9, seed=7,
-                  schedule="step", milestones=(2,))
+CFG = TrainConfig(
+    num_epochs=3,
+    batch_size=16,
+    optimizer="sgd",
+    lr=0.1,
+    momentum=0.9,
+    seed=7,
+    schedule="step",
+    milestones=(2,),
+)
 ROBUST_CFG = TrainConfig(num_epochs=2, batch_size=16, optimizer="adam", lr=3e-3, seed=3)
 
 
@@ -56,8 +65,16 @@ def _run(kind, data, ckpt, stop_at=None):
     term = _regularizer() if kind == "robust" else None
     config = ROBUST_CFG if kind == "robust" else CFG
     transform = _Stop(stop_at) if stop_at is not None else None
-    history = train(model, data, config, loss_term=term, input_transform=transform, test_data=data,
-                    checkpoint=ckpt, progress=False)
+    history = train(
+        model,
+        data,
+        config,
+        loss_term=term,
+        input_transform=transform,
+        test_data=data,
+        checkpoint=ckpt,
+        progress=False,
+    )
     return model, history, term
 
 
@@ -77,8 +94,11 @@ def _worker(rank, world, port, kind, n, out, stop_at):
                 pass  # the crash; rank 0 has written the checkpoint of the finished epochs
         else:
             model, history, term = _run(kind, _data(n), out / "ckpt.pt")
-            result = {"state": model.state_dict(), "history": history,
-                      "hook": term.state_dict() if term is not None else {}}
+            result = {
+                "state": model.state_dict(),
+                "history": history,
+                "hook": term.state_dict() if term is not None else {},
+            }
         torch.save(result, out / f"rank{rank}.pt")
     finally:
         torch.distributed.destroy_process_group()
@@ -172,15 +192,42 @@ def test_cli_under_torchrun_matches_one_process(tmp_path):
     import subprocess
     import sys
 
-
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = ["-m", "advexp_lib", "train", "--dataset", "mnist5k", "--epochs", "1", "--seed", "2", "--no-progress"]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          *cmd, "--out", str(tmp_path / "two.pt")], env=env, capture_output=True, text=True)
+    cmd = [
+        "-m",
+        "advexp_lib",
+        "train",
+        "--dataset",
+        "mnist5k",
+        "--epochs",
+        "1",
+        "--seed",
+        "2",
+        "--no-progress",
+    ]
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            *cmd,
+            "--out",
+            str(tmp_path / "two.pt"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert two.returncode == 0, two.stderr[-2000:]
     assert two.stdout.count('"test_accuracy"') == 1  # rank 0 alone reports
-    one = subprocess.run([sys.executable, *cmd, "--out", str(tmp_path / "one.pt")], env=env, capture_output=True,
-                         text=True)
+    one = subprocess.run(
+        [sys.executable, *cmd, "--out", str(tmp_path / "one.pt")], env=env, capture_output=True, text=True
+    )
     assert one.returncode == 0, one.stderr[-2000:]
-    diff = _max_weight_diff(load_checkpoint(tmp_path / "two.pt")["model"], load_checkpoint(tmp_path / "one.pt")["model"])
+    diff = _max_weight_diff(
+        load_checkpoint(tmp_path / "two.pt")["model"], load_checkpoint(tmp_path / "one.pt")["model"]
+    )
     assert diff < 1e-4  # 63 Adam steps on mnist5k

@@ -1,4 +1,5 @@
 """Attacks on explanations: ISA, the top-k attribution attack, and the drag experiment."""
+
 import matplotlib
 import pytest
 import torch
@@ -34,8 +35,9 @@ def batch(net):
 @pytest.mark.parametrize("measure", ["one", "two"])
 def test_isa_stays_within_its_eps(net, batch, measure):
     x, y, t = batch
-    r = interpretability_sneaking_attack(net, x, y, t, measure=measure, eps_max=0.3, steps=15,
-                                         eps_search_steps=3, gamma_search_steps=3)
+    r = interpretability_sneaking_attack(
+        net, x, y, t, measure=measure, eps_max=0.3, steps=15, eps_search_steps=3, gamma_search_steps=3
+    )
     linf = (r.x_adv - x).flatten(1).abs().amax(1)
     assert (linf <= r.eps + 1e-7).all() and (r.eps <= 0.3).all()
     assert r.x_adv.min() >= 0 and r.x_adv.max() <= 1
@@ -54,8 +56,9 @@ def test_isa_stays_within_its_eps(net, batch, measure):
 def test_isa_eps_bisection(net, batch):
     # 4 halvings of (0, 0.3]: every found eps lies on the grid 0.3 k / 16, k = 1 .. 16
     x, y, t = batch
-    r = interpretability_sneaking_attack(net, x, y, t, eps_max=0.3, steps=15, eps_search_steps=4,
-                                         gamma_search_steps=0)
+    r = interpretability_sneaking_attack(
+        net, x, y, t, eps_max=0.3, steps=15, eps_search_steps=4, gamma_search_steps=0
+    )
     assert (r.gamma == 0).all()
     assert torch.equal(r.one_class, r.baseline_one)
     k = r.eps / (0.3 / 16)
@@ -120,8 +123,9 @@ def test_explanation_drag_and_figures(cam_net):
     rr = explanation_drag(cam_net, x, y, method="saliency", eps=0.1, attack="rmse")
     assert rr.x_adv.min() >= 0 and rr.x_adv.max() <= 1
     assert isinstance(plot_drag(r, method="cam"), matplotlib.figure.Figure)
-    fig = plot_attributions(x[:2], [r.maps["saliency"]["attacked"][:2], r.maps["cam"]["attacked"][:2]],
-                            ["saliency", "cam"])
+    fig = plot_attributions(
+        x[:2], [r.maps["saliency"]["attacked"][:2], r.maps["cam"]["attacked"][:2]], ["saliency", "cam"]
+    )
     assert isinstance(fig, matplotlib.figure.Figure)
     with pytest.raises(InputError, match="targets"):
         explanation_drag(cam_net, x, y, eps=0.1, targets=y)

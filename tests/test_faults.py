@@ -20,13 +20,14 @@ from dataclasses import replace
 
 import pytest
 import torch
-from train_hooks import StopAt
 
 from advexp_lib import CheckpointError, recipes, zoo
+from advexp_lib.checkpoints import load_checkpoint, save_checkpoint
 from advexp_lib.data import TensorImageDataset
 from advexp_lib.models import build_model
-from advexp_lib.checkpoints import load_checkpoint, save_checkpoint
 from advexp_lib.training import TrainConfig, train
+
+from train_hooks import StopAt
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 

@@ -3,6 +3,7 @@
 Also the numbers behind the mixed-precision decision: the double-backprop
 regularizer stays in float32 (``TrainConfig.amp`` refuses it).
 """
+
 import re
 from pathlib import Path
 
@@ -12,8 +13,8 @@ import torch.nn.functional as F
 
 from advexp_lib import InputError
 from advexp_lib.data import TensorImageDataset
-from advexp_lib.models import build_model
 from advexp_lib.hooks import LossTerm
+from advexp_lib.models import build_model
 from advexp_lib.training import TrainConfig, evaluate, train
 
 CFG = TrainConfig(num_epochs=2, batch_size=16, optimizer="sgd", lr=0.05, seed=1)
@@ -54,7 +55,9 @@ def _param_grads(amp, which):
     torch.manual_seed(5)  # which output each example regularizes
     with torch.autocast("cpu", dtype=amp, enabled=amp is not None):
         logits = model(x)
-        loss = F.cross_entropy(logits, y) if which == "ce" else WoodsRegularizer(psi=1.0)(model, x, y, logits)[0]
+        loss = (
+            F.cross_entropy(logits, y) if which == "ce" else WoodsRegularizer(psi=1.0)(model, x, y, logits)[0]
+        )
     # the penalty does not depend on the classifier's bias (allow_unused)
     grads = torch.autograd.grad(loss, list(model.parameters()), allow_unused=True)
     return torch.cat([g.float().flatten() for g in grads if g is not None])
@@ -69,8 +72,10 @@ def test_autocast_numbers_behind_the_amp_decision():
     pytest.importorskip("advexp_lib.regularizers")
     ce_bf16, pen_bf16 = _rel_err(torch.bfloat16, "ce"), _rel_err(torch.bfloat16, "penalty")
     ce_fp16, pen_fp16 = _rel_err(torch.float16, "ce"), _rel_err(torch.float16, "penalty")
-    print(f"relative error of the parameter gradient vs float32 (ResNet-8, CPU autocast): "
-          f"CE bf16 {ce_bf16:.3g}, fp16 {ce_fp16:.3g}; L_adv penalty bf16 {pen_bf16:.3g}, fp16 {pen_fp16:.3g}")
+    print(
+        f"relative error of the parameter gradient vs float32 (ResNet-8, CPU autocast): "
+        f"CE bf16 {ce_bf16:.3g}, fp16 {ce_fp16:.3g}; L_adv penalty bf16 {pen_bf16:.3g}, fp16 {pen_fp16:.3g}"
+    )
     assert ce_bf16 < 0.1 and ce_fp16 < 0.1  # standard training: reduced precision is fine
     assert pen_fp16 > 0.5  # double backprop in fp16: the penalty's gradient is mostly noise
     assert pen_bf16 > 2 * ce_bf16  # in bf16 markedly worse than the CE gradient it would be added to
@@ -109,8 +114,13 @@ def test_autocast_training_tracks_float32(tiny_data, amp):
 def test_amp_fp16_scaler_state_is_checkpointed(tiny_data, tmp_path):
     from advexp_lib.checkpoints import load_checkpoint
 
-    train(_tiny(), tiny_data, TrainConfig(**{**CFG.__dict__, "amp": "fp16"}), checkpoint=tmp_path / "a.pt",
-          progress=False)
+    train(
+        _tiny(),
+        tiny_data,
+        TrainConfig(**{**CFG.__dict__, "amp": "fp16"}),
+        checkpoint=tmp_path / "a.pt",
+        progress=False,
+    )
     assert load_checkpoint(tmp_path / "a.pt")["scaler"]["scale"] > 0
     train(_tiny(), tiny_data, CFG, checkpoint=tmp_path / "b.pt", progress=False)
     assert "scaler" not in load_checkpoint(tmp_path / "b.pt")
@@ -134,15 +144,24 @@ def test_compile_gives_the_same_model(tiny_data):
 
 def test_no_hard_coded_cuda_in_the_library():
     root = Path(__file__).resolve().parents[1] / "advexp_lib"
-    hits = [f"{p.name}:{i + 1}" for p in root.rglob("*.py")
-            for i, line in enumerate(p.read_text().splitlines()) if re.search(r"\.cuda\(\)", line)]
+    hits = [
+        f"{p.name}:{i + 1}"
+        for p in root.rglob("*.py")
+        for i, line in enumerate(p.read_text().splitlines())
+        if re.search(r"\.cuda\(\)", line)
+    ]
     assert hits == []
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_training_follows_a_cuda_model(tiny_data):
     model = _tiny().to("cuda")
-    train(model, tiny_data, TrainConfig(**{**CFG.__dict__, "amp": "bf16", "channels_last": True}),
-          test_data=tiny_data, progress=False)
+    train(
+        model,
+        tiny_data,
+        TrainConfig(**{**CFG.__dict__, "amp": "bf16", "channels_last": True}),
+        test_data=tiny_data,
+        progress=False,
+    )
     assert next(model.parameters()).device.type == "cuda"
     assert evaluate(model, tiny_data)["accuracy"] >= 0.0

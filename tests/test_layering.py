@@ -30,15 +30,20 @@ def _sibling(node, names) -> list[tuple[str, list[str]]]:
     if isinstance(node, ast.ImportFrom):
         if node.level == 1 and node.module is None:  # from . import a, b
             out += [(a.name, []) for a in node.names if a.name in names]
-        elif (node.level == 1 and node.module) or (node.level == 0 and (node.module or "").startswith("advexp_lib.")):
+        elif (node.level == 1 and node.module) or (
+            node.level == 0 and (node.module or "").startswith("advexp_lib.")
+        ):
             mod = node.module.removeprefix("advexp_lib.") if node.level == 0 else node.module
             if mod in names:
                 out.append((mod, [a.name for a in node.names]))
         elif node.level == 0 and node.module == "advexp_lib":
             out += [(a.name, []) for a in node.names if a.name in names]
     elif isinstance(node, ast.Import):
-        out += [(a.name.removeprefix("advexp_lib."), []) for a in node.names
-                if a.name.startswith("advexp_lib.") and a.name.removeprefix("advexp_lib.") in names]
+        out += [
+            (a.name.removeprefix("advexp_lib."), [])
+            for a in node.names
+            if a.name.startswith("advexp_lib.") and a.name.removeprefix("advexp_lib.") in names
+        ]
     return out
 
 
@@ -59,19 +64,26 @@ def violations(sources: dict[str, str], layers) -> list[str]:
                     found.append(f"{mod}: imports {target} inside a function (line {node.lineno})")
                 if mod in rank and target in rank and rank[target] >= rank[mod]:
                     found.append(f"{mod}: imports {target}, which is not below it in LAYERS")
-                found += [f"{mod}: imports the private name {target}.{n}" for n in imported if n.startswith("_")]
+                found += [
+                    f"{mod}: imports the private name {target}.{n}" for n in imported if n.startswith("_")
+                ]
                 if not imported:
                     aliases[target.split(".")[-1]] = target
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
-                    and isinstance(node.value, ast.Name) and node.value.id in aliases):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+            ):
                 found.append(f"{mod}: uses the private name {aliases[node.value.id]}.{node.attr}")
     found += [f"import cycle: {' -> '.join(c)}" for c in _cycles(graph)]
     return found
 
 
 def _guarded_top_level(tree, node) -> bool:
-    """An import in a module-level ``if``/``try`` block (not in a function or class) still counts as top level."""
+    """An import in a module-level ``if``/``try`` block (not in a function) still counts as top level."""
     for top in tree.body:
         if isinstance(top, (ast.If, ast.Try)) and any(n is node for n in ast.walk(top)):
             return True
@@ -85,7 +97,7 @@ def _cycles(graph) -> list[list[str]]:
         state[m] = "open"
         for n in sorted(graph.get(m, ())):
             if state.get(n) == "open":
-                cycles.append(path[path.index(n):] + [n])
+                cycles.append(path[path.index(n) :] + [n])
             elif n not in state:
                 visit(n, path + [n])
         state[m] = "done"

@@ -1,9 +1,10 @@
 import pytest
 import torch
-from tiny_models import Linear2
 
 from advexp_lib import InputError
 from advexp_lib.metrics import AraResult, accuracy, accuracy_robustness_area, ara_from_distances
+
+from tiny_models import Linear2
 
 
 def test_ara_of_hand_made_distances_equals_closed_form():
@@ -22,7 +23,9 @@ def test_ara_rejects_bad_distances():
 
 
 def test_curve_is_the_share_above_r():
-    res = AraResult(0.0, torch.tensor([0.0, 0.3, 0.1, 0.2]), 0.75, "attack", 10, torch.zeros(4, dtype=torch.bool))
+    res = AraResult(
+        0.0, torch.tensor([0.0, 0.3, 0.1, 0.2]), 0.75, "attack", 10, torch.zeros(4, dtype=torch.bool)
+    )
     r, a = res.curve()
     assert r.tolist() == pytest.approx([0.0, 0.0, 0.1, 0.2, 0.3])
     assert a.tolist() == pytest.approx([0.75, 0.75, 0.5, 0.25, 0.0])
@@ -34,7 +37,7 @@ def test_ara_on_linear_model_matches_analytic_distances():
     y = torch.tensor([0, 0, 1])  # the last one is misclassified from the start: d = 0
     res = accuracy_robustness_area(m, x, y, progress=False)
     dw, db = m.w[0] - m.w[1], m.b[0] - m.b[1]
-    exact = (x.flatten(1) @ dw + db).abs() / dw.norm() / 2 ** 0.5
+    exact = (x.flatten(1) @ dw + db).abs() / dw.norm() / 2**0.5
     exact[2] = 0.0
     assert torch.allclose(res.distances.double(), exact, rtol=0.02)
     assert res.accuracy == pytest.approx(2 / 3)

@@ -3,13 +3,20 @@ import math
 import pytest
 import scipy.stats
 import torch
-from tiny_models import linear_net
 
 from advexp_lib import InputError, metrics
 from advexp_lib.attributions import attribute
-from advexp_lib.metrics import (discrepancy, gini, kendall_tau, map_discrepancy, robust_accuracy_curve,
-                                top_k_intersection)
+from advexp_lib.metrics import (
+    discrepancy,
+    gini,
+    kendall_tau,
+    map_discrepancy,
+    robust_accuracy_curve,
+    top_k_intersection,
+)
 from advexp_lib.models import build_model
+
+from tiny_models import linear_net
 
 
 def test_gini_hand_computed_and_limits():

@@ -24,8 +24,11 @@ def test_half_huber_derivative_is_clamp_over_delta(delta):
 def test_half_huber_gradcheck_and_gradgradcheck(delta):
     f = HalfHuberReLU(delta).double()
     # points away from the kinks at 0 and delta (finite differences straddle a kink otherwise)
-    x = torch.tensor([-1.3, -0.2, 0.3 * delta, 0.7 * delta, 1.5 * delta + 0.1, 4.0],
-                     dtype=torch.float64, requires_grad=True)
+    x = torch.tensor(
+        [-1.3, -0.2, 0.3 * delta, 0.7 * delta, 1.5 * delta + 0.1, 4.0],
+        dtype=torch.float64,
+        requires_grad=True,
+    )
     assert torch.autograd.gradcheck(f, (x,))
     assert torch.autograd.gradgradcheck(f, (x,))
 
@@ -36,9 +39,15 @@ def test_half_huber_rejects_bad_delta(delta):
         HalfHuberReLU(delta)
 
 
-@pytest.mark.parametrize("arch, shape, channels", [
-    ("small_cnn", (28, 28), 1), ("cam_cnn", (28, 28), 1), ("resnet8", (32, 32), 3), ("small_cnn", (32, 32), 3),
-])
+@pytest.mark.parametrize(
+    "arch, shape, channels",
+    [
+        ("small_cnn", (28, 28), 1),
+        ("cam_cnn", (28, 28), 1),
+        ("resnet8", (32, 32), 3),
+        ("small_cnn", (32, 32), 3),
+    ],
+)
 @pytest.mark.parametrize("activation", ["relu", "half_huber"])
 def test_build_model_shapes(arch, shape, channels, activation):
     m = build_model(arch, num_classes=7, in_channels=channels, activation=activation, image_size=shape[0])
@@ -70,14 +79,19 @@ def test_cam_logit_is_spatial_mean_of_cam():
     assert torch.allclose(cam.mean(dim=(2, 3)) + m.classifier.bias, m(x), atol=1e-5)
 
 
-@pytest.mark.parametrize("name, delta", [("half_huber", 0.5), ("half_huber(1.5)", 1.5), ("half_huber(2)", 2.0)])
+@pytest.mark.parametrize(
+    "name, delta", [("half_huber", 0.5), ("half_huber(1.5)", 1.5), ("half_huber(2)", 2.0)]
+)
 def test_activation_names_set_the_half_huber_width(name, delta):
     acts = [m for m in build_model("small_cnn", activation=name).modules() if isinstance(m, HalfHuberReLU)]
     assert len(acts) == 3 and all(a.delta.item() == delta and a._d == delta for a in acts)
 
 
 def test_half_huber_width_travels_with_the_state_dict():
-    a, b = build_model("small_cnn", activation="half_huber(1.5)"), build_model("small_cnn", activation="half_huber")
+    a, b = (
+        build_model("small_cnn", activation="half_huber(1.5)"),
+        build_model("small_cnn", activation="half_huber"),
+    )
     b.load_state_dict(a.state_dict())
     x = torch.randn(2, 1, 28, 28)
     assert torch.equal(a(x), b(x)) and all(m._d == 1.5 for m in b.modules() if isinstance(m, HalfHuberReLU))

@@ -1,8 +1,9 @@
 """The project's set-up files agree with each other."""
+
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +33,9 @@ def test_lock_pins_every_dependency_within_its_range():
     for req in project["dependencies"] + project["optional-dependencies"]["test"]:
         r = Requirement(req)
         assert _name(r.name) in lock, f"{r.name} is not pinned in requirements.lock"
-        assert r.specifier.contains(lock[_name(r.name)]), f"{r.name}=={lock[_name(r.name)]} outside {r.specifier}"
+        assert r.specifier.contains(lock[_name(r.name)]), (
+            f"{r.name}=={lock[_name(r.name)]} outside {r.specifier}"
+        )
     assert lock["torch"] == "2.14.1" and lock["torchvision"] == "0.29.1"
 
 

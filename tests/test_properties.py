@@ -74,10 +74,18 @@ def test_ara_is_monotone_when_distances_grow(d, grow, num_classes):
 
 
 def _l2_search(seed, shape, eps, steps, overshoot, **kw):
-    """The "l2" search on the seeded linear model; returns x, the result, RMSE(x_adv - x) and the first step."""
+    """The "l2" search on the seeded linear model: x, the result, RMSE(x_adv - x) and the first step."""
     x = _images(seed, shape)
-    res = attacks.rmse_search(_linear(seed, shape), x, _labels(seed, shape[0]), mode="l2", eps=eps, steps=steps,
-                              overshoot=overshoot, **kw)
+    res = attacks.rmse_search(
+        _linear(seed, shape),
+        x,
+        _labels(seed, shape[0]),
+        mode="l2",
+        eps=eps,
+        steps=steps,
+        overshoot=overshoot,
+        **kw,
+    )
     return x, res, attacks.rmse(res.x_adv - x), attacks.step_sizes(eps, steps, overshoot)[0].item()
 
 

@@ -2,16 +2,16 @@ import math
 
 import pytest
 import torch
-from tiny_models import linear_net
 from torch import nn
 
 from advexp_lib import InputError
-from advexp_lib.data import TensorImageDataset
-from advexp_lib.models import build_model
 from advexp_lib.checkpoints import load_checkpoint
-from advexp_lib.models import tandem_margin
+from advexp_lib.data import TensorImageDataset
+from advexp_lib.models import build_model, tandem_margin
 from advexp_lib.regularizers import AdaptivePsi, WoodsRegularizer
 from advexp_lib.training import TrainConfig, train
+
+from tiny_models import linear_net
 
 
 def test_adaptive_psi_integrator_by_hand():
@@ -40,7 +40,9 @@ def linear_model(w):
 
 
 def test_penalty_equals_hand_computed_gradient_norm_float64():
-    w = torch.tensor([[1.0, -2.0, 0.5, 0.0], [0.3, 0.1, -1.0, 2.0], [0.0, 1.0, 1.0, 1.0]], dtype=torch.float64)
+    w = torch.tensor(
+        [[1.0, -2.0, 0.5, 0.0], [0.3, 0.1, -1.0, 2.0], [0.0, 1.0, 1.0, 1.0]], dtype=torch.float64
+    )
     m = linear_model(w)
     x = torch.rand(5, 1, 2, 2, dtype=torch.float64, requires_grad=True)
     y = torch.tensor([0, 1, 2, 0, 1])

@@ -7,9 +7,14 @@ from torch import nn
 from advexp_lib import InputError
 from advexp_lib.attributions import class_activation_maps, integrated_gradients_of
 from advexp_lib.data import TensorImageDataset
-from advexp_lib.models import build_model
 from advexp_lib.hooks import warmup_eps
-from advexp_lib.regularizers import IGNormRegularizer, InterpretabilityRegularizer, L1WeightPenalty, cam_discrepancy
+from advexp_lib.models import build_model
+from advexp_lib.regularizers import (
+    IGNormRegularizer,
+    InterpretabilityRegularizer,
+    L1WeightPenalty,
+    cam_discrepancy,
+)
 from advexp_lib.training import TrainConfig, train
 
 
@@ -55,8 +60,9 @@ def test_cam_discrepancy_matches_its_formula(net, batch):
 @pytest.mark.parametrize("variant", ["int", "int2"])
 def test_interpretability_regularizer_trains_the_weights(net, batch, variant):
     x, y = batch
-    reg = InterpretabilityRegularizer(lambda_=0.01, eps=0.3, steps=3, step_size=0.1, variant=variant,
-                                      warmup_epochs=2)
+    reg = InterpretabilityRegularizer(
+        lambda_=0.01, eps=0.3, steps=3, step_size=0.1, variant=variant, warmup_epochs=2
+    )
     reg.start_epoch(0, 4)
     loss, stats = reg(net, x, y, net(x))
     assert stats["eps"] == pytest.approx(0.15) and stats["interp_discrepancy"] > 0
@@ -108,8 +114,14 @@ def test_companion_recipes_are_in_the_table_and_run_one_epoch(isolated_data):
         m = build_model("cam_cnn", num_classes=3)
         g = torch.Generator().manual_seed(0)
         data = TensorImageDataset(torch.rand(16, 1, 8, 8, generator=g), torch.randint(3, (16,), generator=g))
-        hist = train(m, data, TrainConfig(num_epochs=1, batch_size=8), loss_term=loss_term,
-                     input_transform=transform, progress=False)
+        hist = train(
+            m,
+            data,
+            TrainConfig(num_epochs=1, batch_size=8),
+            loss_term=loss_term,
+            input_transform=transform,
+            progress=False,
+        )
         assert len(hist) == 1 and torch.isfinite(torch.tensor(hist[0]["loss"]))
     assert {"pgd_linf", "interpretability", "l1_weights", "ig_norm"} <= set(recipes.HOOKS)
     assert recipes.recipe("cifar10", "pgd_linf").input_transform[1]["eps"] == pytest.approx(8 / 255)

@@ -1,11 +1,13 @@
 """report: tables built from measured results, literature values labelled as such."""
+
 import pytest
 import torch
-from tiny_models import Linear2
 from torch import nn
 
 from advexp_lib import report
 from advexp_lib.checks import InputError
+
+from tiny_models import Linear2
 
 
 def _linear2():
@@ -27,7 +29,9 @@ def test_ara_table_matches_metrics():
     y = torch.tensor([0, 1, 0])
     model = _linear2()
     df, results = report.ara_table({"lin": model}, x, y, steps=60, eps=1.0)
-    ref = accuracy_robustness_area(model, x, y, kind="attack", steps=60, eps=1.0, progress=False, on_late="flag")
+    ref = accuracy_robustness_area(
+        model, x, y, kind="attack", steps=60, eps=1.0, progress=False, on_late="flag"
+    )
     assert df.loc["lin", "attack_ara"] == pytest.approx(ref.ara)
     assert df.loc["lin", "accuracy"] == 1.0
     assert set(results) == {"attack", "btr"} and results["btr"]["lin"].kind == "btr"
@@ -39,9 +43,13 @@ def test_ara_table_matches_metrics():
 
 def test_reproduction_table_reads_records_and_marks_missing():
     records = {"03_ara": {"ara": {"standard": 0.03}}}
-    df = report.reproduction_table(records, [
-        dict(claim="standard ARA", record="03_ara", key="ara.standard", paper=0.0013),
-        dict(claim="gini", record="07_concise", key="gini.pgd", paper="higher")])
+    df = report.reproduction_table(
+        records,
+        [
+            dict(claim="standard ARA", record="03_ara", key="ara.standard", paper=0.0013),
+            dict(claim="gini", record="07_concise", key="gini.pgd", paper="higher"),
+        ],
+    )
     assert df["measured"].tolist() == [0.03, "missing"]
     assert df["paper"].tolist() == [0.0013, "higher"]
 
@@ -51,8 +59,9 @@ def test_evaluate_all_has_every_metric():
     x = torch.rand(6, 1, 6, 6)
     y = torch.tensor([0, 1, 2, 0, 1, 2])
     model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(72, 3)).eval()
-    df = report.evaluate_all({"m": model}, x, y, ara_steps=30, ara_eps=5.0, linf_eps=(0.05,), pgd_steps=3,
-                             ig_steps=4)
+    df = report.evaluate_all(
+        {"m": model}, x, y, ara_steps=30, ara_eps=5.0, linf_eps=(0.05,), pgd_steps=3, ig_steps=4
+    )
     assert list(df.columns) == ["accuracy", "attack_ara", "btr_ara", "robust_acc@0.05", "ig_gini"]
     assert df.loc["m", "robust_acc@0.05"] <= df.loc["m", "accuracy"]
     assert 0 <= df.loc["m", "ig_gini"] < 1

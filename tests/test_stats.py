@@ -1,4 +1,5 @@
 """Confidence intervals against scipy and against their promised coverage."""
+
 import math
 
 import pytest
@@ -20,7 +21,9 @@ def test_wilson_matches_scipy(k, n):
 
 def test_wilson_edge_cases_and_errors():
     assert math.isnan(wilson(0, 0).value)
-    assert wilson(0, 20).lo == pytest.approx(0.0, abs=1e-12) and wilson(0, 20).hi > 0.1  # not the empty interval of the normal rule
+    assert (
+        wilson(0, 20).lo == pytest.approx(0.0, abs=1e-12) and wilson(0, 20).hi > 0.1
+    )  # not the empty interval of the normal rule
     with pytest.raises(InputError, match="successes"):
         wilson(5, 3)
     with pytest.raises(InputError, match="integers"):
@@ -30,11 +33,19 @@ def test_wilson_edge_cases_and_errors():
 def test_bootstrap_matches_scipy_percentile():
     x = torch.distributions.Exponential(1.0).sample((60,)).double()
     est = bootstrap_mean(x, resamples=100_000)
-    ref = scipy.stats.bootstrap((x.numpy(),), lambda v: v.mean(), n_resamples=100_000, method="percentile",
-                                confidence_level=0.95, random_state=0).confidence_interval
+    ref = scipy.stats.bootstrap(
+        (x.numpy(),),
+        lambda v: v.mean(),
+        n_resamples=100_000,
+        method="percentile",
+        confidence_level=0.95,
+        random_state=0,
+    ).confidence_interval
     spread = x.std().item() / math.sqrt(60)
     assert est.value == pytest.approx(x.mean().item())
-    assert est.lo == pytest.approx(ref.low, abs=0.05 * spread) and est.hi == pytest.approx(ref.high, abs=0.05 * spread)
+    assert est.lo == pytest.approx(ref.low, abs=0.05 * spread) and est.hi == pytest.approx(
+        ref.high, abs=0.05 * spread
+    )
 
 
 def test_bootstrap_covers_the_true_mean_about_95_percent_and_can_say_no():

@@ -1,13 +1,14 @@
 import pytest
 import torch
-from train_hooks import StopAt
 
 from advexp_lib import CheckpointError, InputError
-from advexp_lib.data import TensorImageDataset
-from advexp_lib.models import build_model
 from advexp_lib.checkpoints import load_checkpoint
+from advexp_lib.data import TensorImageDataset
 from advexp_lib.hooks import LossTerm
+from advexp_lib.models import build_model
 from advexp_lib.training import TrainConfig, evaluate, train
+
+from train_hooks import StopAt
 
 
 @pytest.fixture
@@ -35,14 +36,19 @@ CFG = TrainConfig(num_epochs=4, batch_size=16, optimizer="sgd", lr=0.05, schedul
 
 def test_stop_and_resume_equals_uninterrupted(tiny_data, tmp_path):
     ref = tiny_model()
-    h_ref = train(ref, tiny_data, CFG, input_transform=Noisy(at=-1), checkpoint=tmp_path / "a.pt",
-                  progress=False)
+    h_ref = train(
+        ref, tiny_data, CFG, input_transform=Noisy(at=-1), checkpoint=tmp_path / "a.pt", progress=False
+    )
     model = tiny_model()
     with pytest.raises(KeyboardInterrupt):
-        train(model, tiny_data, CFG, input_transform=Noisy(at=2), checkpoint=tmp_path / "b.pt", progress=False)
+        train(
+            model, tiny_data, CFG, input_transform=Noisy(at=2), checkpoint=tmp_path / "b.pt", progress=False
+        )
     assert load_checkpoint(tmp_path / "b.pt")["epoch"] == 2
     fresh = tiny_model()  # a new process would start from a freshly built model
-    h = train(fresh, tiny_data, CFG, input_transform=Noisy(at=-1), checkpoint=tmp_path / "b.pt", progress=False)
+    h = train(
+        fresh, tiny_data, CFG, input_transform=Noisy(at=-1), checkpoint=tmp_path / "b.pt", progress=False
+    )
     for (k, a), b in zip(ref.state_dict().items(), fresh.state_dict().values()):
         assert torch.equal(a, b), k
     assert [r["loss"] for r in h] == [r["loss"] for r in h_ref]
@@ -66,7 +72,7 @@ class L2Weights(LossTerm):
 
     def __call__(self, model, x, y, logits):
         assert x.requires_grad and logits.grad_fn is not None
-        penalty = sum((p ** 2).sum() for p in model.parameters())
+        penalty = sum((p**2).sum() for p in model.parameters())
         return 1e-3 * penalty, {"penalty": penalty.item()}
 
     def after_step(self, ce):
@@ -81,8 +87,15 @@ class L2Weights(LossTerm):
 
 def test_loss_term_stats_reach_history_and_checkpoint(tiny_data, tmp_path):
     term = L2Weights()
-    h = train(tiny_model(), tiny_data, CFG, loss_term=term, test_data=tiny_data, checkpoint=tmp_path / "c.pt",
-              progress=False)
+    h = train(
+        tiny_model(),
+        tiny_data,
+        CFG,
+        loss_term=term,
+        test_data=tiny_data,
+        checkpoint=tmp_path / "c.pt",
+        progress=False,
+    )
     assert term.steps == 4 * 6 and all("penalty" in r and "test_accuracy" in r for r in h)
     assert all(r["loss"] > r["ce"] for r in h)
     assert load_checkpoint(tmp_path / "c.pt")["hooks"]["loss_term"] == {"steps": 24}
@@ -98,7 +111,9 @@ def test_training_learns_a_separable_task(tiny_data):
 def test_resume_refuses_other_config_and_foreign_model(tiny_data, tmp_path):
     train(tiny_model(), tiny_data, CFG, checkpoint=tmp_path / "d.pt", progress=False)
     with pytest.raises(CheckpointError, match="another TrainConfig"):
-        train(tiny_model(), tiny_data, TrainConfig(num_epochs=5), checkpoint=tmp_path / "d.pt", progress=False)
+        train(
+            tiny_model(), tiny_data, TrainConfig(num_epochs=5), checkpoint=tmp_path / "d.pt", progress=False
+        )
     other = build_model("small_cnn", num_classes=3, image_size=8)
     with pytest.raises(CheckpointError, match="does not fit this model"):
         train(other, tiny_data, CFG, checkpoint=tmp_path / "d.pt", progress=False)

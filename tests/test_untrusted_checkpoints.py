@@ -18,10 +18,10 @@ import pytest
 import torch
 
 from advexp_lib import CheckpointError, zoo
+from advexp_lib.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from advexp_lib.cli import main
 from advexp_lib.data import TensorImageDataset
 from advexp_lib.models import build_model
-from advexp_lib.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from advexp_lib.training import TrainConfig, train
 from advexp_lib.woods_import import import_woods_checkpoint
 

@@ -1,4 +1,5 @@
 """The explorer widget, driven through the ipywidgets Python API (no browser, no kernel)."""
+
 import pytest
 import torch
 from torch import nn
@@ -11,7 +12,9 @@ from advexp_lib.checks import InputError  # noqa: E402
 
 def _tiny_model(seed):
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 3)).eval()
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 3)
+    ).eval()
 
 
 @pytest.fixture
@@ -59,13 +62,21 @@ def test_method_changes_the_map(setup):
 
 def test_static_grid_and_errors(setup):
     models, x, y = setup
-    fig = widgets.explorer_grid(models, x, y, settings=[
-        dict(model="a", index=0, target=1, method="saliency", rho=0.1),
-        dict(model="b", index=2, target=0, method="grad_cam", rho=0.1)], steps=3)
+    fig = widgets.explorer_grid(
+        models,
+        x,
+        y,
+        settings=[
+            dict(model="a", index=0, target=1, method="saliency", rho=0.1),
+            dict(model="b", index=2, target=0, method="grad_cam", rho=0.1),
+        ],
+        steps=3,
+    )
     assert len(fig.axes) == 8
     with pytest.raises(InputError, match="settings.model"):
-        widgets.explorer_grid(models, x, y, settings=[dict(model="c", index=0, target=0, method="saliency",
-                                                             rho=0.1)])
+        widgets.explorer_grid(
+            models, x, y, settings=[dict(model="c", index=0, target=0, method="saliency", rho=0.1)]
+        )
     with pytest.raises(InputError, match="method"):
         widgets.explorer_views(models["a"], x[:1], 0, method="lime")
     with pytest.raises(InputError, match="one image"):

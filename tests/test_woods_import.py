@@ -1,4 +1,5 @@
 """The published Woods et al. ResNet-44 files load into our PreActResNet, safely."""
+
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ PREBUILT = Path(__file__).resolve().parents[2] / "shared" / "woods_prebuilt"
 
 def _raw(path):
     """The file's tensors and options, read independently of the importer (same safe mechanism)."""
+
     class Stub:
         pass
 
@@ -26,9 +28,17 @@ def _raw(path):
 
 def _reference_forward(p, opts, x):
     """The Woods network written out from its own tensors with torch.nn.functional (eval mode)."""
+
     def bn(prefix, h):
-        return F.batch_norm(h, p[prefix + "running_mean"], p[prefix + "running_var"], p[prefix + "weight"],
-                            p[prefix + "bias"], training=False, eps=1e-5)
+        return F.batch_norm(
+            h,
+            p[prefix + "running_mean"],
+            p[prefix + "running_var"],
+            p[prefix + "weight"],
+            p[prefix + "bias"],
+            training=False,
+            eps=1e-5,
+        )
 
     def act(prefix, h):
         if not opts["robust_additions"]:
@@ -47,8 +57,11 @@ def _reference_forward(p, opts, x):
             main = F.conv2d(pre, p[k + "main.0.weight"], stride=stride, padding=1)
             main = act(k + "main.2.", bn(k + "main.1.", main))
             main = F.conv2d(main, p[k + "main.3.weight"], padding=1)
-            short = F.conv2d(pre, p[k + "shortcut.weight"], stride=stride, padding=1) \
-                if k + "shortcut.weight" in p else h
+            short = (
+                F.conv2d(pre, p[k + "shortcut.weight"], stride=stride, padding=1)
+                if k + "shortcut.weight" in p
+                else h
+            )
             h = main + short
     h = act("pipe.5.", bn("pipe.4.", h))
     h = F.avg_pool2d(h, h.shape[-1])  # AvgPool2d(8) on 32 x 32 inputs
@@ -59,8 +72,10 @@ def _reference_forward(p, opts, x):
 def test_published_file_matches_reference_forward(name):
     path = PREBUILT / name
     if not path.is_file():
-        pytest.skip(f"published checkpoint {path} absent (download it from "
-                    f"github.com/wwoods/adversarial-explanations-cifar, folder prebuilt/)")
+        pytest.skip(
+            f"published checkpoint {path} absent (download it from "
+            f"github.com/wwoods/adversarial-explanations-cifar, folder prebuilt/)"
+        )
     model = import_woods_checkpoint(path)
     params, opts = _raw(path)
     assert isinstance(model, PreActResNet) and not model.training
@@ -80,14 +95,20 @@ def test_name_map_is_explicit():
     assert woods_to_advexp_name("pipe.0.weight") == "stem.weight"
     assert woods_to_advexp_name("pipe.2.0.shortcut.weight") == "stages.1.0.shortcut.weight"
     assert woods_to_advexp_name("pipe.1.3.main.2.d") == "stages.0.3.main.2.delta"
-    assert woods_to_advexp_name("pipe.3.6.pre.0.num_batches_tracked") == "stages.2.6.pre.0.num_batches_tracked"
+    assert (
+        woods_to_advexp_name("pipe.3.6.pre.0.num_batches_tracked") == "stages.2.6.pre.0.num_batches_tracked"
+    )
     assert woods_to_advexp_name("pipe.4.running_var") == "head.0.running_var"
     assert woods_to_advexp_name("pipe.5.d") == "head.1.delta"
     assert woods_to_advexp_name("pipe.7.bias") == "classifier.bias"
-    assert woods_to_advexp_name("pipe.6.weight") is None and woods_to_advexp_name("pipe.4.0.pre.0.weight") is None
+    assert (
+        woods_to_advexp_name("pipe.6.weight") is None
+        and woods_to_advexp_name("pipe.4.0.pre.0.weight") is None
+    )
 
 
 # --- a small checkpoint in the same legacy format, written by the test itself ---------------------
+
 
 def _to_woods(model: PreActResNet) -> dict:
     """Our model's state dict under Woods' names (the inverse of the importer's map)."""
@@ -103,8 +124,14 @@ def _to_woods(model: PreActResNet) -> dict:
                         inverse[woods_to_advexp_name(theirs)] = theirs
     for leaf in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
         inverse[f"head.0.{leaf}"] = f"pipe.4.{leaf}"
-    inverse.update({"stem.weight": "pipe.0.weight", "head.1.delta": "pipe.5.d",
-                    "classifier.weight": "pipe.7.weight", "classifier.bias": "pipe.7.bias"})
+    inverse.update(
+        {
+            "stem.weight": "pipe.0.weight",
+            "head.1.delta": "pipe.5.d",
+            "classifier.weight": "pipe.7.weight",
+            "classifier.bias": "pipe.7.bias",
+        }
+    )
     for k, v in sd.items():
         if not k.startswith("normalize."):
             out[inverse[k]] = v.clone()
@@ -143,8 +170,9 @@ def _legacy_save(obj, path):
 
 def _small_woods(robust: bool):
     torch.manual_seed(3)
-    model = PreActResNet(8, activation="half_huber" if robust else "relu", mean=(0.4, 0.5, 0.6),
-                         std=(0.2, 0.25, 0.3))
+    model = PreActResNet(
+        8, activation="half_huber" if robust else "relu", mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3)
+    )
     for m in model.modules():  # non-trivial BN statistics and residual branches
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.2, 0.2)
@@ -158,9 +186,13 @@ def _small_woods(robust: bool):
 def test_legacy_file_with_main_reference_loads_without_running_code(tmp_path, main_function, robust):
     marker = tmp_path / "marker"
     ours = _small_woods(robust)
-    opts = {"arch": [32, main_function, [1, 1, 1], [16, 32, 64], 10], "robust_additions": robust,
-            "adversarial_training": False, "l2_min": False,
-            "input_offset": [[0.4, 0.5, 0.6], [0.2, 0.25, 0.3]]}
+    opts = {
+        "arch": [32, main_function, [1, 1, 1], [16, 32, 64], 10],
+        "robust_additions": robust,
+        "adversarial_training": False,
+        "l2_min": False,
+        "input_offset": [[0.4, 0.5, 0.6], [0.2, 0.25, 0.3]],
+    }
     path = _legacy_save({"model_params": _to_woods(ours), "training_options": opts}, tmp_path / "small.pt")
     assert b"__main__" in path.read_bytes() and b"cifar10_preprocess" in path.read_bytes()
     unsafe = torch.load(path, weights_only=False)  # what a plain load does: binds __main__'s function
@@ -177,9 +209,14 @@ def test_legacy_file_with_main_reference_loads_without_running_code(tmp_path, ma
 
 def test_file_that_calls_the_main_function_is_refused_and_nothing_runs(tmp_path, main_function):
     marker = tmp_path / "marker"
-    evil = {"model_params": _to_woods(_small_woods(False)),
-            "training_options": {"arch": [32, main_function, [1, 1, 1], [16, 32, 64], 10],
-                                 "robust_additions": False, "payload": _CallsPreprocess(marker)}}
+    evil = {
+        "model_params": _to_woods(_small_woods(False)),
+        "training_options": {
+            "arch": [32, main_function, [1, 1, 1], [16, 32, 64], 10],
+            "robust_additions": False,
+            "payload": _CallsPreprocess(marker),
+        },
+    }
     path = _legacy_save(evil, tmp_path / "evil.pt")
     with pytest.raises(CheckpointError, match="refused"):
         import_woods_checkpoint(path)
@@ -210,9 +247,13 @@ def test_corrupt_foreign_and_misfit_files_raise_checkpoint_error(tmp_path, main_
     torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="not a Woods et al. checkpoint"):
         import_woods_checkpoint(tmp_path / "foreign.pt")
-    good = {"model_params": _to_woods(_small_woods(False)),
-            "training_options": {"arch": [32, main_function, [1, 1, 1], [16, 32, 64], 10],
-                                 "robust_additions": False}}
+    good = {
+        "model_params": _to_woods(_small_woods(False)),
+        "training_options": {
+            "arch": [32, main_function, [1, 1, 1], [16, 32, 64], 10],
+            "robust_additions": False,
+        },
+    }
     data = _legacy_save(good, tmp_path / "good.pt").read_bytes()
     (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError):
@@ -224,4 +265,3 @@ def test_corrupt_foreign_and_misfit_files_raise_checkpoint_error(tmp_path, main_
     good["model_params"]["pipe.9.weight"] = torch.zeros(1)
     with pytest.raises(CheckpointError, match="pipe.9.weight"):
         import_woods_checkpoint(_legacy_save(good, tmp_path / "extra.pt"))
-

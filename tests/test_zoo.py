@@ -10,9 +10,13 @@ def test_config_hash_changes_with_everything_that_shapes_the_weights():
     assert zoo.config_hash(base) == zoo.config_hash(zoo.recipe("mnist5k", "robust"))
     from dataclasses import replace
 
-    variants = [zoo.recipe("mnist5k", "robust", seed=1), zoo.recipe("mnist5k", "robust", lr=1e-3),
-                replace(base, version=base.version + 1), replace(base, activation="relu"),
-                replace(base, loss_term=(base.loss_term[0], {**base.loss_term[1], "target": 0.31}))]
+    variants = [
+        zoo.recipe("mnist5k", "robust", seed=1),
+        zoo.recipe("mnist5k", "robust", lr=1e-3),
+        replace(base, version=base.version + 1),
+        replace(base, activation="relu"),
+        replace(base, loss_term=(base.loss_term[0], {**base.loss_term[1], "target": 0.31})),
+    ]
     hashes = {zoo.config_hash(v) for v in variants}
     assert len(hashes) == len(variants) and zoo.config_hash(base) not in hashes
 
@@ -21,7 +25,9 @@ def test_get_model_trains_once_then_serves_the_cache(isolated_data, monkeypatch)
     m1 = zoo.get_model("mnist5k", "standard", num_epochs=1, progress=False)
     assert not m1.training
     files = list(zoo.zoo_dir().glob("mnist5k-standard-*.pt"))
-    assert len(files) == 1 and zoo.config_hash(zoo.recipe("mnist5k", "standard", num_epochs=1)) in files[0].name
+    assert (
+        len(files) == 1 and zoo.config_hash(zoo.recipe("mnist5k", "standard", num_epochs=1)) in files[0].name
+    )
     monkeypatch.setattr(zoo, "train_recipe", lambda *a, **k: pytest.fail("trained again"))
     m2 = zoo.get_model("mnist5k", "standard", num_epochs=1, progress=False)
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
@@ -72,8 +78,11 @@ def test_train_recipe_takes_its_data_from_the_caller(isolated_data, monkeypatch)
     train_ds = data.TensorImageDataset(*data.load_tensors("mnist5k", "train", n=128, seed=0))
     test_ds = data.TensorImageDataset(torch.zeros(10, 1, 28, 28), torch.arange(10))  # blank images
     seen, real = [], zoo.train
-    monkeypatch.setattr(zoo, "train", lambda model, ds, cfg, **kw: seen.append((ds, kw["test_data"])) or
-                        real(model, ds, cfg, **kw))
+    monkeypatch.setattr(
+        zoo,
+        "train",
+        lambda model, ds, cfg, **kw: seen.append((ds, kw["test_data"])) or real(model, ds, cfg, **kw),
+    )
     r = zoo.recipe("mnist5k", "standard", num_epochs=1)
     model, history = zoo.train_recipe(r, progress=False, train_data=train_ds, test_data=test_ds)
     assert seen == [(train_ds, test_ds)]

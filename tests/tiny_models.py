@@ -1,4 +1,4 @@
-"""Tiny models with known answers, shared by the tests (imported as a plain module: tests/ has no __init__)."""
+"""Tiny models with known answers, shared by the tests (a plain module: tests/ has no __init__)."""
 
 import torch
 from torch import nn

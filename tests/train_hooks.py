@@ -1,4 +1,5 @@
 """Training-loop hooks shared by the tests (imported as a plain module: tests/ has no __init__)."""
+
 from advexp_lib.hooks import InputTransform
 
 

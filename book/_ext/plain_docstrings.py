@@ -5,6 +5,7 @@ The library's docstrings write formulas as plain text (Captum's style: ``|x|``,
 references and emphasis. This hook, run after napoleon, escapes ``|`` and ``*``
 outside inline literals, roles and ``::`` literal blocks, so the text shows as written.
 """
+
 import re
 
 _LITERAL = re.compile(r"(``.+?``|:[\w:]+:`[^`]*`|`[^`]*`_?)")
