@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     r.set_defaults(run=_reproduce)
 
     b = sub.add_parser("book", help="build the Jupyter Book from executed notebooks")
-    b.add_argument("--results", default="results")
+    b.add_argument("--results", default="results", help="folder of the executed notebooks (default: results)")
+    b.add_argument("--html-out", default=None, help="write HTML_OUT/_build/html (default: the repository)")
     b.set_defaults(run=_book)
 
     z = sub.add_parser("zoo", help="train zoo recipes into the cache (--ship: into the package too)")
@@ -236,5 +237,5 @@ def _reproduce(args) -> int:
 
 
 def _book(args) -> int:
-    print(build_book(args.results))
+    print(build_book(args.results, html_out=args.html_out))
     return 0

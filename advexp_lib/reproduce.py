@@ -131,6 +131,9 @@ def run_notebooks(out="results", parameters: dict | None = None, notebooks=None,
     out = Path(out).resolve()
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     os.environ["ADVEXP_RESULTS_DIR"] = str(out)
+    # kernels inherit the environment: a non-interactive MPLBACKEND (Agg, as tests set) would keep every
+    # figure out of the executed notebooks, so the kernels draw inline whatever the caller's setting
+    os.environ.pop("MPLBACKEND", None)
     timings = {}
     for nb in [Path(p) for p in (notebooks or notebook_paths())]:
         declared = pm.inspect_notebook(str(nb))

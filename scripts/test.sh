@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# The tests: set up, lint (ruff), then pytest over tests/ and every notebook (smoke mode) with nbval.
-# Extra arguments go to the first pytest run, e.g. bash scripts/test.sh -k data
+# The tests: set up; lint (ruff); pytest over tests/; every notebook in smoke mode, executed with papermill
+# into a scratch folder and built into a scratch book that the browser tests read; the notebooks with nbval.
+# Extra arguments go to the unit-test run, e.g. bash scripts/test.sh -k data
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 VENV="${ADVEXP_VENV:-.venv}"
+PY="$VENV/bin/python"
 export MPLBACKEND=Agg
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
-"$VENV/bin/python" -m pytest tests "$@"
-# smoke records go to a scratch folder, never over the main job's results/
-ADVEXP_RESULTS_DIR="$(mktemp -d)" ADVEXP_SMOKE=1 "$VENV/bin/python" -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+"$PY" -m pytest tests --ignore=tests/test_book_render.py "$@"
+# smoke runs never write over the main job's results/ or _build/
+scratch="$(mktemp -d)"
+ADVEXP_SMOKE=1 "$PY" -m advexp_lib reproduce --out "$scratch"
+"$PY" -m advexp_lib book --results "$scratch" --html-out "$scratch"
+ADVEXP_BOOK_HTML="$scratch/_build/html" "$PY" -m pytest tests/test_book_render.py -p no:cacheprovider
+ADVEXP_RESULTS_DIR="$scratch/nbval" ADVEXP_SMOKE=1 "$PY" -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks

@@ -1,10 +1,14 @@
-"""The rendered book in a headless browser: notebook pages carry their figures.
+"""The rendered book in a headless browser: notebook pages carry their figures, formulas typeset offline.
 
-Skipped unless the book has been built (``_build/html``, by ``python -m advexp_lib book``)
-and a Chromium binary is installed; it renders the page with JavaScript on
-(``--dump-dom``) so it sees what a reader's browser sees.
+Reads the book built at ``$ADVEXP_BOOK_HTML`` (default ``_build/html``, by
+``python -m advexp_lib book``); the test command builds a smoke book there.
+Chromium renders each page with JavaScript on (``--dump-dom``), so the test
+sees what a reader's browser sees. Without a built book or a browser the tests
+skip and say why; with ``CI=true`` they fail instead, so CI never passes
+without having looked.
 """
 
+import os
 import re
 import shutil
 import subprocess
@@ -13,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-HTML = Path(__file__).resolve().parents[1] / "_build" / "html"
+HTML = Path(os.environ.get("ADVEXP_BOOK_HTML", Path(__file__).resolve().parents[1] / "_build" / "html"))
 CHROMIUM = next(
     (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
 )
@@ -24,14 +28,19 @@ PAGES = {
     "notebooks/01_explanations_under_attack.html": 3,
 }
 
-pytestmark = [
-    pytest.mark.skipif(
-        not HTML.is_dir(), reason=f"book not built: {HTML} missing (run python -m advexp_lib book)"
-    ),
-    pytest.mark.skipif(
-        CHROMIUM is None, reason="no chromium/chrome binary on PATH (apt-get install chromium)"
-    ),
-]
+
+def _need(ok: bool, why: str) -> None:
+    """Skip (a user's run) or fail (CI) when a prerequisite is missing."""
+    if not ok:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true: {why}")
+        pytest.skip(why)
+
+
+@pytest.fixture(autouse=True)
+def _prerequisites():
+    _need(HTML.is_dir(), f"book not built: {HTML} missing (run python -m advexp_lib book)")
+    _need(CHROMIUM is not None, "no chromium/chrome binary on PATH (apt-get install chromium)")
 
 
 def _dom(page: Path) -> str:
@@ -57,8 +66,7 @@ def _dom(page: Path) -> str:
 @pytest.mark.parametrize("name,minimum", sorted(PAGES.items()))
 def test_notebook_page_shows_its_figures(name, minimum):
     page = HTML / name
-    if not page.is_file():
-        pytest.skip(f"{name} not in this build")
+    assert page.is_file(), f"{name} missing from the build {HTML}"
     dom = _dom(page)
     srcs = re.findall(r"<img[^>]*\ssrc=\"([^\"]+)\"", dom)
     figures = [s for s in srcs if s.startswith("data:image") or "_images/" in s]
@@ -71,8 +79,7 @@ def test_notebook_page_shows_its_figures(name, minimum):
 
 def test_formulas_are_typeset_offline_by_the_bundled_mathjax():
     page = HTML / "book" / "background.html"
-    if not page.is_file():
-        pytest.skip("background chapter not in this build")
+    assert page.is_file(), f"background chapter missing from the build {HTML}"
     html = page.read_text()
     scripts = re.findall(r"<script[^>]*\ssrc=\"([^\"]*mathjax[^\"]*)\"", html, flags=re.I)
     assert scripts and all(not s.startswith(("http:", "https:", "//")) for s in scripts), scripts

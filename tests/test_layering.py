@@ -13,6 +13,7 @@ a deliberately broken package (a test below), not only on a clean one.
 """
 
 import ast
+import re
 from pathlib import Path
 
 import advexp_lib
@@ -136,3 +137,9 @@ def test_each_rule_says_no_on_a_broken_package():
     assert "metrics: imports the private name attacks._nhwc" in found
     assert "metrics: uses the private name checks._private" in found
     assert violations({**base, "stray": "x = 1\n"}, layers) == ["stray: not placed in LAYERS"]
+
+
+def test_the_api_page_documents_every_module():
+    api = (PACKAGE.parent / "book" / "api.md").read_text()
+    documented = set(re.findall(r"automodule:: advexp_lib\.(\w+)", api))
+    assert documented == {m for layer in advexp_lib.LAYERS for m in layer} - {"__main__"}
