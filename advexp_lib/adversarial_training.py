@@ -18,49 +18,54 @@ __all__ = ["RmseAdversarialTraining", "PgdAdversarialTraining"]
 
 
 class RmseAdversarialTraining(InputTransform):
-    """Woods-style adversarial training: replace (a random half of) each batch by its RMSE-search example.
+    """Woods et al.'s adversarial training: each batch is replaced by its RMSE-search examples.
+
+    As the reference implementation computes it: :func:`~advexp_lib.attacks.rmse_search`
+    (no momentum) runs with the model in training mode over the whole batch,
+    so BatchNorm normalizes with the perturbed batch's statistics and updates
+    its running averages at every search step; the model then trains on the
+    returned batch. With ``half`` each example is perturbed with probability
+    1/2 and the others stay clean: the reference's half-and-half, which it
+    uses only together with the robust additions (the ``all`` recipe).
 
     Args:
-        mode: "l2" (stay within eps) or "l2min" (smallest misclassifying delta).
-        eps: RMSE budget; paper: 0.01 for "l2", 0.1 for "l2min".
-        steps: search steps (paper: 7). half: perturb a random half only (default True).
+        minimal: False (default): the paper's "l2" mode, ascend the CE in
+            ``steps`` normalized steps of total RMSE length ``eps``; True: the
+            paper's "l2min" mode, the smallest-RMSE perturbation on that path
+            that changes the prediction, the clean image where none does.
+        eps: RMSE budget; the paper's are 0.01 ("l2") and 0.1 ("l2min").
+        steps: search steps (default 7, the paper's). half: default False.
+        momentum, overshoot: search settings (defaults 0 and 1, the paper's).
     """
 
     def __init__(
         self,
         *,
-        mode: str = "l2",
+        minimal: bool = False,
         eps: float = 0.01,
         steps: int = 7,
-        half: bool = True,
+        half: bool = False,
         momentum: float = 0.0,
         overshoot: float = 1.0,
     ):
-        check_choice(mode, "mode", ("l2", "l2min"))
         check_positive(eps, "eps")
         check_positive(steps, "steps", integer=True)
-        self.mode, self.eps, self.steps, self.half = mode, eps, steps, half
+        self.minimal, self.eps, self.steps, self.half = bool(minimal), eps, steps, bool(half)
         self.momentum, self.overshoot = momentum, overshoot
 
     def __call__(self, model, x, y):
-        if not self.half:
-            return self._search(model, x, y)
-        mask = global_draw(lambda m: torch.rand(m, device=x.device), x.shape[0]) < 0.5
-        out = x.clone()
-        if mask.any():  # search only the chosen half: examples are independent in eval mode
-            out[mask] = self._search(model, x[mask], y[mask])
-        return out
-
-    def _search(self, model, x, y):
+        mask = global_draw(lambda m: torch.rand(m, device=x.device), x.shape[0]) < 0.5 if self.half else None
         return rmse_search(
             model,
             x,
             y,
-            mode=self.mode,
+            mode="attack" if self.minimal else "budget",
             eps=self.eps,
             steps=self.steps,
             momentum=self.momentum,
             overshoot=self.overshoot,
+            mask=mask,
+            model_mode="train",
         ).x_adv
 
 

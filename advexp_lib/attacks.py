@@ -21,15 +21,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import InputError, check_choice, check_images, check_labels, check_logits, check_positive
-from .models import eval_mode
+from .models import eval_mode, training_mode
 
-__all__ = ["SEARCH_MODES", "SearchResult", "LateCriterionWarning", "rmse", "step_sizes", "rmse_search", "pgd"]
+__all__ = [
+    "SEARCH_MODES",
+    "MODEL_MODES",
+    "SearchResult",
+    "LateCriterionWarning",
+    "rmse",
+    "step_sizes",
+    "rmse_search",
+    "pgd",
+]
 
-SEARCH_MODES = ("l2", "l2min", "attack", "btr", "explain")
+SEARCH_MODES = ("budget", "attack", "btr", "explain")
+MODEL_MODES = ("eval", "train")
 
 
 class LateCriterionWarning(UserWarning):
-    """Some examples met the search criterion only after T/2 steps (bound unreliable)."""
+    """Some examples met the search criterion only after T/2 steps, or never (unreliable result)."""
 
 
 @dataclass
@@ -37,14 +47,15 @@ class SearchResult:
     """Output of :func:`rmse_search`.
 
     Attributes:
-        x_adv: x + delta: the final delta for "l2"/"explain"; for the minimal
-            modes ("l2min", "attack", "btr") the smallest-RMSE delta that met
-            the criterion (the final delta where it was never met).
-        distances: per-example RMSE of the best delta (inf where never met);
-            0 where the criterion held at delta = 0. Minimal modes only, else the
-            RMSE of the final delta.
-        first_met: step at which the criterion was first met (-1: never).
-        unreliable: met after T/2 steps, or never (minimal modes only).
+        x_adv: x + delta. "budget" and "explain": the delta after the last
+            step. "attack" and "btr": the smallest-RMSE delta at which the
+            criterion was met, and delta = 0 (x itself) where it never was.
+        distances: "attack"/"btr": per-example RMSE of that delta, inf where
+            the criterion was never met, 0 where it held at delta = 0 or the
+            example was masked out. Other modes: RMSE of the final delta.
+        first_met: first step t (0 .. T) whose delta met the criterion; -1: never.
+        unreliable: met after step T // 2, or never ("attack", "btr", "explain";
+            always False in "budget" mode).
     """
 
     x_adv: torch.Tensor
@@ -55,7 +66,7 @@ class SearchResult:
 
 def rmse(delta: torch.Tensor) -> torch.Tensor:
     """Per-example RMSE sqrt(mean(delta^2)) over all pixels and channels."""
-    return delta.pow(2).mean(dim=tuple(range(1, delta.dim()))).sqrt()  # any memory layout, no copy
+    return _mse(delta).sqrt()
 
 
 def step_sizes(eps: float, steps: int, overshoot: float = 1.0) -> torch.Tensor:
@@ -67,8 +78,9 @@ def step_sizes(eps: float, steps: int, overshoot: float = 1.0) -> torch.Tensor:
 def rmse_search(
     model: nn.Module,
     x: torch.Tensor,
-    labels: torch.Tensor,
+    y: torch.Tensor | None = None,
     *,
+    targets: torch.Tensor | None = None,
     mode: str,
     eps: float,
     steps: int,
@@ -76,37 +88,65 @@ def rmse_search(
     momentum: float = 0.0,
     clip: bool = False,
     mask: torch.Tensor | None = None,
+    model_mode: str = "eval",
+    grad_floor: float = 1e-8,
     on_late: str = "flag",
     progress=None,
 ) -> SearchResult:
     r"""Algorithm 1 of Woods et al. (2019): the RMSE search behind adversarial training, ARA and AEs.
 
-    Start at delta = 0 and walk a total path length eps * o in T steps of
-    linearly decreasing size (:func:`step_sizes`). At each step, per example,
-    a flag says whether to keep pushing:
+    Computes what the reference implementation (wwoods/adversarial-explanations-cifar)
+    computes. Start at delta_0 = 0 and walk a path of total length eps * o in
+    T steps of linearly decreasing size s_t (:func:`step_sizes`). At step t,
+    one forward pass at x + delta_t gives the per-example cross-entropy
+    gradient g and a flag f ("keep pushing"), both at delta_t:
 
-    - "l2": RMSE(delta) < eps (stay inside the budget), ascending CE(labels);
-    - "l2min" and "attack": the prediction is still ``labels``, ascending CE;
-    - "btr": softmax probability of ``labels`` > 1/C, ascending CE;
-    - "explain": RMSE(delta) < eps, *descending* CE(labels) (labels = targets).
+    - "budget" (the reference's "l2" mode): f = RMSE(delta_t) < eps; ascend CE(y);
+    - "attack" (ARA's criterion; the reference's "l2min" mode): f = the
+      prediction is still y; ascend CE(y);
+    - "btr" (better than random): f = p_y(x + delta_t) > 1/C; ascend CE(y);
+    - "explain": f = RMSE(delta_t) < eps; *descend* CE(targets).
 
-    Direction = the CE gradient (signed as above) where the flag is set, else
-    -delta (shrink back toward x); each direction is scaled to unit RMSE. With
-    momentum m > 0, v <- m v + direction and the step follows v / RMSE(v), so
-    every step keeps its ramp length. The minimal modes keep, per example, the
-    smallest-RMSE delta at which the criterion was met (prediction changed /
-    probability <= 1/C); first met after T/2 steps marks the bound unreliable.
+    Then, per example, with RMSE over all pixels and channels:
+
+        d_t = f g + (1 - f) (-delta_t),        d_t <- d_t / (floor + RMSE(d_t)),
+        v_t = m v_{t-1} + (1 - m) d_t          (momentum m > 0; else v_t = d_t),
+        delta_{t+1} = delta_t + s_t v_t        (masked examples stay at 0).
+
+    The step follows v_t itself: with momentum it can be shorter than s_t. The
+    reference's floor 1e-8 makes steps shrink where the gradient vanishes (an
+    image a network classifies with saturated confidence), so the search may
+    not move there at all.
+    "attack" and "btr" also evaluate delta_T and return, per example, the
+    smallest-RMSE delta_t (t = 0 .. T) that met the criterion (f = 0), or
+    delta = 0 where none did: the reference's best buffer starts at zero, so
+    "attack" adversarial training trains on the clean image there. An example
+    that first meets its criterion after step T // 2, or never, is
+    ``unreliable`` (the reference raises for explanations and ARA).
 
     Args:
-        labels: true classes (ascent modes) or target classes ("explain").
+        y: true classes (N,) for "budget", "attack" and "btr".
+        targets: classes (N,) to explain, for "explain".
         eps: RMSE budget (> 0); steps: T (>= 1); overshoot: o (default 1).
         momentum: m in [0, 1). Default 0.
         clip: evaluate and keep x + delta inside [0, 1]. Default False, as in
-            the reference implementation (deltas may leave the pixel range).
+            the reference (deltas may leave the pixel range).
         mask: bool (N,): perturb only these examples (half-and-half training).
+        model_mode: "eval" (default: attacks, ARA, explanations) or "train":
+            the search runs the model in training mode over the whole batch,
+            as the reference's adversarial training does, so BatchNorm uses
+            the perturbed batch's statistics and updates its running
+            averages (T or T + 1 times). The caller's mode is restored after.
+        grad_floor: the floor added to RMSE(d_t) before dividing; default 1e-8,
+            the reference's. 0 scales every direction to unit RMSE, so steps
+            keep their ramp length however small the gradient (our choice for
+            images the reference search cannot move; see
+            :func:`advexp_lib.metrics.accuracy_robustness_area`).
         on_late: "flag" (default; see ``unreliable``), "warn" or "raise" when
             an example meets its criterion late or never (raise eps or steps).
         progress: optional tqdm bar, advanced by N per step.
+    Returns:
+        :class:`SearchResult`.
     """
     check_choice(mode, "mode", SEARCH_MODES)
     check_images(x, "x")
@@ -115,57 +155,70 @@ def rmse_search(
     check_positive(steps, "steps", integer=True)
     check_positive(overshoot, "overshoot")
     check_choice(on_late, "on_late", ("flag", "warn", "raise"))
+    check_choice(model_mode, "model_mode", MODEL_MODES)
+    check_positive(grad_floor, "grad_floor", allow_zero=True)
     if not 0.0 <= momentum < 1.0:
         raise InputError(f"momentum: expected a value in [0, 1), got {momentum!r}")
-    minimal = mode in ("l2min", "attack", "btr")
+    if mode == "explain" and (targets is None or y is not None):
+        raise InputError("targets: mode 'explain' takes targets, the classes to explain (and no y)")
+    if mode != "explain" and (y is None or targets is not None):
+        raise InputError(f"y: mode {mode!r} takes y, the true classes (and no targets)")
+    classes, name = (targets, "targets") if mode == "explain" else (y, "y")
+    minimal = mode in ("attack", "btr")
     sign = -1.0 if mode == "explain" else 1.0
     sizes = step_sizes(eps, steps, overshoot).tolist()
     if mask is not None and (not isinstance(mask, torch.Tensor) or tuple(mask.shape) != (n,)):
         got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
         raise InputError(f"mask: expected a bool tensor of shape ({n},), one flag per image, got {got}")
     active = torch.ones(n, dtype=torch.bool, device=x.device) if mask is None else mask.to(x.device).bool()
+    gate = active[:, None, None, None].to(x.dtype)
     delta = torch.zeros_like(x)
     velocity = torch.zeros_like(x)
     best = torch.zeros_like(x)
-    dist = torch.full((n,), math.inf, device=x.device)
+    best_mse = torch.full((n,), math.inf, dtype=x.dtype, device=x.device)
     first = torch.full((n,), -1, dtype=torch.long, device=x.device)
-    with eval_mode(model):
-        for t in range(steps + 1):  # the extra pass only scores the final delta
+    with training_mode(model, model_mode == "train"):
+        for t in range(steps + minimal):  # "attack"/"btr" also score the final delta
             d = delta.detach().requires_grad_(t < steps)
             logits = model(_nhwc(_apply(x, d, clip)))
             if t == 0:
                 check_logits(logits, n)
-                check_labels(labels, n, logits.shape[1], "labels")
-            push = _push(mode, logits.detach(), labels, rmse(d.detach()), eps)
+                check_labels(classes, n, logits.shape[1], name)
+            mse = _mse(d.detach())
+            push = _push(mode, logits.detach(), classes, mse, eps)
+            met = ~push & active
+            first = torch.where(met & (first < 0), torch.full_like(first, t), first)
             if minimal:
-                met = ~push & active
-                r = rmse(d.detach())
-                better = met & (r < dist)
-                dist = torch.where(better, r, dist)
+                better = met & (mse < best_mse)
+                best_mse = torch.where(better, mse, best_mse)
                 best = torch.where(better[:, None, None, None], d.detach(), best)
-                first = torch.where(met & (first < 0), torch.full_like(first, t), first)
             if t == steps:
                 break
             with torch.enable_grad():
-                (grad,) = torch.autograd.grad(F.cross_entropy(logits, labels, reduction="sum"), d)
+                (grad,) = torch.autograd.grad(F.cross_entropy(logits, classes, reduction="sum"), d)
             direction = torch.where(push[:, None, None, None], sign * grad, -delta)
-            direction = _unit_rmse(direction)
+            norm = rmse(direction)
+            if grad_floor == 0:  # a zero direction (delta = 0 with the criterion met) stays zero
+                norm = torch.where(norm > 0, norm, torch.ones_like(norm))
+            direction = direction / (grad_floor + norm)[:, None, None, None]
             if momentum > 0:
-                velocity = momentum * velocity + direction
-                direction = _unit_rmse(velocity)
-            delta = delta + sizes[t] * direction * active[:, None, None, None]
+                velocity = momentum * velocity + (1 - momentum) * direction
+                direction = velocity
+            delta = torch.add(delta, direction * gate, alpha=sizes[t])
             if clip:
                 delta = _apply(x, delta, True) - x
             if progress is not None:
                 progress.update(n)
-    if minimal:
+    if mode == "budget":
+        unreliable = torch.zeros(n, dtype=torch.bool, device=x.device)
+    else:
         unreliable = active & ((first < 0) | (first > steps // 2))
-        x_adv = x + torch.where(torch.isfinite(dist)[:, None, None, None], best, delta)
         _report_late(unreliable, on_late, mode, eps, steps)
-        distances = torch.where(active, dist, torch.zeros_like(dist))
+    if minimal:
+        x_adv = x + best
+        distances = torch.where(active, best_mse.sqrt(), torch.zeros_like(best_mse))
     else:
         x_adv = _apply(x, delta, clip)
-        unreliable = torch.zeros(n, dtype=torch.bool, device=x.device)
         distances = rmse(delta)
     return SearchResult(x_adv.detach(), distances.detach(), first, unreliable)
 
@@ -234,13 +287,18 @@ def pgd(
     return (x + delta).detach()
 
 
-def _push(mode, logits, labels, r, eps):
-    if mode in ("l2", "explain"):
-        return r < eps
-    if mode in ("l2min", "attack"):
-        return logits.argmax(1) == labels
-    probs = logits.softmax(1).gather(1, labels[:, None]).squeeze(1)  # btr
+def _push(mode, logits, classes, mse, eps):
+    """The reference's "keep pushing" flag at the current delta (its MSE given)."""
+    if mode in ("budget", "explain"):
+        return mse < eps**2
+    if mode == "attack":
+        return logits.argmax(1) == classes
+    probs = logits.softmax(1).gather(1, classes[:, None]).squeeze(1)  # btr
     return probs > 1.0 / logits.shape[1]
+
+
+def _mse(delta):
+    return delta.pow(2).mean(dim=tuple(range(1, delta.dim())))  # any memory layout, no copy
 
 
 def _apply(x, delta, clip):
@@ -260,11 +318,6 @@ def _nhwc(x):
     if x.device.type != "cpu" or x.dim() != 4 or x.stride(1) == 1:
         return x
     return torch.empty_like(x, memory_format=torch.channels_last).copy_(x)
-
-
-def _unit_rmse(v):
-    r = rmse(v)
-    return v / torch.where(r > 0, r, torch.ones_like(r))[:, None, None, None]
 
 
 def _l2(v):

@@ -30,6 +30,7 @@ __all__ = [
     "load_tensors",
     "stratified_split",
     "class_name",
+    "augmentation",
 ]
 
 DATASETS = ("mnist5k", "mnist", "fashion_mnist", "cifar10", "imagefolder:<path>")
@@ -126,8 +127,9 @@ def load_dataset(
         split: "train" or "test".
         root: cache folder of torchvision datasets; default :func:`data_root`.
         download: try to download an absent torchvision dataset (default True).
-        augment: training augmentation; CIFAR-10 only (4-pixel replicate
-            padding, random 32 x 32 crop, horizontal flip, as in Woods et al.).
+        augment: training augmentation, :func:`augmentation` (CIFAR-10 only:
+            4-pixel replicate padding, horizontal flip, random 32 x 32 crop,
+            as in Woods et al.). Default False.
     """
     check_choice(split, "split", SPLITS)
     if isinstance(name, str) and name.startswith("imagefolder:"):
@@ -214,14 +216,7 @@ _EXPECTED_FILES = {
 
 def _torchvision(name: str, split: str, root: Path, download: bool, augment: bool) -> Dataset:
     cls = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}[name]
-    steps = [transforms.ToTensor()]
-    if augment and split == "train" and name == "cifar10":
-        steps = [
-            transforms.RandomCrop(32, padding=4, padding_mode="edge"),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-        ]
-    tf = transforms.Compose(steps)
+    tf = augmentation(name) if augment and split == "train" else transforms.ToTensor()
     train = split == "train"
     try:
         ds = cls(str(root), train=train, transform=tf, download=False)
@@ -234,6 +229,25 @@ def _torchvision(name: str, split: str, root: Path, download: bool, augment: boo
             raise DatasetNotFoundError(f"{_missing(name, root)} Download failed: {err}") from None
     ds.classes = _INFO[name].classes
     return ds
+
+
+def augmentation(name: str):
+    """The training transform of ``load_dataset(name, "train", augment=True)``: PIL image -> [0, 1] tensor.
+
+    CIFAR-10, as Woods et al.'s reference: replicate-pad 4 pixels on every
+    side, random horizontal flip, random 32 x 32 crop. Other datasets: none
+    (``ToTensor`` only).
+    """
+    if name != "cifar10":
+        return transforms.ToTensor()
+    return transforms.Compose(
+        [
+            transforms.Pad(4, padding_mode="edge"),
+            transforms.RandomHorizontalFlip(),
+            transforms.RandomCrop(32),
+            transforms.ToTensor(),
+        ]
+    )
 
 
 def _missing(name: str, root: Path) -> str:

@@ -51,19 +51,25 @@ def adversarial_explanation(
     overshoot: float = 5.0,
     momentum: float = 0.0,
     clip: bool = False,
+    on_late: str = "warn",
 ) -> torch.Tensor:
-    r"""Adversarial explanation: x' = x + delta, delta descending CE(model(x + delta), target).
+    r"""Adversarial explanation (Woods et al. 2019): x' = x + delta, delta descending CE(model(x'), target).
 
-    The explanation mode of Algorithm 1 (:func:`advexp_lib.attacks.rmse_search`):
-    a path of length rho * overshoot in ``steps`` linearly shrinking steps,
-    descending the target's cross-entropy while RMSE(delta) < rho and shrinking
-    back toward x otherwise. On a robust network the result shows what the
-    network needs to see to call the image ``target``.
+    The explanation mode of Algorithm 1 (:func:`advexp_lib.attacks.rmse_search`),
+    with the model in eval mode: a path of length rho * overshoot in ``steps``
+    linearly shrinking steps, descending the target's cross-entropy while
+    RMSE(delta) < rho and stepping back toward x otherwise. On a robust
+    network the result shows what the network needs to see to call the image
+    ``target``. An explanation whose RMSE has not reached rho by step T // 2
+    is unreliable (the search barely moved, e.g. on a saturated network): the
+    reference implementation raises there.
 
     Args:
         targets: (N,) class per image. rho: RMSE budget (default 0.1, the paper's).
         steps, overshoot, momentum: defaults 35, 5, 0 (the paper's).
         clip: keep x' in [0, 1]. Default False (the reference does not clip).
+        on_late: "warn" (default: a ``LateCriterionWarning``), "raise" (the
+            reference's behaviour) or "flag" (silent) for unreliable explanations.
     Returns:
         x' (N, C, H, W), detached.
     """
@@ -75,13 +81,14 @@ def adversarial_explanation(
     return rmse_search(
         model,
         x,
-        targets,
+        targets=targets,
         mode="explain",
         eps=rho,
         steps=steps,
         overshoot=overshoot,
         momentum=momentum,
         clip=clip,
+        on_late=on_late,
     ).x_adv
 
 
@@ -185,7 +192,14 @@ def explanation_drag(
         raise InputError("targets: every target must differ from the true class y")
     if attack == "rmse":
         x_adv = rmse_search(
-            model, x, targets, mode="explain", eps=eps, steps=steps or 35, overshoot=overshoot, clip=True
+            model,
+            x,
+            targets=targets,
+            mode="explain",
+            eps=eps,
+            steps=steps or 35,
+            overshoot=overshoot,
+            clip=True,
         ).x_adv
     else:
         x_adv = pgd(model, x, eps=eps, steps=steps or 40, step_size=step_size or eps / 10, targets=targets)

@@ -29,8 +29,14 @@ class BatchHook:
     def start_epoch(self, epoch: int, num_epochs: int) -> None:
         """Called before each epoch (e.g. eps warm-up)."""
 
-    def after_step(self, ce: float) -> None:
-        """Called after each optimizer step with the batch's cross-entropy (e.g. adaptive psi)."""
+    def observe_ce(self, ce: float) -> None:
+        """Called with each batch's mean cross-entropy after the forward pass, before the loss term.
+
+        ``ce`` is the batch actually trained on (after the input transform), at
+        the current weights; under torchrun, the global batch's. Adaptive psi
+        updates here, so the batch's own L_adv already uses the new psi, as in
+        Woods et al.'s reference implementation.
+        """
 
     def state_dict(self) -> dict:
         return {}

@@ -44,7 +44,14 @@ __all__ = [
 
 @dataclass
 class AraResult:
-    """ARA of one model. ``distances``: per-image minimal RMSE d_i (0 if failed at the start)."""
+    """ARA of one model.
+
+    Attributes:
+        ara: the area. distances: per-image minimal RMSE d_i (0 if failed at the start).
+        accuracy: clean top-1 accuracy. kind: "attack" or "btr". num_classes: C.
+        unreliable: bool per image, criterion first met after T/2 steps or never.
+        retried: bool per image, searched again with unit-RMSE steps (``never_met="retry"``).
+    """
 
     ara: float
     distances: torch.Tensor
@@ -52,6 +59,7 @@ class AraResult:
     kind: str
     num_classes: int
     unreliable: torch.Tensor
+    retried: torch.Tensor | None = None
 
     def curve(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Accuracy-robustness curve as step points (r, A(r)), A(r) = share of d_i > r."""
@@ -98,13 +106,20 @@ def accuracy_robustness_area(
     progress: bool = True,
     clip: bool = False,
     on_late: str = "warn",
+    never_met: str = "raise",
 ) -> AraResult:
     r"""Accuracy-Robustness Area of ``model`` on ``(x, y)`` (Woods et al. 2019).
 
-    For each image the RMSE search finds the smallest perturbation d_i that
-    breaks the criterion; with A(r) the share of images with d_i > r,
+    For each image the RMSE search (:func:`advexp_lib.attacks.rmse_search`,
+    model in eval mode) finds the smallest perturbation d_i that breaks the
+    criterion (d_i = 0 for an image that fails it unperturbed); with A(r) the
+    share of images with d_i > r,
 
-        ARA = \int_0^\infty max(0, A(r) - 1/C) dr.
+        ARA = \int_0^\infty max(0, A(r) - 1/C) dr,
+
+    integrated exactly over the step function A (the reference sums 1,000
+    histogram bins, which comes out at most one bin width, max_i d_i / 1000,
+    lower).
 
     Args:
         kind: "attack" (top-1 no longer correct) or "btr" (true-class
@@ -117,10 +132,19 @@ def accuracy_robustness_area(
         clip: keep x + delta in [0, 1] (default False, as the reference).
         on_late: what to do when an image meets the criterion after T/2 steps
             ("warn" default, "raise", "flag"); see ``AraResult.unreliable``.
+        never_met: an image that never meets the criterion has no distance.
+            "raise" (default): an InputError, since an unknown distance is not 0.
+            "zero": distance 0, what the reference returns (its best buffer
+            starts at zero; its late check would refuse such a run).
+            "retry": search those images again with unit-RMSE steps
+            (``grad_floor=0``), which keep moving where the reference's steps
+            shrink to nothing on a saturated network; they are marked in
+            ``AraResult.retried`` and raise if they still never meet it.
     Returns:
         AraResult with ``ara``, per-image ``distances``, ``accuracy``, ``curve()``.
     """
     check_choice(kind, "kind", ("attack", "btr"))
+    check_choice(never_met, "never_met", ("raise", "zero", "retry"))
     check_images(x, "x")
     n = x.shape[0]
     check_labels(y, n, None, "y")  # length now: batches slice y, so a longer y would pass unnoticed
@@ -132,38 +156,44 @@ def accuracy_robustness_area(
     bar = None
     if progress:
         bar = tqdm(total=n * steps, desc=f"ARA ({kind})", unit="img-step", unit_scale=True, leave=False)
+    settings = dict(mode=kind, eps=eps, steps=steps, momentum=momentum, clip=clip, on_late=on_late)
     dists, late, correct, num_classes = [], [], 0, None
     for i in range(0, n, batch_size):
         xb, yb = x[i : i + batch_size], y[i : i + batch_size]
-        res = rmse_search(
-            model,
-            xb,
-            yb,
-            mode=kind,
-            eps=eps,
-            steps=steps,
-            momentum=momentum,
-            clip=clip,
-            on_late=on_late,
-            progress=bar,
-        )
+        res = rmse_search(model, xb, yb, progress=bar, **settings)
         dists.append(res.distances.cpu())
         late.append(res.unreliable.cpu())
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             logits = model(xb)
         num_classes = logits.shape[1]
         correct += (logits.argmax(1) == yb).sum().item()
     if bar is not None:
         bar.close()
-    distances = torch.cat(dists)
-    never = int((~torch.isfinite(distances)).sum())
-    if never:  # no finite d_i: the integral is undefined, not large
+    distances, unreliable = torch.cat(dists), torch.cat(late)
+    never = ~torch.isfinite(distances)
+    retried = never & (never_met == "retry")
+    if retried.any():
+        idx = torch.nonzero(retried).flatten()
+        again = rmse_search(model, x[idx.to(x.device)], y[idx.to(y.device)], grad_floor=0.0, **settings)
+        distances[idx] = again.distances.cpu()
+        never = ~torch.isfinite(distances)
+    if never.any() and never_met == "zero":
+        distances = torch.where(never, torch.zeros_like(distances), distances)
+    elif never.any():  # no finite d_i: the integral is undefined, not large
         raise InputError(
-            f"eps/steps: {never} of {n} image(s) never met the {kind!r} criterion within eps {eps} "
-            f"and {steps} steps, so their distance (and the ARA) is unknown; raise eps or steps"
+            f"eps/steps: {int(never.sum())} of {n} image(s) never met the {kind!r} criterion within eps "
+            f"{eps} and {steps} steps, so their distance (and the ARA) is unknown; raise eps or steps, "
+            f"or pass never_met='retry' (unit-RMSE steps where the gradient vanishes) "
+            f"or 'zero' (the reference's 0)"
         )
     return AraResult(
-        ara_from_distances(distances, num_classes), distances, correct / n, kind, num_classes, torch.cat(late)
+        ara_from_distances(distances, num_classes),
+        distances,
+        correct / n,
+        kind,
+        num_classes,
+        unreliable,
+        retried,
     )
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "build_model",
     "make_activation",
     "eval_mode",
+    "training_mode",
     "tandem_margin",
     "runner_up",
 ]
@@ -258,7 +259,6 @@ class PreActBlock(nn.Module):
             nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
         )
         self.shortcut = nn.Conv2d(cin, cout, 3, stride, 1, bias=False) if stride != 1 or cin != cout else None
-        nn.init.zeros_(self.main[-1].weight)  # residual branch starts at zero
 
     def forward(self, x):
         p = self.pre(x)
@@ -270,6 +270,12 @@ class PreActResNet(nn.Module):
 
     stem conv3x3 -> 3 stages of n PreActBlocks (stride 1, 2, 2) -> BN-act ->
     global average pool -> 1x1 conv classifier.
+
+    Initialized as Woods et al.'s reference: every conv weight (the classifier's
+    too) ``kaiming_uniform_`` with a = 0, i.e. U(-sqrt(6 / fan_in), +sqrt(6 / fan_in));
+    conv biases 0; BatchNorm weight 1 and bias 0; then the last conv of every
+    residual branch zeroed, so each block starts as the identity (Goyal et
+    al. 2017; He et al. 2019, arXiv:1812.01187).
     """
 
     def __init__(
@@ -300,6 +306,17 @@ class PreActResNet(nn.Module):
         self.stages = nn.Sequential(*stages)
         self.head = nn.Sequential(nn.BatchNorm2d(cin), make_activation(activation))
         self.classifier = nn.Conv2d(cin, num_classes, 1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_uniform_(m.weight, a=0)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        for block in self.stages.modules():
+            if isinstance(block, PreActBlock):
+                nn.init.zeros_(block.main[-1].weight)  # residual branch starts at zero
 
     def features(self, x):
         return self.head(self.stages(self.stem(self.normalize(x))))
@@ -349,18 +366,23 @@ def build_model(
 
 
 @contextmanager
+def training_mode(model: nn.Module, training: bool):
+    """Run ``model`` in training (True) or eval (False) mode inside the block; restore its mode after."""
+    was = model.training
+    model.train(training)
+    try:
+        yield model
+    finally:
+        model.train(was)
+
+
 def eval_mode(model: nn.Module):
     """Run the deterministic (eval-mode) network inside the block; restore the caller's mode after.
 
     Attacks and explanations use it: BatchNorm must not update its statistics
     or depend on the batch while a perturbation or map is computed.
     """
-    was = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was)
+    return training_mode(model, False)
 
 
 def tandem_margin(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:

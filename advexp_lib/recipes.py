@@ -105,6 +105,8 @@ class Recipe:
 
 # --------------------------------------------------------------------------------- Woods et al. (2019)
 
+# 2: the search, the adaptive psi and the ResNet initialization as the reference computes them
+_WOODS_VERSION = 2
 # (L_target, k_psi0) of the adaptive psi, l2 / l2min adversarial-training eps, and the activation
 _WOODS_CIFAR = dict(target=1.5, k_psi0=220.0, adv_eps=0.01, l2min_eps=0.1, activation="half_huber")
 _WOODS_MNIST = dict(target=1.2, k_psi0=1.0, adv_eps=0.05, l2min_eps=0.1, activation="half_huber(1.5)")
@@ -127,22 +129,24 @@ def standard(dataset: str) -> Recipe:
                 schedule="step",
                 milestones=(170, 195),
             ),
+            version=_WOODS_VERSION,
         )
     return Recipe(
         "standard",
         dataset,
         "small_cnn",
         train=TrainConfig(num_epochs=12, batch_size=64, optimizer="adam", lr=2e-3, schedule="cosine"),
+        version=_WOODS_VERSION,
     )
 
 
 def adv(dataset: str) -> Recipe:
-    """Woods et al.'s adversarial training: the RMSE search in mode "l2" (7 steps)."""
+    """Woods et al.'s adversarial training: the RMSE search in the paper's "l2" mode, 7 steps, whole batch."""
     p = _woods_settings(dataset)
     return replace(
         standard(dataset),
         name="adv",
-        input_transform=("rmse_adv", dict(mode="l2", eps=p["adv_eps"], steps=7)),
+        input_transform=("rmse_adv", dict(minimal=False, eps=p["adv_eps"], steps=7)),
     )
 
 
@@ -170,7 +174,7 @@ def all_(dataset: str) -> Recipe:
     return replace(
         robust(dataset),
         name="all",
-        input_transform=("rmse_adv", dict(mode="l2min", eps=p["l2min_eps"], steps=7)),
+        input_transform=("rmse_adv", dict(minimal=True, eps=p["l2min_eps"], steps=7, half=True)),
     )
 
 

@@ -122,7 +122,7 @@ class WoodsRegularizer(LossTerm):
             stats["psi_integral"] = self.psi.integral
         return psi * penalty, stats
 
-    def after_step(self, ce: float) -> None:
+    def observe_ce(self, ce: float) -> None:
         if isinstance(self.psi, AdaptivePsi):
             self.psi.update(ce)
 

@@ -1,7 +1,7 @@
 """Tables the book's notebooks share: ARA tables, literature values, every recipe on every metric.
 
 Every table is a ``pandas.DataFrame`` built from measured results (or, for
-:func:`paper_ara_table`, from published values, labelled as such), so
+:func:`published_ara_table`, from published values, labelled as such), so
 notebooks never type a number. Figures live in :mod:`advexp_lib.plotting`.
 """
 
@@ -13,44 +13,72 @@ import torch
 from .attributions import attribute
 from .checks import InputError
 from .metrics import accuracy_robustness_area, gini, robust_accuracy_curve
+from .recipes import recipe
 
 __all__ = [
-    "PAPER_ARA_CIFAR10",
-    "PAPER_ARA_IMAGENET_BEST",
-    "paper_ara_table",
+    "WOODS_PUBLISHED_CIFAR10",
+    "WOODS_PAPER_IMAGENET_ARA",
+    "published_ara_table",
+    "recipe_table",
     "ara_table",
     "drag_table",
     "reproduction_table",
     "evaluate_all",
 ]
 
-# Woods et al. (2019), CIFAR-10 ResNet-44 (their Table 1): accuracy, Attack ARA, BTR ARA.
-# Literature values, copied from the paper (DESIGN 5.4); keyed by our recipe names.
-PAPER_ARA_CIFAR10 = {
-    "standard": {"setting": "standard training", "accuracy": 0.938, "attack_ara": 0.0013, "btr_ara": 0.0015},
-    "adv": {
-        "setting": "adversarial training (l2)",
-        "accuracy": 0.864,
-        "attack_ara": 0.0100,
-        "btr_ara": 0.0157,
-    },
-    "robust": {"setting": "robust additions", "accuracy": 0.676, "attack_ara": 0.0142, "btr_ara": 0.0395},
-    "all": {
-        "setting": "robust + adv. training (l2min)",
-        "accuracy": 0.679,
-        "attack_ara": 0.0188,
-        "btr_ara": 0.0414,
-    },
+# The statistics that the README of Woods et al.'s reference repository
+# (wwoods/adversarial-explanations-cifar) gives for its four published CIFAR-10
+# ResNet-44 files, keyed by our recipe names: test accuracy, Attack ARA, BTR ARA.
+# The README says these networks "correspond with, but are not the same as" the
+# paper's N1-N4, so they are the published networks' figures, not the paper's table.
+WOODS_PUBLISHED_CIFAR10 = {
+    "standard": {"file": "resnet44-standard.pt", "accuracy": 0.938, "attack_ara": 0.0013, "btr_ara": 0.0015},
+    "adv": {"file": "resnet44-adv-train.pt", "accuracy": 0.864, "attack_ara": 0.0100, "btr_ara": 0.0157},
+    "robust": {"file": "resnet44-robust.pt", "accuracy": 0.676, "attack_ara": 0.0142, "btr_ara": 0.0395},
+    "all": {"file": "resnet44-all.pt", "accuracy": 0.679, "attack_ara": 0.0188, "btr_ara": 0.0414},
 }
-PAPER_ARA_IMAGENET_BEST = 0.0053  # Woods et al. (2019): best ImageNet Attack ARA
+# The paper's own figure (Woods et al. 2019, abstract): ImageNet Attack ARA 0.0053, 2.4x the previous best.
+WOODS_PAPER_IMAGENET_ARA = {"attack_ara": 0.0053, "gain_over_previous_best": 2.4}
 
 
-def paper_ara_table():
-    """Woods et al. (2019) CIFAR-10 ResNet-44 results as a DataFrame (literature values, not measured)."""
-    df = pd.DataFrame.from_dict(PAPER_ARA_CIFAR10, orient="index")
+def published_ara_table():
+    """The reference repository's README statistics of its published CIFAR-10 networks (not measured here).
+
+    A DataFrame indexed by our recipe names with ``file``, ``accuracy``,
+    ``attack_ara``, ``btr_ara`` and a ``source`` column saying where the
+    values come from (:data:`WOODS_PUBLISHED_CIFAR10`).
+    """
+    df = pd.DataFrame.from_dict(WOODS_PUBLISHED_CIFAR10, orient="index")
     df.index.name = "recipe"
-    df["source"] = "Woods et al. 2019, CIFAR-10 (paper)"
+    df["source"] = "wwoods/adversarial-explanations-cifar README, published networks"
     return df
+
+
+def recipe_table(dataset: str, names):
+    """What differs between recipes: one row per recipe name, from :func:`advexp_lib.recipes.recipe`.
+
+    Columns: arch, activation, epochs, optimizer, loss term (hook name), and the
+    adversarial training in the paper's terms ("l2" or "l2min" for the RMSE
+    search, "pgd" for Madry's, with its budget, and "half" where only a random
+    half of each batch is perturbed).
+    """
+    rows = {}
+    for name in names:
+        r = recipe(dataset, name)
+        adv = "-"
+        if r.input_transform is not None:
+            hook, kw = r.input_transform
+            kind = ("l2min" if kw.get("minimal") else "l2") if hook == "rmse_adv" else hook
+            adv = f"{kind} eps {kw['eps']:g}, {kw['steps']} steps" + (", half" if kw.get("half") else "")
+        rows[name] = {
+            "arch": r.arch,
+            "activation": r.activation,
+            "epochs": r.train.num_epochs,
+            "optimizer": f"{r.train.optimizer} {r.train.lr:g}",
+            "loss term": r.loss_term[0] if r.loss_term else "-",
+            "adversarial training": adv,
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def ara_table(

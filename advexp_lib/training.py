@@ -18,7 +18,7 @@ and channels_last. Under ``torchrun`` (a torch.distributed process group is
 up) the loop runs DistributedDataParallel: every rank draws the same global
 batch order (same seed), keeps its contiguous share of each global batch, and
 weights its loss by its share so the averaged gradient is the global batch's;
-the cross-entropy fed to ``after_step`` and the history are global too. So W
+the cross-entropy fed to ``observe_ce`` and the history are global too. So W
 processes give what one process gives with the same global batch (to float
 tolerance), except that BatchNorm statistics are computed per rank. Rank 0
 alone writes checkpoints; every rank resumes from the same file.
@@ -133,7 +133,7 @@ def train(
     r"""Train ``model`` in place on ``train_data``; return the per-epoch history.
 
     Per step: x' = input_transform(model, x, y) (or x); loss = CE(model(x'), y)
-    + loss_term(...); one optimizer step; ``after_step(CE)`` on both hooks.
+    + loss_term(...), after ``observe_ce(CE)`` on both hooks; one optimizer step.
 
     Args:
         train_data, test_data: Datasets of (image in [0, 1], label); a
@@ -235,11 +235,19 @@ def train(
                 check_logits(logits, y.shape[0])
                 check_labels(y, y.shape[0], logits.shape[1], "train_data labels")
                 ce = F.cross_entropy(logits, y)
+            ce_value = ce.item()
+            b = y.shape[0]
+            if world > 1:  # hooks (adaptive psi) must see the global batch's CE on every rank
+                total = distributed.all_reduce_sum(
+                    torch.tensor([ce_value * b, b], dtype=torch.float64, device=device)
+                )
+                ce_value = (total[0] / total[1]).item()
+            for h in hooks.values():
+                h.observe_ce(ce_value)
             loss, stats = ce, {}
             if loss_term is not None:
                 extra, stats = loss_term(model, x, y, logits)
                 loss = loss + extra
-            b = y.shape[0]
             # DDP averages gradients over ranks; weighting by the share b / (n_global / W)
             # makes that average the gradient of the global batch's mean loss
             step_loss = loss * (b * world / n_global) if world > 1 else loss
@@ -247,14 +255,6 @@ def train(
             scaler.scale(step_loss).backward()
             scaler.step(opt)
             scaler.update()
-            ce_value = ce.item()
-            if world > 1:  # hooks (adaptive psi) must see the global batch's CE on every rank
-                total = distributed.all_reduce_sum(
-                    torch.tensor([ce_value * b, b], dtype=torch.float64, device=device)
-                )
-                ce_value = (total[0] / total[1]).item()
-            for h in hooks.values():
-                h.after_step(ce_value)
             n_seen += b
             correct += (logits.detach().argmax(1) == y).sum().item()
             for k, v in {"loss": loss.item(), "ce": ce.item(), **stats}.items():

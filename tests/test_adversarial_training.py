@@ -28,7 +28,7 @@ def test_half_and_half_adversarial_training_perturbs_about_half():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
     x, y = torch.rand(200, 1, 4, 4), torch.randint(3, (200,))
-    out = RmseAdversarialTraining(mode="l2", eps=0.05, steps=3)(model, x, y)
+    out = RmseAdversarialTraining(eps=0.05, steps=3, half=True)(model, x, y)
     changed = (out != x).flatten(1).any(1).float().mean().item()
     assert 0.35 < changed < 0.65
     assert model.training  # mode restored after the search

@@ -35,7 +35,7 @@ RUN = textwrap.dedent("""
         model = build_model("small_cnn", num_classes=2, image_size=8, activation="half_huber")
         cfg = TrainConfig(num_epochs=4, batch_size=16, lr=1e-2, seed=seed)
         history = train(model, TensorImageDataset(x, y), cfg, loss_term=WoodsRegularizer(psi=0.1),
-                        input_transform=RmseAdversarialTraining(mode="l2", eps=0.05, steps=2), progress=False)
+                        input_transform=RmseAdversarialTraining(eps=0.05, steps=2), progress=False)
         res = accuracy_robustness_area(model, x[:16], y[:16], steps=20, eps=2.0, progress=False,
                                        on_late="flag")
         blob = b"".join(v.numpy().tobytes() for v in model.state_dict().values())

@@ -149,3 +149,25 @@ def test_pool_first_is_the_stored_order_in_float64(arch, activation):
     b = penalty_and_grads(plain)
     assert torch.equal(a[0], b[0]) and torch.allclose(a[1], b[1], rtol=0, atol=1e-12)
     assert all(torch.allclose(u, v, rtol=1e-10, atol=1e-12) for u, v in zip(a[2], b[2]))
+
+
+def test_resnet_is_initialized_as_the_reference():
+    """kaiming_uniform_ (a = 0) on every conv, zero conv biases, BN 1 / 0, last conv of each branch zero."""
+    torch.manual_seed(0)
+    net = PreActResNet(20, num_classes=10, activation="relu")
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    zeroed = {id(b.main[-1]) for s in net.stages for b in s}
+    for conv in convs:
+        if id(conv) in zeroed:
+            assert torch.count_nonzero(conv.weight) == 0
+            continue
+        fan_in = conv.weight[0].numel()
+        bound = (6 / fan_in) ** 0.5
+        w = conv.weight.detach()
+        assert w.abs().max() <= bound and w.abs().max() > 0.9 * bound  # U(-bound, bound), not torch's default
+        assert conv.bias is None or torch.count_nonzero(conv.bias) == 0
+    assert len(zeroed) == 9 and net.classifier.bias is not None
+    for bn in (m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        assert torch.equal(bn.weight, torch.ones_like(bn.weight)) and torch.equal(
+            bn.bias, torch.zeros_like(bn.bias)
+        )

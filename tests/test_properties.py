@@ -74,13 +74,13 @@ def test_ara_is_monotone_when_distances_grow(d, grow, num_classes):
 
 
 def _l2_search(seed, shape, eps, steps, overshoot, **kw):
-    """The "l2" search on the seeded linear model: x, the result, RMSE(x_adv - x) and the first step."""
+    """The "budget" search on the seeded linear model: x, the result, RMSE(x_adv - x) and the first step."""
     x = _images(seed, shape)
     res = attacks.rmse_search(
         _linear(seed, shape),
         x,
         _labels(seed, shape[0]),
-        mode="l2",
+        mode="budget",
         eps=eps,
         steps=steps,
         overshoot=overshoot,
@@ -141,10 +141,11 @@ def test_rmse_search_l2_with_momentum_also_keeps_the_first_step_bound(
 )
 def test_rmse_search_clip_keeps_pixels_in_range(seed, shape, eps, steps, mode, momentum):
     x = _images(seed, shape)
+    classes = {"targets" if mode == "explain" else "y": _labels(seed, shape[0])}
     res = attacks.rmse_search(
         _linear(seed, shape),
         x,
-        _labels(seed, shape[0]),
+        **classes,
         mode=mode,
         eps=eps,
         steps=steps,

@@ -112,3 +112,25 @@ def test_psi_goes_into_history_checkpoint_and_resume(tmp_path):
     assert load_checkpoint(tmp_path / "a.pt")["hooks"]["loss_term"]["psi_integral"] == reg.psi.integral
     h2, reg2 = run(tmp_path / "a.pt", cfg)  # resumes a finished run: restores I, trains nothing
     assert reg2.psi.integral == reg.psi.integral and h2 == h
+
+
+def test_psi_is_updated_with_the_batchs_own_ce_before_its_penalty():
+    """As the reference's _model_train_batch: I += clip(-ln(CE / L_target)), then L = CE + psi mean|G|^2."""
+    torch.manual_seed(0)
+    x = torch.rand(16, 1, 8, 8)
+    y = torch.arange(16) % 2
+    model = build_model("small_cnn", num_classes=2, image_size=8, activation="half_huber")
+    with torch.no_grad():
+        ce = nn.functional.cross_entropy(model(x), y).item()  # the first batch's CE, before any step
+    target = 2.0 * ce  # CE below target: -ln(0.5) = 0.693, inside the clip
+    reg = WoodsRegularizer(psi=AdaptivePsi(target=target, k_psi0=3.0, k_psi=0.5))
+    history = train(
+        model,
+        TensorImageDataset(x, y, ("a", "b")),
+        TrainConfig(num_epochs=1, batch_size=16),
+        loss_term=reg,
+        progress=False,
+    )
+    expected_psi = 3.0 * math.exp(0.5 * math.log(2.0))  # updated before use: not k_psi0 = 3
+    assert history[0]["psi"] == pytest.approx(expected_psi, rel=1e-6)
+    assert history[0]["loss"] == pytest.approx(ce + expected_psi * history[0]["grad_penalty"], rel=1e-5)

@@ -15,11 +15,12 @@ def _linear2():
     return Linear2(w=((1.0, -1.0), (-1.0, 1.0)), b=(0.0, 0.0), dtype=torch.float32)
 
 
-def test_paper_table_is_labelled_literature():
-    df = report.paper_ara_table()
+def test_published_table_is_labelled_as_the_reference_readme():
+    df = report.published_ara_table()
     assert list(df.index) == ["standard", "adv", "robust", "all"]
     assert df.loc["all", "btr_ara"] == 0.0414 and df.loc["standard", "accuracy"] == 0.938
-    assert (df["source"].str.contains("paper")).all()
+    assert df.loc["adv", "file"] == "resnet44-adv-train.pt"
+    assert (df["source"].str.contains("README")).all() and not df["source"].str.contains("paper").any()
 
 
 def test_ara_table_matches_metrics():

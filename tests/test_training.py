@@ -75,7 +75,7 @@ class L2Weights(LossTerm):
         penalty = sum((p**2).sum() for p in model.parameters())
         return 1e-3 * penalty, {"penalty": penalty.item()}
 
-    def after_step(self, ce):
+    def observe_ce(self, ce):
         self.steps += 1
 
     def state_dict(self):

@@ -1,0 +1,86 @@
+"""The recipe table: the CIFAR-10 Woods et al. recipes pinned to the reference implementation.
+
+Each expected value is transcribed from wwoods/adversarial-explanations-cifar
+(``main.py``: the ``train`` command, ``_get_dataset``, ``_model_train_batch``
+and the ``ROBUST_*`` constants), not from our own code.
+"""
+
+import pytest
+from torchvision import transforms
+
+from advexp_lib import recipes
+from advexp_lib.data import augmentation
+
+REFERENCE_TRAINING = dict(  # SGD(lr 0.1, momentum 0.9, weight decay 1e-4 on every parameter), batch 128
+    optimizer="sgd",
+    lr=0.1,
+    momentum=0.9,
+    weight_decay=1e-4,
+    batch_size=128,
+    num_epochs=200,
+    schedule="step",
+    milestones=(170, 195),
+    gamma=0.1,  # TRAIN_EPOCHS = [170, 195, 200]
+)
+REFERENCE_PSI = dict(  # ROBUST_ADAPT_L_TARGET, ROBUST_ADAPT_PSI_0, ROBUST_ADAPT_PSI, ROBUST_ADAPT_EPS_POS/NEG
+    target=1.5,
+    k_psi0=220.0,
+    k_psi=0.02,
+    eps_better=1.0,
+    eps_worse=0.01,
+    z=2.0,
+    zeta=0.2,
+)
+# --adversarial-training: eps 0.01 (0.1 with --l2-min), 7 steps; half-and-half only with --robust-additions
+REFERENCE_RECIPES = {
+    "standard": dict(activation="relu", psi=False, adversarial=None),
+    "adv": dict(activation="relu", psi=False, adversarial=dict(minimal=False, eps=0.01, steps=7, half=False)),
+    "robust": dict(activation="half_huber", psi=True, adversarial=None),
+    "all": dict(
+        activation="half_huber", psi=True, adversarial=dict(minimal=True, eps=0.1, steps=7, half=True)
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(REFERENCE_RECIPES))
+def test_cifar10_woods_recipes_are_the_reference_settings(name):
+    r = recipes.recipe("cifar10", name)
+    want = REFERENCE_RECIPES[name]
+    assert r.arch == "resnet44" and r.activation == want["activation"]
+    assert {k: getattr(r.train, k) for k in REFERENCE_TRAINING} == REFERENCE_TRAINING
+    if want["psi"]:
+        hook, kwargs = r.loss_term
+        assert hook == "woods_ladv" and kwargs == REFERENCE_PSI
+    else:
+        assert r.loss_term is None
+    if want["adversarial"] is None:
+        assert r.input_transform is None
+    else:
+        hook, kwargs = r.input_transform
+        assert hook == "rmse_adv"
+        assert {**dict(half=False), **kwargs} == want["adversarial"]  # half defaults to False
+        transform = recipes.build_hooks(r)[1]
+        assert (transform.minimal, transform.eps, transform.steps, transform.half) == tuple(
+            want["adversarial"][k] for k in ("minimal", "eps", "steps", "half")
+        )
+        assert (transform.momentum, transform.overshoot) == (0.0, 1.0)
+
+
+def test_cifar10_augmentation_is_the_references():
+    """_get_dataset: ToTensor, replicate pad 4, ToPILImage, RandomHorizontalFlip, RandomCrop(32), ToTensor."""
+    steps = augmentation("cifar10").transforms
+    assert [type(t) for t in steps] == [
+        transforms.Pad,
+        transforms.RandomHorizontalFlip,
+        transforms.RandomCrop,
+        transforms.ToTensor,
+    ]
+    pad, flip, crop = steps[:3]
+    assert (pad.padding, pad.padding_mode, flip.p, tuple(crop.size), crop.padding) == (
+        4,
+        "edge",
+        0.5,
+        (32, 32),
+        None,
+    )
+    assert isinstance(augmentation("mnist"), transforms.ToTensor)
