@@ -8,7 +8,8 @@ The modules form layers (:data:`LAYERS`); a module imports only modules listed
 before it, so the package has no import cycle. From the bottom:
 
 1. base: ``checks`` (errors, validation), ``stats`` (confidence intervals),
-   ``data``, ``models``, ``distributed``, ``checkpoints``, ``woods_import``;
+   ``data``, ``models``, ``distributed``, ``checkpoints``, ``woods_import``
+   (the published networks' format), ``published`` (finding those files);
 2. ``attacks``: pixel-space attacks (the RMSE search of Woods et al., PGD);
 3. ``attributions``: attribution maps (Captum, CAM, differentiable IG);
 4. ``metrics``: ARA, accuracy, map discrepancies, Gini, rank measures;
@@ -27,7 +28,7 @@ __version__ = "0.1.0"
 __all__ = ["AdvexpError", "InputError", "InputTypeError", "CheckpointError", "LAYERS", "__version__"]
 
 LAYERS = (
-    ("checks", "stats", "data", "models", "distributed", "checkpoints", "woods_import"),
+    ("checks", "stats", "data", "models", "distributed", "checkpoints", "woods_import", "published"),
     ("attacks",),
     ("attributions",),
     ("metrics",),

@@ -32,6 +32,10 @@ __all__ = [
     "step_sizes",
     "rmse_search",
     "pgd",
+    "INDEPENDENT_ATTACKS",
+    "independent_attack",
+    "line_search",
+    "criterion_met",
 ]
 
 SEARCH_MODES = ("budget", "attack", "btr", "explain")
@@ -287,6 +291,124 @@ def pgd(
     return (x + delta).detach()
 
 
+def criterion_met(model: nn.Module, x: torch.Tensor, y: torch.Tensor, kind: str = "attack") -> torch.Tensor:
+    """bool (N,): does ``model`` (in eval mode) fail on ``x`` by ``kind``'s criterion?
+
+    "attack": the prediction is not y; "btr": p_y(x) <= 1/C (the flags of :func:`rmse_search`).
+    """
+    check_choice(kind, "kind", ("attack", "btr"))
+    with eval_mode(model), torch.no_grad():
+        return ~_push(kind, model(x), y, None, None)
+
+
+INDEPENDENT_ATTACKS = {
+    "ddn": "foolbox DDNAttack: decoupled direction and norm (Rony et al. 2019)",
+    "fmn": "foolbox L2FMNAttack: fast minimum-norm (Pintor et al. 2021)",
+    "boundary": "foolbox BoundaryAttack: gradient-free, decision-based (Brendel et al. 2018)",
+}
+
+
+def independent_attack(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack: str, kind: str = "attack", steps: int = 450
+) -> SearchResult:
+    r"""A minimal-norm l2 attack from an independent library (foolbox), scored as the RMSE search is.
+
+    The attacks (:data:`INDEPENDENT_ATTACKS`) minimize the l2 norm of the
+    perturbation that breaks the criterion; ours measure it as RMSE = l2 /
+    sqrt(C H W). Every returned image is checked here, with the model in eval
+    mode: its distance is RMSE(x' - x) if it meets the criterion, inf if it
+    does not (a failure is not a distance of 0), and 0 where x itself already
+    meets it. Criteria as in :func:`rmse_search`: "attack" (prediction no
+    longer y) or "btr" (p_y(x') <= 1/C), the latter by attacking a two-logit
+    wrapper, [log p_y(x) + log C, 0], whose prediction changes exactly when
+    p_y falls below 1/C. foolbox 3.3.4's L2FMNAttack never shrinks the
+    perturbation (its projection divides the norm by itself); it is used
+    here with that projection written as the paper's, min(1, eps / ||d||).
+
+    Args:
+        attack: "ddn", "fmn" or "boundary". kind: "attack" (default) or "btr".
+        steps: iterations (default 450, the RMSE search's budget; the boundary
+            attack needs thousands, each one forward pass and no gradient).
+    Returns:
+        :class:`SearchResult` (``first_met`` -1, ``unreliable`` False).
+    """
+    check_choice(attack, "attack", INDEPENDENT_ATTACKS)
+    check_choice(kind, "kind", ("attack", "btr"))
+    check_images(x, "x")
+    check_positive(steps, "steps", integer=True)
+    n = x.shape[0]
+    with eval_mode(model), torch.no_grad():
+        logits = check_logits(model(x), n)
+    check_labels(y, n, logits.shape[1], "y")
+    num_classes = logits.shape[1]
+    met = criterion_met(model, x, y, kind)
+    x_adv = x.clone()
+    todo = torch.nonzero(~met).flatten()
+    if todo.numel():
+        with eval_mode(model):
+            x_adv[todo] = _foolbox_run(model, x[todo], y[todo], attack, kind, steps, num_classes)
+    ok = criterion_met(model, x_adv, y, kind)
+    distances = torch.where(ok, rmse(x_adv - x), torch.full((n,), math.inf, device=x.device, dtype=x.dtype))
+    distances = torch.where(met, torch.zeros_like(distances), distances)
+    x_adv = torch.where(met[:, None, None, None], x, x_adv)
+    none = torch.zeros(n, dtype=torch.bool, device=x.device)
+    return SearchResult(x_adv.detach(), distances.detach(), torch.full((n,), -1, device=x.device), none)
+
+
+def line_search(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    directions: torch.Tensor,
+    *,
+    kind: str = "attack",
+    max_rmse: float = 1.0,
+    rounds: int = 30,
+) -> SearchResult:
+    r"""The smallest s along fixed directions u_i with x_i + s u_i breaking the criterion (a transfer attack).
+
+    u_i = directions_i / RMSE(directions_i); s starts at 1/64 of ``max_rmse``,
+    doubles until the criterion ("attack" or "btr", as :func:`rmse_search`)
+    is met or s passes ``max_rmse``, then ``rounds`` bisections close in on
+    the boundary. Typical use: the minimal adversarial perturbations of one
+    model, tried on another. Distance = RMSE(s u_i) = s (inf where
+    ``max_rmse`` did not suffice; 0 where x already meets the criterion).
+    No clipping to [0, 1], as the RMSE search.
+    """
+    check_choice(kind, "kind", ("attack", "btr"))
+    check_images(x, "x")
+    check_positive(max_rmse, "max_rmse")
+    check_positive(rounds, "rounds", integer=True)
+    if not isinstance(directions, torch.Tensor) or directions.shape != x.shape:
+        raise InputError(f"directions: expected a tensor of the images' shape {tuple(x.shape)}")
+    n = x.shape[0]
+    norm = rmse(directions)
+    u = directions / torch.where(norm > 0, norm, torch.ones_like(norm))[:, None, None, None]
+
+    def met(s):
+        return criterion_met(model, x + s[:, None, None, None] * u, y, kind)
+
+    zero = met(torch.zeros(n, dtype=x.dtype, device=x.device))
+    lo = torch.zeros(n, dtype=x.dtype, device=x.device)
+    hi = torch.full_like(lo, max_rmse / 64)
+    found = zero.clone()
+    while not bool(found.all()) and float(hi.max()) <= max_rmse:
+        ok = met(hi) & ~found
+        found = found | ok
+        lo = torch.where(found, lo, hi)
+        hi = torch.where(found, hi, 2 * hi)
+    usable = found & ~zero & (norm > 0)
+    for _ in range(rounds):
+        mid = (lo + hi) / 2
+        ok = met(mid)
+        hi, lo = torch.where(usable & ok, mid, hi), torch.where(usable & ~ok, mid, lo)
+    inf = torch.full_like(lo, math.inf)
+    distances = torch.where(zero, torch.zeros_like(lo), torch.where(usable, hi, inf))
+    x_adv = x + torch.where(usable, hi, torch.zeros_like(hi))[:, None, None, None] * u
+    none = torch.zeros(n, dtype=torch.bool, device=x.device)
+    return SearchResult(x_adv.detach(), distances, torch.full((n,), -1, device=x.device), none)
+
+
 def _push(mode, logits, classes, mse, eps):
     """The reference's "keep pushing" flag at the current delta (its MSE given)."""
     if mode in ("budget", "explain"):
@@ -344,3 +466,46 @@ def _report_late(unreliable, on_late, mode, eps, steps):
     if on_late == "raise":
         raise InputError(msg)
     warnings.warn(msg, LateCriterionWarning, stacklevel=3)
+
+
+class _ChanceMargin(nn.Module):
+    """Two logits [log p_y(x) + log C, 0] of ``model``: the prediction is class 0 while p_y > 1/C.
+
+    Holds the batch's labels, so it must see the whole batch, in order (as foolbox's attacks call it).
+    """
+
+    def __init__(self, model: nn.Module, y: torch.Tensor, num_classes: int):
+        super().__init__()
+        self.model, self.y, self.log_c = model, y, math.log(num_classes)
+
+    def forward(self, z):
+        if z.shape[0] != self.y.shape[0]:
+            raise InputError(
+                f"x: the btr wrapper holds {self.y.shape[0]} labels, got a batch of {z.shape[0]}"
+            )
+        logp = self.model(z).log_softmax(1).gather(1, self.y[:, None]) + self.log_c
+        return torch.cat([logp, torch.zeros_like(logp)], 1)
+
+
+def _foolbox_run(model, x, y, attack, kind, steps, num_classes):
+    """foolbox's attack on (x, y) for the criterion ``kind``; the images it returns (unverified)."""
+    import eagerpy as ep  # foolbox's tensor layer; imported with foolbox, on first use
+    import foolbox as fb
+    from foolbox.devutils import atleast_kd, flatten
+
+    class L2FMN(fb.attacks.L2FMNAttack):
+        def project(self, x, x0, epsilon):  # the paper's projection onto the l2 ball of radius epsilon
+            d = x - x0
+            norms = ep.maximum(flatten(d).norms.l2(axis=-1), 1e-12)
+            return x0 + d * atleast_kd(ep.minimum(1, epsilon / norms), x.ndim)
+
+    net = model if kind == "attack" else _ChanceMargin(model, y, num_classes).eval()
+    labels = y if kind == "attack" else torch.zeros_like(y)
+    fmodel = fb.PyTorchModel(net, bounds=(0, 1), preprocessing=None, device=x.device)
+    make = {
+        "ddn": lambda: fb.attacks.DDNAttack(steps=steps),
+        "fmn": lambda: L2FMN(steps=steps),
+        "boundary": lambda: fb.attacks.BoundaryAttack(steps=steps),
+    }[attack]
+    _, clipped, _ = make()(fmodel, x, fb.criteria.Misclassification(labels), epsilons=None)
+    return clipped.detach()

@@ -51,7 +51,7 @@ OPTIONS = {  # method -> the options attribute() accepts for it
     "saliency": {"abs"},
     "integrated_gradients": {"n_steps", "ig_method", "internal_batch_size"},
     "smoothgrad": {"nt_samples", "stdevs", "abs", "nt_samples_batch_size"},
-    "grad_cam": {"relu", "interpolate_mode"},
+    "grad_cam": {"relu", "interpolate_mode", "upsample"},
     "guided_grad_cam": {"interpolate_mode"},
     "cam": {"interpolate_mode", "upsample"},
 }
@@ -77,8 +77,9 @@ def attribute(
     - "grad_cam": Captum ``LayerGradCam`` on the last ``nn.Conv2d`` of the
       model (:func:`last_conv_layer`), sum_k mean_{hw}(d f_t / dA_k) A_k,
       upsampled to H x W with ``LayerAttribution.interpolate``. Options
-      ``relu`` (default True, as in the Grad-CAM paper) and
-      ``interpolate_mode`` (default "bilinear").
+      ``relu`` (default True, as in the Grad-CAM paper),
+      ``interpolate_mode`` (default "bilinear") and ``upsample`` (default
+      True; False returns the layer's grid).
     - "guided_grad_cam": Captum ``GuidedGradCam`` (guided backprop x upsampled
       Grad-CAM) on the same layer; guided backprop overrides ``nn.ReLU``
       modules only. Option ``interpolate_mode`` (default "nearest", Captum's).
@@ -263,14 +264,14 @@ def _smoothgrad(
     )
 
 
-def _grad_cam(model, x, target, differentiable, relu=True, interpolate_mode="bilinear"):
+def _grad_cam(model, x, target, differentiable, relu=True, interpolate_mode="bilinear", upsample=True):
     x = x if (not differentiable or x.requires_grad) else x.detach().requires_grad_(True)
     kwargs = {"grad_kwargs": {"create_graph": True}} if differentiable else {}
     with torch.enable_grad():
         maps = LayerGradCam(model, last_conv_layer(model)).attribute(
             x, target=target, relu_attributions=relu, **kwargs
         )
-    return _upsample(maps, x.shape[-2:], interpolate_mode)
+    return _upsample(maps, x.shape[-2:], interpolate_mode) if upsample else maps
 
 
 def _guided_grad_cam(model, x, target, differentiable, interpolate_mode="nearest"):

@@ -21,13 +21,23 @@ from torch import nn
 
 from .checks import CheckpointError
 
-__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "load_model_state"]
+__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "write_atomic", "load_checkpoint", "load_model_state"]
 
 CHECKPOINT_FORMAT = "advexp-checkpoint-v1"
 
 
 def save_checkpoint(path, state: dict) -> Path:
-    """Write ``state`` (plus the format tag) to ``path`` atomically: temp file, fsync, rename."""
+    """Write ``state`` (plus the format tag) to ``path`` atomically (:func:`write_atomic`)."""
+    return write_atomic(path, lambda f: torch.save({"format": CHECKPOINT_FORMAT, **state}, f))
+
+
+def write_atomic(path, write) -> Path:
+    """Create or replace the file ``path`` atomically: ``write(f)`` fills a temp file, fsync, rename.
+
+    The temp file lives in the same folder; a failure or a kill before the
+    rename leaves an existing file at ``path`` intact. The new file gets the
+    permissions ``open()`` would give it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
@@ -36,7 +46,7 @@ def save_checkpoint(path, state: dict) -> Path:
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions open() would
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save({"format": CHECKPOINT_FORMAT, **state}, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

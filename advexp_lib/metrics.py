@@ -6,14 +6,16 @@ of :mod:`advexp_lib.attacks`, so distances are per-image RMSE in [0, 1] pixel un
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .attacks import pgd, rmse_search
-from .attributions import attribute
+from . import distributed
+from .attacks import INDEPENDENT_ATTACKS, independent_attack, pgd, rmse_search
+from .attributions import OPTIONS, attribute
 from .checks import (
     InputError,
     InputTypeError,
@@ -27,6 +29,8 @@ from .models import eval_mode
 
 __all__ = [
     "AraResult",
+    "EnsembleAraResult",
+    "ensemble_ara",
     "ara_from_distances",
     "accuracy_robustness_area",
     "accuracy",
@@ -119,7 +123,9 @@ def accuracy_robustness_area(
 
     integrated exactly over the step function A (the reference sums 1,000
     histogram bins, which comes out at most one bin width, max_i d_i / 1000,
-    lower).
+    lower). Under ``torchrun`` (a torch.distributed process group is up) each
+    process searches a contiguous share of the images and every process
+    returns the result for all of them (:mod:`advexp_lib.distributed`).
 
     Args:
         kind: "attack" (top-1 no longer correct) or "btr" (true-class
@@ -151,32 +157,42 @@ def accuracy_robustness_area(
     check_positive(steps, "steps", integer=True)  # before the progress bar opens
     check_positive(eps, "eps")
     with eval_mode(model), torch.no_grad():  # wrong channels / output shape / labels: fail before the bar too
-        check_labels(y, n, check_logits(model(x[:1]), 1).shape[1], "y")
+        num_classes = check_logits(model(x[:1]), 1).shape[1]
+    check_labels(y, n, num_classes, "y")
     batch_size = n if batch_size is None else check_positive(batch_size, "batch_size", integer=True)
+    rows = distributed.split_for_rank(n)  # under torchrun: this rank's contiguous share; else all
+    x, y = x[rows], y[rows]
     bar = None
-    if progress:
-        bar = tqdm(total=n * steps, desc=f"ARA ({kind})", unit="img-step", unit_scale=True, leave=False)
+    if progress and distributed.is_main_process():
+        bar = tqdm(
+            total=x.shape[0] * steps, desc=f"ARA ({kind})", unit="img-step", unit_scale=True, leave=False
+        )
     settings = dict(mode=kind, eps=eps, steps=steps, momentum=momentum, clip=clip, on_late=on_late)
-    dists, late, correct, num_classes = [], [], 0, None
-    for i in range(0, n, batch_size):
+    dists, late = [torch.zeros(0, dtype=x.dtype)], [torch.zeros(0, dtype=torch.bool)]
+    correct = torch.zeros(0, dtype=torch.bool)
+    for i in range(0, x.shape[0], batch_size):
         xb, yb = x[i : i + batch_size], y[i : i + batch_size]
         res = rmse_search(model, xb, yb, progress=bar, **settings)
         dists.append(res.distances.cpu())
         late.append(res.unreliable.cpu())
         with eval_mode(model), torch.no_grad():
-            logits = model(xb)
-        num_classes = logits.shape[1]
-        correct += (logits.argmax(1) == yb).sum().item()
+            correct = torch.cat([correct, (model(xb).argmax(1) == yb).cpu()])
     if bar is not None:
         bar.close()
     distances, unreliable = torch.cat(dists), torch.cat(late)
-    never = ~torch.isfinite(distances)
-    retried = never & (never_met == "retry")
+    retried = ~torch.isfinite(distances) & (never_met == "retry")
     if retried.any():
         idx = torch.nonzero(retried).flatten()
         again = rmse_search(model, x[idx.to(x.device)], y[idx.to(y.device)], grad_floor=0.0, **settings)
         distances[idx] = again.distances.cpu()
-        never = ~torch.isfinite(distances)
+    if distributed.world_size() > 1:  # every rank gets every image's result, in order
+        parts = [
+            t.to(x.device)
+            for t in (distances, unreliable.to(x.dtype), retried.to(x.dtype), correct.to(x.dtype))
+        ]
+        distances, unreliable, retried, correct = (distributed.gather_cat(t).cpu() for t in parts)
+        unreliable, retried, correct = unreliable.bool(), retried.bool(), correct.bool()
+    never = ~torch.isfinite(distances)
     if never.any() and never_met == "zero":
         distances = torch.where(never, torch.zeros_like(distances), distances)
     elif never.any():  # no finite d_i: the integral is undefined, not large
@@ -186,14 +202,132 @@ def accuracy_robustness_area(
             f"or pass never_met='retry' (unit-RMSE steps where the gradient vanishes) "
             f"or 'zero' (the reference's 0)"
         )
+    accuracy = correct.double().mean().item()
     return AraResult(
         ara_from_distances(distances, num_classes),
         distances,
-        correct / n,
+        accuracy,
         kind,
         num_classes,
         unreliable,
         retried,
+    )
+
+
+@dataclass
+class EnsembleAraResult:
+    """Output of :func:`ensemble_ara`.
+
+    Attributes:
+        ara: ARA of each image's smallest distance over all attacks.
+        distances: (N,) those smallest distances (RMSE). accuracy, kind, num_classes: as AraResult.
+        per_attack: attack -> its own ARA (inf where it failed on some image).
+        per_attack_distances: attack -> (N,) its verified distances (inf: failed).
+        wins: attack -> share of the attacked images (correct at first) on which
+            it found the smallest distance (ties count for every attack tied, so
+            shares can sum to more than 1).
+        failures: attack -> number of images it failed on.
+    """
+
+    ara: float
+    distances: torch.Tensor
+    accuracy: float
+    kind: str
+    num_classes: int
+    per_attack: dict
+    per_attack_distances: dict
+    wins: dict
+    failures: dict
+
+
+def ensemble_ara(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    kind: str = "attack",
+    attacks=("rmse", "ddn", "fmn"),
+    steps: int = 450,
+    eps: float = 20.0,
+    momentum: float = 0.9,
+    never_met: str = "retry",
+    progress: bool = True,
+    rmse_result: AraResult | None = None,
+) -> EnsembleAraResult:
+    r"""ARA from the strongest of several minimal-perturbation attacks (Carlini et al. 2019's advice).
+
+    Each image's distance is the smallest verified RMSE over the attacks:
+    "rmse" is Woods et al.'s search (:func:`accuracy_robustness_area` with
+    ``steps``, ``eps``, ``momentum``, ``never_met``); the others are
+    independent minimal-norm l2 attacks from foolbox
+    (:func:`advexp_lib.attacks.independent_attack`: "ddn", "fmn", and the
+    gradient-free "boundary"), given the same number of steps. Every distance
+    of every attack is checked to meet the criterion; a failure counts as
+    infinite, not 0. Since every attack's distance is an upper bound on the
+    true minimal one, the ensemble ARA is at most every per-attack ARA, and
+    closer to the true area. ``kind`` as :func:`accuracy_robustness_area`;
+    ``rmse_result``: that function's result on the same images and kind, to
+    reuse instead of searching again.
+
+    Returns:
+        :class:`EnsembleAraResult`.
+    """
+    check_choice(kind, "kind", ("attack", "btr"))
+    attacks = tuple(attacks)
+    if not attacks:
+        raise InputError("attacks: expected at least one attack name")
+    for a in attacks:
+        check_choice(a, "attacks", ("rmse", *INDEPENDENT_ATTACKS))
+    per, accuracy, num_classes = {}, None, None
+    for a in attacks:
+        if a == "rmse":
+            res = rmse_result or accuracy_robustness_area(
+                model,
+                x,
+                y,
+                kind=kind,
+                steps=steps,
+                eps=eps,
+                momentum=momentum,
+                progress=progress,
+                on_late="flag",
+                never_met=never_met,
+            )
+            if res.kind != kind or res.distances.shape[0] != x.shape[0]:
+                raise InputError(f"rmse_result: expected a {kind!r} ARA of these {x.shape[0]} images")
+            per[a], accuracy, num_classes = res.distances.double(), res.accuracy, res.num_classes
+        else:
+            per[a] = (
+                independent_attack(model, x, y, attack=a, kind=kind, steps=steps).distances.double().cpu()
+            )
+    if num_classes is None:
+        with eval_mode(model), torch.no_grad():
+            logits = predict(model, x)
+        num_classes, accuracy = (
+            logits.shape[1],
+            (logits.argmax(1) == y.to(logits.device)).double().mean().item(),
+        )
+    stacked = torch.stack([per[a] for a in attacks])
+    best = stacked.min(0).values
+    if not torch.isfinite(best).all():
+        raise InputError(
+            f"attacks: {int((~torch.isfinite(best)).sum())} image(s) broken by no attack: ARA unknown"
+        )
+    attacked = best > 0
+    n_attacked = max(int(attacked.sum()), 1)
+    return EnsembleAraResult(
+        ara=ara_from_distances(best, num_classes),
+        distances=best,
+        accuracy=accuracy,
+        kind=kind,
+        num_classes=num_classes,
+        per_attack={
+            a: ara_from_distances(d, num_classes) if torch.isfinite(d).all() else math.inf
+            for a, d in per.items()
+        },
+        per_attack_distances=per,
+        wins={a: ((per[a] == best) & attacked).sum().item() / n_attacked for a in attacks},
+        failures={a: int((~torch.isfinite(d)).sum()) for a, d in per.items()},
     )
 
 
@@ -258,6 +392,7 @@ def discrepancy(
     targets: torch.Tensor | None = None,
     method: str = "cam",
     norm: str = "l1",
+    upsample: bool = False,
     **options,
 ) -> torch.Tensor:
     r"""One-, two- or all-class interpretation discrepancy between x and x' (Boopathy et al. 2020).
@@ -275,6 +410,9 @@ def discrepancy(
         method: attribution method (default "cam", as in the paper);
             ``options`` go to ``attribute``.
         norm: "l1" (default) or "l2".
+        upsample: for "cam" and "grad_cam", compare the maps upsampled to the
+            image (True) or, as the paper and its reference code do, at the
+            last conv layer's resolution (default False), which sets D's scale.
     Returns:
         (N,) tensor, detached.
     """
@@ -289,6 +427,9 @@ def discrepancy(
         if targets is None:
             raise InputError("targets: measure='two' needs the attack's target classes")
         check_labels(targets, x.shape[0], num_classes, "targets")
+
+    if "upsample" in OPTIONS[method]:
+        options = {**options, "upsample": upsample}
 
     def d(cls):
         a = attribute(model, x, cls, method=method, **options)
@@ -395,24 +536,26 @@ def robust_accuracy_curve(
     step_size: float = 0.01,
     norm: str = "linf",
     random_start: bool = False,
+    cumulative: bool = False,
     batch_size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Robust accuracy under PGD over a grid of budgets (Boopathy et al. 2020 protocol).
+    r"""Accuracy under untargeted PGD at each budget of a grid (the companion papers' protocol).
 
-    For the sorted grid eps_1 < eps_2 < ..., an image counts as robust at
-    eps_j only if it is classified correctly and survived the PGD attack
-    (:func:`advexp_lib.attacks.pgd`, untargeted CE ascent) at *every* grid
-    budget eps_i <= eps_j. So the curve is non-increasing by construction,
-    even though a fixed-step attack at a larger eps is not guaranteed to
-    find every example it found at a smaller one. Images that already fell
-    are not attacked again (same result, less work). eps = 0 gives the clean
-    accuracy.
+    Each budget eps > 0 attacks the clean images afresh
+    (:func:`advexp_lib.attacks.pgd`, CE ascent from x, no random start by
+    default), as Boopathy et al.'s reference code does; eps = 0 gives the
+    clean accuracy. A fixed-step attack can find at a small budget what it
+    misses at a larger one, so this curve need not fall monotonically. With
+    ``cumulative`` an image counts as robust at eps_j only if it survived
+    every budget eps_i <= eps_j (a non-increasing curve; images that fell are
+    not attacked again).
 
     Args:
         eps_grid: budgets >= 0 (l-inf, or per-image l2 with ``norm="l2"``), any order; sorted,
             duplicates dropped.
-        steps, step_size: PGD settings; defaults are the paper's 200 steps of 0.01.
+        steps, step_size: PGD settings; defaults are the papers' 200 steps of 0.01.
         norm: "linf" (default) or "l2"; random_start: PGD random start (default False).
+        cumulative: see above. Default False.
         batch_size: images per PGD batch (default None: all at once).
     Returns:
         (eps, accuracy): float64 tensors of equal length, eps ascending.
@@ -425,12 +568,16 @@ def robust_accuracy_curve(
     eps = torch.unique(eps)  # sorted ascending
     n = x.shape[0]
     batch_size = n if batch_size is None else check_positive(batch_size, "batch_size", integer=True)
-    logits = predict(model, x)
+    with eval_mode(model):
+        logits = predict(model, x)
     check_labels(y, n, logits.shape[1], "y")
     y = y.to(logits.device)
-    robust = logits.argmax(1) == y
+    correct = logits.argmax(1) == y
+    robust = correct.clone()
     acc = []
     for e in eps.tolist():
+        if not cumulative:
+            robust = correct.clone()
         idx = torch.nonzero(robust).flatten()
         if e > 0 and idx.numel():
             for i in range(0, idx.numel(), batch_size):
@@ -445,7 +592,8 @@ def robust_accuracy_curve(
                     norm=norm,
                     random_start=random_start,
                 )
-                robust[j] = predict(model, x_adv).argmax(1) == y[j]
+                with eval_mode(model):
+                    robust[j] = predict(model, x_adv).argmax(1) == y[j]
         acc.append(robust.double().mean().item())
     return eps, torch.tensor(acc, dtype=torch.float64)
 

@@ -18,7 +18,7 @@ from torchvision.utils import make_grid
 
 from .checks import InputError, check_choice, check_images, check_labels, check_positive
 from .data import class_name
-from .explanation_attacks import DragResult, adversarial_explanation
+from .explanation_attacks import ShiftResult, adversarial_explanation
 from .models import HalfHuberReLU, runner_up
 
 __all__ = [
@@ -28,7 +28,8 @@ __all__ = [
     "plot_history",
     "plot_ara_curves",
     "plot_attributions",
-    "plot_drag",
+    "plot_shift",
+    "plot_shift_distribution",
     "explanation_panel",
     "adversarial_explanation_panel",
     "plot_half_huber",
@@ -206,14 +207,16 @@ def plot_attributions(
     return fig
 
 
-def plot_drag(result: DragResult, *, method: str | None = None, index=None, classes=None, max_rows: int = 4):
-    """Figure of :func:`~advexp_lib.explanation_attacks.explanation_drag`: both images, both maps.
+def plot_shift(
+    result: ShiftResult, *, method: str | None = None, index=None, classes=None, max_rows: int = 3
+):
+    """Figure of :func:`~advexp_lib.explanation_attacks.explanation_shift`: what a user sees, and a control.
 
-    One row per shown image: clean image (true class, clean prediction), its
-    map for the true class, the attacked image (attacked prediction) and its
-    map for the attacked class. ``index``: images to show (default: the first
-    ``max_rows`` successful ones, else the first ones). ``method``: default
-    the first method of the result.
+    One row per shown image: the clean image and its map for the true class;
+    the attacked image and its map for the new prediction (with the shift D);
+    the control image (random noise of the same RMSE) and its map (with its D).
+    ``index``: images to show (default: the first ``max_rows`` successful
+    ones, else the first ones). ``method``: default the result's first.
     """
     method = method or next(iter(result.maps))
     check_choice(method, "method", list(result.maps))
@@ -224,24 +227,62 @@ def plot_drag(result: DragResult, *, method: str | None = None, index=None, clas
     if not index:
         raise InputError("index: expected at least one image index")
     m = result.maps[method]
-    fig, axes = plt.subplots(len(index), 4, figsize=(7.2, 1.9 * len(index) + 0.3), squeeze=False)
+    fig, axes = plt.subplots(len(index), 6, figsize=(10, 1.9 * len(index) + 0.4), squeeze=False)
     for r, i in enumerate(index):
-        y, t = class_name(result.y[i], classes), class_name(result.targets[i], classes)
-        axes[r][0].imshow(to_display(result.x[i]), cmap="gray", vmin=0, vmax=1)
-        axes[r][0].set_title(f"clean: y={y}, pred {class_name(result.clean_pred[i], classes)}", fontsize=8)
-        show_map(axes[r][1], m["clean_true"][i].sum(0))
-        axes[r][1].set_title(f"{method} for {y}", fontsize=8)
-        axes[r][2].imshow(to_display(result.x_adv[i]), cmap="gray", vmin=0, vmax=1)
-        axes[r][2].set_title(f"attacked: pred {class_name(result.adv_pred[i], classes)}", fontsize=8)
-        show_map(axes[r][3], m["attacked"][i].sum(0))
-        dragged = " (dragged)" if bool(result.flags[method][i]) else ""
-        axes[r][3].set_title(f"{method} for {t}{dragged}", fontsize=8)
+        y, t = class_name(result.y[i], classes), class_name(result.adv_pred[i], classes)
+        panels = [
+            (result.x[i], f"clean: y = {y}", m["clean"][i], f"{method} for {y}"),
+            (
+                result.x_adv[i],
+                f"attacked: pred {t}",
+                m["attacked"][i],
+                f"{method} for {t}\nD = {result.shift[method][i]:.2f}",
+            ),
+            (
+                result.x_control[i],
+                "noise, same RMSE",
+                m["control"][i],
+                f"{method} for {y}\nD = {result.control_shift[method][i]:.2f}",
+            ),
+        ]
+        for c, (img, img_title, amap, map_title) in enumerate(panels):
+            axes[r][2 * c].imshow(to_display(img), cmap="gray", vmin=0, vmax=1)
+            axes[r][2 * c].set_title(img_title, fontsize=8)
+            show_map(axes[r][2 * c + 1], amap)
+            axes[r][2 * c + 1].set_title(map_title, fontsize=8)
     _no_ticks(axes.flat)
     fig.suptitle(
-        f"{result.attack} attack, eps {result.eps:g}: {method} follows the attacked class in "
-        f"{result.share[method]:.0%} of successful attacks",
-        fontsize=9,
+        f"{result.attack} attack, eps {result.eps:g}: map shift D against a noise control", fontsize=9
     )
+    fig.tight_layout()
+    return fig
+
+
+def plot_shift_distribution(results: dict, *, method: str, ax=None):
+    """Histograms of the map shifts of successful attacks against their noise controls, per model.
+
+    Args:
+        results: {label: ShiftResult}; method: which map. The dashed line is
+            each model's threshold (95th percentile of its controls); the
+            legend gives the share above it with its 95% interval.
+    """
+    fig, axes = (
+        (ax.figure, [ax])
+        if ax is not None
+        else plt.subplots(1, len(results), figsize=(4.2 * len(results), 2.8), squeeze=False)
+    )
+    axes = list(axes[0]) if ax is None else axes
+    for a, (label, res) in zip(axes, results.items()):
+        ok = res.success
+        shift, control = res.shift[method][ok].numpy(), res.control_shift[method][ok].numpy()
+        top = max(shift.max(initial=0), control.max(initial=0)) or 1.0
+        bins = torch.linspace(0, top, 25).numpy()
+        a.hist(control, bins=bins, alpha=0.6, label="noise control")
+        a.hist(shift, bins=bins, alpha=0.6, label=f"attack: {res.share[method]}")
+        a.axvline(res.threshold[method], ls="--", c="k", lw=1)
+        a.set_title(f"{label}: {method}", fontsize=9)
+        a.set_xlabel("discrepancy D from the clean map")
+        a.legend(fontsize=7)
     fig.tight_layout()
     return fig
 

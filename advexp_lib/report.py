@@ -7,13 +7,17 @@ notebooks never type a number. Figures live in :mod:`advexp_lib.plotting`.
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import torch
 
+from .attacks import criterion_met, independent_attack, line_search, rmse, rmse_search
 from .attributions import attribute
-from .checks import InputError
-from .metrics import accuracy_robustness_area, gini, robust_accuracy_curve
+from .checks import InputError, check_choice
+from .metrics import accuracy_robustness_area, ara_from_distances, ensemble_ara, gini, robust_accuracy_curve
 from .recipes import recipe
+from .stats import bootstrap_mean
 
 __all__ = [
     "WOODS_PUBLISHED_CIFAR10",
@@ -21,7 +25,8 @@ __all__ = [
     "published_ara_table",
     "recipe_table",
     "ara_table",
-    "drag_table",
+    "shift_table",
+    "robustness_audit",
     "reproduction_table",
     "evaluate_all",
 ]
@@ -136,18 +141,148 @@ def ara_table(
     return df, results
 
 
-def drag_table(results: dict):
-    """DataFrame of :class:`advexp_lib.explanation_attacks.DragResult` objects, one row per {label: result}.
+def shift_table(results: dict):
+    """One row per (label, method) of :func:`advexp_lib.explanation_attacks.explanation_shift` results.
 
-    Columns: attack success rate, number of successful attacks, and per
-    method the share of successful attacks whose map follows the attacked class.
+    Columns: images attacked successfully (n), the success rate and the share
+    of successful attacks whose map shift exceeds the noise control's 95th
+    percentile, each with a 95% Wilson interval; the mean shift and mean
+    control shift with 95% bootstrap intervals; Kendall's tau of the maps
+    before and after the attack, and before and after the noise (over the
+    images where tau is defined: a constant map has none).
     """
-    rows = {}
+    rows = []
     for label, res in results.items():
-        row = {"success_rate": res.success_rate, "n_success": int(res.success.sum())}
-        row.update({f"dragged_{m}": s for m, s in res.share.items()})
-        rows[label] = row
-    return pd.DataFrame.from_dict(rows, orient="index")
+        ok = res.success
+        for m in res.shift:
+            rows.append(
+                {
+                    "model": label,
+                    "method": m,
+                    "n success": int(ok.sum()),
+                    "success rate": str(res.success_rate),
+                    "share above control": str(res.share[m]),
+                    "shift D": str(bootstrap_mean(res.shift[m][ok])),
+                    "control D": str(bootstrap_mean(res.control_shift[m][ok])),
+                    "tau attack": str(bootstrap_mean(res.rank[m][ok].nan_to_num(1.0))),
+                    "tau control": str(bootstrap_mean(res.control_rank[m][ok].nan_to_num(1.0))),
+                }
+            )
+    return pd.DataFrame(rows).set_index(["model", "method"])
+
+
+def robustness_audit(
+    models: dict,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    kind: str = "attack",
+    reference: str | None = None,
+    steps: int = 450,
+    eps: float = 20.0,
+    restarts: int = 2,
+    boundary_steps: int = 2000,
+    n_boundary: int | None = 20,
+    tolerance: float = 0.05,
+    seed: int = 0,
+    progress: bool = False,
+):
+    """The standard checklist for a robustness claim (Carlini et al. 2019), one row per model.
+
+    On the same images, for each model:
+
+    - **unbounded**: the share of images some attack breaks with budget
+      ``eps`` (it must be 1: an unbounded attack always succeeds);
+    - **2x steps**: relative change of the RMSE search's ARA with twice the steps;
+    - **restarts**: relative change of its ARA when each image's distance is
+      the smallest over ``restarts`` extra searches from x + U(-1/255, 1/255)
+      (distances measured from x);
+    - **transfer**: the ``reference`` model's minimal perturbations, scaled
+      along their direction until they break this model
+      (:func:`advexp_lib.attacks.line_search`): the share of images where
+      transfer beats the white-box ensemble by more than 2% (should be small;
+      the RMSE search records points of its path, a line search lands on the
+      boundary, hence the margin), and the transfer ARA (not for the
+      reference itself);
+    - **boundary**: the gradient-free decision-based attack on the first
+      ``n_boundary`` images: the share where it beats the RMSE search;
+    - **ensemble**: the ARA from the best of the RMSE search, DDN and FMN
+      (:func:`advexp_lib.metrics.ensemble_ara`), and its ratio to the RMSE
+      search's ARA.
+
+    ``ok`` says whether the first four checks pass: all broken, both changes
+    within ``tolerance``, and no more than ``tolerance`` of the images broken
+    more cheaply by transfer or by the boundary attack.
+
+    Returns:
+        (DataFrame indexed by model, {model: EnsembleAraResult}).
+    """
+    if not models:
+        raise InputError("models: expected at least one {label: model}")
+    reference = reference or next(iter(models))
+    check_choice(reference, "reference", list(models))
+    settings = dict(kind=kind, steps=steps, eps=eps, progress=progress, on_late="flag", never_met="retry")
+    base = {label: accuracy_robustness_area(m, x, y, **settings) for label, m in models.items()}
+    ref_found = rmse_search(models[reference], x, y, mode=kind, eps=eps, steps=steps, momentum=0.9)
+    directions = ref_found.x_adv - x
+    g = torch.Generator().manual_seed(seed)
+    nb = x.shape[0] if n_boundary is None else min(n_boundary, x.shape[0])
+    rows, ensembles = {}, {}
+    for label, model in models.items():
+        ara = base[label].ara
+        longer = accuracy_robustness_area(model, x, y, **{**settings, "steps": 2 * steps})
+        best = base[label].distances.double()
+        for _ in range(restarts):
+            start = (x + (torch.rand(x.shape, generator=g) * 2 - 1).to(x) / 255).clamp(0, 1)
+            found = rmse_search(model, start, y, mode=kind, eps=eps, steps=steps, momentum=0.9).x_adv
+            met = criterion_met(model, found, y, kind)
+            best = torch.minimum(
+                best, torch.where(met, rmse(found - x), torch.full_like(best, math.inf)).double()
+            )
+        transfer = line_search(model, x, y, directions, kind=kind).distances.double()
+        own = label == reference
+        ens = ensemble_ara(
+            model, x, y, kind=kind, steps=steps, eps=eps, progress=progress, rmse_result=base[label]
+        )
+        ensembles[label] = ens
+        boundary = independent_attack(
+            model, x[:nb], y[:nb], attack="boundary", kind=kind, steps=boundary_steps
+        )
+        white = ens.distances
+        attacked = white > 0
+        rows[label] = {
+            "n": x.shape[0],
+            "unbounded: broken": float(torch.isfinite(white).double().mean()),
+            "RMSE ARA": ara,
+            "2x steps: change": longer.ara / ara - 1,
+            f"{restarts} restarts: change": ara_from_distances(best, base[label].num_classes) / ara - 1,
+            f"transfer from {reference}: beats white box": math.nan
+            if own
+            else _share(transfer < 0.98 * white, attacked),
+            "transfer ARA": math.nan if own else _ara_or_inf(transfer, base[label].num_classes),
+            f"boundary (n={nb}): beats RMSE": _share(
+                boundary.distances.double() < base[label].distances[:nb].double() - 1e-12, attacked[:nb]
+            ),
+            "ensemble ARA": ens.ara,
+            "ensemble / RMSE": ens.ara / ara,
+        }
+        r = rows[label]
+        r["ok"] = bool(
+            r["unbounded: broken"] == 1.0
+            and abs(r["2x steps: change"]) <= tolerance
+            and abs(r[f"{restarts} restarts: change"]) <= tolerance
+            and not r[f"transfer from {reference}: beats white box"] > tolerance
+            and r[f"boundary (n={nb}): beats RMSE"] <= tolerance
+        )
+    return pd.DataFrame.from_dict(rows, orient="index"), ensembles
+
+
+def _ara_or_inf(distances: torch.Tensor, num_classes: int) -> float:
+    return ara_from_distances(distances, num_classes) if torch.isfinite(distances).all() else math.inf
+
+
+def _share(flags: torch.Tensor, among: torch.Tensor) -> float:
+    return float(flags[among].double().mean()) if among.any() else math.nan
 
 
 def reproduction_table(records: dict, targets: list[dict]):
@@ -218,3 +353,7 @@ def evaluate_all(
         ig = attribute(model, x, y, method="integrated_gradients", n_steps=ig_steps)
         table.loc[label, "ig_gini"] = float(gini(ig).nanmean())
     return table
+
+
+def _defined(values: torch.Tensor) -> torch.Tensor:
+    return values[~torch.isnan(values)]

@@ -3,7 +3,9 @@
 ``get_model(dataset, recipe)`` returns a trained model in eval mode: from the
 cache under ``data/zoo/``, else from a checkpoint shipped with the package
 (trained by this project with the same recipe and seed; never downloaded),
-else by training it now (with progress). The cache key is
+else by training it now (with progress); on CIFAR-10 the four Woods et al.
+recipes default to the networks the paper's authors published
+(``source="woods2019"``). The cache key is
 :func:`advexp_lib.recipes.config_hash`, a hash of everything that affects the
 weights, including ``Recipe.version``, which is bumped whenever a hook's code
 changes numerics. Retrain the shipped checkpoints with
@@ -20,20 +22,23 @@ import torch
 from torch import nn
 
 from .checkpoints import load_checkpoint, load_model_state, save_checkpoint
-from .checks import AdvexpError, CheckpointError, InputTypeError
+from .checks import AdvexpError, CheckpointError, InputError, InputTypeError, check_choice
 from .data import data_root, load_dataset
 from .models import build_model
+from .published import WOODS_RECIPE_FILES, published_model
 from .recipes import Recipe, build_hooks, config_hash, model_kwargs, recipe, recipe_names  # noqa: F401 (re-exported)
 from .training import train
 
 __all__ = [
     "SHIPPED_DIR",
+    "SOURCES",
     "zoo_dir",
     "get_model",
     "get_history",
     "trained_checkpoint",
     "train_recipe",
     "model_from_checkpoint",
+    "model_for",
     "ship_checkpoint",
     "Recipe",
     "recipe",
@@ -42,6 +47,7 @@ __all__ = [
 ]
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"
+SOURCES = ("auto", "advexp", "woods2019")
 
 
 def zoo_dir() -> Path:
@@ -58,10 +64,7 @@ def train_recipe(
         train_data, test_data: Datasets replacing the recipe dataset's train /
             test splits (e.g. a validation split for tuning). Default None.
     """
-    if not isinstance(r, Recipe):
-        raise InputTypeError(
-            f"r: expected a zoo.Recipe (e.g. zoo.recipe('mnist5k', 'standard')), got {type(r).__name__}"
-        )
+    _check_recipe(r)
     torch.manual_seed(r.train.seed)  # the init; the loop reseeds per epoch itself
     kwargs = model_kwargs(r)
     model = build_model(**kwargs).to(device)
@@ -108,20 +111,49 @@ def get_model(
     dataset: str = "mnist5k",
     name: str = "standard",
     *,
+    source: str = "auto",
     device="cpu",
     retrain: bool = False,
     progress: bool = True,
     **overrides,
 ) -> nn.Module:
-    """Trained model for (dataset, recipe) in eval mode: cache, shipped file, or train now.
+    """Trained model for (dataset, recipe) in eval mode.
 
     Args:
+        source: "advexp": this project's model, from the cache, else a shipped
+            file, else trained now. "woods2019": the ResNet-44 Woods et al.
+            published for the recipe (CIFAR-10 and the recipes standard, adv,
+            robust, all only; :func:`advexp_lib.published.published_model`,
+            found locally or downloaded, hash-checked, imported safely).
+            "auto" (default): "woods2019" for those four recipes on CIFAR-10
+            when neither ``retrain`` nor ``overrides`` ask for training, else
+            "advexp".
         retrain: ignore cache and shipped files and train from scratch. Default False.
         overrides: TrainConfig fields to change (changes the hash, so the cache key).
     """
-    path, ckpt = _resolve(
-        recipe(dataset, name, **overrides), retrain=retrain, device=device, progress=progress
-    )
+    check_choice(source, "source", SOURCES)
+    r = recipe(dataset, name, **overrides)
+    published = dataset == "cifar10" and name in WOODS_RECIPE_FILES
+    if source == "woods2019" and (not published or retrain or overrides):
+        raise InputError(
+            f"source: 'woods2019' has the published CIFAR-10 networks of {sorted(WOODS_RECIPE_FILES)} only, "
+            f"as published (no retrain, no overrides); got dataset {dataset!r}, recipe {name!r}"
+        )
+    if source == "woods2019" or (source == "auto" and published and not retrain and not overrides):
+        return published_model(name, device=device)
+    return model_for(r, device=device, retrain=retrain, progress=progress)
+
+
+def model_for(r: Recipe, *, device="cpu", retrain: bool = False, progress: bool = True) -> nn.Module:
+    """Trained model of any recipe (e.g. a :func:`advexp_lib.recipes.variant`) in eval mode.
+
+    From the cache, a shipped file, or trained now, as :func:`get_model`.
+
+    Shipped files are ``<dataset>-<name>.pt`` for the table's recipes and
+    ``<dataset>-<name>-<hash>.pt`` for variants (:func:`ship_checkpoint`).
+    """
+    _check_recipe(r)
+    path, ckpt = _resolve(r, retrain=retrain, device=device, progress=progress)
     return _model_from(ckpt, path, device)
 
 
@@ -139,15 +171,28 @@ def trained_checkpoint(
 
 
 def ship_checkpoint(path) -> Path:
-    """Copy a finished zoo checkpoint into the package (``SHIPPED_DIR/<dataset>-<recipe>.pt``).
+    """Copy a finished zoo checkpoint into the package: ``SHIPPED_DIR/<dataset>-<recipe>.pt``, or
+    ``SHIPPED_DIR/<dataset>-<recipe>-<hash>.pt`` for a variant of the table's recipe.
 
     Optimizer state is dropped (a shipped model is for evaluation, not for
     resuming); config hash, history and weights are kept. Atomic write.
     """
     ckpt = load_checkpoint(path)
-    r = ckpt["meta"]["recipe"]
+    r, h = ckpt["meta"]["recipe"], ckpt["meta"]["config_hash"]
     state = {k: v for k, v in ckpt.items() if k not in ("format", "optimizer", "scheduler")}
-    return save_checkpoint(SHIPPED_DIR / f"{r['dataset']}-{r['name']}.pt", state)
+    return save_checkpoint(_shipped_path(r["dataset"], r["name"], h), state)
+
+
+def _check_recipe(r) -> None:
+    if not isinstance(r, Recipe):
+        raise InputTypeError(
+            f"r: expected a zoo.Recipe (e.g. zoo.recipe('mnist5k', 'standard')), got {type(r).__name__}"
+        )
+
+
+def _shipped_path(dataset: str, name: str, h: str) -> Path:
+    table = config_hash(recipe(dataset, name)) == h
+    return SHIPPED_DIR / (f"{dataset}-{name}.pt" if table else f"{dataset}-{name}-{h}.pt")
 
 
 def get_history(dataset: str = "mnist5k", name: str = "standard", **overrides) -> list[dict]:
@@ -159,7 +204,7 @@ def _resolve(r: Recipe, *, retrain=False, device="cpu", progress=True) -> tuple[
     """(path, its loaded checkpoint) of the finished run of ``r``: each file is read once."""
     h = config_hash(r)
     cached = zoo_dir() / f"{r.dataset}-{r.name}-{h}.pt"
-    shipped = SHIPPED_DIR / f"{r.dataset}-{r.name}.pt"
+    shipped = _shipped_path(r.dataset, r.name, h)
     cached_ckpt = load_checkpoint(cached) if cached.is_file() else None  # read once, judged twice below
     if not retrain:
         if cached_ckpt is not None and _complete(cached_ckpt, r, h):

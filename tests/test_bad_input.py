@@ -560,10 +560,10 @@ CASES = [
         r"targets: every target must differ from the true class y",
     ),
     (
-        "explanation_attacks.isa/measure",
-        lambda t: explanation_attacks.interpretability_sneaking_attack(_cam(), X, Y, T, measure="three"),
+        "explanation_attacks.isa/measures",
+        lambda t: explanation_attacks.interpretability_sneaking_attack(_cam(), X, Y, T, measures=("three",)),
         InputError,
-        r"measure: unknown value 'three'; valid: one, two",
+        r"measures: unknown value 'three'; valid: one, two",
     ),
     (
         "explanation_attacks.isa/eps_max",
@@ -572,12 +572,10 @@ CASES = [
         r"eps_max: expected a finite value > 0",
     ),
     (
-        "explanation_attacks.isa/gamma",
-        lambda t: explanation_attacks.interpretability_sneaking_attack(
-            _cam(), X, Y, T, gamma_min=1.0, gamma_max=0.5
-        ),
+        "explanation_attacks.isa/multiples",
+        lambda t: explanation_attacks.interpretability_sneaking_attack(_cam(), X, Y, T, multiples=(0.5, 2.0)),
         InputError,
-        r"gamma_min: expected gamma_min < gamma_max",
+        r"multiples: expected budgets as multiples >= 1 of the minimal eps",
     ),
     (
         "explanation_attacks.isa/targets-range",
@@ -854,20 +852,20 @@ CASES = [
         r"y: expected a class in \[0, 2\], got 5",
     ),
     (
-        "explanation_attacks.explanation_drag/attack",
-        lambda t: explanation_attacks.explanation_drag(_cam(), X, Y, eps=0.1, attack="cw"),
+        "explanation_attacks.explanation_shift/attack",
+        lambda t: explanation_attacks.explanation_shift(_cam(), X, Y, eps=0.1, attack="cw"),
         InputError,
         r"attack: unknown value 'cw'; valid: rmse, linf",
     ),
     (
-        "explanation_attacks.explanation_drag/eps",
-        lambda t: explanation_attacks.explanation_drag(_cam(), X, Y, eps=0.0),
+        "explanation_attacks.explanation_shift/eps",
+        lambda t: explanation_attacks.explanation_shift(_cam(), X, Y, eps=0.0),
         InputError,
         r"eps: expected a finite value > 0",
     ),
     (
-        "explanation_attacks.explanation_drag/targets",
-        lambda t: explanation_attacks.explanation_drag(_cam(), X, Y, eps=0.1, targets=Y),
+        "explanation_attacks.explanation_shift/targets",
+        lambda t: explanation_attacks.explanation_shift(_cam(), X, Y, eps=0.1, targets=Y),
         InputError,
         r"targets: every target must differ",
     ),

@@ -7,11 +7,12 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from advexp_lib import InputError
+from advexp_lib import InputError, zoo
 from advexp_lib.checkpoints import load_checkpoint
-from advexp_lib.data import TensorImageDataset
+from advexp_lib.data import TensorImageDataset, load_tensors
 from advexp_lib.distributed import gather_cat, split_for_rank, world_size
 from advexp_lib.hooks import BatchHook
+from advexp_lib.metrics import accuracy_robustness_area
 from advexp_lib.models import build_model
 from advexp_lib.training import TrainConfig, _check_shards, train
 
@@ -87,6 +88,8 @@ def _worker(rank, world, port, kind, n, out, stop_at):
         if kind == "helpers":  # uneven shares: 7 rows over 2 ranks -> 3 + 4
             rows = torch.arange(7.0)[split_for_rank(7)]
             result = {"gathered": gather_cat(rows[:, None].repeat(1, 2)), "world": world_size()}
+        elif kind == "ara":
+            result = {"ara": _ara(n)}
         elif stop_at is not None:
             try:
                 _run(kind, _data(n), out / "ckpt.pt", stop_at)
@@ -102,6 +105,16 @@ def _worker(rank, world, port, kind, n, out, stop_at):
         torch.save(result, out / f"rank{rank}.pt")
     finally:
         torch.distributed.destroy_process_group()
+
+
+def _ara(n):
+    """Attack ARA of the shipped mnist5k standard network on n test images, 60 steps (sharded or not)."""
+    model = zoo.get_model("mnist5k", "standard", progress=False)
+    x, y = load_tensors("mnist5k", "test", n=n, seed=1776)
+    res = accuracy_robustness_area(
+        model, x, y, steps=60, eps=5.0, progress=False, on_late="flag", never_met="retry"
+    )
+    return {"distances": res.distances, "ara": res.ara, "accuracy": res.accuracy, "retried": res.retried}
 
 
 def _spawn(kind, n, out, stop_at=None, world=2):
@@ -148,6 +161,18 @@ def test_gather_cat_two_ranks_uneven_shares(tmp_path):
         assert r["world"] == 2 and torch.equal(r["gathered"], expected)
 
 
+def test_ara_under_two_processes_equals_one_process(tmp_path):
+    """Contiguous shards (7 + 8 of 15 images), gathered: the same distances and ARA on every rank."""
+    torch.set_num_threads(1)
+    single = _ara(15)
+    for r in _spawn("ara", 15, tmp_path):
+        got = r["ara"]
+        torch.testing.assert_close(got["distances"], single["distances"], rtol=0, atol=1e-6)
+        assert got["ara"] == pytest.approx(single["ara"], abs=1e-6) and got["accuracy"] == single["accuracy"]
+        assert torch.equal(got["retried"], single["retried"])
+    assert (single["distances"] > 0).sum() >= 10  # real searches, not a trivial equality
+
+
 def test_standard_two_processes_match_one_and_resume(tmp_path):
     # 91 examples, batch 16: the last global batch (11 rows) splits unevenly 5 / 6 over the ranks
     data = _data(91)
@@ -172,7 +197,6 @@ def test_standard_two_processes_match_one_and_resume(tmp_path):
 
 
 def test_robust_two_processes_match_one(tmp_path):
-    pytest.importorskip("advexp_lib.regularizers")
     data = _data(96)
     ranks = _spawn("robust", 96, tmp_path)
     model, history, term = _run("robust", data, tmp_path / "single.pt")

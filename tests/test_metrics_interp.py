@@ -76,10 +76,16 @@ def test_one_two_all_class_discrepancy():
     xa = (x + 0.1 * torch.rand_like(x)).clamp(0, 1)
     y, t = torch.tensor([0, 1]), torch.tensor([2, 0])
 
-    def d(c):
-        return map_discrepancy(attribute(m, x, c, method="cam"), attribute(m, xa, c, method="cam"))
+    def d(c, upsample=False):  # by default at the feature-map resolution (2 x 2 here), as the paper
+        return map_discrepancy(
+            attribute(m, x, c, method="cam", upsample=upsample),
+            attribute(m, xa, c, method="cam", upsample=upsample),
+        )
 
+    assert attribute(m, x, y, method="cam", upsample=False).shape == (2, 1, 2, 2)
     assert torch.allclose(discrepancy(m, x, xa, y, measure="one"), d(y))
+    assert torch.allclose(discrepancy(m, x, xa, y, measure="one", upsample=True), d(y, True))
+    assert not torch.allclose(d(y), d(y, True))  # the resolution does set the scale
     assert torch.allclose(discrepancy(m, x, xa, y, measure="two", targets=t), (d(y) + d(t)) / 2)
     assert torch.allclose(discrepancy(m, x, xa, y, measure="all"), (d(0) + d(1) + d(2)) / 3)
     assert torch.equal(discrepancy(m, x, x, y), torch.zeros(2))
@@ -102,7 +108,7 @@ def two_pixel_model():
     return linear_net([[1.0, 1.0], [-1.0, -1.0]], [0.0, 0.0])
 
 
-def test_robust_accuracy_curve_is_non_increasing_and_starts_at_clean_accuracy():
+def test_cumulative_robust_accuracy_is_non_increasing_and_starts_at_clean_accuracy():
     torch.manual_seed(0)
     m = two_pixel_model()
     with torch.no_grad():
@@ -110,15 +116,18 @@ def test_robust_accuracy_curve_is_non_increasing_and_starts_at_clean_accuracy():
     x = torch.rand(40, 1, 1, 2)
     y = (x.flatten(1).sum(1) <= 1).long()
     y[:5] = 1 - y[:5]  # a few start misclassified
-    eps, acc = robust_accuracy_curve(m, x, y, [0.3, 0.0, 0.1, 0.2, 0.05], steps=30, step_size=0.02)
+    eps, acc = robust_accuracy_curve(
+        m, x, y, [0.3, 0.0, 0.1, 0.2, 0.05], steps=30, step_size=0.02, cumulative=True
+    )
     assert eps.tolist() == [0.0, 0.05, 0.1, 0.2, 0.3]
     assert acc[0].item() == pytest.approx(metrics.accuracy(m, x, y))
     assert (acc[1:] <= acc[:-1]).all()
     assert acc[-1] < acc[0]  # the attack does work
 
 
-def test_robust_accuracy_curve_counts_survivors_of_every_budget(monkeypatch):
-    # an attack that only "succeeds" at eps 0.1: images broken there stay broken at 0.2
+def test_robust_accuracy_curve_attacks_each_budget_afresh_or_cumulatively(monkeypatch):
+    # an attack that only "succeeds" at eps 0.1: independently, the images stand again at 0.2 (the reference
+    # protocol); cumulatively, images broken at 0.1 stay broken at 0.2
     m = two_pixel_model()
     x = torch.full((4, 1, 1, 2), 0.9)
     y = torch.zeros(4, dtype=torch.long)
@@ -129,7 +138,9 @@ def test_robust_accuracy_curve_counts_survivors_of_every_budget(monkeypatch):
     monkeypatch.setattr(metrics, "pgd", fake_pgd)
     with torch.no_grad():
         m[1].bias.copy_(torch.tensor([0.0, 0.1]))  # at x = 0 class 1 wins: the fake attack succeeds
-    eps, acc = robust_accuracy_curve(m, x, y, [0.0, 0.1, 0.2])
+    eps, acc = robust_accuracy_curve(m, x, y, [0.0, 0.1, 0.2], cumulative=True)
     assert acc.tolist() == [1.0, 0.0, 0.0]  # not back to 1.0 at 0.2
+    eps, acc = robust_accuracy_curve(m, x, y, [0.0, 0.1, 0.2])
+    assert acc.tolist() == [1.0, 0.0, 1.0]  # every budget attacked from the clean images
     with pytest.raises(InputError, match="eps_grid"):
         robust_accuracy_curve(m, x, y, [0.1, -0.1])

@@ -1,10 +1,11 @@
+import copy
 import json
 
 import pytest
 import torch
 from torch import nn
 
-from advexp_lib import InputError
+from advexp_lib import InputError, regularizers
 from advexp_lib.attributions import class_activation_maps, integrated_gradients_of
 from advexp_lib.data import TensorImageDataset
 from advexp_lib.hooks import warmup_eps
@@ -12,7 +13,7 @@ from advexp_lib.models import build_model
 from advexp_lib.regularizers import (
     IGNormRegularizer,
     InterpretabilityRegularizer,
-    L1WeightPenalty,
+    L1Penalty,
     cam_discrepancy,
 )
 from advexp_lib.training import TrainConfig, train
@@ -30,15 +31,18 @@ def batch():
     return torch.rand(4, 1, 8, 8, generator=g), torch.tensor([0, 1, 2, 1])
 
 
-def test_l1_weight_penalty_exact():
+def test_l1_penalty_counts_every_parameter_by_hand():
     m = nn.Sequential(nn.Flatten(), nn.Linear(2, 2))
     with torch.no_grad():
         m[1].weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 0.0]]))
-        m[1].bias.copy_(torch.tensor([10.0, -10.0]))  # biases are not penalized
-    loss, stats = L1WeightPenalty(lambda_=0.1)(m, None, None, None)
-    assert loss.item() == pytest.approx(0.35) and stats["l1_weights"] == pytest.approx(3.5)
-    (g,) = torch.autograd.grad(loss, m[1].weight)
-    assert torch.equal(g, 0.1 * torch.tensor([[1.0, -1.0], [1.0, 0.0]]))
+        m[1].bias.copy_(torch.tensor([10.0, -10.0]))  # biases count too, as in the reference
+    loss, stats = L1Penalty(lambda_=0.1)(m, None, None, None)
+    assert stats["l1"] == pytest.approx(1 + 2 + 0.5 + 0 + 10 + 10) and loss.item() == pytest.approx(2.35)
+    gw, gb = torch.autograd.grad(loss, [m[1].weight, m[1].bias])
+    assert torch.equal(gw, 0.1 * torch.tensor([[1.0, -1.0], [1.0, 0.0]])) and torch.equal(
+        gb, torch.tensor([0.1, -0.1])
+    )
+    assert L1Penalty().lambda_ == pytest.approx(0.01 / 50)  # the reference's 0.01 on sums over batches of 50
 
 
 def test_cam_discrepancy_matches_its_formula(net, batch):
@@ -58,30 +62,85 @@ def test_cam_discrepancy_matches_its_formula(net, batch):
 
 
 @pytest.mark.parametrize("variant", ["int", "int2"])
-def test_interpretability_regularizer_trains_the_weights(net, batch, variant):
+def test_interpretability_regularizer_is_lambda_times_the_hand_computed_d_tilde(
+    net, batch, variant, monkeypatch
+):
+    """With x' fixed (PGD replaced by a recorder), the loss is 0.01 mean D~ computed from the CAMs by hand."""
     x, y = batch
+    xa = (x + 0.2 * torch.rand(x.shape, generator=torch.Generator().manual_seed(9))).clamp(0, 1)
+    calls = []
+
+    def fixed_pgd(model, xx, yy=None, **kw):
+        calls.append((yy is None, kw.get("objective") is not None, kw["eps"], kw["random_start"]))
+        return xa
+
+    monkeypatch.setattr(regularizers, "pgd", fixed_pgd)
     reg = InterpretabilityRegularizer(
         lambda_=0.01, eps=0.3, steps=3, step_size=0.1, variant=variant, warmup_epochs=2
     )
     reg.start_epoch(0, 4)
     loss, stats = reg(net, x, y, net(x))
-    assert stats["eps"] == pytest.approx(0.15) and stats["interp_discrepancy"] > 0
-    assert loss.item() == pytest.approx(0.01 * stats["interp_discrepancy"], rel=1e-5)
+    # Int ascends D~ itself (an objective, no labels); Int2 ascends CE(y); both from a random start at eps / 2
+    assert calls == [(variant == "int", variant == "int", pytest.approx(0.15), True)]
+    with torch.no_grad():
+        c, ca = class_activation_maps(net, x, upsample=False), class_activation_maps(net, xa, upsample=False)
+        logits = net(xa)
+    expected = []
+    for i in range(4):
+        others = [j for j in range(3) if j != y[i]]
+        p = logits[i, others].softmax(0)
+        l1 = [(ca[i, j] - c[i, j]).abs().sum() for j in range(3)]
+        expected.append(l1[y[i]] + sum(p[k] * l1[j] for k, j in enumerate(others)))
+    assert loss.item() == pytest.approx(0.01 * torch.stack(expected).mean().item(), rel=1e-5)
     (g,) = torch.autograd.grad(loss, net.features[0].weight)
     assert g.abs().sum() > 0
     with pytest.raises(InputError, match="variant"):
         InterpretabilityRegularizer(variant="int3")
 
 
-def test_ig_norm_regularizer(net, batch):
+@pytest.mark.parametrize("x_adv", ["ce", "ig"])
+def test_ig_norm_is_lambda_times_a_float64_riemann_sum(net, batch, x_adv, monkeypatch):
+    """With x' fixed, the loss is lambda mean ||IG||_1, the IG summed by hand in float64 (right Riemann)."""
     x, y = batch
-    reg = IGNormRegularizer(lambda_=2.0, eps=0.2, steps=2, step_size=0.1, n_steps=3)
+    xa = (x + 0.1 * torch.rand(x.shape, generator=torch.Generator().manual_seed(4))).clamp(0, 1)
+    seen = []
+
+    def fixed_pgd(model, xx, yy=None, **kw):
+        objective = kw.get("objective")
+        seen.append(None if objective is None else objective(xa).detach())
+        return xa
+
+    monkeypatch.setattr(regularizers, "pgd", fixed_pgd)
+    reg = IGNormRegularizer(
+        lambda_=2.0,
+        eps=0.2,
+        steps=2,
+        step_size=0.1,
+        n_steps=5,
+        ig_method="riemann_right",
+        x_adv=x_adv,
+        attack_nodes=3,
+    )
     loss, stats = reg(net, x, y, net(x))
-    assert loss.item() == pytest.approx(2.0 * stats["ig_norm"], rel=1e-5) and stats["ig_norm"] > 0
-    (g,) = torch.autograd.grad(loss, net.classifier.weight)
-    assert g.abs().sum() > 0
+    net64 = copy.deepcopy(net).double()
+
+    def hand_ig(nodes):
+        total = torch.zeros_like(x, dtype=torch.float64)
+        for k in range(1, nodes + 1):  # right Riemann sum: alpha = k / nodes, weight 1 / nodes
+            z = (x.double() + k / nodes * (xa.double() - x.double())).requires_grad_(True)
+            (g,) = torch.autograd.grad(nn.functional.cross_entropy(net64(z), y, reduction="sum"), z)
+            total += g / nodes
+        return ((xa.double() - x.double()) * total).abs().flatten(1).sum(1)
+
+    assert loss.item() == pytest.approx(2.0 * hand_ig(5).mean().item(), rel=1e-4)
+    if x_adv == "ig":  # PGD ascended ||IG|| itself, with the attack's 3 nodes
+        assert torch.allclose(seen[0].double(), hand_ig(3), rtol=1e-4)
+    else:
+        assert seen == [None]  # plain PGD on CE(y)
     with pytest.raises(InputError, match="n_steps"):
         IGNormRegularizer(n_steps=1)
+    with pytest.raises(InputError, match="x_adv"):
+        IGNormRegularizer(x_adv="pgd")
 
 
 def test_ig_of_the_loss_is_complete(net, batch):
@@ -123,5 +182,5 @@ def test_companion_recipes_are_in_the_table_and_run_one_epoch(isolated_data):
             progress=False,
         )
         assert len(hist) == 1 and torch.isfinite(torch.tensor(hist[0]["loss"]))
-    assert {"pgd_linf", "interpretability", "l1_weights", "ig_norm"} <= set(recipes.HOOKS)
+    assert {"pgd_linf", "interpretability", "l1", "ig_norm"} <= set(recipes.HOOKS)
     assert recipes.recipe("cifar10", "pgd_linf").input_transform[1]["eps"] == pytest.approx(8 / 255)

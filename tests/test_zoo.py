@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from advexp_lib import InputError, zoo
+from advexp_lib import InputError, recipes, zoo
 from advexp_lib.checkpoints import load_checkpoint
 
 
@@ -41,15 +41,43 @@ def test_unknown_recipe_and_override_are_named():
         zoo.recipe("mnist5k", "standard", epochs=3)
 
 
+def _today(meta: dict):
+    """The recipe a shipped file claims, rebuilt from today's table: the table's recipe, or its variant
+    with the stored differences (so a version bump in the table makes a stored variant stale too)."""
+    stored = meta["recipe"]
+    table = zoo.recipe(stored["dataset"], stored["name"])
+    now = table.describe()
+    train = {k: v for k, v in stored["train"].items() if v != now["train"][k]}
+    hooks = {}
+    for field in ("loss_term", "input_transform"):
+        if stored[field] is not None and stored[field][1] != now[field][1]:
+            hooks[field] = {k: v for k, v in stored[field][1].items() if v != now[field][1].get(k)}
+    return recipes.variant(table, **hooks, **train)
+
+
 def test_shipped_checkpoints_match_their_recipes():
     shipped = sorted(zoo.SHIPPED_DIR.glob("*.pt"))
     for path in shipped:
-        dataset, name = path.stem.split("-", 1)
         ckpt = load_checkpoint(path)
-        r = zoo.recipe(dataset, name)
-        assert ckpt["meta"]["config_hash"] == zoo.config_hash(r), f"{path.name} is stale: retrain it"
+        r = _today(ckpt["meta"])
+        h = zoo.config_hash(r)
+        assert ckpt["meta"]["config_hash"] == h, f"{path.name} is stale: retrain it"
+        table = h == zoo.config_hash(zoo.recipe(r.dataset, r.name))
+        assert path.name == (f"{r.dataset}-{r.name}.pt" if table else f"{r.dataset}-{r.name}-{h}.pt")
         assert ckpt["epoch"] == r.train.num_epochs
     assert {p.stem for p in shipped} >= {f"mnist5k-{r}" for r in ("standard", "adv", "robust", "all")}
+
+
+def test_variants_change_the_hash_and_the_shipped_name(isolated_data):
+    base = zoo.recipe("mnist5k", "l1")
+    v = recipes.variant(base, loss_term={"lambda_": 2e-3}, seed=4)
+    assert v.loss_term[1]["lambda_"] == 2e-3 and v.train.seed == 4 and v.name == "l1"
+    assert zoo.config_hash(v) != zoo.config_hash(base)
+    assert recipes.variant(base) == base
+    with pytest.raises(InputError, match="overrides: unknown TrainConfig"):
+        recipes.variant(base, epochs=3)
+    with pytest.raises(InputError, match="input_transform: recipe 'l1' has none"):
+        recipes.variant(base, input_transform={"eps": 0.1})
 
 
 def test_cache_built_for_another_architecture_is_retrained_not_served(isolated_data, monkeypatch):

@@ -1,0 +1,183 @@
+"""The files Woods et al. published with their reference code: four ResNet-44s and their explanations.
+
+The repository wwoods/adversarial-explanations-cifar (MIT license) publishes, in
+``prebuilt/``, one ResNet-44 per recipe of the paper, and in ``example_output/``
+the reference implementation's own adversarial explanations of CIFAR-10 test
+images 2, 5, 8 and 9 (ship, frog, cat, automobile) toward their true classes
+on each network (rho 0.1, overshoot 5, 35 steps), saved as 8-bit PNGs.
+
+:func:`woods_file` finds a file, in this order: the folder named by
+``$ADVEXP_WOODS_DIR``; the cache ``woods2019/`` beside the dataset folder
+(``data/woods2019``); else it downloads it from the repository (when online)
+into that cache. Every file is checked against its pinned SHA-256 before use,
+so a damaged or foreign file is refused, and the networks are imported by the
+safe importer (:func:`advexp_lib.woods_import.import_woods_checkpoint`),
+which never runs pickled code. A folder holds the four ``resnet44-*.pt`` files
+at its top and the PNGs under ``example_output/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from .checkpoints import write_atomic
+from .checks import AdvexpError, CheckpointError, check_choice
+from .data import data_root
+from .woods_import import import_woods_checkpoint
+
+__all__ = [
+    "WOODS_RAW_URL",
+    "WOODS_SHA256",
+    "WOODS_RECIPE_FILES",
+    "EXAMPLE_TEST_INDICES",
+    "EXAMPLE_LABELS",
+    "EXAMPLE_NETWORK_ORDER",
+    "PublishedFileNotFound",
+    "woods_folders",
+    "woods_file",
+    "published_model",
+    "example_images",
+]
+
+WOODS_RAW_URL = "https://github.com/wwoods/adversarial-explanations-cifar/raw/master"
+WOODS_RECIPE_FILES = {
+    "standard": "resnet44-standard.pt",
+    "adv": "resnet44-adv-train.pt",
+    "robust": "resnet44-robust.pt",
+    "all": "resnet44-all.pt",
+}
+EXAMPLE_TEST_INDICES = (2, 5, 8, 9)  # CIFAR-10 test images behind example_output/prebuilt_orig_<j>.png
+EXAMPLE_LABELS = (8, 6, 3, 1)  # ship, frog, cat, automobile
+EXAMPLE_NETWORK_ORDER = ("standard", "adv", "all", "robust")  # i in example_output/prebuilt_<i>_<j>.png
+WOODS_SHA256 = {
+    "resnet44-standard.pt": "cdf4b3ba2bb7495f957c8fe01ee3ac4e37ebb24532344ccf4413b19645fa7d21",
+    "resnet44-adv-train.pt": "31f9b73ff60392c917fb61b591c1a75e0ea53c66859b3ced41eefce3b2512852",
+    "resnet44-robust.pt": "432592630184de6acb35765a2949f46cca8e0ed3f29b7e337e98c8671072ff43",
+    "resnet44-all.pt": "ff8609712e0cfe96f75b7bac4483d2103b18b86d61c70d51b959bc680b52a55f",
+    "example_output/prebuilt_orig_0.png": "3873d7fb73cd351df3244c6a16cd52eef264700093746e9ac7f8831b3ce6d2e3",
+    "example_output/prebuilt_orig_1.png": "d31b1901b24199172f2f652d0b5d6661a4e346a8c1d6b436e77784e93a1d9ad7",
+    "example_output/prebuilt_orig_2.png": "d77efc76eaf52c5f4f9b76e1e313f462e7426bfebb212e431b5e10fdf7e91128",
+    "example_output/prebuilt_orig_3.png": "5da75a70e31bfb9e28e6e5d82a4f1045227da16a82e359e27bd5a53f74a49d8d",
+    "example_output/prebuilt_0_0.png": "95cf659559334d2751b1e1d1f2c8796a4af5bbc7f2520112d9e66fffa28a2d4c",
+    "example_output/prebuilt_0_1.png": "7033cd05c7cf54a53cf3271427a81b8c2fc831560aeaba315a8e3094df155491",
+    "example_output/prebuilt_0_2.png": "1de29470d474186ff3fd45b45029581e602bbb070dce559d902dff59e400b50e",
+    "example_output/prebuilt_0_3.png": "738c46bd1d0b4834eaae6014dd62711357d03572f2e25477bd0e20952e47e32d",
+    "example_output/prebuilt_1_0.png": "c0239ead86f372647ab01e98c51b27453f4b8351fe203ec2e0e7b824ee98d638",
+    "example_output/prebuilt_1_1.png": "9862527fb9e55293f71f862590fa3880c1ac6e2f99829c9121db4e764704dc24",
+    "example_output/prebuilt_1_2.png": "d7014adee84e719c3836f5c8da271c119e21f157635c12ff5f19ce5436b2104e",
+    "example_output/prebuilt_1_3.png": "c5e2547b7d60b80d5f7bf508577d32925d4fdf3f1699170ba257e1dbfc5c55b9",
+    "example_output/prebuilt_2_0.png": "ea3c2fa7446613c8bb66c357a503ec4cf9e21bb37ca069c5872581cdc8570c18",
+    "example_output/prebuilt_2_1.png": "dfba49d6915fcc1e417250f4520218cd53453122cf9062ab366d7e8c025578fc",
+    "example_output/prebuilt_2_2.png": "9a12a98b9de141b7bfb72b3a8c0caa973eeae7f8482b9a552a65ec9a048efda4",
+    "example_output/prebuilt_2_3.png": "fd2078784450dd4304ce377e894abd67d27861051c58f350d69a7e6819b7f115",
+    "example_output/prebuilt_3_0.png": "ffff9b9c4605b2864397ee441e49e74c7f5b1076411d0f4df1751e8769e00723",
+    "example_output/prebuilt_3_1.png": "7ca85b5ac7a51ae549e00dd05051a9facb1f287c83348d00250481cce976dbc8",
+    "example_output/prebuilt_3_2.png": "89b70a7885a6ecae8a9e5b6dfa76a1f60528a73904cb5156e96b45e64a01b97a",
+    "example_output/prebuilt_3_3.png": "c4684a513e47f4a197a857ebbe52ed4d7d9856c94d3b0355914e1b1c778b8626",
+}
+
+
+class PublishedFileNotFound(AdvexpError, FileNotFoundError):
+    """A published file is absent locally and could not be downloaded."""
+
+
+def woods_folders() -> list[Path]:
+    """Where :func:`woods_file` looks, in order: ``$ADVEXP_WOODS_DIR`` (if set), then the download cache."""
+    env = os.environ.get("ADVEXP_WOODS_DIR")
+    return ([Path(env).expanduser()] if env else []) + [data_root().parent / "woods2019"]
+
+
+def woods_file(name: str, *, download: bool = True) -> Path:
+    """Local path of the published file ``name`` (a key of :data:`WOODS_SHA256`), checked by its SHA-256.
+
+    Looks in :func:`woods_folders`; else, with ``download``, fetches
+    ``<WOODS_RAW_URL>/prebuilt/<name>`` (networks) or ``<WOODS_RAW_URL>/<name>``
+    (PNGs) into the cache, verifying the hash before the file is kept.
+
+    Raises:
+        PublishedFileNotFound: absent and not downloadable (offline); the message
+            names the URL and the folders to put the file in.
+        CheckpointError: a file whose SHA-256 is not the published one.
+    """
+    check_choice(name, "name", WOODS_SHA256)
+    for folder in woods_folders():
+        path = folder / name
+        if path.is_file():
+            _check_sha(path.read_bytes(), name, path)
+            return path
+    url = _url(name)
+    cache = woods_folders()[-1] / name
+    if download:
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                content = response.read()
+        except (urllib.error.URLError, OSError) as err:
+            raise PublishedFileNotFound(_missing(name, url, f"download failed: {err}")) from None
+        _check_sha(content, name, url)
+        write_atomic(cache, lambda f: f.write(content))
+        return cache
+    raise PublishedFileNotFound(_missing(name, url, "downloads are off"))
+
+
+def published_model(recipe: str, *, device="cpu", download: bool = True) -> nn.Module:
+    """Woods et al.'s published CIFAR-10 ResNet-44 for ``recipe`` (standard, adv, robust, all), eval mode."""
+    check_choice(recipe, "recipe", WOODS_RECIPE_FILES)
+    return import_woods_checkpoint(woods_file(WOODS_RECIPE_FILES[recipe], download=download), device=device)
+
+
+def example_images(*, download: bool = True) -> dict:
+    """The reference's example images and its own explanations of them.
+
+    Returns:
+        dict with ``x``: the four CIFAR-10 test images (4, 3, 32, 32) in [0, 1]
+        (exact: the PNGs hold their 8-bit pixels); ``y``: their classes;
+        ``indices``: their CIFAR-10 test indices; ``reference``: {recipe:
+        (4, 3, 32, 32) explanations toward the true class}, as the reference
+        saved them (8-bit).
+    """
+
+    def read(name):
+        with Image.open(woods_file(name, download=download)) as image:
+            return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float().div(255)
+
+    x = torch.stack([read(f"example_output/prebuilt_orig_{j}.png") for j in range(4)])
+    reference = {
+        recipe: torch.stack([read(f"example_output/prebuilt_{i}_{j}.png") for j in range(4)])
+        for i, recipe in enumerate(EXAMPLE_NETWORK_ORDER)
+    }
+    return {
+        "x": x,
+        "y": torch.tensor(EXAMPLE_LABELS),
+        "indices": EXAMPLE_TEST_INDICES,
+        "reference": reference,
+    }
+
+
+def _url(name: str) -> str:
+    return f"{WOODS_RAW_URL}/{name}" if "/" in name else f"{WOODS_RAW_URL}/prebuilt/{name}"
+
+
+def _check_sha(content: bytes, name: str, where) -> None:
+    digest = hashlib.sha256(content).hexdigest()
+    if digest != WOODS_SHA256[name]:
+        raise CheckpointError(
+            f"{where}: SHA-256 {digest[:16]}... is not that of the published {name} "
+            f"({WOODS_SHA256[name][:16]}...): refused (damaged, or another file)"
+        )
+
+
+def _missing(name: str, url: str, why: str) -> str:
+    folders = " or ".join(str(f) for f in woods_folders())
+    return (
+        f"{name}: the published Woods et al. file is not here ({why}). Download {url} "
+        f"into {folders} (or set ADVEXP_WOODS_DIR to a folder holding it)."
+    )
