@@ -227,7 +227,10 @@ class Explorer:
         steps: int = 35,
         overshoot: float = 5.0,
     ):
-        import ipywidgets  # optional dependency: the computation above works without it
+        try:
+            import ipywidgets  # optional dependency: the computation above works without it
+        except ImportError:
+            raise ImportError("the explorer needs ipywidgets: pip install 'advexp_lib[widgets]'") from None
 
         if not models:
             raise InputError("models: expected at least one {name: model}")
