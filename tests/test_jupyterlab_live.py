@@ -260,6 +260,8 @@ def lab(tmp_path):
             "--LabApp.expose_app_in_browser=True",
             "--LabApp.extension_manager=readonly",  # no PyPI look-ups
             "--allow-root",  # CI runs as root
+            "--LanguageServerManager.autodetect=False",  # no language-server scan
+            "--ServerApp.terminals_enabled=False",
             f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
             f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
         ],
@@ -339,7 +341,7 @@ def browser(tmp_path):
         print("stopped chromium, PIDs", chromium.stop())
 
 
-def test_explorer_runs_and_redraws_in_jupyterlab(lab, browser):
+def test_explorer_runs_and_redraws_in_jupyterlab(browser, lab):  # Chromium starts first, in parallel
     url, work, server = lab
     t0 = time.perf_counter()
     for domain in ("Runtime", "Log", "Page"):
@@ -392,7 +394,7 @@ def test_explorer_runs_and_redraws_in_jupyterlab(lab, browser):
     # what autosave would do: JupyterLab writes the notebook, and git still sees the notebook it stores
     assert any(outputs), "no cell has outputs: saving them would test nothing"
     mtime = (work / NOTEBOOK).stat().st_mtime_ns
-    page("window.jupyterapp.commands.execute('docmanager:save')")
+    page("nb().context.save()")  # what docmanager:save does for the focused notebook, without needing focus
     _wait(lambda: page("!nb().context.model.dirty"), "JupyterLab to save the notebook", 30)
     assert (work / NOTEBOOK).stat().st_mtime_ns != mtime, "JupyterLab did not write the notebook"
     status = subprocess.run(["git", "-C", str(work), "status", "--porcelain"], capture_output=True, text=True)
