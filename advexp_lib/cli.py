@@ -85,7 +85,9 @@ def _parser() -> argparse.ArgumentParser:
 
     t = command("train", "train a recipe (or a plain arch) and save a checkpoint")
     t.add_argument("--dataset", default="mnist5k", help=f"one of {datasets}")
-    t.add_argument("--recipe", default="standard", choices=recipe_names(), metavar="RECIPE", help=_RECIPES)
+    t.add_argument(  # no choices=: the library checks the name, with its own message (exit status 2)
+        "--recipe", default="standard", help=_RECIPES % {"choices": ", ".join(recipe_names())}
+    )
     t.add_argument("--arch", default=None, help="override the recipe's architecture")
     t.add_argument(
         "--epochs", type=int, default=None, help="override num_epochs (if not given: the recipe's)"
