@@ -1,6 +1,8 @@
 """Command line: ``python -m advexp_lib {train,reproduce,book,zoo,ara,explain} ...``.
 
-Bad input prints the library's message (no traceback) and exits with status 2.
+``--help`` (of the program and of each command) shows every option's choices
+and default. Bad input prints the library's message (no traceback) and exits
+with status 2.
 """
 
 from __future__ import annotations
@@ -13,16 +15,48 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
 from . import distributed
+from .checkpoints import load_checkpoint
 from .checks import AdvexpError, CheckpointError, InputError
-from .data import dataset_info, load_dataset, load_tensors
+from .data import DATASETS, dataset_info, load_dataset, load_image, load_tensors
 from .metrics import accuracy_robustness_area
-from .plotting import adversarial_explanation_panel
+from .models import runner_up
+from .plotting import adversarial_explanation_panel, plot_views
 from .reproduce import build_book, run_notebooks
+from .widgets import explorer_views
 from .woods_import import import_woods_checkpoint
-from .zoo import model_from_checkpoint, recipe, ship_checkpoint, train_recipe, trained_checkpoint
+from .zoo import (
+    model_from_checkpoint,
+    recipe,
+    recipe_names,
+    ship_checkpoint,
+    train_recipe,
+    trained_checkpoint,
+)
 
 __all__ = ["main"]
+
+
+DESCRIPTION = """\
+The advexp command line: train and evaluate the book's models, explain images,
+run the notebooks and build the book.
+
+Each command has its own help, e.g. python -m advexp_lib ara --help.
+Bad input prints a message (no traceback) and exits with status 2."""
+
+_RECIPES = (
+    "zoo recipe: standard, adv (RMSE adversarial training), robust (half-Huber + L_adv), "
+    "all (robust + adv. training) or a companion paper's; one of %(choices)s"
+)
+
+EXAMPLES = """\
+examples:
+  python -m advexp_lib zoo standard all              # train (or find) two zoo models
+  python -m advexp_lib explain CHECKPOINT --index 3  # explain a test image
+  python -m advexp_lib explain CHECKPOINT --image digit.png --target 3
+  python -m advexp_lib ara CHECKPOINT --n-images 100 --steps 100   # a quick, rougher ARA"""
 
 
 def main(argv=None) -> int:
@@ -35,21 +69,35 @@ def main(argv=None) -> int:
         return 2
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m advexp_lib", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(required=True, metavar="command")
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows every option's default and keeps the descriptions' line breaks."""
 
-    t = sub.add_parser("train", help="train a recipe (or a plain arch) and save a checkpoint")
-    t.add_argument("--dataset", default="mnist5k")
-    t.add_argument("--recipe", default="standard", help="zoo recipe name (default: standard)")
+
+def _parser() -> argparse.ArgumentParser:
+    datasets = ", ".join(DATASETS)
+    p = argparse.ArgumentParser(
+        prog="python -m advexp_lib", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=_Help
+    )
+    sub = p.add_subparsers(required=True, metavar="command", title="commands")
+
+    def command(name, help, description=None):
+        return sub.add_parser(name, help=help, description=description or help, formatter_class=_Help)
+
+    t = command("train", "train a recipe (or a plain arch) and save a checkpoint")
+    t.add_argument("--dataset", default="mnist5k", help=f"one of {datasets}")
+    t.add_argument(  # no choices=: the library checks the name, with its own message (exit status 2)
+        "--recipe", default="standard", help=_RECIPES % {"choices": ", ".join(recipe_names())}
+    )
     t.add_argument("--arch", default=None, help="override the recipe's architecture")
-    t.add_argument("--epochs", type=int, default=None, help="override num_epochs")
-    t.add_argument("--seed", type=int, default=None)
+    t.add_argument(
+        "--epochs", type=int, default=None, help="override num_epochs (if not given: the recipe's)"
+    )
+    t.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
     t.add_argument(
         "--device", default="cpu", help="cpu or cuda (under torchrun each rank takes GPU LOCAL_RANK)"
     )
     t.add_argument("--out", required=True, help="checkpoint path (resumed if it exists)")
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument(
         "--amp",
         choices=("bf16", "fp16"),
@@ -62,13 +110,16 @@ def _parser() -> argparse.ArgumentParser:
         const="inductor",
         default=None,
         metavar="BACKEND",
-        help="torch.compile the model (default backend: inductor)",
+        help="torch.compile the model (backend if given without one: inductor)",
     )
     t.add_argument("--channels-last", action="store_true", help="NHWC memory layout (faster convs on GPUs)")
     t.set_defaults(run=_train)
 
-    r = sub.add_parser("reproduce", help="execute every notebook with papermill")
-    r.add_argument("--out", default="results")
+    r = command(
+        "reproduce",
+        "execute every notebook with papermill (the full book; ADVEXP_SMOKE=1 for a quick smoke run)",
+    )
+    r.add_argument("--out", default="results", help="folder of the executed notebooks and summary.json")
     r.add_argument(
         "-p",
         "--parameter",
@@ -81,45 +132,85 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--notebook", action="append", default=None, help="run only these notebook paths")
     r.set_defaults(run=_reproduce)
 
-    b = sub.add_parser("book", help="build the Jupyter Book from executed notebooks")
-    b.add_argument("--results", default="results", help="folder of the executed notebooks (default: results)")
-    b.add_argument("--html-out", default=None, help="write HTML_OUT/_build/html (default: the repository)")
+    b = command("book", "build the Jupyter Book from executed notebooks")
+    b.add_argument("--results", default="results", help="folder of the executed notebooks")
+    b.add_argument(
+        "--html-out", default=None, help="write HTML_OUT/_build/html (if not given: in the repository)"
+    )
     b.set_defaults(run=_book)
 
-    z = sub.add_parser("zoo", help="train zoo recipes into the cache (--ship: into the package too)")
-    z.add_argument("recipes", nargs="*", default=["standard", "adv", "robust", "all"])
-    z.add_argument("--dataset", default="mnist5k")
+    z = command(
+        "zoo",
+        "train zoo recipes into the cache (--ship: into the package too)",
+        "Train zoo recipes into the cache (data/zoo/); a recipe already cached or shipped is not\n"
+        "trained again unless --retrain. The robust recipes (double backprop) are the slowest to train.",
+    )
+    z.add_argument(  # no choices=: argparse would check the default list itself; the library checks names
+        "recipes",
+        nargs="*",
+        default=["standard", "adv", "robust", "all"],
+        metavar="RECIPE",
+        help=_RECIPES % {"choices": ", ".join(recipe_names())},
+    )
+    z.add_argument("--dataset", default="mnist5k", help=f"one of {datasets}")
     z.add_argument("--retrain", action="store_true", help="train even if cached or shipped")
     z.add_argument(
         "--ship",
         action="store_true",
         help="copy the trained checkpoints (without optimizer state) to advexp_lib/checkpoints/",
     )
-    z.add_argument("--device", default="cpu")
+    z.add_argument("--device", default="cpu", help="cpu or cuda")
     z.set_defaults(run=_zoo)
 
-    a = sub.add_parser("ara", help="Accuracy-Robustness Area of a checkpoint (Woods et al.)")
+    a = command(
+        "ara",
+        "Accuracy-Robustness Area of a checkpoint (Woods et al.); costly: 1,000 images x 450 steps",
+        "Accuracy-Robustness Area of a checkpoint (Woods et al. 2019). The defaults are the paper's\n"
+        "protocol: 1,000 test images, each searched for 450 steps, i.e. 450 forward and backward\n"
+        "passes over 1,000 images. For a quick, rougher figure lower --n-images and --steps.",
+    )
     a.add_argument("checkpoint", help="an advexp checkpoint or a published Woods et al. ResNet-44 file")
-    a.add_argument("--dataset", default="mnist5k")
+    a.add_argument("--dataset", default="mnist5k", help=f"one of {datasets}")
     a.add_argument("--n-images", type=int, default=1000, help="test images (seeded permutation)")
-    a.add_argument("--seed", type=int, default=1776, help="permutation seed (paper: 1776)")
-    a.add_argument("--kind", choices=["attack", "btr"], default="attack")
-    a.add_argument("--steps", type=int, default=450)
-    a.add_argument("--eps", type=float, default=20.0)
-    a.add_argument("--momentum", type=float, default=0.9)
-    a.add_argument("--batch-size", type=int, default=None, help="images per search batch (default: all)")
-    a.add_argument("--device", default="cpu")
+    a.add_argument("--seed", type=int, default=1776, help="permutation seed (the paper's: 1776)")
+    a.add_argument(
+        "--kind",
+        choices=["attack", "btr"],
+        default="attack",
+        help="attack: until the top-1 class changes; btr: until p(true class) <= 1/C",
+    )
+    a.add_argument("--steps", type=int, default=450, help="search steps per image")
+    a.add_argument("--eps", type=float, default=20.0, help="search budget (RMSE)")
+    a.add_argument("--momentum", type=float, default=0.9, help="search momentum")
+    a.add_argument(
+        "--batch-size", type=int, default=None, help="images per search batch (if not given: all at once)"
+    )
+    a.add_argument("--device", default="cpu", help="cpu or cuda")
     a.add_argument("--out", default=None, help="also write the result (JSON) here")
     a.set_defaults(run=_ara)
 
-    e = sub.add_parser("explain", help="adversarial-explanation panel (PNG) of one test image")
-    e.add_argument("checkpoint")
-    e.add_argument("--dataset", default="mnist5k")
-    e.add_argument("--index", type=int, default=0, help="index into the test split")
-    e.add_argument("--rho", type=float, default=0.1)
-    e.add_argument("--steps", type=int, default=35)
-    e.add_argument("--overshoot", type=float, default=5.0)
-    e.add_argument("--device", default="cpu")
+    e = command(
+        "explain",
+        "adversarial explanations (PNG) of a test image (--index) or of your own image (--image)",
+        "Adversarial explanations (Woods et al.) of one image, saved as a PNG.\n"
+        "With --index and no --target: the test image's explanations toward its true class, its\n"
+        "runner-up and every class. With --image FILE or --target K: four panels (the image, a\n"
+        "saliency map, the explanation toward K and the change); K defaults to the runner-up of\n"
+        "the prediction. --image is converted to the checkpoint's channels and resized to its\n"
+        "input size (e.g. 1 x 28 x 28 for mnist5k); MNIST digits are light on dark.",
+    )
+    e.add_argument("checkpoint", help="an advexp checkpoint or a published Woods et al. ResNet-44 file")
+    e.add_argument("--dataset", default="mnist5k", help=f"test split and class names of --index: {datasets}")
+    src = e.add_mutually_exclusive_group()
+    src.add_argument("--index", type=int, default=0, help="index into the dataset's test split")
+    src.add_argument("--image", default=None, metavar="FILE", help="your own image (PNG, JPEG, GIF, WEBP)")
+    e.add_argument(
+        "--target", type=int, default=None, help="class to explain toward (if not given: see above)"
+    )
+    e.add_argument("--rho", type=float, default=0.1, help="explanation budget (RMSE)")
+    e.add_argument("--steps", type=int, default=35, help="search steps")
+    e.add_argument("--overshoot", type=float, default=5.0, help="search path length / rho")
+    e.add_argument("--device", default="cpu", help="cpu or cuda")
     e.add_argument("--out", default="data/results", help="folder for the PNG")
     e.set_defaults(run=_explain)
     return p
@@ -177,24 +268,60 @@ def _ara(args) -> int:
 
 def _explain(args) -> int:
     model = _load_model(args.checkpoint, args.device)
-    ds = load_dataset(args.dataset, "test")
-    if not 0 <= args.index < len(ds):
-        raise InputError(f"index: expected 0 <= index < {len(ds)}, got {args.index}")
-    x, y = ds[args.index]
-    fig = adversarial_explanation_panel(
-        model,
-        x.to(args.device),
-        int(y),
-        dataset_info(args.dataset).classes,
-        rho=args.rho,
-        steps=args.steps,
-        overshoot=args.overshoot,
-    )
-    out = Path(args.out) / f"{Path(args.checkpoint).stem}-{args.dataset}-{args.index}.png"
+    if args.image is not None:
+        channels, size, dataset = _input_of(args.checkpoint, args.dataset)
+        x, original = load_image(args.image, channels=channels, size=size)
+        print(
+            f"{args.image}: {original[0]}x{original[1]} image converted to {channels} channel(s) "
+            f"and resized to {size}x{size}, the checkpoint's input size",
+            file=sys.stderr,
+        )
+        name = Path(args.image).stem
+    else:
+        dataset = args.dataset
+        ds = load_dataset(dataset, "test")
+        if not 0 <= args.index < len(ds):
+            raise InputError(f"index: expected 0 <= index < {len(ds)}, got {args.index}")
+        x, y = ds[args.index]
+        x, name = x[None], str(args.index)
+    x, classes = x.to(args.device), dataset_info(dataset).classes
+    if args.image is None and args.target is None:
+        fig = adversarial_explanation_panel(
+            model, x, int(y), classes, rho=args.rho, steps=args.steps, overshoot=args.overshoot
+        )
+    else:
+        with torch.no_grad():
+            logits = model(x)
+        if args.target is not None and not 0 <= args.target < logits.shape[1]:
+            raise InputError(f"target: expected a class in [0, {logits.shape[1] - 1}], got {args.target}")
+        target = args.target if args.target is not None else int(runner_up(logits, logits.argmax(1))[0])
+        views = explorer_views(model, x, target, rho=args.rho, steps=args.steps, overshoot=args.overshoot)
+        fig = plot_views(views, classes)
+        fig.tight_layout()
+        if not views["reached"]:
+            print(f"note: the explanation did not reach class {target}; try a larger --rho", file=sys.stderr)
+    out = Path(args.out) / f"{Path(args.checkpoint).stem}-{dataset}-{name}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     print(out)
     return 0
+
+
+def _input_of(path, dataset: str) -> tuple[int, int, str]:
+    """(channels, size, dataset) of the checkpoint's model input, from its metadata.
+
+    A file without advexp metadata is a published Woods et al. network: CIFAR-10, 3 x 32 x 32.
+    """
+    try:
+        meta = load_checkpoint(path).get("meta") or {}
+    except CheckpointError as err:
+        if "not an advexp checkpoint" not in str(err):
+            raise
+        info = dataset_info("cifar10")
+        return info.channels, info.size, info.name
+    dataset = meta.get("recipe", {}).get("dataset", dataset)
+    info, kwargs = dataset_info(dataset), meta.get("model_kwargs", {})
+    return int(kwargs.get("in_channels", info.channels)), int(kwargs.get("image_size", info.size)), dataset
 
 
 def _train(args) -> int:

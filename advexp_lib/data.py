@@ -31,6 +31,7 @@ __all__ = [
     "stratified_split",
     "class_name",
     "augmentation",
+    "load_image",
 ]
 
 DATASETS = ("mnist5k", "mnist", "fashion_mnist", "cifar10", "imagefolder:<path>")
@@ -174,6 +175,35 @@ def load_tensors(
 def class_name(c, classes=None) -> str:
     """Name of class index ``c`` (int or 0-dim tensor): ``classes[c]``, or ``str(c)`` without names."""
     return classes[int(c)] if classes else str(int(c))
+
+
+def load_image(path, *, channels: int, size: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """One image file as a model input, and the size it had.
+
+    Read with torchvision's PIL loader (any format Pillow reads: PNG, JPEG, GIF,
+    BMP, WEBP ...) as RGB, converted to ``channels`` (1: grayscale by ITU-R 601
+    luma, 3: RGB; an alpha channel is dropped), scaled to [0, 1] and resized to
+    ``size`` x ``size`` (bilinear with antialiasing; the aspect ratio is not
+    kept). Colours are not inverted: MNIST digits are light on dark.
+
+    Returns:
+        (x, original): ``x`` float (1, channels, size, size) in [0, 1]; ``original`` the file's (H, W).
+    """
+    check_choice(channels, "channels", (1, 3))
+    check_positive(size, "size", integer=True)
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"image: {path} is not a file")
+    try:
+        img = transforms.functional.pil_to_tensor(datasets.folder.pil_loader(str(path)))
+    except OSError as err:  # PIL's UnidentifiedImageError and truncated files are OSErrors
+        raise InputError(f"image: cannot read {path} as an image ({err})") from None
+    original = tuple(img.shape[1:])
+    if channels == 1:
+        img = transforms.functional.rgb_to_grayscale(img)
+    x = transforms.functional.convert_image_dtype(img, torch.float32)
+    x = transforms.functional.resize(x, [size, size], antialias=True).clamp(0, 1)
+    return x[None], original
 
 
 def _check_name(name) -> None:

@@ -35,10 +35,20 @@ __all__ = [
     "plot_half_huber",
     "plot_minimal_examples",
     "plot_views",
+    "METHOD_NAMES",
 ]
 
 SIGNED_CMAP = "RdBu_r"
 MAGNITUDE_CMAP = "magma"
+METHOD_NAMES = {
+    "saliency": "saliency |gradient|",
+    "integrated_gradients": "integrated gradients",
+    "smoothgrad": "SmoothGrad",
+    "grad_cam": "Grad-CAM",
+    "guided_grad_cam": "guided Grad-CAM",
+    "cam": "CAM",
+}
+"""Attribution method identifier -> the name a figure shows."""
 
 
 def to_display(img: torch.Tensor):
@@ -425,10 +435,17 @@ def plot_minimal_examples(
 def plot_views(views: dict, classes=None, *, axes=None, label: str = ""):
     """Draw :func:`advexp_lib.widgets.explorer_views` as four panels: image, map, AE, change.
 
+    The map and the change carry colorbars (the change is x' - x summed over
+    channels: red where the explanation brightened pixels, blue where it
+    darkened them). Methods are titled by :data:`METHOD_NAMES`. When the
+    adversarial explanation does not reach its target (``views["reached"]``
+    false, i.e. the model does not predict the target on x'), its title says so
+    in red and suggests a larger rho.
+
     ``axes``: four matplotlib axes to draw into (a new 1 x 4 figure if None). Returns the Figure.
     """
     if axes is None:
-        fig, axes = plt.subplots(1, 4, figsize=(8, 2.3))
+        fig, axes = plt.subplots(1, 4, figsize=(9.6, 2.7))
     fig = axes[0].figure
     x, x_ae = views["x"][0], views["x_ae"][0]
     t = class_name(views["target"], classes)
@@ -436,18 +453,30 @@ def plot_views(views: dict, classes=None, *, axes=None, label: str = ""):
     axes[0].set_title(
         f"{label}pred {class_name(views['pred'], classes)}, p({t}) {views['p_target']:.2f}", fontsize=8
     )
-    show_map(axes[1], views["map"][0].sum(0))
-    axes[1].set_title(f"{views['method'].replace('_', ' ')} for {t}", fontsize=8)
+    _colorbar(show_map(axes[1], views["map"][0].sum(0)), axes[1])
+    axes[1].set_title(f"{METHOD_NAMES.get(views['method'], views['method'])} for {t}", fontsize=8)
     axes[2].imshow(to_display(x_ae), cmap="gray", vmin=0, vmax=1)
-    axes[2].set_title(
-        f"adv. explanation -> {t} (rho {views['rho']:g})\npred "
-        f"{class_name(views['pred_ae'], classes)}, p({t}) {views['p_target_ae']:.2f}",
-        fontsize=8,
+    reached = views["reached"]
+    outcome = (
+        f"pred {class_name(views['pred_ae'], classes)}, p({t}) {views['p_target_ae']:.2f}"
+        if reached
+        else f"missed {t}: pred {class_name(views['pred_ae'], classes)}, p({t}) {views['p_target_ae']:.2f}"
+        "\ntry a larger rho"
     )
-    show_map(axes[3], (x_ae - x).sum(0), signed=True)
-    axes[3].set_title("change (red brighter)", fontsize=8)
+    axes[2].set_title(
+        f"adv. explanation -> {t} (rho {views['rho']:g})\n{outcome}",
+        fontsize=8,
+        color="black" if reached else "tab:red",
+    )
+    _colorbar(show_map(axes[3], (x_ae - x).sum(0), signed=True), axes[3])
+    axes[3].set_title("change x' - x\n(red brighter, blue darker)", fontsize=8)
     _no_ticks(axes)
     return fig
+
+
+def _colorbar(image, ax) -> None:
+    """A slim colorbar beside ``ax`` for ``image`` (what :func:`show_map` returns)."""
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=6)
 
 
 def _no_ticks(axes) -> None:

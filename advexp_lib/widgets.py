@@ -5,30 +5,50 @@ method, image index, target class, rho) and a figure that redraws whenever
 a control changes. The computation lives in :func:`explorer_views` and the
 drawing in :func:`advexp_lib.plotting.plot_views`, so the same views can be rendered statically
 (:func:`explorer_grid`) where no kernel runs, e.g. in the rendered book.
+:func:`first_view` chooses the image and target the explorer opens on.
 
 The adversarial explanation is Woods et al.'s Algorithm 1 in explanation
 mode (:func:`advexp_lib.explanation_attacks.adversarial_explanation`): descend the
 target class's cross-entropy within an RMSE budget rho (overshoot 5, 35
 steps, no momentum, pixels kept in [0, 1]).
+
+ipywidgets is an optional dependency (``pip install "advexp_lib[widgets]"``):
+only :class:`Explorer` and :func:`explorer` need it.
 """
 
 from __future__ import annotations
 
-import ipywidgets
+import html
+
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import display
 from torch import nn
 
 from .attributions import attribute
 from .checks import InputError, check_choice, check_images, check_labels, check_positive
 from .data import class_name
 from .explanation_attacks import adversarial_explanation
-from .plotting import plot_views
+from .models import runner_up
+from .plotting import METHOD_NAMES, plot_views
 
-__all__ = ["EXPLORER_METHODS", "explorer_views", "explorer_grid", "Explorer", "explorer"]
+__all__ = [
+    "EXPLORER_METHODS",
+    "MODEL_LABELS",
+    "explorer_views",
+    "explorer_grid",
+    "first_view",
+    "Explorer",
+    "explorer",
+]
 
 EXPLORER_METHODS = ("saliency", "integrated_gradients", "grad_cam", "smoothgrad")
+MODEL_LABELS = {
+    "standard": "standard (no defence)",
+    "adv": "adversarial training (RMSE)",
+    "robust": "robust (half-Huber + L_adv)",
+    "all": "robust (half-Huber + L_adv + adv. training)",
+}
+"""Zoo recipe name -> what the explorer's model menu shows (other names are shown as they are)."""
 
 
 def explorer_views(
@@ -46,9 +66,11 @@ def explorer_views(
     Returns:
         dict with ``x``, ``map`` (``method``'s attribution for ``target``,
         :func:`advexp_lib.attributions.attribute`), ``x_ae`` (the adversarial
-        explanation toward ``target`` with RMSE budget ``rho``), ``pred`` and
-        ``pred_ae`` (predicted classes), ``p_target`` and ``p_target_ae``
-        (softmax probability of ``target`` before and after), and the settings.
+        explanation toward ``target`` with RMSE budget ``rho``; an unreliable
+        search is flagged silently, never warned), ``pred`` and ``pred_ae``
+        (predicted classes), ``p_target`` and ``p_target_ae`` (softmax
+        probability of ``target`` before and after), ``reached``
+        (``pred_ae == target``) and the settings.
     """
     check_images(x, "x")
     if x.shape[0] != 1:
@@ -57,7 +79,9 @@ def explorer_views(
     check_positive(rho, "rho")
     t = torch.tensor([int(target)], device=x.device)
     amap = attribute(model, x, t, method=method)
-    x_ae = adversarial_explanation(model, x, t, rho=rho, steps=steps, overshoot=overshoot, clip=True)
+    x_ae = adversarial_explanation(
+        model, x, t, rho=rho, steps=steps, overshoot=overshoot, clip=True, on_late="flag"
+    )
     with torch.no_grad():
         p, p_ae = model(x).softmax(1)[0], model(x_ae).softmax(1)[0]
     return {
@@ -71,6 +95,7 @@ def explorer_views(
         "pred_ae": int(p_ae.argmax()),
         "p_target": float(p[t]),
         "p_target_ae": float(p_ae[t]),
+        "reached": int(p_ae.argmax()) == int(target),
     }
 
 
@@ -96,7 +121,7 @@ def explorer_grid(
     settings = list(settings)
     if not settings:
         raise InputError("settings: expected at least one dict(model, index, target, method, rho)")
-    fig, axes = plt.subplots(len(settings), 4, figsize=(8.4, 2.4 * len(settings)), squeeze=False)
+    fig, axes = plt.subplots(len(settings), 4, figsize=(9.6, 2.7 * len(settings)), squeeze=False)
     for row, s in zip(axes, settings):
         check_choice(s["model"], "settings.model", list(models))
         i = int(s["index"])
@@ -114,13 +139,76 @@ def explorer_grid(
     return fig
 
 
+def first_view(
+    models: dict,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    compare=None,
+    rho: float = 0.1,
+    steps: int = 35,
+    overshoot: float = 5.0,
+) -> dict:
+    r"""The image and target the explorer should open on: where two models' explanations differ most.
+
+    For every image i, t_i is the runner-up class of the first compared model
+    (:func:`advexp_lib.models.runner_up`, the closest wrong class), and
+    d_a, d_b are the changes x' - x of both models' adversarial explanations
+    toward t_i (same ``rho``, ``steps``, ``overshoot`` as the explorer). Their
+    difference is the cosine distance
+
+        D_i = 1 - <d_a, d_b> / (||d_a|| ||d_b||)   (0: same edit, 1: unrelated, 2: opposite),
+
+    which compares *which* pixels move and which way, not how far. The chosen
+    image maximizes D_i among the images both models classify correctly (all
+    images if there is none).
+
+    Args:
+        models: {name: model}; x (N, C, H, W) in [0, 1] and y (N,) the explored images.
+        compare: the two model names to compare; default the first and the last
+            of ``models`` (e.g. "standard" and the robust "all").
+    Returns:
+        dict with ``index`` (int), ``target`` (int, t_i of that image),
+        ``compare`` (the two names) and ``distance`` (D, tensor (N,)).
+    """
+    names = list(models)
+    compare = tuple(compare) if compare is not None else (names[0], names[-1])
+    if len(compare) != 2:
+        raise InputError(f"compare: expected two model names, got {compare!r}")
+    for name in compare:
+        check_choice(name, "compare", names)
+    check_images(x, "x")
+    check_labels(y, x.shape[0], None, "y")
+    a, b = (models[n] for n in compare)
+    with torch.no_grad():
+        logits_a, logits_b = a(x), b(x)
+    targets = runner_up(logits_a, y)
+    changes = [
+        (
+            adversarial_explanation(
+                m, x, targets, rho=rho, steps=steps, overshoot=overshoot, clip=True, on_late="flag"
+            )
+            - x
+        ).flatten(1)
+        for m in (a, b)
+    ]
+    distance = 1 - torch.nn.functional.cosine_similarity(*changes, dim=1, eps=1e-12)
+    correct = (logits_a.argmax(1) == y) & (logits_b.argmax(1) == y)
+    candidates = distance.masked_fill(~correct, float("-inf")) if correct.any() else distance
+    i = int(candidates.argmax())
+    return {"index": i, "target": int(targets[i]), "compare": compare, "distance": distance}
+
+
 class Explorer:
     """State and controls of the interactive explorer (see :func:`explorer`).
 
     Attributes:
-        controls: {"model", "method", "index", "target", "rho"} -> ipywidgets control.
+        controls: {"model", "method", "index", "target", "rho"} -> ipywidgets control
+            (the menus show :data:`MODEL_LABELS` and method names; their values stay the keys).
+        note: ``ipywidgets.HTML`` under the controls: empty, or a hint when the
+            explanation missed its target.
         output: ``ipywidgets.Output`` holding the current figure.
-        widget: the ``ipywidgets.VBox`` to display (controls above the figure).
+        widget: the ``ipywidgets.VBox`` to display (controls, note, figure).
         views: the last :func:`explorer_views` result; ``updates``: how many times it was computed.
     """
 
@@ -132,34 +220,61 @@ class Explorer:
         classes=None,
         *,
         methods=EXPLORER_METHODS,
+        index: int = 0,
+        target: int | None = None,
+        labels: dict | None = None,
         rho: float = 0.1,
         steps: int = 35,
         overshoot: float = 5.0,
     ):
+        try:
+            import ipywidgets  # optional dependency: the computation above works without it
+        except ImportError:
+            raise ImportError("the explorer needs ipywidgets: pip install 'advexp_lib[widgets]'") from None
+
         if not models:
             raise InputError("models: expected at least one {name: model}")
         check_images(x, "x")
         check_labels(y, x.shape[0], None, "y")
         for m in methods:
             check_choice(m, "methods", EXPLORER_METHODS)
+        if not 0 <= int(index) < x.shape[0]:
+            raise InputError(f"index: expected 0 <= index < {x.shape[0]}, got {index}")
         self.models, self.x, self.y, self.classes = dict(models), x, y, classes
         self.steps, self.overshoot = steps, overshoot
-        num_classes = len(classes) if classes else int(next(iter(models.values()))(x[:1]).shape[1])
+        first = next(iter(self.models.values()))
+        with torch.no_grad():
+            logits = first(x[int(index) : int(index) + 1])
+        num_classes = len(classes) if classes else int(logits.shape[1])
+        if target is None:  # the closest wrong class: an explanation toward the true class shows nothing
+            target = int(runner_up(logits, y[int(index) : int(index) + 1])[0])
+        if not 0 <= int(target) < num_classes:
+            raise InputError(f"target: expected a class in [0, {num_classes - 1}], got {target}")
+        labels = {**MODEL_LABELS, **(labels or {})}
+        wide = {"layout": ipywidgets.Layout(width="max-content"), "style": {"description_width": "initial"}}
         self.controls = {
-            "model": ipywidgets.Dropdown(options=list(self.models), description="model"),
-            "method": ipywidgets.Dropdown(options=list(methods), description="method"),
-            "index": ipywidgets.IntSlider(0, min=0, max=x.shape[0] - 1, description="image"),
-            "target": ipywidgets.IntSlider(int(y[0]), min=0, max=num_classes - 1, description="target class"),
+            "model": ipywidgets.Dropdown(
+                options=[(labels.get(n, n), n) for n in self.models], description="model", **wide
+            ),
+            "method": ipywidgets.Dropdown(
+                options=[(METHOD_NAMES.get(m, m), m) for m in methods], description="method", **wide
+            ),
+            "index": ipywidgets.IntSlider(int(index), min=0, max=x.shape[0] - 1, description="image"),
+            "target": ipywidgets.IntSlider(
+                int(target), min=0, max=num_classes - 1, description="target class"
+            ),
             "rho": ipywidgets.FloatSlider(rho, min=0.02, max=0.5, step=0.02, description="rho (RMSE)"),
         }
         for c in self.controls.values():
             c.continuous_update = False  # sliders recompute on release, not on every pixel of drag
             c.observe(self._on_change, names="value")
+        self.note = ipywidgets.HTML()
         self.output = ipywidgets.Output()
         self.widget = ipywidgets.VBox(
             [
                 ipywidgets.HBox(list(self.controls.values())[:2]),
                 ipywidgets.HBox(list(self.controls.values())[2:]),
+                self.note,
                 self.output,
             ]
         )
@@ -172,6 +287,8 @@ class Explorer:
 
     def update(self):
         """Recompute the views for the current settings and redraw; returns the views dict."""
+        from IPython.display import display  # comes with ipywidgets
+
         s = self.settings()
         key = tuple(s.values())
         if key not in self._cache:
@@ -185,17 +302,17 @@ class Explorer:
                 steps=self.steps,
                 overshoot=self.overshoot,
             )
-        self.views = self._cache[key]
+        v = self._cache[key]
+        self.views = v
         self.updates += 1
-        fig = plot_views(
-            self.views, self.classes, label=f"y {class_name(self.y[int(s['index'])], self.classes)}: "
-        )
+        self.note.value = "" if v["reached"] else html.escape(_miss_hint(v, self.classes))
+        fig = plot_views(v, self.classes, label=f"y {class_name(self.y[int(s['index'])], self.classes)}: ")
         fig.tight_layout()
         with self.output:
             self.output.clear_output(wait=True)
             display(fig)
         plt.close(fig)
-        return self.views
+        return v
 
     def _on_change(self, change):
         self.update()
@@ -210,8 +327,19 @@ def explorer(models: dict, x: torch.Tensor, y: torch.Tensor, classes=None, **kwa
     :class:`Explorer` (its ``update()`` and ``views`` are usable from Python).
 
     Args:
-        kwargs: ``methods``, ``rho`` (initial, default 0.1), ``steps`` (35), ``overshoot`` (5).
+        kwargs: ``methods``; ``index`` (initial image, default 0; see :func:`first_view`);
+            ``target`` (initial class, default the runner-up of that image under the first
+            model); ``labels`` ({name: menu label}, added to :data:`MODEL_LABELS`);
+            ``rho`` (initial, default 0.1), ``steps`` (35), ``overshoot`` (5).
     """
     ex = Explorer(models, x, y, classes, **kwargs)
     ex.widget.explorer = ex
     return ex.widget
+
+
+def _miss_hint(views: dict, classes) -> str:
+    t = class_name(views["target"], classes)
+    return (
+        f"The explanation did not reach class {t} (pred {class_name(views['pred_ae'], classes)}, "
+        f"p({t}) {views['p_target_ae']:.2f} at rho {views['rho']:g}): raise rho to give it a larger budget."
+    )
