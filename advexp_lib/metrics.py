@@ -26,12 +26,14 @@ from .checks import (
     check_positive,
 )
 from .models import eval_mode
+from .stats import Estimate, bootstrap
 
 __all__ = [
     "AraResult",
     "EnsembleAraResult",
     "ensemble_ara",
     "ara_from_distances",
+    "ara_interval",
     "accuracy_robustness_area",
     "accuracy",
     "predict",
@@ -65,6 +67,10 @@ class AraResult:
     unreliable: torch.Tensor
     retried: torch.Tensor | None = None
 
+    def interval(self, *, seed: int = 0) -> Estimate:
+        """The ARA with a 95% bootstrap interval over the images."""
+        return ara_interval(self.distances, self.num_classes, seed=seed)
+
     def curve(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Accuracy-robustness curve as step points (r, A(r)), A(r) = share of d_i > r."""
         d = torch.sort(self.distances.double().cpu()).values
@@ -90,11 +96,22 @@ def ara_from_distances(distances: torch.Tensor, num_classes: int) -> float:
             f"value(s) in [{d.min().item() if d.numel() else 'none'}, "
             f"{d.max().item() if d.numel() else 'none'}]"
         )
-    d = torch.sort(d).values
-    n = d.numel()
-    widths = torch.diff(torch.cat([torch.zeros(1, dtype=d.dtype), d]))
+    return float(_ara_rows(d[None], num_classes)[0])
+
+
+def ara_interval(distances: torch.Tensor, num_classes: int, *, seed: int = 0) -> Estimate:
+    """ARA with a 95% bootstrap interval over the images (:func:`advexp_lib.stats.bootstrap`)."""
+    ara_from_distances(distances, num_classes)  # validates
+    return bootstrap(distances.detach().double().cpu(), lambda rows: _ara_rows(rows, num_classes), seed=seed)
+
+
+def _ara_rows(d: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """ARA of each row of distances (R, N) (or a single (N,) row), as :func:`ara_from_distances`."""
+    d = torch.sort(d.reshape(-1, d.shape[-1]), dim=1).values
+    n = d.shape[1]
+    widths = torch.diff(torch.cat([torch.zeros_like(d[:, :1]), d], 1), dim=1)
     share = (n - torch.arange(n, dtype=d.dtype)) / n
-    return float((widths * (share - 1.0 / num_classes).clamp(min=0)).sum())
+    return (widths * (share - 1.0 / num_classes).clamp(min=0)).sum(1)
 
 
 def accuracy_robustness_area(

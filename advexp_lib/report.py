@@ -15,14 +15,17 @@ import torch
 from .attacks import criterion_met, independent_attack, line_search, rmse, rmse_search
 from .attributions import attribute
 from .checks import InputError, check_choice
+from .data import DatasetNotFoundError, load_tensors
 from .metrics import accuracy_robustness_area, ara_from_distances, ensemble_ara, gini, robust_accuracy_curve
+from .published import WOODS_RECIPE_FILES, PublishedFileNotFound, published_model
 from .recipes import recipe
-from .stats import bootstrap_mean
+from .stats import bootstrap_mean, bootstrap_median
 
 __all__ = [
     "WOODS_PUBLISHED_CIFAR10",
     "WOODS_PAPER_IMAGENET_ARA",
     "published_ara_table",
+    "published_ara_measured",
     "recipe_table",
     "ara_table",
     "shift_table",
@@ -101,15 +104,18 @@ def ara_table(
 
     Runs :func:`advexp_lib.metrics.accuracy_robustness_area` (Woods et al.
     Algorithm 1; RMSE distances, no clipping, as the reference) for every
-    model and every ``kind``.
+    model and every ``kind``, retrying with unit steps the images the
+    reference search cannot move (``never_met="retry"``; counted in
+    ``<kind>_retried``).
 
     Args:
         models: {label: model}; x, y: images in [0, 1] and labels.
         steps, eps, momentum: the search; defaults are the paper's (450, 20, 0.9).
         kinds: which ARA kinds to measure. Default both ("attack", "btr").
     Returns:
-        (DataFrame indexed by label with ``accuracy``, ``<kind>_ara``,
-        ``<kind>_median_rmse``, ``<kind>_unreliable`` columns,
+        (DataFrame indexed by label with ``accuracy``, ``<kind>_ara``, its 95%
+        bootstrap interval ``<kind>_ara_95``, ``<kind>_median_rmse``,
+        ``<kind>_unreliable`` and ``<kind>_retried`` columns,
         {kind: {label: AraResult}} for :func:`advexp_lib.plotting.plot_ara_curves`).
     """
     if not models:
@@ -129,16 +135,50 @@ def ara_table(
                 momentum=momentum,
                 progress=progress,
                 on_late="flag",
+                never_met="retry",
             )
             results[kind][label] = res
+            interval = res.interval()
             row["accuracy"] = res.accuracy
             row[f"{kind}_ara"] = res.ara
+            row[f"{kind}_ara_95"] = f"[{interval.lo:.4f}, {interval.hi:.4f}]"
             row[f"{kind}_median_rmse"] = float(res.distances.median())
             row[f"{kind}_unreliable"] = int(res.unreliable.sum())
+            row[f"{kind}_retried"] = int(res.retried.sum())
         rows[label] = row
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index.name = "recipe"
     return df, results
+
+
+def published_ara_measured(
+    n: int,
+    *,
+    steps: int = 450,
+    eps: float = 20.0,
+    momentum: float = 0.9,
+    seed: int = 1776,
+    device="cpu",
+    progress: bool = False,
+):
+    """ARA of Woods et al.'s four published CIFAR-10 networks, measured here (needs their files and CIFAR-10).
+
+    The first ``n`` test images of the seed-``seed`` permutation (the paper's
+    protocol: 1,000 images, seed 1776), :func:`ara_table` settings.
+
+    Returns:
+        (DataFrame, results) as :func:`ara_table`, or (None, reason) where the
+        published files (:func:`advexp_lib.published.woods_file`) or CIFAR-10
+        (:func:`advexp_lib.data.load_dataset`) are absent, the reason saying what to get.
+    """
+    try:
+        x, y = load_tensors("cifar10", "test", n=n, seed=seed, download=False)
+        models = {r: published_model(r, device=device, download=False) for r in WOODS_RECIPE_FILES}
+    except (DatasetNotFoundError, PublishedFileNotFound) as err:
+        return None, str(err)
+    return ara_table(
+        models, x.to(device), y.to(device), steps=steps, eps=eps, momentum=momentum, progress=progress
+    )
 
 
 def shift_table(results: dict):
@@ -146,8 +186,9 @@ def shift_table(results: dict):
 
     Columns: images attacked successfully (n), the success rate and the share
     of successful attacks whose map shift exceeds the noise control's 95th
-    percentile, each with a 95% Wilson interval; the mean shift and mean
-    control shift with 95% bootstrap intervals; Kendall's tau of the maps
+    percentile, each with a 95% Wilson interval; the median shift and median
+    control shift with 95% bootstrap intervals (medians: a map whose clean
+    version is blank has a huge D); Kendall's tau of the maps
     before and after the attack, and before and after the noise (over the
     images where tau is defined: a constant map has none).
     """
@@ -162,13 +203,19 @@ def shift_table(results: dict):
                     "n success": int(ok.sum()),
                     "success rate": str(res.success_rate),
                     "share above control": str(res.share[m]),
-                    "shift D": str(bootstrap_mean(res.shift[m][ok])),
-                    "control D": str(bootstrap_mean(res.control_shift[m][ok])),
-                    "tau attack": str(bootstrap_mean(res.rank[m][ok].nan_to_num(1.0))),
-                    "tau control": str(bootstrap_mean(res.control_rank[m][ok].nan_to_num(1.0))),
+                    "median shift D": _defined(bootstrap_median, res.shift[m][ok]),
+                    "median control D": _defined(bootstrap_median, res.control_shift[m][ok]),
+                    "tau attack": _defined(bootstrap_mean, res.rank[m][ok]),
+                    "tau control": _defined(bootstrap_mean, res.control_rank[m][ok]),
                 }
             )
     return pd.DataFrame(rows).set_index(["model", "method"])
+
+
+def _defined(estimator, values: torch.Tensor) -> str:
+    """``estimator`` over the non-NaN entries, or "undefined" when there are none."""
+    v = values[~values.isnan()]
+    return str(estimator(v)) if v.numel() else "undefined"
 
 
 def robustness_audit(
@@ -353,7 +400,3 @@ def evaluate_all(
         ig = attribute(model, x, y, method="integrated_gradients", n_steps=ig_steps)
         table.loc[label, "ig_gini"] = float(gini(ig).nanmean())
     return table
-
-
-def _defined(values: torch.Tensor) -> torch.Tensor:
-    return values[~torch.isnan(values)]

@@ -1,4 +1,4 @@
-"""Confidence intervals for the book's headline figures: Wilson for shares, bootstrap for means.
+"""Confidence intervals for the book's headline figures: Wilson for shares, bootstrap for means and medians.
 
 Hand-written on purpose (a dozen lines each) to avoid a statistics dependency
 for two formulas; each is tested against scipy in ``tests/test_stats.py``.
@@ -13,7 +13,7 @@ import torch
 
 from .checks import InputError, check_positive
 
-__all__ = ["Estimate", "wilson", "bootstrap_mean"]
+__all__ = ["Estimate", "wilson", "bootstrap", "bootstrap_mean", "bootstrap_median"]
 
 _Z95 = 1.959963984540054  # the 97.5% quantile of the standard normal
 
@@ -66,6 +66,28 @@ def bootstrap_mean(values, *, resamples: int = 2000, seed: int = 0) -> Estimate:
     generator: the same values give the same interval) and takes the 2.5% and
     97.5% quantiles of the resampled means. NaN values are refused.
     """
+    return _bootstrap(values, resamples, seed, lambda v: v.mean(-1))
+
+
+def bootstrap_median(values, *, resamples: int = 2000, seed: int = 0) -> Estimate:
+    """Median of ``values`` with a 95% percentile-bootstrap interval, as :func:`bootstrap_mean`.
+
+    For statistics with a heavy tail (e.g. a discrepancy divided by a map's
+    near-zero range), where one image would move the mean.
+    """
+    return _bootstrap(values, resamples, seed, lambda v: v.quantile(0.5, dim=-1))
+
+
+def bootstrap(values, statistic, *, resamples: int = 2000, seed: int = 0) -> Estimate:
+    """Any statistic of ``values`` with a 95% percentile-bootstrap interval, as :func:`bootstrap_mean`.
+
+    ``statistic`` maps a (R, n) float64 tensor of R resampled rows to (R,) values
+    (it also gets the original values as a (n,) row).
+    """
+    return _bootstrap(values, resamples, seed, statistic)
+
+
+def _bootstrap(values, resamples, seed, statistic) -> Estimate:
     v = torch.as_tensor(values, dtype=torch.float64).flatten().cpu()
     check_positive(resamples, "resamples", integer=True)
     if v.numel() == 0:
@@ -74,6 +96,6 @@ def bootstrap_mean(values, *, resamples: int = 2000, seed: int = 0) -> Estimate:
         raise InputError("values: expected finite numbers, got NaN or inf")
     g = torch.Generator().manual_seed(seed)
     idx = torch.randint(v.numel(), (resamples, v.numel()), generator=g)
-    means = v[idx].mean(1)
-    lo, hi = torch.quantile(means, torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
-    return Estimate(float(v.mean()), lo, hi, v.numel())
+    stats = statistic(v[idx])
+    lo, hi = torch.quantile(stats, torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
+    return Estimate(float(statistic(v)), lo, hi, v.numel())

@@ -48,3 +48,19 @@ def test_ara_on_linear_model_matches_analytic_distances():
 def test_ara_rejects_unknown_kind():
     with pytest.raises(InputError, match="kind: unknown value 'worst'.*btr"):
         accuracy_robustness_area(Linear2(), torch.zeros(1, 1, 1, 2), torch.tensor([0]), kind="worst")
+
+
+def test_ara_interval_resamples_images_and_matches_the_point_value():
+    from advexp_lib.metrics import ara_interval
+
+    d = torch.linspace(0.0, 2.0, 41, dtype=torch.float64)
+    est = ara_interval(d, 10)
+    assert est.value == pytest.approx(ara_from_distances(d, 10)) and est.n == 41
+    assert est.lo < est.value < est.hi
+    # every resample is a multiset of d: its ARA equals ara_from_distances of that multiset
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randint(41, (2000, 41), generator=g)
+    direct = torch.tensor([ara_from_distances(d[i], 10) for i in idx], dtype=torch.float64)
+    lo, hi = torch.quantile(direct.double(), torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
+    assert (est.lo, est.hi) == pytest.approx((lo, hi), rel=1e-12)
+    assert ara_interval(torch.full((5,), 0.3), 10).hi == pytest.approx(0.3 * 0.9)

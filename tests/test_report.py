@@ -66,3 +66,27 @@ def test_evaluate_all_has_every_metric():
     assert list(df.columns) == ["accuracy", "attack_ara", "btr_ara", "robust_acc@0.05", "ig_gini"]
     assert df.loc["m", "robust_acc@0.05"] <= df.loc["m", "accuracy"]
     assert 0 <= df.loc["m", "ig_gini"] < 1
+
+
+def test_shift_table_uses_successes_medians_and_defined_taus():
+    from types import SimpleNamespace
+
+    from advexp_lib.report import shift_table
+    from advexp_lib.stats import wilson
+
+    ok = torch.tensor([True, True, True, False])
+    shift = torch.tensor([1.0, 100.0, 2.0, 1e6])  # the failure's huge D must not count
+    res = SimpleNamespace(
+        success=ok,
+        success_rate=wilson(3, 4),
+        shift={"saliency": shift},
+        control_shift={"saliency": torch.tensor([0.5, 0.5, 0.7, 9.0])},
+        rank={"saliency": torch.tensor([0.2, float("nan"), 0.4, 0.9])},
+        control_rank={"saliency": torch.full((4,), float("nan"))},
+        share={"saliency": wilson(1, 3)},
+    )
+    row = shift_table({"m": res}).loc[("m", "saliency")]
+    assert row["n success"] == 3
+    assert row["median shift D"].startswith("2 ")  # median of 1, 100, 2
+    assert row["tau attack"].startswith("0.3 ")  # mean of 0.2 and 0.4; NaN left out
+    assert row["tau control"] == "undefined"

@@ -7,7 +7,7 @@ import scipy.stats
 import torch
 
 from advexp_lib import InputError
-from advexp_lib.stats import bootstrap_mean, wilson
+from advexp_lib.stats import bootstrap_mean, bootstrap_median, wilson
 
 
 @pytest.mark.parametrize(("k", "n"), [(0, 10), (3, 10), (10, 10), (57, 150), (1, 1)])
@@ -61,3 +61,12 @@ def test_bootstrap_covers_the_true_mean_about_95_percent_and_can_say_no():
     assert bootstrap_mean(torch.full((5,), 0.3)).lo == pytest.approx(0.3)
     with pytest.raises(InputError, match="values"):
         bootstrap_mean([1.0, float("nan")])
+
+
+def test_bootstrap_median_matches_numpy_and_resists_an_outlier():
+    x = torch.cat([torch.arange(1.0, 21.0), torch.tensor([1e12])])
+    est = bootstrap_median(x)
+    assert (
+        est.value == float(torch.median(x)) == 11.0 and 6 < est.lo < est.hi < 17
+    )  # the outlier does not reach it
+    assert bootstrap_mean(x).hi > 1e10
