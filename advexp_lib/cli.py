@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import math
 import os
 import sys
 from dataclasses import replace
@@ -18,10 +19,11 @@ from pathlib import Path
 import torch
 
 from . import distributed
-from .checkpoints import load_checkpoint
-from .checks import AdvexpError, CheckpointError, InputError
+from .attacks import INDEPENDENT_ATTACKS
+from .checkpoints import load_checkpoint, write_atomic
+from .checks import AdvexpError, CheckpointError, InputError, check_choice
 from .data import DATASETS, dataset_info, load_dataset, load_image, load_tensors
-from .metrics import accuracy_robustness_area
+from .metrics import accuracy_robustness_area, ensemble_ara
 from .models import runner_up
 from .plotting import adversarial_explanation_panel, plot_views
 from .reproduce import build_book, run_notebooks
@@ -51,12 +53,17 @@ _RECIPES = (
     "all (robust + adv. training) or a companion paper's; one of %(choices)s"
 )
 
+_ENSEMBLE = ("rmse", "ddn", "fmn")  # ensemble_ara's default attacks
+_PER_IMAGE = ("distances", "unreliable", "retried", "per_attack_distances")  # in the --json file only
+
+
 EXAMPLES = """\
 examples:
   python -m advexp_lib zoo standard all              # train (or find) two zoo models
   python -m advexp_lib explain CHECKPOINT --index 3  # explain a test image
   python -m advexp_lib explain CHECKPOINT --image digit.png --target 3
-  python -m advexp_lib ara CHECKPOINT --n-images 100 --steps 100   # a quick, rougher ARA"""
+  python -m advexp_lib ara CHECKPOINT --n-images 100 --steps 100   # a quick, rougher ARA
+  python -m advexp_lib ara CHECKPOINT --ensemble --json ara.json  # + foolbox attacks, saved as JSON"""
 
 
 def main(argv=None) -> int:
@@ -167,26 +174,70 @@ def _parser() -> argparse.ArgumentParser:
         "Accuracy-Robustness Area of a checkpoint (Woods et al.); costly: 1,000 images x 450 steps",
         "Accuracy-Robustness Area of a checkpoint (Woods et al. 2019). The defaults are the paper's\n"
         "protocol: 1,000 test images, each searched for 450 steps, i.e. 450 forward and backward\n"
-        "passes over 1,000 images. For a quick, rougher figure lower --n-images and --steps.",
+        "passes over 1,000 images. For a quick, rougher figure lower --n-images and --steps.\n"
+        "Prints a JSON summary; --json PATH also saves it with the per-image results.\n"
+        "Under torchrun (torchrun --nproc_per_node W -m advexp_lib ara ...) each process searches\n"
+        "a contiguous share of the images and rank 0 reports them all: one process's result, up to\n"
+        "float32 rounding, which depends a little on how the images are batched (--batch-size).",
     )
     a.add_argument("checkpoint", help="an advexp checkpoint or a published Woods et al. ResNet-44 file")
     a.add_argument("--dataset", default="mnist5k", help=f"one of {datasets}")
     a.add_argument("--n-images", type=int, default=1000, help="test images (seeded permutation)")
-    a.add_argument("--seed", type=int, default=1776, help="permutation seed (the paper's: 1776)")
+    a.add_argument(
+        "--seed",
+        type=int,
+        default=1776,
+        help="permutation seed (the paper's: 1776); also seeds torch for randomized attacks",
+    )
     a.add_argument(
         "--kind",
         choices=["attack", "btr"],
         default="attack",
         help="attack: until the top-1 class changes; btr: until p(true class) <= 1/C",
     )
-    a.add_argument("--steps", type=int, default=450, help="search steps per image")
+    a.add_argument("--steps", type=int, default=450, help="search steps per image (and --ensemble attacks')")
     a.add_argument("--eps", type=float, default=20.0, help="search budget (RMSE)")
     a.add_argument("--momentum", type=float, default=0.9, help="search momentum")
     a.add_argument(
-        "--batch-size", type=int, default=None, help="images per search batch (if not given: all at once)"
+        "--batch-size",
+        type=int,
+        default=None,
+        help="images per search batch (if not given: all at once, or this rank's share under torchrun)",
     )
-    a.add_argument("--device", default="cpu", help="cpu or cuda")
-    a.add_argument("--out", default=None, help="also write the result (JSON) here")
+    a.add_argument(
+        "--never-met",
+        choices=["raise", "retry", "zero"],
+        default=None,
+        help="an image the search never breaks: raise (its distance is unknown, not 0), retry "
+        "(search it again with unit-RMSE steps; flagged as retried) or zero (the reference's 0); "
+        "if not given: raise, with --ensemble: retry",
+    )
+    a.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="each image's distance is the smallest of several attacks' (see --attacks); adds each "
+        "attack's own ARA, wins and failures (one process only, not under torchrun)",
+    )
+    a.add_argument(
+        "--attacks",
+        default=None,
+        metavar="A,B,...",
+        help="with --ensemble: comma-separated, of rmse (the search above) and the foolbox attacks "
+        f"{', '.join(INDEPENDENT_ATTACKS)} (if not given: {','.join(_ENSEMBLE)})",
+    )
+    a.add_argument(
+        "--device", default="cpu", help="cpu or cuda (under torchrun each rank takes GPU LOCAL_RANK)"
+    )
+    a.add_argument(
+        "--json",
+        "--out",
+        dest="json",
+        default=None,
+        metavar="PATH",
+        help="also write the result here (atomically, folders created): the summary plus per-image "
+        "distances (RMSE; an infinite one, an attack's failure, as null), unreliable and retried flags. "
+        "--out: deprecated alias",
+    )
     a.set_defaults(run=_ara)
 
     e = command(
@@ -228,42 +279,132 @@ def _load_model(path, device):
     try:
         return model_from_checkpoint(path, device=device)
     except CheckpointError as err:
-        if "not an advexp checkpoint" not in str(err):
-            raise
-        return import_woods_checkpoint(path).to(device).eval()
+        try:  # the published files are full pickles, refused above: the importer reads them safely
+            return import_woods_checkpoint(path).to(device).eval()
+        except CheckpointError:
+            raise err from None  # neither: the advexp loader's reason is the one to show
 
 
 def _ara(args) -> int:
-    model = _load_model(args.checkpoint, args.device)
-    x, y = load_tensors(args.dataset, "test", n=args.n_images, seed=args.seed)
-    res = accuracy_robustness_area(
-        model,
-        x.to(args.device),
-        y.to(args.device),
-        kind=args.kind,
-        steps=args.steps,
-        eps=args.eps,
-        momentum=args.momentum,
-        batch_size=args.batch_size,
-    )
-    out = {
+    """The ``ara`` command: print the JSON summary of :func:`_ara_record`, save it all with ``--json``.
+
+    Under torchrun every rank loads the model and the same images;
+    :func:`accuracy_robustness_area` searches this rank's contiguous share and
+    gathers every image's result, and rank 0 alone prints and writes.
+    """
+    attacks = _ensemble_attacks(args)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if attacks and world > 1:
+        raise InputError(
+            f"ensemble: --ensemble runs in one process only (its foolbox attacks are not sharded), "
+            f"but torchrun started {world}; run it without torchrun"
+        )
+    never_met = args.never_met or ("retry" if attacks else "raise")  # the library functions' defaults
+    device = distributed.init_from_env(args.device)  # launched by torchrun: join the group, shard images
+    try:
+        model = _load_model(args.checkpoint, device)
+        x, y = load_tensors(args.dataset, "test", n=args.n_images, seed=args.seed)
+        x, y = x.to(device), y.to(device)
+        torch.manual_seed(args.seed)  # the boundary attack draws random starts
+        settings = dict(kind=args.kind, steps=args.steps, eps=args.eps, momentum=args.momentum)
+        search = None
+        if not attacks or "rmse" in attacks:
+            search = accuracy_robustness_area(
+                model, x, y, batch_size=args.batch_size, never_met=never_met, **settings
+            )
+        ens = None
+        if attacks:
+            ens = ensemble_ara(
+                model, x, y, attacks=attacks, never_met=never_met, rmse_result=search, **settings
+            )
+        main_process, world = distributed.is_main_process(), distributed.world_size()
+    finally:
+        distributed.shutdown()
+    if not main_process:
+        return 0
+    record = _ara_record(args, attacks, never_met, world, search, ens)
+    summary = {k: v for k, v in record.items() if k not in _PER_IMAGE}
+    print(json.dumps(summary, indent=1, allow_nan=False))
+    if args.json:
+        text = json.dumps(record, indent=1, allow_nan=False) + "\n"
+        write_atomic(args.json, lambda f: f.write(text.encode()))
+    return 0
+
+
+def _ensemble_attacks(args) -> tuple[str, ...] | None:
+    """The --ensemble attacks (None without --ensemble), names checked before any search runs."""
+    if not args.ensemble:
+        if args.attacks is not None:
+            raise InputError("attacks: --attacks is used only with --ensemble")
+        return None
+    names = tuple(a.strip() for a in (args.attacks or ",".join(_ENSEMBLE)).split(","))
+    if not all(names):
+        raise InputError(f"attacks: expected comma-separated attack names, got {args.attacks!r}")
+    for name in names:
+        check_choice(name, "attacks", ("rmse", *INDEPENDENT_ATTACKS))
+    return names
+
+
+def _ara_record(args, attacks, never_met, world, search, ens) -> dict:
+    """The ``ara`` command's result as a JSON-ready dict (keys in the order written).
+
+    Settings: checkpoint, dataset, kind, n_images, seed, steps, eps, momentum,
+    batch_size, never_met, attacks (None without --ensemble), world_size.
+    Results: num_classes, accuracy, ara, median_distance, n_unreliable,
+    n_retried; with --ensemble also per_attack (attack -> its own ARA, None if
+    it failed on some image), wins and failures (as ``EnsembleAraResult``).
+    Per image (the --json file only, in the seeded permutation's order):
+    distances (RMSE, the ensemble's smallest with --ensemble), unreliable and
+    retried (bools of the RMSE search; None when --attacks leaves it out) and,
+    with --ensemble, per_attack_distances (attack -> distances, None = inf,
+    the attack failed on that image). The ARA is
+    ``metrics.ara_from_distances(distances, num_classes)``.
+    """
+    res = ens if ens is not None else search
+    record = {
         "checkpoint": str(args.checkpoint),
         "dataset": args.dataset,
         "kind": args.kind,
         "n_images": args.n_images,
+        "seed": args.seed,
         "steps": args.steps,
         "eps": args.eps,
         "momentum": args.momentum,
+        "batch_size": args.batch_size,
+        "never_met": never_met,
+        "attacks": list(attacks) if attacks else None,
+        "world_size": world,
+        "num_classes": res.num_classes,
         "accuracy": res.accuracy,
         "ara": res.ara,
         "median_distance": float(res.distances.median()),
-        "unreliable": int(res.unreliable.sum()),
+        "n_unreliable": int(search.unreliable.sum()) if search is not None else None,
+        "n_retried": int(search.retried.sum()) if search is not None else None,
     }
-    print(json.dumps(out, indent=1))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(out, indent=1))
-    return 0
+    if ens is not None:
+        record.update(
+            per_attack={a: _finite(v) for a, v in ens.per_attack.items()},
+            wins=dict(ens.wins),
+            failures=dict(ens.failures),
+        )
+    record.update(
+        distances=_floats(res.distances),
+        unreliable=search.unreliable.tolist() if search is not None else None,
+        retried=search.retried.tolist() if search is not None else None,
+    )
+    if ens is not None:
+        record["per_attack_distances"] = {a: _floats(d) for a, d in ens.per_attack_distances.items()}
+    return record
+
+
+def _finite(value: float) -> float | None:
+    """``value`` as a float, None if infinite or NaN (JSON has no inf)."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _floats(t: torch.Tensor) -> list:
+    return [_finite(v) for v in t.double().cpu().tolist()]
 
 
 def _explain(args) -> int:
@@ -310,13 +451,12 @@ def _explain(args) -> int:
 def _input_of(path, dataset: str) -> tuple[int, int, str]:
     """(channels, size, dataset) of the checkpoint's model input, from its metadata.
 
-    A file without advexp metadata is a published Woods et al. network: CIFAR-10, 3 x 32 x 32.
+    A file the advexp loader refuses but :func:`_load_model` opened is a
+    published Woods et al. network: CIFAR-10, 3 x 32 x 32.
     """
     try:
         meta = load_checkpoint(path).get("meta") or {}
-    except CheckpointError as err:
-        if "not an advexp checkpoint" not in str(err):
-            raise
+    except CheckpointError:
         info = dataset_info("cifar10")
         return info.channels, info.size, info.name
     dataset = meta.get("recipe", {}).get("dataset", dataset)
