@@ -40,7 +40,7 @@ __all__ = [
     "OPTIONS",
     "attribute",
     "class_activation_maps",
-    "last_conv_layer",
+    "gradcam_layer",
     "integrated_gradients_of",
 ]
 
@@ -75,7 +75,7 @@ def attribute(
       ``stdevs`` default 0.15 (15% of the [0, 1] range, as Smilkov et al.
       recommend), ``abs`` default True. Noise comes from torch's global RNG.
     - "grad_cam": Captum ``LayerGradCam`` on the last ``nn.Conv2d`` of the
-      model (:func:`last_conv_layer`), sum_k mean_{hw}(d f_t / dA_k) A_k,
+      model (:func:`gradcam_layer`), sum_k mean_{hw}(d f_t / dA_k) A_k,
       upsampled to H x W with ``LayerAttribution.interpolate``. Options
       ``relu`` (default True, as in the Grad-CAM paper),
       ``interpolate_mode`` (default "bilinear") and ``upsample`` (default
@@ -165,8 +165,17 @@ def class_activation_maps(
     return maps
 
 
-def last_conv_layer(model: nn.Module) -> nn.Conv2d:
-    """The last ``nn.Conv2d`` in ``model.modules()`` order (Grad-CAM's layer); raises if none."""
+def gradcam_layer(model: nn.Module) -> nn.Module:
+    """Grad-CAM's layer: ``model.gradcam_layer`` where the model names one, else its last ``nn.Conv2d``.
+
+    The last ``nn.Conv2d`` in ``model.modules()`` order is the last feature map of
+    a plain CNN; a network whose classifier is a 1 x 1 convolution after pooling
+    (the pre-activation ResNet, :class:`advexp_lib.models.PreActResNet`) names
+    its last spatial layer instead, whose output Grad-CAM weighs. Raises if neither.
+    """
+    named = getattr(type(model), "gradcam_layer", None)
+    if named is not None:
+        return model.gradcam_layer
     last = None
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
@@ -268,7 +277,7 @@ def _grad_cam(model, x, target, differentiable, relu=True, interpolate_mode="bil
     x = x if (not differentiable or x.requires_grad) else x.detach().requires_grad_(True)
     kwargs = {"grad_kwargs": {"create_graph": True}} if differentiable else {}
     with torch.enable_grad():
-        maps = LayerGradCam(model, last_conv_layer(model)).attribute(
+        maps = LayerGradCam(model, gradcam_layer(model)).attribute(
             x, target=target, relu_attributions=relu, **kwargs
         )
     return _upsample(maps, x.shape[-2:], interpolate_mode) if upsample else maps
@@ -277,7 +286,7 @@ def _grad_cam(model, x, target, differentiable, relu=True, interpolate_mode="bil
 def _guided_grad_cam(model, x, target, differentiable, interpolate_mode="nearest"):
     with warnings.catch_warnings():  # Captum announces its (temporary) ReLU backward hooks on every call
         warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
-        return GuidedGradCam(model, last_conv_layer(model)).attribute(
+        return GuidedGradCam(model, gradcam_layer(model)).attribute(
             x, target=target, interpolate_mode=interpolate_mode
         )
 

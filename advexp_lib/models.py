@@ -318,6 +318,14 @@ class PreActResNet(nn.Module):
             if isinstance(block, PreActBlock):
                 nn.init.zeros_(block.main[-1].weight)  # residual branch starts at zero
 
+    @property
+    def gradcam_layer(self) -> nn.Module:
+        """The last spatial feature map (after the head's BN and activation): Grad-CAM's layer.
+
+        The last ``nn.Conv2d`` is the 1 x 1 classifier after pooling, whose output has no grid.
+        """
+        return self.head
+
     def features(self, x):
         return self.head(self.stages(self.stem(self.normalize(x))))
 

@@ -11,8 +11,8 @@ from advexp_lib.attributions import (
     METHODS,
     attribute,
     class_activation_maps,
+    gradcam_layer,
     integrated_gradients_of,
-    last_conv_layer,
 )
 from advexp_lib.models import build_model
 
@@ -98,9 +98,9 @@ def test_cam_equals_hand_computation(cam_net, images):
 
 
 def test_grad_cam_uses_last_conv(cam_net):
-    assert last_conv_layer(cam_net) is cam_net.features[-2]
+    assert gradcam_layer(cam_net) is cam_net.features[-2]
     with pytest.raises(InputError, match="model"):
-        last_conv_layer(linear_model())
+        gradcam_layer(linear_model())
 
 
 @pytest.mark.parametrize("method", DIFFERENTIABLE)
@@ -148,3 +148,23 @@ def test_model_mode_restored(cam_net, images):
     cam_net.eval()
     attribute(cam_net, images, 0, method="saliency")
     assert not cam_net.training
+
+
+def test_grad_cam_of_a_resnet_weighs_its_last_feature_map_by_hand():
+    """The pre-activation ResNet's last Conv2d is its 1 x 1 classifier after pooling: Grad-CAM must use the
+    head's 8 x 8 feature map instead, sum_k mean_hw(d f_t / d A_k) A_k, then ReLU."""
+    torch.manual_seed(0)
+    model = build_model("resnet8", in_channels=3, image_size=32).double().eval()
+    for p in model.parameters():  # the residual branches start at zero: give them weights
+        p.data.normal_(0, 0.2)
+    assert gradcam_layer(model) is model.head
+    x = torch.rand(2, 3, 32, 32, dtype=torch.float64)
+    t = torch.tensor([1, 4])
+    feats = model.features(x)
+    a = feats.detach().requires_grad_(True)
+    logits = model.classifier(a.mean(dim=(2, 3), keepdim=True)).flatten(1)
+    grads = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), a)[0]
+    hand = (grads.mean(dim=(2, 3), keepdim=True) * feats).sum(1, keepdim=True).clamp(min=0)
+    maps = attribute(model, x, t, method="grad_cam", upsample=False)
+    assert hand.shape[-1] == 8 and hand.abs().max() > 0
+    assert torch.allclose(maps, hand, atol=1e-10)
