@@ -34,6 +34,7 @@ __all__ = [
     "ensemble_ara",
     "ara_from_distances",
     "ara_interval",
+    "ara_ratio",
     "accuracy_robustness_area",
     "accuracy",
     "predict",
@@ -103,6 +104,34 @@ def ara_interval(distances: torch.Tensor, num_classes: int, *, seed: int = 0) ->
     """ARA with a 95% bootstrap interval over the images (:func:`advexp_lib.stats.bootstrap`)."""
     ara_from_distances(distances, num_classes)  # validates
     return bootstrap(distances.detach().double().cpu(), lambda rows: _ara_rows(rows, num_classes), seed=seed)
+
+
+def ara_ratio(
+    distances: torch.Tensor, reference_distances: torch.Tensor, num_classes: int, *, seed: int = 0
+) -> Estimate:
+    """ARA(distances) / ARA(reference_distances) on the same images, with a 95% paired bootstrap interval.
+
+    Both (N,) tensors hold the distances of the same N images (e.g. a robust
+    and the standard network); each bootstrap resample draws images, not
+    distances, so the pairing is kept (:func:`advexp_lib.stats.bootstrap`).
+    """
+    check_positive(num_classes, "num_classes", integer=True)
+    for name, d in (("distances", distances), ("reference_distances", reference_distances)):
+        if not isinstance(d, torch.Tensor) or d.numel() == 0 or not torch.isfinite(d).all() or (d < 0).any():
+            raise InputError(f"{name}: expected a non-empty tensor of finite distances >= 0")
+    if distances.shape != reference_distances.shape:
+        raise InputError(
+            f"reference_distances: expected the shape of distances {tuple(distances.shape)}, "
+            f"got {tuple(reference_distances.shape)}"
+        )
+    d = distances.detach().double().flatten().cpu()
+    ref = reference_distances.detach().double().flatten().cpu()
+
+    def ratio(rows: torch.Tensor) -> torch.Tensor:
+        idx = rows.long()
+        return _ara_rows(d[idx], num_classes) / _ara_rows(ref[idx], num_classes)
+
+    return bootstrap(torch.arange(d.numel()), ratio, seed=seed)
 
 
 def _ara_rows(d: torch.Tensor, num_classes: int) -> torch.Tensor:

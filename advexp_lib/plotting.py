@@ -35,6 +35,7 @@ __all__ = [
     "plot_half_huber",
     "plot_minimal_examples",
     "plot_views",
+    "plot_reference_comparison",
     "METHOD_NAMES",
 ]
 
@@ -483,3 +484,41 @@ def _no_ticks(axes) -> None:
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
+
+
+def plot_reference_comparison(x: torch.Tensor, ours: torch.Tensor, reference: torch.Tensor, *, labels=None):
+    """Figure: a reference implementation's images beside ours, and where they differ.
+
+    Rows: the input ``x``, the reference's images, ours, and |ours - reference|
+    (gray, white = the largest difference in the figure, its value in 8-bit
+    levels in the row label). Columns: the N images of ``x`` (N, C, H, W) in
+    [0, 1]; ``labels``: optional column titles.
+    """
+    check_images(x, "x")
+    for name, t in (("ours", ours), ("reference", reference)):
+        if t.shape != x.shape:
+            raise InputError(f"{name}: expected the shape of x {tuple(x.shape)}, got {tuple(t.shape)}")
+    n = x.shape[0]
+    if labels is not None and len(labels) != n:
+        raise InputError(f"labels: expected {n} titles, got {len(labels)}")
+    diff = (ours.detach().cpu().clamp(0, 1) - reference.detach().cpu()).abs().amax(1)
+    top = float(diff.max()) or 1.0
+    rows = [
+        ("image", x.detach().cpu()),
+        ("reference", reference.detach().cpu()),
+        ("ours", ours.detach().cpu().clamp(0, 1)),
+    ]
+    fig, axes = plt.subplots(4, n, figsize=(1.5 * n, 6.2), squeeze=False)
+    for j in range(n):
+        for i, (_, imgs) in enumerate(rows):
+            axes[i, j].imshow(to_display(imgs[j]))
+        axes[3, j].imshow(diff[j].numpy(), cmap="gray", vmin=0, vmax=top)
+        if labels is not None:
+            axes[0, j].set_title(str(labels[j]), fontsize=8)
+    for i, name in enumerate([r[0] for r in rows] + [f"|difference|\n(white: {255 * top:.0f}/255)"]):
+        axes[i, 0].set_ylabel(name, fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig

@@ -280,9 +280,9 @@ class IGNormRegularizer(_PgdLossTerm):
       ``attack_nodes`` right-Riemann nodes (the reference: 10 of its 50);
     - ``x_adv="ce"``: PGD on CE(f(x'), y), a cheaper proxy without a
       double-backprop inner loop. By completeness sum_i IG_i = l(x') - l(x),
-      so it maximizes a lower bound of ||IG||_1;
-      ``benchmarks/companion_measure.py ignorm`` measures how much smaller
-      the norm it finds is than the maximizer's.
+      so it maximizes a lower bound of ||IG||_1; the book's chapter on
+      concise explanations measures how much smaller the norm it finds is
+      than the maximizer's (:meth:`find_x_adv` gives either x').
 
     Args:
         lambda_: strength; default 1.0 (Chen et al.'s MNIST value).
@@ -319,14 +319,11 @@ class IGNormRegularizer(_PgdLossTerm):
         self.ig_method = check_choice(ig_method, "ig_method", ("riemann_trapezoid", "riemann_right"))
         self.x_adv = check_choice(x_adv, "x_adv", ("ce", "ig"))
 
-    def __call__(self, model, x, y, logits):
+    def find_x_adv(self, model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """x' for the images ``x`` (labels ``y``) by this term's PGD (``x_adv`` "ce" or "ig"), detached."""
         x = x.detach()
-
-        def loss(z):
-            return F.cross_entropy(model(z), y, reduction="none")
-
         if self.x_adv == "ce":
-            x_adv = pgd(
+            return pgd(
                 model,
                 x,
                 y,
@@ -335,18 +332,27 @@ class IGNormRegularizer(_PgdLossTerm):
                 step_size=self.step_size,
                 random_start=True,
             )
-        else:
-            x_adv = pgd(
-                model,
-                x,
-                eps=self.current_eps,
-                steps=self.steps,
-                step_size=self.step_size,
-                random_start=True,
-                objective=lambda z: ig_norm(loss, z, x, self.attack_nodes, "riemann_right"),
-            )
+        return pgd(
+            model,
+            x,
+            eps=self.current_eps,
+            steps=self.steps,
+            step_size=self.step_size,
+            random_start=True,
+            objective=lambda z: ig_norm(_loss_of(model, y), z, x, self.attack_nodes, "riemann_right"),
+        )
+
+    def __call__(self, model, x, y, logits):
+        x = x.detach()
+        loss = _loss_of(model, y)
+        x_adv = self.find_x_adv(model, x, y)
         norm = ig_norm(loss, x_adv, x, self.n_steps, self.ig_method).mean()
         return self.lambda_ * norm, {"ig_norm": norm.item(), "eps": self.current_eps}
+
+
+def _loss_of(model, y):
+    """The per-example cross-entropy z -> CE(f(z), y), the loss whose IG IG-NORM penalizes."""
+    return lambda z: F.cross_entropy(model(z), y, reduction="none")
 
 
 def ig_norm(loss, x_adv: torch.Tensor, x: torch.Tensor, n_steps: int, ig_method: str) -> torch.Tensor:

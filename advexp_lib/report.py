@@ -14,12 +14,20 @@ import torch
 
 from .attacks import criterion_met, independent_attack, line_search, rmse, rmse_search
 from .attributions import attribute
-from .checks import InputError, check_choice
+from .checks import InputError, check_choice, check_positive
 from .data import DatasetNotFoundError, load_tensors
-from .metrics import accuracy_robustness_area, ara_from_distances, ensemble_ara, gini, robust_accuracy_curve
+from .metrics import (
+    accuracy_robustness_area,
+    ara_from_distances,
+    ara_interval,
+    ara_ratio,
+    ensemble_ara,
+    gini,
+    robust_accuracy_curve,
+)
 from .published import WOODS_RECIPE_FILES, PublishedFileNotFound, published_model
 from .recipes import recipe
-from .stats import bootstrap_mean, bootstrap_median
+from .stats import bootstrap_mean, bootstrap_median, wilson
 
 __all__ = [
     "WOODS_PUBLISHED_CIFAR10",
@@ -30,6 +38,12 @@ __all__ = [
     "ara_table",
     "shift_table",
     "robustness_audit",
+    "ensemble_table",
+    "agreement_table",
+    "fidelity_table",
+    "isa_table",
+    "reference_difference",
+    "robust_accuracy_table",
     "reproduction_table",
     "evaluate_all",
 ]
@@ -141,7 +155,7 @@ def ara_table(
             interval = res.interval()
             row["accuracy"] = res.accuracy
             row[f"{kind}_ara"] = res.ara
-            row[f"{kind}_ara_95"] = f"[{interval.lo:.4f}, {interval.hi:.4f}]"
+            row[f"{kind}_ara_95"] = _interval(interval)
             row[f"{kind}_median_rmse"] = float(res.distances.median())
             row[f"{kind}_unreliable"] = int(res.unreliable.sum())
             row[f"{kind}_retried"] = int(res.retried.sum())
@@ -324,6 +338,164 @@ def robustness_audit(
     return pd.DataFrame.from_dict(rows, orient="index"), ensembles
 
 
+def ensemble_table(ensembles: dict, reference: str | None = None):
+    """One row per model of :func:`advexp_lib.metrics.ensemble_ara` results.
+
+    Columns: n, the ARA of each attack alone, the ensemble ARA with its 95%
+    bootstrap interval, the share of images each attack won (ties count for
+    each), the images each attack failed on; and, when ``reference`` names a
+    row, each model's ratio to it for the RMSE search and for the ensemble,
+    with 95% paired bootstrap intervals (:func:`advexp_lib.metrics.ara_ratio`).
+    """
+    if not ensembles:
+        raise InputError("ensembles: expected at least one {label: EnsembleAraResult}")
+    if reference is not None:
+        check_choice(reference, "reference", list(ensembles))
+    rows = {}
+    for label, ens in ensembles.items():
+        row = {"n": int(ens.distances.numel())}
+        row.update({f"{a} ARA": v for a, v in ens.per_attack.items()})
+        row["ensemble ARA"] = str(ara_interval(ens.distances, ens.num_classes))
+        row.update({f"{a} wins": v for a, v in ens.wins.items()})
+        row.update({f"{a} failed": v for a, v in ens.failures.items()})
+        if reference is not None:
+            ref = ensembles[reference]
+            for name, d, r in (
+                ("RMSE", ens.per_attack_distances["rmse"], ref.per_attack_distances["rmse"]),
+                ("ensemble", ens.distances, ref.distances),
+            ):
+                row[f"{name} ARA / {reference}"] = str(ara_ratio(d, r, ens.num_classes))
+        rows[label] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def agreement_table(results: dict):
+    """One row per (explained model, judge) of :func:`advexp_lib.explanation_attacks.ae_agreement` results.
+
+    Columns: n, the share of AEs the judge classifies as their target class
+    (Wilson interval), the judge's mean probability of that class on the AEs and
+    on the clean images (bootstrap intervals).
+    """
+    rows = []
+    for label, by_judge in results.items():
+        for judge, r in by_judge.items():
+            rows.append(
+                {
+                    "explained model": label,
+                    "judge": judge,
+                    "n": r["share_t"].n,
+                    "share classified t": str(r["share_t"]),
+                    "p(t) on AE": str(r["p_t"]),
+                    "p(t) on clean": str(r["p_t_clean"]),
+                }
+            )
+    return pd.DataFrame(rows).set_index(["explained model", "judge"])
+
+
+def fidelity_table(results: dict):
+    """One row per (model, method) of :func:`advexp_lib.explanation_attacks.explanation_fidelity` results.
+
+    Each metric's mean over the images where it is defined, with a 95%
+    bootstrap interval; ``n`` counts the images.
+    """
+    rows = []
+    for label, by_method in results.items():
+        for method, metrics_ in by_method.items():
+            row = {"model": label, "method": method, "n": int(next(iter(metrics_.values())).numel())}
+            row.update({k: _defined(bootstrap_mean, v.double()) for k, v in metrics_.items()})
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["model", "method"])
+
+
+def isa_table(result):
+    """The ISA table of Boopathy et al. from an :class:`~advexp_lib.explanation_attacks.IsaResult`.
+
+    One row for the attack alone at the minimal eps, then one per (measure
+    hidden from, multiple p of the minimal eps): the share of the images whose
+    attack alone succeeded that the ISA still moves to the target (Wilson
+    interval), and the mean normalized D1 and D2 (bootstrap intervals) over the
+    images where it did; D_hidden / D_alone is the mean, over those images, of
+    the hidden measure's ratio to the attack alone's (< 1: the ISA hid).
+    """
+    base_ok = result.success
+    n = int(base_ok.sum())
+    if n == 0:
+        raise InputError("result: the attack alone reached the target on no image; nothing to tabulate")
+    rows = [
+        {
+            "run": "attack alone",
+            "eps": "minimal",
+            "n": n,
+            "success": str(wilson(n, n)),
+            "D1": str(bootstrap_mean(result.baseline["one"][base_ok])),
+            "D2": str(bootstrap_mean(result.baseline["two"][base_ok])),
+            "D_hidden / D_alone": "",
+        }
+    ]
+    for measure, h in result.hidden.items():
+        for i, p in enumerate(result.multiples):
+            ok = h["success"][i] & base_ok
+            k = int(ok.sum())
+            alone = result.baseline[measure][ok]
+            ratio = h[measure][i][ok] / alone.clamp(min=1e-12)
+            rows.append(
+                {
+                    "run": f"hiding from D{1 if measure == 'one' else 2}",
+                    "eps": f"{p:g} x minimal",
+                    "n": k,
+                    "success": str(wilson(k, n)),
+                    "D1": str(bootstrap_mean(h["one"][i][ok])) if k else "undefined",
+                    "D2": str(bootstrap_mean(h["two"][i][ok])) if k else "undefined",
+                    "D_hidden / D_alone": str(bootstrap_mean(ratio)) if k else "undefined",
+                }
+            )
+    return pd.DataFrame(rows).set_index(["run", "eps"])
+
+
+def robust_accuracy_table(curves: dict, n: int):
+    """Robust accuracies of :func:`advexp_lib.metrics.robust_accuracy_curve` as "share [lo, hi]" strings.
+
+    ``curves``: {label: (eps, accuracy)} on the same ``n`` images; one row per
+    label, one column per budget, each with its 95% Wilson interval.
+    """
+    check_positive(n, "n", integer=True)
+    return pd.DataFrame(
+        {
+            label: {
+                f"eps {e:g}": f"{a:.3f} {_interval(wilson(round(a * n), n))}"
+                for e, a in zip(eps.tolist(), acc.tolist())
+            }
+            for label, (eps, acc) in curves.items()
+        }
+    ).T
+
+
+def reference_difference(ours: torch.Tensor, reference: torch.Tensor, x: torch.Tensor):
+    """How far our images are from a reference implementation's saved 8-bit images, per image.
+
+    ``ours`` is quantized as a PNG stores it (round(255 v), clamped to 0..255);
+    ``reference`` and ``x`` are (N, C, H, W) in [0, 1] read from 8-bit files.
+    Columns: the largest and the mean absolute pixel difference, in 8-bit
+    levels (of 255), and the Pearson correlation between the two changes from
+    the image, ours - x and reference - x (1: the same edit up to scale).
+    """
+    for name, t in (("ours", ours), ("reference", reference)):
+        if t.shape != x.shape:
+            raise InputError(f"{name}: expected the shape of x {tuple(x.shape)}, got {tuple(t.shape)}")
+    levels = [t.detach().double().cpu().mul(255) for t in (ours, reference, x)]
+    mine, ref, base = levels[0].add(0.5).floor().clamp(0, 255), levels[1].round(), levels[2].round()
+    diff = (mine - ref).abs().flatten(1)
+    changes = torch.stack([(mine - base).flatten(1), (ref - base).flatten(1)], 1)
+    corr = [float(torch.corrcoef(c)[0, 1]) for c in changes]
+    return pd.DataFrame(
+        {
+            "max diff (of 255)": diff.max(1).values.tolist(),
+            "mean diff (of 255)": diff.mean(1).tolist(),
+            "corr of changes": corr,
+        }
+    )
+
+
 def _ara_or_inf(distances: torch.Tensor, num_classes: int) -> float:
     return ara_from_distances(distances, num_classes) if torch.isfinite(distances).all() else math.inf
 
@@ -333,31 +505,47 @@ def _share(flags: torch.Tensor, among: torch.Tensor) -> float:
 
 
 def reproduction_table(records: dict, targets: list[dict]):
-    """Measured headline figures beside the papers' numbers.
+    """Measured headline figures beside the papers' numbers, with the verdicts the chapters computed.
 
     Args:
         records: :func:`advexp_lib.reproduce.load_records` output {notebook: {figure: value}}.
-        targets: rows dict(claim, record, key, paper) naming where each measured
-            value lives (``records[record][key]``, dotted keys descend into dicts)
-            and the paper's value (a number or text).
+        targets: rows dict(claim, record, key, paper, verdict) naming where each
+            measured value lives (``records[record][key]``, dotted keys descend
+            into dicts), the paper's value (a number or text) and, optionally,
+            where the chapter's verdict lives (a dotted key of the same record).
     Returns:
-        DataFrame with columns claim, measured, paper, source; "missing" when
-        a record was not produced (its notebook did not run).
+        DataFrame with columns claim, measured, paper, verdict, source; an
+        :class:`~advexp_lib.stats.Estimate` recorded as a dict (value, lo, hi, n)
+        shows as "value [lo, hi] (n=...)"; "missing" when a record or figure was
+        not produced (its notebook did not run, or ran on other settings).
     """
     rows = []
     for t in targets:
-        value = records.get(t["record"], None)
-        for part in t["key"].split("."):
-            value = value.get(part) if isinstance(value, dict) else None
+        record = records.get(t["record"])
+        value, verdict = _lookup(record, t["key"]), _lookup(record, t["verdict"]) if "verdict" in t else ""
         rows.append(
             {
                 "claim": t["claim"],
-                "measured": "missing" if value is None else value,
+                "measured": "missing" if value is None else _shown(value),
                 "paper": t.get("paper", ""),
+                "verdict": "missing" if verdict is None else verdict,
                 "source": f"{t['record']}: {t['key']}",
             }
         )
     return pd.DataFrame(rows)
+
+
+def _lookup(record, key: str):
+    value = record
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _shown(value):
+    if isinstance(value, dict) and set(value) == {"value", "lo", "hi", "n"}:
+        return f"{value['value']:.3g} [{value['lo']:.3g}, {value['hi']:.3g}] (n={value['n']})"
+    return value
 
 
 def evaluate_all(
@@ -376,12 +564,14 @@ def evaluate_all(
     """Every model on every headline metric of the three papers, one row per model.
 
     Columns:
-        ``accuracy``; ``attack_ara`` and ``btr_ara`` (Woods et al.; RMSE search with
+        ``n`` (images); ``accuracy``; ``attack_ara`` and ``btr_ara`` (Woods et al.; RMSE search with
         ``ara_steps`` steps, budget ``ara_eps``, momentum 0.9); ``robust_acc@<eps>``
         (Boopathy et al.; l-inf PGD, ``pgd_steps`` x ``pgd_step_size``, through
         :func:`advexp_lib.metrics.robust_accuracy_curve`); ``ig_gini`` (Chalasani
         et al.; mean Gini index of integrated gradients of the true class, zero
-        baseline, ``ig_steps`` nodes).
+        baseline, ``ig_steps`` nodes). Each figure but the accuracy is followed by
+        its 95% interval in a ``<column>_95`` column: bootstrap over the images for
+        the ARAs and the Gini index, Wilson for the robust accuracies.
 
     Args:
         models: {label: model}; x, y: evaluation images in [0, 1] and labels.
@@ -390,13 +580,24 @@ def evaluate_all(
     """
 
     table, _ = ara_table(models, x, y, steps=ara_steps, eps=ara_eps, progress=progress)
-    table = table[["accuracy", "attack_ara", "btr_ara"]].copy()
+    table = table[["accuracy", "attack_ara", "attack_ara_95", "btr_ara", "btr_ara_95"]].copy()
+    table.insert(0, "n", x.shape[0])
     for label, model in models.items():
         eps, acc = robust_accuracy_curve(
             model, x, y, list(linf_eps), steps=pgd_steps, step_size=pgd_step_size
         )
         for e, a in zip(eps.tolist(), acc.tolist()):
             table.loc[label, f"robust_acc@{e:g}"] = a
+            table.loc[label, f"robust_acc@{e:g}_95"] = _interval(wilson(round(a * x.shape[0]), x.shape[0]))
         ig = attribute(model, x, y, method="integrated_gradients", n_steps=ig_steps)
-        table.loc[label, "ig_gini"] = float(gini(ig).nanmean())
+        g = gini(ig)
+        table.loc[label, "ig_gini"] = float(g.nanmean())
+        defined = g[~g.isnan()]  # a blank map has no Gini index
+        table.loc[label, "ig_gini_95"] = (
+            _interval(bootstrap_mean(defined)) if defined.numel() else "undefined"
+        )
     return table
+
+
+def _interval(e) -> str:
+    return f"[{e.lo:.4g}, {e.hi:.4g}]"

@@ -24,9 +24,7 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -35,31 +33,13 @@ from woods_reference import reference_search  # noqa: E402
 from advexp_lib.attacks import rmse  # noqa: E402
 from advexp_lib.explanation_attacks import adversarial_explanation  # noqa: E402
 from advexp_lib.metrics import accuracy_robustness_area, ara_from_distances  # noqa: E402
-from advexp_lib.woods_import import import_woods_checkpoint  # noqa: E402
-
-NETWORKS = ("resnet44-standard.pt", "resnet44-adv-train.pt", "resnet44-all.pt", "resnet44-robust.pt")
-LABELS = torch.tensor([8, 6, 3, 1])
+from advexp_lib.published import EXAMPLE_NETWORK_ORDER, example_images, published_model  # noqa: E402
+from advexp_lib.report import reference_difference  # noqa: E402
 
 
-def png(path):
-    return torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)
-
-
-def saved(x):
-    return x.mul(255).add(0.5).clamp(0, 255).to(torch.uint8).double()
-
-
-def compare(a, b, x8):
-    """(max |a - b|, mean |a - b|, corr of a - x and b - x) per image; a, b, x8 in 0 .. 255."""
-    diff = (a - b).abs().flatten(1)
-    da, db = (a - x8).flatten(1), (b - x8).flatten(1)
-    corr = [torch.corrcoef(torch.stack([u, v]))[0, 1].item() for u, v in zip(da, db)]
-    return diff.max(1).values.tolist(), diff.mean(1).tolist(), corr
-
-
-def row(label, stats):
-    mx, mean, corr = stats
-    cells = " | ".join(f"{m:.0f} / {a:.2f} / {c:.3f}" for m, a, c in zip(mx, mean, corr))
+def row(label, table):
+    cols = table[["max diff (of 255)", "mean diff (of 255)", "corr of changes"]]
+    cells = " | ".join(f"{m:.0f} / {a:.2f} / {c:.3f}" for m, a, c in cols.itertuples(index=False))
     return f"| {label} | {cells} |"
 
 
@@ -69,42 +49,37 @@ def main():
     p.add_argument("--folder", default=default)
     p.add_argument("--ara", action="store_true", help="also compare ARA with the reference loop (slow)")
     a = p.parse_args()
-    folder = Path(a.folder)
-    x8 = torch.stack([png(folder / "example_output" / f"prebuilt_orig_{j}.png") for j in range(4)]).double()
-    x = x8.float().div(255)
+    os.environ["ADVEXP_WOODS_DIR"] = str(a.folder)
+    ex = example_images(download=False)
+    x, labels = ex["x"], ex["y"]
     print(
         "max / mean pixel difference (of 255) / correlation of the changes, per image (ship, frog, cat, car)"
     )
     print("| network, comparison | image 0 | image 1 | image 2 | image 3 |\n|---|---|---|---|---|")
     g = torch.Generator().manual_seed(0)
-    for i, name in enumerate(NETWORKS):
-        model = import_woods_checkpoint(folder / name)
-        ref = torch.stack(
-            [png(folder / "example_output" / f"prebuilt_{i}_{j}.png") for j in range(4)]
-        ).double()
-        ours = saved(adversarial_explanation(model, x, LABELS, on_late="flag"))
-        print(row(f"{name}: ours vs reference PNG", compare(ours, ref, x8)))
+    for recipe in EXAMPLE_NETWORK_ORDER:
+        model = published_model(recipe, download=False)
+        ours = adversarial_explanation(model, x, labels, on_late="flag")
+        print(row(f"{recipe}: ours vs reference PNG", reference_difference(ours, ex["reference"][recipe], x)))
+        # our own output quantized, as the "reference" of the sensitivity rows
+        ours8 = ours.mul(255).add(0.5).floor().clamp(0, 255).div(255)
         nudged = (x + 1e-6 * torch.randn(x.shape, generator=g)).clamp(0, 1)
-        print(
-            row(
-                f"{name}: ours, input moved 1e-6",
-                compare(saved(adversarial_explanation(model, nudged, LABELS, on_late="flag")), ours, x8),
-            )
-        )
-        f64 = saved(adversarial_explanation(model.double(), x.double(), LABELS, on_late="flag"))
-        print(row(f"{name}: ours in float64", compare(f64, ours, x8)))
+        moved = adversarial_explanation(model, nudged, labels, on_late="flag")
+        print(row(f"{recipe}: ours, input moved 1e-6", reference_difference(moved, ours8, x)))
+        f64 = adversarial_explanation(model.double(), x.double(), labels, on_late="flag").float()
+        print(row(f"{recipe}: ours in float64", reference_difference(f64, ours8, x)))
     if not a.ara:
         return
     print("\nARA on the 4 images (450 steps, eps 20, momentum 0.9): ours vs the reference loop")
-    for name in ("resnet44-standard.pt", "resnet44-robust.pt"):
-        model = import_woods_checkpoint(folder / name)
+    for name in ("standard", "robust"):
+        model = published_model(name, download=False)
         for kind, l2min in (("attack", True), ("btr", "btr")):
-            ours = accuracy_robustness_area(model, x, LABELS, kind=kind, progress=False, on_late="flag")
+            ours = accuracy_robustness_area(model, x, labels, kind=kind, progress=False, on_late="flag")
             ref = rmse(
                 reference_search(
                     model,
                     x,
-                    LABELS,
+                    labels,
                     eps=20.0,
                     steps=450,
                     momentum=0.9,

@@ -64,3 +64,19 @@ def test_ara_interval_resamples_images_and_matches_the_point_value():
     lo, hi = torch.quantile(direct.double(), torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
     assert (est.lo, est.hi) == pytest.approx((lo, hi), rel=1e-12)
     assert ara_interval(torch.full((5,), 0.3), 10).hi == pytest.approx(0.3 * 0.9)
+
+
+def test_ara_ratio_pairs_images_and_rejects_mismatched_inputs():
+    from advexp_lib.metrics import ara_ratio
+
+    g = torch.Generator().manual_seed(1)
+    ref = torch.rand(60, generator=g, dtype=torch.float64)
+    # exactly twice as far on every image: every paired resample has ratio 2, an unpaired one would not
+    est = ara_ratio(2 * ref, ref, 10)
+    assert est.value == pytest.approx(2.0) and est.lo == pytest.approx(2.0) and est.hi == pytest.approx(2.0)
+    noisy = ara_ratio(ref.flip(0) * 2, ref, 10)
+    assert noisy.hi - noisy.lo > 0.05  # pairs broken by the flip: the interval opens
+    with pytest.raises(InputError, match="reference_distances"):
+        ara_ratio(ref, ref[:5], 10)
+    with pytest.raises(InputError, match="reference_distances"):
+        ara_ratio(ref, torch.full((60,), float("inf")), 10)

@@ -19,3 +19,21 @@ def test_figures():
     assert len(fig.axes) == 9
     with pytest.raises(InputError, match="x_adv"):
         plotting.plot_minimal_examples(model, x, torch.tensor([0, 1, 2]), x[:2], torch.zeros(3))
+
+
+def test_reference_comparison_shows_the_difference_to_scale():
+    x = torch.zeros(2, 3, 4, 4)
+    reference = x.clone()
+    ours = x.clone()
+    ours[1, 0, 2, 2] = 0.2  # one pixel off by 51 levels
+    fig = plotting.plot_reference_comparison(x, ours, reference, labels=["a", "b"])
+    assert len(fig.axes) == 8
+    diff_panel = fig.axes[7].images[0]  # row 4, column 2 (row-major)
+    assert diff_panel.get_array().max() == pytest.approx(0.2) and diff_panel.get_clim() == pytest.approx(
+        (0, 0.2)
+    )
+    assert "51/255" in fig.axes[6].get_ylabel()
+    with pytest.raises(InputError, match="reference"):
+        plotting.plot_reference_comparison(x, ours, reference[:1])
+    with pytest.raises(InputError, match="labels"):
+        plotting.plot_reference_comparison(x, ours, reference, labels=["a"])

@@ -63,7 +63,20 @@ def test_evaluate_all_has_every_metric():
     df = report.evaluate_all(
         {"m": model}, x, y, ara_steps=30, ara_eps=5.0, linf_eps=(0.05,), pgd_steps=3, ig_steps=4
     )
-    assert list(df.columns) == ["accuracy", "attack_ara", "btr_ara", "robust_acc@0.05", "ig_gini"]
+    assert list(df.columns) == [
+        "n",
+        "accuracy",
+        "attack_ara",
+        "attack_ara_95",
+        "btr_ara",
+        "btr_ara_95",
+        "robust_acc@0.05",
+        "robust_acc@0.05_95",
+        "ig_gini",
+        "ig_gini_95",
+    ]
+    lo, hi = (float(v) for v in df.loc["m", "robust_acc@0.05_95"].strip("[]").split(","))
+    assert lo <= df.loc["m", "robust_acc@0.05"] <= hi and hi - lo > 0.1  # six images: a wide interval
     assert df.loc["m", "robust_acc@0.05"] <= df.loc["m", "accuracy"]
     assert 0 <= df.loc["m", "ig_gini"] < 1
 
@@ -90,3 +103,114 @@ def test_shift_table_uses_successes_medians_and_defined_taus():
     assert row["median shift D"].startswith("2 ")  # median of 1, 100, 2
     assert row["tau attack"].startswith("0.3 ")  # mean of 0.2 and 0.4; NaN left out
     assert row["tau control"] == "undefined"
+
+
+def test_ensemble_table_reports_attacks_and_paired_ratios():
+    from advexp_lib.metrics import EnsembleAraResult, ara_from_distances
+
+    def ens(rmse, ddn):
+        best = torch.minimum(rmse, ddn)
+        return EnsembleAraResult(
+            ara=ara_from_distances(best, 10),
+            distances=best,
+            accuracy=1.0,
+            kind="attack",
+            num_classes=10,
+            per_attack={"rmse": ara_from_distances(rmse, 10), "ddn": ara_from_distances(ddn, 10)},
+            per_attack_distances={"rmse": rmse, "ddn": ddn},
+            wins={"rmse": float((rmse <= ddn).double().mean()), "ddn": float((ddn <= rmse).double().mean())},
+            failures={"rmse": 0, "ddn": 0},
+        )
+
+    d = torch.linspace(0.1, 1.0, 30, dtype=torch.float64)
+    table = report.ensemble_table(
+        {"standard": ens(d, d + 0.1), "robust": ens(3 * d, 2 * d)}, reference="standard"
+    )
+    assert table.loc["robust", "RMSE ARA / standard"].startswith("3 ")  # 3x every distance
+    assert table.loc["robust", "ensemble ARA / standard"].startswith("2 ")  # ddn wins: 2x
+    assert table.loc["robust", "ddn wins"] == 1.0 and table.loc["standard", "rmse wins"] == 1.0
+    with pytest.raises(InputError, match="reference"):
+        report.ensemble_table({"a": ens(d, d)}, reference="b")
+
+
+def test_agreement_and_fidelity_tables_carry_intervals():
+    from advexp_lib.stats import bootstrap_mean, wilson
+
+    agree = {
+        "m": {
+            "self": {
+                "share_t": wilson(3, 4),
+                "p_t": bootstrap_mean([0.5, 0.7]),
+                "p_t_clean": bootstrap_mean([0.1]),
+            }
+        }
+    }
+    row = report.agreement_table(agree).loc[("m", "self")]
+    assert row["n"] == 4 and row["share classified t"] == str(wilson(3, 4))
+    fid = {"m": {"ae": {"faithfulness": torch.tensor([0.2, float("nan"), 0.4])}}}
+    cell = report.fidelity_table(fid).loc[("m", "ae"), "faithfulness"]
+    assert cell.startswith("0.3 ") and cell.endswith("(n=2)")  # the undefined image is left out
+
+
+def test_isa_table_counts_successes_and_ratios_of_the_hidden_measure():
+    from advexp_lib.explanation_attacks import IsaResult
+
+    base = {"one": torch.tensor([2.0, 4.0, 1.0]), "two": torch.tensor([3.0, 3.0, 3.0])}
+    hidden = {
+        "one": {
+            "success": torch.tensor([[True, True, False]]),
+            "gamma": torch.zeros(1, 3),
+            "x_adv": torch.zeros(1, 3, 1),
+            "one": torch.tensor([[1.0, 1.0, 0.0]]),  # halves image 0, quarters image 1
+            "two": torch.tensor([[3.0, 3.0, 3.0]]),
+        }
+    }
+    res = IsaResult(
+        eps=torch.ones(3),
+        success=torch.tensor([True, True, False]),
+        x_attack=torch.zeros(3, 1),
+        baseline=base,
+        multiples=(2.0,),
+        hidden=hidden,
+    )
+    table = report.isa_table(res)
+    assert table.loc[("attack alone", "minimal"), "n"] == 2
+    assert table.loc[("attack alone", "minimal"), "D1"].startswith("3 ")  # mean of 2 and 4
+    row = table.loc[("hiding from D1", "2 x minimal")]
+    assert row["n"] == 2 and row["D_hidden / D_alone"].startswith("0.375 ")  # mean of 1/2 and 1/4
+
+
+def test_robust_accuracy_table_gives_wilson_intervals():
+    from advexp_lib.stats import wilson
+
+    table = report.robust_accuracy_table({"m": (torch.tensor([0.0, 0.1]), torch.tensor([0.9, 0.5]))}, 10)
+    w = wilson(5, 10)
+    assert table.loc["m", "eps 0.1"] == f"0.500 [{w.lo:.4g}, {w.hi:.4g}]"
+    with pytest.raises(InputError, match="n"):
+        report.robust_accuracy_table({}, 0)
+
+
+def test_reproduction_table_shows_estimates_and_verdicts():
+    records = {"06": {"share": {"value": 0.25, "lo": 0.1, "hi": 0.5, "n": 20}, "verdict": {"isa": "partly"}}}
+    df = report.reproduction_table(
+        records,
+        [
+            dict(claim="ISA", record="06", key="share", paper="easy", verdict="verdict.isa"),
+            dict(claim="gone", record="06", key="share", verdict="verdict.nope"),
+            dict(claim="no verdict", record="06", key="share"),
+        ],
+    )
+    assert df["measured"].tolist() == ["0.25 [0.1, 0.5] (n=20)"] * 3
+    assert df["verdict"].tolist() == ["partly", "missing", ""]
+
+
+def test_reference_difference_by_hand():
+    x = torch.zeros(1, 1, 1, 3)
+    reference = torch.tensor([[[[10.0, 20.0, 0.0]]]]) / 255
+    ours = torch.tensor([[[[10.4, 23.0, 0.0]]]]) / 255  # 10.4 quantizes to 10, as a PNG would store it
+    row = report.reference_difference(ours, reference, x).iloc[0]
+    assert row["max diff (of 255)"] == 3.0 and row["mean diff (of 255)"] == pytest.approx(1.0)
+    expected = torch.corrcoef(torch.tensor([[10.0, 23.0, 0.0], [10.0, 20.0, 0.0]], dtype=torch.float64))[0, 1]
+    assert row["corr of changes"] == pytest.approx(float(expected))
+    with pytest.raises(InputError, match="reference"):
+        report.reference_difference(ours, reference[..., :2], x)
