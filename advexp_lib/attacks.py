@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -128,6 +128,12 @@ def rmse_search(
     that first meets its criterion after step T // 2, or never, is
     ``unreliable`` (the reference raises for explanations and ARA).
 
+    Work the reference does but whose result cannot change is skipped: in
+    "eval" mode, an example that meets its criterion at delta_0 = 0 (so d_t = 0
+    for ever) leaves the batch after step 0, once at least 16 examples stay.
+    The search then matches the reference loop to rounding (tests compare the
+    two; benchmarks/bench_ara_speed.py times them).
+
     Args:
         y: true classes (N,) for "budget", "attack" and "btr".
         targets: classes (N,) to explain, for "explain".
@@ -169,50 +175,36 @@ def rmse_search(
         raise InputError(f"y: mode {mode!r} takes y, the true classes (and no targets)")
     classes, name = (targets, "targets") if mode == "explain" else (y, "y")
     minimal = mode in ("attack", "btr")
-    sign = -1.0 if mode == "explain" else 1.0
     sizes = step_sizes(eps, steps, overshoot).tolist()
     if mask is not None and (not isinstance(mask, torch.Tensor) or tuple(mask.shape) != (n,)):
         got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
         raise InputError(f"mask: expected a bool tensor of shape ({n},), one flag per image, got {got}")
     active = torch.ones(n, dtype=torch.bool, device=x.device) if mask is None else mask.to(x.device).bool()
-    gate = active[:, None, None, None].to(x.dtype)
-    delta = torch.zeros_like(x)
-    velocity = torch.zeros_like(x)
-    best = torch.zeros_like(x)
-    best_mse = torch.full((n,), math.inf, dtype=x.dtype, device=x.device)
-    first = torch.full((n,), -1, dtype=torch.long, device=x.device)
+    state = _State(
+        delta=torch.zeros_like(x),
+        velocity=torch.zeros_like(x),
+        best=torch.zeros_like(x),
+        best_mse=torch.full((n,), math.inf, dtype=x.dtype, device=x.device),
+        first=torch.full((n,), -1, dtype=torch.long, device=x.device),
+    )
+    masked, nhwc = mask is not None, _nhwc_pays(model, x)
+    search = _Search(mode, eps, steps, sizes, momentum, clip, grad_floor, masked, nhwc, name, progress, n)
     with training_mode(model, model_mode == "train"):
-        for t in range(steps + minimal):  # "attack"/"btr" also score the final delta
-            d = delta.detach().requires_grad_(t < steps)
-            logits = model(_nhwc(_apply(x, d, clip)))
-            if t == 0:
-                check_logits(logits, n)
-                check_labels(classes, n, logits.shape[1], name)
-            mse = _mse(d.detach())
-            push = _push(mode, logits.detach(), classes, mse, eps)
-            met = ~push & active
-            first = torch.where(met & (first < 0), torch.full_like(first, t), first)
-            if minimal:
-                better = met & (mse < best_mse)
-                best_mse = torch.where(better, mse, best_mse)
-                best = torch.where(better[:, None, None, None], d.detach(), best)
-            if t == steps:
-                break
-            with torch.enable_grad():
-                (grad,) = torch.autograd.grad(F.cross_entropy(logits, classes, reduction="sum"), d)
-            direction = torch.where(push[:, None, None, None], sign * grad, -delta)
-            norm = rmse(direction)
-            if grad_floor == 0:  # a zero direction (delta = 0 with the criterion met) stays zero
-                norm = torch.where(norm > 0, norm, torch.ones_like(norm))
-            direction = direction / (grad_floor + norm)[:, None, None, None]
-            if momentum > 0:
-                velocity = momentum * velocity + (1 - momentum) * direction
-                direction = velocity
-            delta = torch.add(delta, direction * gate, alpha=sizes[t])
-            if clip:
-                delta = _apply(x, delta, True) - x
-            if progress is not None:
-                progress.update(n)
+        if model_mode == "train":  # BatchNorm couples the batch: every example is searched to the end
+            search.run(model, x, classes, active, state, range(steps + minimal))
+        else:  # independent examples: after step 0, search only those whose result is still open
+            search.run(model, x, classes, active, state, range(1))
+            rest = range(1, steps + minimal)
+            rows = torch.nonzero(active & (state.first != 0)).flatten()
+            if len(rows) == n or 0 < len(rows) < _MIN_COMPACTED:
+                search.run(model, x, classes, active, state, rest)
+            elif len(rows):
+                sub = state.take(rows)
+                search.run(model, x[rows], classes[rows], active[rows], sub, rest)
+                state.put(rows, sub)
+            elif progress is not None:  # every result known at delta = 0
+                progress.update(n * (steps - 1))
+    delta, best, best_mse, first = state.delta, state.best, state.best_mse, state.first
     if mode == "budget":
         unreliable = torch.zeros(n, dtype=torch.bool, device=x.device)
     else:
@@ -409,6 +401,97 @@ def line_search(
     return SearchResult(x_adv.detach(), distances, torch.full((n,), -1, device=x.device), none)
 
 
+# CPU convolution libraries pick other kernels for small batches, and those round differently: an
+# image's gradient in a batch of a few can differ (~1e-8) from the same image's in a full batch. So
+# the search drops settled examples only when at least this many remain, and each image's numbers
+# stay those of the full batch (what the reference computes).
+_MIN_COMPACTED = 16
+
+
+@dataclass
+class _State:
+    """Per-example tensors of the search: delta_t, momentum v, best delta met, its MSE, first step met."""
+
+    delta: torch.Tensor
+    velocity: torch.Tensor
+    best: torch.Tensor
+    best_mse: torch.Tensor
+    first: torch.Tensor
+
+    def take(self, rows):
+        return _State(*(getattr(self, f.name)[rows] for f in fields(self)))
+
+    def put(self, rows, sub):
+        for f in fields(self):
+            getattr(self, f.name)[rows] = getattr(sub, f.name)
+
+
+@dataclass(frozen=True)
+class _Search:
+    """One :func:`rmse_search`'s settings; ``run`` takes some of its steps.
+
+    masked: some examples are masked out; nhwc: feed the model NHWC copies;
+    name: the classes' argument name (for errors); progress: bar advanced by
+    ``per_step`` (the caller's batch size) per step.
+    """
+
+    mode: str
+    eps: float
+    steps: int
+    sizes: list
+    momentum: float
+    clip: bool
+    grad_floor: float
+    masked: bool
+    nhwc: bool
+    name: str
+    progress: object
+    per_step: int
+
+    def run(self, model, x, classes, active, state, ts):
+        """Steps ``ts`` on (x, classes), updating ``state``; t = steps (the extra evaluation of
+        "attack" and "btr") only scores delta_T. The model's mode is set by the caller."""
+        n = x.shape[0]
+        minimal = self.mode in ("attack", "btr")
+        for t in ts:
+            d = state.delta.detach().requires_grad_(t < self.steps)
+            xd = _apply(x, d, self.clip)
+            logits = model(_nhwc(xd) if self.nhwc else xd)
+            if t == 0:
+                check_logits(logits, n)
+                check_labels(classes, n, logits.shape[1], self.name)
+            mse = _mse(d.detach())
+            push = _push(self.mode, logits.detach(), classes, mse, self.eps)
+            met = ~push & active
+            state.first = torch.where(met & (state.first < 0), torch.full_like(state.first, t), state.first)
+            if minimal:
+                better = met & (mse < state.best_mse)
+                state.best_mse = torch.where(better, mse, state.best_mse)
+                state.best = torch.where(better[:, None, None, None], d.detach(), state.best)
+            if t == self.steps:
+                break
+            with torch.enable_grad():
+                (grad,) = torch.autograd.grad(F.cross_entropy(logits, classes, reduction="sum"), d)
+            delta = state.delta
+            ascent = -grad if self.mode == "explain" else grad
+            direction = torch.where(push[:, None, None, None], ascent, -delta)
+            norm = rmse(direction)
+            if self.grad_floor == 0:  # a zero direction (delta = 0 with the criterion met) stays zero
+                norm = torch.where(norm > 0, norm, torch.ones_like(norm))
+            direction = direction / (self.grad_floor + norm)[:, None, None, None]
+            if self.momentum > 0:
+                state.velocity = self.momentum * state.velocity + (1 - self.momentum) * direction
+                direction = state.velocity
+            if self.masked:  # (x * 1 is x: without a mask the multiply changes nothing)
+                direction = direction * active[:, None, None, None].to(x.dtype)
+            delta = torch.add(delta, direction, alpha=self.sizes[t])
+            if self.clip:
+                delta = _apply(x, delta, True) - x
+            state.delta = delta
+            if self.progress is not None:
+                self.progress.update(self.per_step)
+
+
 def _push(mode, logits, classes, mse, eps):
     """The reference's "keep pushing" flag at the current delta (its MSE given)."""
     if mode in ("budget", "explain"):
@@ -427,11 +510,23 @@ def _apply(x, delta, clip):
     return (x + delta).clamp(0, 1) if clip else x + delta
 
 
+def _nhwc_pays(model, x):
+    """Feed ``model`` NHWC copies (:func:`_nhwc`)? On CPU, for networks with max-pooling.
+
+    Max-pooling is where channels-last pays on CPU (benchmarks/bench_woods.py).
+    Other networks, such as the ResNets, are fed NCHW, as the reference feeds
+    them: NHWC convolutions sum in another order, and that rounding would move
+    the search's distances on the published ResNet-44s away from the
+    reference loop's (benchmarks/bench_ara_speed.py prints the difference).
+    """
+    return x.device.type == "cpu" and any(isinstance(m, nn.MaxPool2d) for m in model.modules())
+
+
 def _nhwc(x):
     """A differentiable copy of x in channels-last (NHWC) strides on CPU, values unchanged.
 
     The search spends its time in the model's forward and input-gradient passes;
-    oneDNN convolutions and max-pooling on CPU run faster in NHWC, and a layer's
+    oneDNN max-pooling (and convolutions) on CPU run faster in NHWC, and a layer's
     output follows its input's layout. For C = 1 the two layouts hold the same
     bytes and ``contiguous(channels_last)`` (like ``x + d``) keeps NCHW strides,
     so an explicit copy sets the stride of C to 1: the first convolution then

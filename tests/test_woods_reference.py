@@ -68,6 +68,38 @@ def test_ara_modes_with_momentum_match_the_reference(batch, use_l2min, mode):
     assert (ours.distances[1:] > 0).all()
 
 
+class _Sizes(nn.Module):
+    """Wraps a network and records the batch size of every forward pass."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.sizes = net, []
+
+    def forward(self, x):
+        self.sizes.append(x.shape[0])
+        return self.net(x)
+
+
+@pytest.mark.parametrize("use_l2min,mode", [(True, "attack"), ("btr", "btr")])
+def test_settled_examples_leave_the_batch_without_changing_any_number(use_l2min, mode):
+    # 24 images, 4 misclassified from the start: after step 0 the search runs on the other 20
+    # (a wrong row bookkeeping would put some image's search on another's result)
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(24, 3, 8, 8, generator=g, dtype=torch.float64)
+    net = bn_net()
+    y = net(x).argmax(1)
+    y[[0, 7, 13, 22]] = (y[[0, 7, 13, 22]] + 1) % 4
+    ref = reference_search(
+        net, x, y, eps=3.0, steps=40, momentum=0.9, use_l2min=use_l2min, ensure_proper_minimization=False
+    )
+    counted = _Sizes(net).eval()
+    ours = rmse_search(counted, x, y, mode=mode, eps=3.0, steps=40, momentum=0.9)
+    assert counted.sizes[0] == 24 and set(counted.sizes[1:]) == {20}
+    close(ours.x_adv, ref)
+    close(ours.distances, rmse(ref - x))
+    assert (ours.distances[[0, 7, 13, 22]] == 0).all()
+
+
 def test_explanations_match_the_reference_and_its_late_check(batch):
     x, _ = batch
     net = bn_net()
