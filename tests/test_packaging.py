@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import tomllib
@@ -166,3 +167,20 @@ def test_notebook_filter_set_up_is_a_no_op_outside_git(tmp_path):
     script = ROOT / "scripts" / "notebook_filter.sh"
     proc = subprocess.run(["bash", str(script), sys.executable], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout == proc.stderr == "" and not list(tmp_path.iterdir())
+
+
+def test_the_wheel_ships_every_checkpoint(tmp_path):
+    # a non-editable install gets only what the wheel holds: the zoo falls back to these files
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q"]
+        + ["-w", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "absent from the `packages` configuration" not in proc.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    held = {Path(n).name for n in zipfile.ZipFile(wheel).namelist() if "/checkpoints/" in n}
+    folder = ROOT / "advexp_lib" / "checkpoints"
+    shipped = {p.name for p in folder.iterdir() if p.suffix in (".pt", ".json")}
+    assert shipped and held == shipped
