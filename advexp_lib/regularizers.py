@@ -322,25 +322,14 @@ class IGNormRegularizer(_PgdLossTerm):
     def find_x_adv(self, model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """x' for the images ``x`` (labels ``y``) by this term's PGD (``x_adv`` "ce" or "ig"), detached."""
         x = x.detach()
+        settings = dict(eps=self.current_eps, steps=self.steps, step_size=self.step_size, random_start=True)
         if self.x_adv == "ce":
-            return pgd(
-                model,
-                x,
-                y,
-                eps=self.current_eps,
-                steps=self.steps,
-                step_size=self.step_size,
-                random_start=True,
-            )
-        return pgd(
-            model,
-            x,
-            eps=self.current_eps,
-            steps=self.steps,
-            step_size=self.step_size,
-            random_start=True,
-            objective=lambda z: ig_norm(_loss_of(model, y), z, x, self.attack_nodes, "riemann_right"),
-        )
+            return pgd(model, x, y, **settings)
+
+        def objective(z):
+            return ig_norm(_loss_of(model, y), z, x, self.attack_nodes, "riemann_right")
+
+        return pgd(model, x, objective=objective, **settings)
 
     def __call__(self, model, x, y, logits):
         x = x.detach()
