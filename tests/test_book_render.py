@@ -10,17 +10,14 @@ without having looked.
 
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
+from headless_chromium import CHROMIUM, HEADLESS
 
 HTML = Path(os.environ.get("ADVEXP_BOOK_HTML", Path(__file__).resolve().parents[1] / "_build" / "html"))
-CHROMIUM = next(
-    (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
-)
 # page -> minimum number of figures (img tags with inline data or _images/ sources) it must show
 PAGES = {
     "notebooks/03_ara_evaluation.html": 4,
@@ -47,12 +44,7 @@ def _dom(page: Path) -> str:
     with tempfile.TemporaryDirectory() as profile:
         cmd = [
             CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
+            *HEADLESS,
             f"--user-data-dir={profile}",
             "--virtual-time-budget=5000",
             "--dump-dom",

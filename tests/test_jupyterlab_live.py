@@ -33,12 +33,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from headless_chromium import CHROMIUM, HEADLESS
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = "05_interactive_explorer.ipynb"
-CHROMIUM = next(
-    (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
-)
 SLIDER = "target class"  # the explorer control the test moves
 
 pytestmark = pytest.mark.browser
@@ -308,12 +306,7 @@ def browser(tmp_path):
         "chromium",
         [
             CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
+            *HEADLESS,
             "--disable-sync",
             f"--user-data-dir={tmp_path / 'profile'}",
             f"--remote-debugging-port={dport}",
