@@ -81,16 +81,23 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpF
 
 
 def _parser() -> argparse.ArgumentParser:
-    datasets = ", ".join(DATASETS)
     p = argparse.ArgumentParser(
         prog="python -m advexp_lib", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=_Help
     )
     sub = p.add_subparsers(required=True, metavar="command", title="commands")
+    for add in (_add_train, _add_reproduce, _add_book, _add_zoo, _add_ara, _add_explain):
+        add(sub)
+    return p
 
-    def command(name, help, description=None):
-        return sub.add_parser(name, help=help, description=description or help, formatter_class=_Help)
 
-    t = command("train", "train a recipe (or a plain arch) and save a checkpoint")
+def _command(sub, name, help, description=None) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=description or help, formatter_class=_Help)
+
+
+def _add_train(sub) -> None:
+    """The ``train`` subcommand."""
+    datasets = ", ".join(DATASETS)
+    t = _command(sub, "train", "train a recipe (or a plain arch) and save a checkpoint")
     t.add_argument("--dataset", default="mnist5k", help=f"one of {datasets}")
     t.add_argument(  # no choices=: the library checks the name, with its own message (exit status 2)
         "--recipe", default="standard", help=_RECIPES % {"choices": ", ".join(recipe_names())}
@@ -122,7 +129,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--channels-last", action="store_true", help="NHWC memory layout (faster convs on GPUs)")
     t.set_defaults(run=_train)
 
-    r = command(
+
+def _add_reproduce(sub) -> None:
+    """The ``reproduce`` subcommand."""
+    r = _command(
+        sub,
         "reproduce",
         "execute every notebook with papermill (the full book; ADVEXP_SMOKE=1 for a quick smoke run)",
     )
@@ -139,14 +150,22 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--notebook", action="append", default=None, help="run only these notebook paths")
     r.set_defaults(run=_reproduce)
 
-    b = command("book", "build the Jupyter Book from executed notebooks")
+
+def _add_book(sub) -> None:
+    """The ``book`` subcommand."""
+    b = _command(sub, "book", "build the Jupyter Book from executed notebooks")
     b.add_argument("--results", default="results", help="folder of the executed notebooks")
     b.add_argument(
         "--html-out", default=None, help="write HTML_OUT/_build/html (if not given: in the repository)"
     )
     b.set_defaults(run=_book)
 
-    z = command(
+
+def _add_zoo(sub) -> None:
+    """The ``zoo`` subcommand."""
+    datasets = ", ".join(DATASETS)
+    z = _command(
+        sub,
         "zoo",
         "train zoo recipes into the cache (--ship: into the package too)",
         "Train zoo recipes into the cache (data/zoo/); a recipe already cached or shipped is not\n"
@@ -169,7 +188,12 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("--device", default="cpu", help="cpu or cuda")
     z.set_defaults(run=_zoo)
 
-    a = command(
+
+def _add_ara(sub) -> None:
+    """The ``ara`` subcommand."""
+    datasets = ", ".join(DATASETS)
+    a = _command(
+        sub,
         "ara",
         "Accuracy-Robustness Area of a checkpoint (Woods et al.); costly: 1,000 images x 450 steps",
         "Accuracy-Robustness Area of a checkpoint (Woods et al. 2019). The defaults are the paper's\n"
@@ -240,7 +264,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     a.set_defaults(run=_ara)
 
-    e = command(
+
+def _add_explain(sub) -> None:
+    """The ``explain`` subcommand."""
+    datasets = ", ".join(DATASETS)
+    e = _command(
+        sub,
         "explain",
         "adversarial explanations (PNG) of a test image (--index) or of your own image (--image)",
         "Adversarial explanations (Woods et al.) of one image, saved as a PNG.\n"
@@ -264,7 +293,6 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="cpu", help="cpu or cuda")
     e.add_argument("--out", default="data/results", help="folder for the PNG")
     e.set_defaults(run=_explain)
-    return p
 
 
 def _zoo(args) -> int:

@@ -152,131 +152,25 @@ def train(
     """
     if not isinstance(config, TrainConfig):
         raise InputError(f"config: expected a TrainConfig, got {type(config).__name__}")
-    device = torch.device(device) if device is not None else _model_device(model)
-    double_backprop = loss_term is not None and loss_term.requires_input_grad
-    if double_backprop and config.amp is not None:
-        raise InputError(
-            f"amp: {config.amp!r} is refused with a double-backprop loss term "
-            f"({type(loss_term).__name__}): its input-gradient penalty must run in float32 "
-            f"(reduced precision distorts its gradient). Use amp=None"
-        )
-    if double_backprop and config.compile is not None:
-        raise InputError(
-            f"compile: torch.compile cannot differentiate twice through a compiled graph, which "
-            f"{type(loss_term).__name__} needs; use compile=None"
-        )
+    _refuse_double_backprop(config, loss_term)
     if len(train_data) == 0:
         raise InputError("train_data: expected at least one training example, got an empty dataset")
     world = distributed.world_size()
     _check_shards(len(train_data), config.batch_size, world, isinstance(train_data, TensorImageDataset))
-    model.to(device)
-    if config.channels_last:
-        model.to(memory_format=torch.channels_last)
-    net = model  # what the step calls; hooks, checkpoints and evaluation use `model` itself
-    if world > 1:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device] if device.type == "cuda" else None
-        )
-    if config.compile is not None:
-        net = torch.compile(net, backend=config.compile)
-    amp_dtype = AMP_DTYPES.get(config.amp)
-    scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")  # fp16 gradients underflow
-    hooks = {k: h for k, h in (("loss_term", loss_term), ("input_transform", input_transform)) if h}
-    opt = _optimizer(model, config)
-    sched = _scheduler(opt, config)
+    device = torch.device(device) if device is not None else _model_device(model)
+    run = _Run.start(model, config, device, world, loss_term, input_transform)
     history: list[dict] = []
     start = 0
     if checkpoint is not None and resume and Path(checkpoint).exists():
-        ckpt = load_checkpoint(checkpoint)
-        if ckpt.get("train_config") != asdict(config):
-            raise CheckpointError(
-                f"checkpoint: {checkpoint} was written with another TrainConfig; "
-                f"delete it or pass resume=False"
-            )
-        if (
-            meta is not None and ckpt.get("meta") != meta
-        ):  # e.g. another recipe (zoo: config hash) with this config
-            raise CheckpointError(
-                f"checkpoint: {checkpoint} was written for another run (its meta differs: "
-                f"{_meta_diff(ckpt.get('meta'), meta)}); delete it or pass resume=False"
-            )
-        load_model_state(model, ckpt.get("model"), checkpoint)
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        if "scaler" in ckpt:
-            scaler.load_state_dict(ckpt["scaler"])
-        for k, h in hooks.items():
-            h.load_state_dict(ckpt["hooks"].get(k, {}))
-        history, start = list(ckpt["history"]), int(ckpt["epoch"])
+        history, start = run.resume(checkpoint, meta)
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
     bar = _progress(
         progress and distributed.is_main_process(), total=(config.num_epochs - start) * steps_per_epoch
     )
     for epoch in range(start, config.num_epochs):
-        torch.manual_seed(_epoch_seed(config.seed, epoch))  # same on every rank: same global batches
-        for h in hooks.values():
-            h.start_epoch(epoch, config.num_epochs)
-        model.train()
-        t0, sums, n_seen, correct = time.perf_counter(), {}, 0, 0
-        for x, y, n_global in _batches(
-            train_data, config.batch_size, device, epoch_seed=_epoch_seed(config.seed, epoch), shard=world > 1
-        ):
-            if epoch == start and n_seen == 0:  # a Dataset's pixels: checked once, on the run's first batch
-                check_images(x, "train_data (first batch)")
-            if input_transform is not None:
-                x = input_transform(model, x, y).detach()
-                model.train()
-            if config.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            if double_backprop:
-                x = x.clone().requires_grad_(True)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                logits = net(x)
-                check_logits(logits, y.shape[0])
-                check_labels(y, y.shape[0], logits.shape[1], "train_data labels")
-                ce = F.cross_entropy(logits, y)
-            ce_value = ce.item()
-            b = y.shape[0]
-            if world > 1:  # hooks (adaptive psi) must see the global batch's CE on every rank
-                total = distributed.all_reduce_sum(
-                    torch.tensor([ce_value * b, b], dtype=torch.float64, device=device)
-                )
-                ce_value = (total[0] / total[1]).item()
-            for h in hooks.values():
-                h.observe_ce(ce_value)
-            loss, stats = ce, {}
-            if loss_term is not None:
-                extra, stats = loss_term(model, x, y, logits)
-                loss = loss + extra
-            # DDP averages gradients over ranks; weighting by the share b / (n_global / W)
-            # makes that average the gradient of the global batch's mean loss
-            step_loss = loss * (b * world / n_global) if world > 1 else loss
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(step_loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            n_seen += b
-            correct += (logits.detach().argmax(1) == y).sum().item()
-            for k, v in {"loss": loss.item(), "ce": ce.item(), **stats}.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * b
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(
-                    epoch=epoch + 1, loss=f"{sums['loss'] / n_seen:.3f}", acc=f"{correct / n_seen:.3f}"
-                )
-        if world > 1:  # epoch means over the global data, identical on every rank
-            keys = sorted(sums)
-            total = distributed.all_reduce_sum(
-                torch.tensor([n_seen, correct, *(sums[k] for k in keys)], dtype=torch.float64, device=device)
-            ).tolist()
-            n_seen, correct, sums = total[0], total[1], dict(zip(keys, total[2:]))
-        row = {
-            "epoch": epoch + 1,
-            **{k: v / n_seen for k, v in sums.items()},
-            "train_accuracy": correct / n_seen,
-            "lr": opt.param_groups[0]["lr"],
-        }
-        sched.step()
+        t0 = time.perf_counter()
+        row = run.epoch(train_data, epoch, check_first=epoch == start, bar=bar)
+        run.sched.step()
         if test_data is not None:
             row.update(
                 {f"test_{k}": v for k, v in _evaluate(model, test_data, 500, device, shard=world > 1).items()}
@@ -285,20 +179,7 @@ def train(
         history.append(row)
         if checkpoint is not None:
             if distributed.is_main_process():
-                save_checkpoint(
-                    checkpoint,
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(),
-                        "hooks": {k: h.state_dict() for k, h in hooks.items()},
-                        "history": history,
-                        "epoch": epoch + 1,
-                        "train_config": asdict(config),
-                        "meta": meta or {},
-                        **({"scaler": scaler.state_dict()} if scaler.is_enabled() else {}),
-                    },
-                )
+                save_checkpoint(checkpoint, run.state(history, epoch + 1, meta))
             distributed.barrier()  # no rank runs ahead of (or reads) a half-written checkpoint
     if bar is not None:
         bar.close()
@@ -306,6 +187,175 @@ def train(
         model.to(memory_format=torch.contiguous_format)  # hand back an ordinary model
     model.eval()
     return history
+
+
+def _refuse_double_backprop(config: TrainConfig, loss_term) -> None:
+    """amp and torch.compile cannot serve a loss term that differentiates the input gradient."""
+    if loss_term is None or not loss_term.requires_input_grad:
+        return
+    if config.amp is not None:
+        raise InputError(
+            f"amp: {config.amp!r} is refused with a double-backprop loss term "
+            f"({type(loss_term).__name__}): its input-gradient penalty must run in float32 "
+            f"(reduced precision distorts its gradient). Use amp=None"
+        )
+    if config.compile is not None:
+        raise InputError(
+            f"compile: torch.compile cannot differentiate twice through a compiled graph, which "
+            f"{type(loss_term).__name__} needs; use compile=None"
+        )
+
+
+@dataclass
+class _Run:
+    """The moving parts of one :func:`train` call and its per-step, per-epoch and checkpoint work.
+
+    ``net`` is what the step calls (DDP- or compile-wrapped); hooks,
+    checkpoints and evaluation use ``model`` itself.
+    """
+
+    model: nn.Module
+    net: nn.Module
+    config: TrainConfig
+    device: torch.device
+    world: int
+    opt: torch.optim.Optimizer
+    sched: object
+    scaler: torch.amp.GradScaler
+    hooks: dict
+    loss_term: LossTerm | None
+    input_transform: InputTransform | None
+
+    @classmethod
+    def start(cls, model, config, device, world, loss_term, input_transform) -> _Run:
+        model.to(device)
+        if config.channels_last:
+            model.to(memory_format=torch.channels_last)
+        net = model
+        if world > 1:
+            net = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device] if device.type == "cuda" else None
+            )
+        if config.compile is not None:
+            net = torch.compile(net, backend=config.compile)
+        scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")  # fp16 gradients underflow
+        hooks = {k: h for k, h in (("loss_term", loss_term), ("input_transform", input_transform)) if h}
+        opt = _optimizer(model, config)
+        sched = _scheduler(opt, config)
+        return cls(model, net, config, device, world, opt, sched, scaler, hooks, loss_term, input_transform)
+
+    def resume(self, checkpoint, meta) -> tuple[list[dict], int]:
+        """Load the state :meth:`state` saved in ``checkpoint``; return (history, epochs done)."""
+        ckpt = load_checkpoint(checkpoint)
+        if ckpt.get("train_config") != asdict(self.config):
+            raise CheckpointError(
+                f"checkpoint: {checkpoint} was written with another TrainConfig; "
+                f"delete it or pass resume=False"
+            )
+        if meta is not None and ckpt.get("meta") != meta:  # e.g. another recipe (zoo: config hash)
+            raise CheckpointError(
+                f"checkpoint: {checkpoint} was written for another run (its meta differs: "
+                f"{_meta_diff(ckpt.get('meta'), meta)}); delete it or pass resume=False"
+            )
+        load_model_state(self.model, ckpt.get("model"), checkpoint)
+        self.opt.load_state_dict(ckpt["optimizer"])
+        self.sched.load_state_dict(ckpt["scheduler"])
+        if "scaler" in ckpt:
+            self.scaler.load_state_dict(ckpt["scaler"])
+        for k, h in self.hooks.items():
+            h.load_state_dict(ckpt["hooks"].get(k, {}))
+        return list(ckpt["history"]), int(ckpt["epoch"])
+
+    def state(self, history: list[dict], epochs_done: int, meta) -> dict:
+        """Everything :meth:`resume` needs to continue after ``epochs_done`` epochs."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "hooks": {k: h.state_dict() for k, h in self.hooks.items()},
+            "history": history,
+            "epoch": epochs_done,
+            "train_config": asdict(self.config),
+            "meta": meta or {},
+            **({"scaler": self.scaler.state_dict()} if self.scaler.is_enabled() else {}),
+        }
+
+    def epoch(self, data, epoch: int, *, check_first: bool, bar) -> dict:
+        """One pass over ``data``; the history row (global means over ranks), without test scores."""
+        c = self.config
+        torch.manual_seed(_epoch_seed(c.seed, epoch))  # same on every rank: same global batches
+        for h in self.hooks.values():
+            h.start_epoch(epoch, c.num_epochs)
+        self.model.train()
+        sums, n_seen, correct = {}, 0, 0
+        seed = _epoch_seed(c.seed, epoch)
+        batches = _batches(data, c.batch_size, self.device, epoch_seed=seed, shard=self.world > 1)
+        for x, y, n_global in batches:
+            if check_first and n_seen == 0:  # a Dataset's pixels: checked once, on the run's first batch
+                check_images(x, "train_data (first batch)")
+            logits, stats = self.step(x, y, n_global)
+            b = y.shape[0]
+            n_seen += b
+            correct += (logits.detach().argmax(1) == y).sum().item()
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * b
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(
+                    epoch=epoch + 1, loss=f"{sums['loss'] / n_seen:.3f}", acc=f"{correct / n_seen:.3f}"
+                )
+        if self.world > 1:  # epoch means over the global data, identical on every rank
+            keys = sorted(sums)
+            total = distributed.all_reduce_sum(
+                torch.tensor(
+                    [n_seen, correct, *(sums[k] for k in keys)], dtype=torch.float64, device=self.device
+                )
+            ).tolist()
+            n_seen, correct, sums = total[0], total[1], dict(zip(keys, total[2:]))
+        return {
+            "epoch": epoch + 1,
+            **{k: v / n_seen for k, v in sums.items()},
+            "train_accuracy": correct / n_seen,
+            "lr": self.opt.param_groups[0]["lr"],
+        }
+
+    def step(self, x, y, n_global: int) -> tuple[torch.Tensor, dict]:
+        """One optimizer step on the local batch (x, y); its logits and stats (loss, ce, the term's)."""
+        double_backprop = self.loss_term is not None and self.loss_term.requires_input_grad
+        if self.input_transform is not None:
+            x = self.input_transform(self.model, x, y).detach()
+            self.model.train()
+        if self.config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if double_backprop:
+            x = x.clone().requires_grad_(True)
+        amp_dtype = AMP_DTYPES.get(self.config.amp)
+        with torch.autocast(self.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = self.net(x)
+            check_logits(logits, y.shape[0])
+            check_labels(y, y.shape[0], logits.shape[1], "train_data labels")
+            ce = F.cross_entropy(logits, y)
+        ce_value = ce.item()
+        b = y.shape[0]
+        if self.world > 1:  # hooks (adaptive psi) must see the global batch's CE on every rank
+            total = distributed.all_reduce_sum(
+                torch.tensor([ce_value * b, b], dtype=torch.float64, device=self.device)
+            )
+            ce_value = (total[0] / total[1]).item()
+        for h in self.hooks.values():
+            h.observe_ce(ce_value)
+        loss, stats = ce, {}
+        if self.loss_term is not None:
+            extra, stats = self.loss_term(self.model, x, y, logits)
+            loss = loss + extra
+        # DDP averages gradients over ranks; weighting by the share b / (n_global / W)
+        # makes that average the gradient of the global batch's mean loss
+        step_loss = loss * (b * self.world / n_global) if self.world > 1 else loss
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(step_loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        return logits, {"loss": loss.item(), "ce": ce.item(), **stats}
 
 
 @torch.no_grad()
