@@ -134,6 +134,11 @@ def run_notebooks(out="results", parameters: dict | None = None, notebooks=None,
     # kernels inherit the environment: a non-interactive MPLBACKEND (Agg, as tests set) would keep every
     # figure out of the executed notebooks, so the kernels draw inline whatever the caller's setting
     os.environ.pop("MPLBACKEND", None)
+    # kernels run in each notebook's folder: a relative data folder the caller named is made absolute
+    # (from the caller's working directory) so that it names the same folder there
+    for var in ("ADVEXP_DATA_DIR", "ADVEXP_WOODS_DIR"):
+        if os.environ.get(var):
+            os.environ[var] = str(Path(os.environ[var]).resolve())
     timings = {}
     for nb in [Path(p) for p in (notebooks or notebook_paths())]:
         declared = pm.inspect_notebook(str(nb))

@@ -346,3 +346,27 @@ def test_failing_notebook_is_named_with_its_cell_and_earlier_results_stay(tmp_pa
         earlier.read_text() == '{"earlier": "result"}'
     )  # the failing notebook's earlier result is untouched
     assert (out / "notebooks" / "02_bad.partial.ipynb").is_file()
+
+
+def test_relative_data_folders_name_the_callers_folder_inside_the_kernels(tmp_path, monkeypatch):
+    """Kernels run in the notebooks' folder; ADVEXP_WOODS_DIR=../shared/... must still mean the caller's."""
+    from advexp_lib.reproduce import load_records, run_notebooks
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ADVEXP_WOODS_DIR", "../shared/woods")
+    monkeypatch.setenv("ADVEXP_DATA_DIR", "data")
+    (tmp_path / "nbs").mkdir()
+    nb = _notebook(
+        tmp_path / "nbs" / "01_env.ipynb",
+        [
+            "value = 0",
+            "import os\nfrom advexp_lib.reproduce import record\n"
+            "record('env', {k: os.environ[k] for k in ('ADVEXP_WOODS_DIR', 'ADVEXP_DATA_DIR')})",
+        ],
+    )
+    run_notebooks(tmp_path / "out", notebooks=[nb], log=lambda *_: None)
+    assert load_records(tmp_path / "out")["env"] == {
+        "ADVEXP_WOODS_DIR": str(tmp_path.parent / "shared" / "woods"),
+        "ADVEXP_DATA_DIR": str(tmp_path / "data"),
+    }
