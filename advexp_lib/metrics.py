@@ -179,8 +179,11 @@ def accuracy_robustness_area(
         steps, eps, momentum: search length, total budget in RMSE units and
             momentum; defaults are the paper's (450, 20, 0.9), overshoot 1.
         batch_size: images per search batch; default None = all at once.
-            Chunks bound the memory (the distances do not depend on it);
-            ``benchmarks/bench_woods.py`` compares the throughput of chunk sizes.
+            Chunks bound the memory. Each image is searched on its own, so
+            the distances depend on the chunking only through float32
+            rounding in the batched convolutions, which the search can
+            amplify on a ReLU network; ``benchmarks/bench_woods.py`` compares
+            the throughput of chunk sizes.
         clip: keep x + delta in [0, 1] (default False, as the reference).
         on_late: what to do when an image meets the criterion after T/2 steps
             ("warn" default, "raise", "flag"); see ``AraResult.unreliable``.
