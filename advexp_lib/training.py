@@ -225,6 +225,8 @@ class _Run:
     hooks: dict
     loss_term: LossTerm | None
     input_transform: InputTransform | None
+    amp_dtype: torch.dtype | None
+    double_backprop: bool
 
     @classmethod
     def start(cls, model, config, device, world, loss_term, input_transform) -> _Run:
@@ -242,7 +244,21 @@ class _Run:
         hooks = {k: h for k, h in (("loss_term", loss_term), ("input_transform", input_transform)) if h}
         opt = _optimizer(model, config)
         sched = _scheduler(opt, config)
-        return cls(model, net, config, device, world, opt, sched, scaler, hooks, loss_term, input_transform)
+        return cls(
+            model=model,
+            net=net,
+            config=config,
+            device=device,
+            world=world,
+            opt=opt,
+            sched=sched,
+            scaler=scaler,
+            hooks=hooks,
+            loss_term=loss_term,
+            input_transform=input_transform,
+            amp_dtype=AMP_DTYPES.get(config.amp),
+            double_backprop=loss_term is not None and loss_term.requires_input_grad,
+        )
 
     def resume(self, checkpoint, meta) -> tuple[list[dict], int]:
         """Load the state :meth:`state` saved in ``checkpoint``; return (history, epochs done)."""
@@ -283,12 +299,12 @@ class _Run:
     def epoch(self, data, epoch: int, *, check_first: bool, bar) -> dict:
         """One pass over ``data``; the history row (global means over ranks), without test scores."""
         c = self.config
-        torch.manual_seed(_epoch_seed(c.seed, epoch))  # same on every rank: same global batches
+        seed = _epoch_seed(c.seed, epoch)
+        torch.manual_seed(seed)  # same on every rank: same global batches
         for h in self.hooks.values():
             h.start_epoch(epoch, c.num_epochs)
         self.model.train()
         sums, n_seen, correct = {}, 0, 0
-        seed = _epoch_seed(c.seed, epoch)
         batches = _batches(data, c.batch_size, self.device, epoch_seed=seed, shard=self.world > 1)
         for x, y, n_global in batches:
             if check_first and n_seen == 0:  # a Dataset's pixels: checked once, on the run's first batch
@@ -321,16 +337,14 @@ class _Run:
 
     def step(self, x, y, n_global: int) -> tuple[torch.Tensor, dict]:
         """One optimizer step on the local batch (x, y); its logits and stats (loss, ce, the term's)."""
-        double_backprop = self.loss_term is not None and self.loss_term.requires_input_grad
         if self.input_transform is not None:
             x = self.input_transform(self.model, x, y).detach()
             self.model.train()
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        if double_backprop:
+        if self.double_backprop:
             x = x.clone().requires_grad_(True)
-        amp_dtype = AMP_DTYPES.get(self.config.amp)
-        with torch.autocast(self.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             logits = self.net(x)
             check_logits(logits, y.shape[0])
             check_labels(y, y.shape[0], logits.shape[1], "train_data labels")
