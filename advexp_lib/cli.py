@@ -48,6 +48,7 @@ run the notebooks and build the book.
 Each command has its own help, e.g. python -m advexp_lib ara --help.
 Bad input prints a message (no traceback) and exits with status 2."""
 
+_DATASETS = ", ".join(DATASETS)  # the --dataset help of every command
 _RECIPES = (
     "zoo recipe: standard, adv (RMSE adversarial training), robust (half-Huber + L_adv), "
     "all (robust + adv. training) or a companion paper's; one of %(choices)s"
@@ -96,9 +97,8 @@ def _command(sub, name, help, description=None) -> argparse.ArgumentParser:
 
 def _add_train(sub) -> None:
     """The ``train`` subcommand."""
-    datasets = ", ".join(DATASETS)
     t = _command(sub, "train", "train a recipe (or a plain arch) and save a checkpoint")
-    t.add_argument("--dataset", default="mnist5k", help=f"one of {datasets}")
+    t.add_argument("--dataset", default="mnist5k", help=f"one of {_DATASETS}")
     t.add_argument(  # no choices=: the library checks the name, with its own message (exit status 2)
         "--recipe", default="standard", help=_RECIPES % {"choices": ", ".join(recipe_names())}
     )
@@ -163,7 +163,6 @@ def _add_book(sub) -> None:
 
 def _add_zoo(sub) -> None:
     """The ``zoo`` subcommand."""
-    datasets = ", ".join(DATASETS)
     z = _command(
         sub,
         "zoo",
@@ -178,7 +177,7 @@ def _add_zoo(sub) -> None:
         metavar="RECIPE",
         help=_RECIPES % {"choices": ", ".join(recipe_names())},
     )
-    z.add_argument("--dataset", default="mnist5k", help=f"one of {datasets}")
+    z.add_argument("--dataset", default="mnist5k", help=f"one of {_DATASETS}")
     z.add_argument("--retrain", action="store_true", help="train even if cached or shipped")
     z.add_argument(
         "--ship",
@@ -191,7 +190,6 @@ def _add_zoo(sub) -> None:
 
 def _add_ara(sub) -> None:
     """The ``ara`` subcommand."""
-    datasets = ", ".join(DATASETS)
     a = _command(
         sub,
         "ara",
@@ -205,7 +203,7 @@ def _add_ara(sub) -> None:
         "float32 rounding, which depends a little on how the images are batched (--batch-size).",
     )
     a.add_argument("checkpoint", help="an advexp checkpoint or a published Woods et al. ResNet-44 file")
-    a.add_argument("--dataset", default="mnist5k", help=f"one of {datasets}")
+    a.add_argument("--dataset", default="mnist5k", help=f"one of {_DATASETS}")
     a.add_argument("--n-images", type=int, default=1000, help="test images (seeded permutation)")
     a.add_argument(
         "--seed",
@@ -267,7 +265,6 @@ def _add_ara(sub) -> None:
 
 def _add_explain(sub) -> None:
     """The ``explain`` subcommand."""
-    datasets = ", ".join(DATASETS)
     e = _command(
         sub,
         "explain",
@@ -280,7 +277,7 @@ def _add_explain(sub) -> None:
         "input size (e.g. 1 x 28 x 28 for mnist5k); MNIST digits are light on dark.",
     )
     e.add_argument("checkpoint", help="an advexp checkpoint or a published Woods et al. ResNet-44 file")
-    e.add_argument("--dataset", default="mnist5k", help=f"test split and class names of --index: {datasets}")
+    e.add_argument("--dataset", default="mnist5k", help=f"test split and class names of --index: {_DATASETS}")
     src = e.add_mutually_exclusive_group()
     src.add_argument("--index", type=int, default=0, help="index into the dataset's test split")
     src.add_argument("--image", default=None, metavar="FILE", help="your own image (PNG, JPEG, GIF, WEBP)")
