@@ -379,11 +379,14 @@ def interpretability_sneaking_attack(
 
     1. The attack alone (gamma = 0, :func:`sneaking_attack`): per image, the
        smallest l-inf budget eps in (0, ``eps_max``] at which it reaches the
-       target, by ``search_steps`` rounds from ``eps_start``: on success
-       hi = eps and eps = (lo + hi) / 2; on failure lo = eps and
-       eps = min(2 eps, (lo + hi) / 2). The result is eps = hi.
+       target, by ``search_steps`` rounds from min(``eps_start``, ``eps_max``)
+       with lo = 0 and hi = ``eps_max``: on success hi = eps and
+       eps = (lo + hi) / 2; on failure lo = eps and eps = min(2 eps, (lo + hi) / 2).
+       The result is eps = hi, so eps never exceeds ``eps_max``. An image the
+       attack alone never moved to its target keeps eps = ``eps_max`` and
+       ``success`` False there.
     2. For each measure ("one": the true class's map; "two": true and target
-       class) and each multiple p: at eps_p = p eps, the largest gamma in
+       class) and each multiple p: at eps_p = min(p eps, ``eps_max``), the largest gamma in
        [0, 1] that keeps the attack successful, by ``search_steps`` rounds
        from ``gamma_start``: on success lo = gamma and gamma = min(2 gamma,
        (lo + hi) / 2); on failure hi = gamma and gamma = (lo + hi) / 2; then
@@ -450,7 +453,10 @@ def interpretability_sneaking_attack(
         )
 
     zeros = torch.zeros(n, dtype=x.dtype, device=x.device)
-    eps, lo, hi = torch.full_like(zeros, eps_start), zeros.clone(), torch.full_like(zeros, eps_max)
+    # the search never leaves (0, eps_max]: it starts inside, success only lowers hi, failure moves to
+    # min(2 eps, (lo + hi) / 2) <= hi
+    eps = torch.full_like(zeros, min(eps_start, eps_max))
+    lo, hi = zeros.clone(), torch.full_like(zeros, eps_max)
     for _ in range(search_steps):
         _, ok = attack(eps, zeros)
         hi, lo = torch.where(ok, eps, hi), torch.where(ok, lo, eps)
@@ -472,7 +478,7 @@ def interpretability_sneaking_attack(
     for measure in measures:
         rows = {"x_adv": [], "gamma": [], "success": [], "one": [], "two": []}
         for p in multiples:
-            e = p * eps
+            e = (p * eps).clamp(max=eps_max)
             gamma, g_lo, g_hi = torch.full_like(zeros, gamma_start), zeros.clone(), torch.ones_like(zeros)
             for _ in range(search_steps):
                 _, ok = attack(e, gamma, measure)

@@ -2,9 +2,9 @@
 
 import shutil
 
-CHROMIUM = next(
-    (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
-)
+# looked up once: each browser test skips (or fails under CI) on this value and starts this same binary
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+MISSING = "no chromium/chrome binary on PATH (apt-get install chromium)"
 # no GPU, no network of its own, no first-run or update work: the page under test is all it loads
 HEADLESS = [
     "--headless",

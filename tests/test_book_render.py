@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from headless_chromium import CHROMIUM, HEADLESS
+from headless_chromium import CHROMIUM, HEADLESS, MISSING
 
 HTML = Path(os.environ.get("ADVEXP_BOOK_HTML", Path(__file__).resolve().parents[1] / "_build" / "html"))
 # page -> minimum number of figures (img tags with inline data or _images/ sources) it must show
@@ -37,7 +37,7 @@ def _need(ok: bool, why: str) -> None:
 @pytest.fixture(autouse=True)
 def _prerequisites():
     _need(HTML.is_dir(), f"book not built: {HTML} missing (run python -m advexp_lib book)")
-    _need(CHROMIUM is not None, "no chromium/chrome binary on PATH (apt-get install chromium)")
+    _need(CHROMIUM is not None, MISSING)
 
 
 def _dom(page: Path) -> str:

@@ -33,7 +33,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from headless_chromium import CHROMIUM, HEADLESS
+from headless_chromium import CHROMIUM, HEADLESS, MISSING
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = "05_interactive_explorer.ipynb"
@@ -206,7 +206,6 @@ var figure = () => { const o = nb().node.querySelector('.widget-vbox .widget-out
 @pytest.fixture
 def lab(tmp_path):
     """JupyterLab serving a copy of notebook 05 in a scratch git repository; yields (url, folder, server)."""
-    _need(CHROMIUM is not None, "no chromium/chrome binary on PATH (apt-get install chromium)")
     for module in ("jupyterlab", "websocket", "psutil", "nbstripout"):
         _need(
             importlib.util.find_spec(module) is not None, f"{module} is not installed (pip install '.[all]')"
@@ -301,6 +300,7 @@ def lab(tmp_path):
 @pytest.fixture
 def browser(tmp_path):
     """Headless Chromium with a DevTools port; yields a :class:`_DevTools` attached to its page."""
+    _need(CHROMIUM is not None, MISSING)  # the binary started below: one lookup decides
     dport = _free_port()
     chromium = _Process(
         "chromium",

@@ -11,7 +11,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -234,6 +234,10 @@ def cam_model():
     multiple=st.floats(1.0, 3.0),
     measure=st.sampled_from(["one", "two"]),
 )
+# found by hypothesis: the budget search started at eps_start 0.05, above eps_max
+@example(seed=1, n=1, eps_max=0.03125, multiple=1.0, measure="one")
+@example(seed=1, n=1, eps_max=0.0216, multiple=1.0, measure="two")
+@example(seed=0, n=2, eps_max=0.0216, multiple=3.0, measure="two")
 def test_isa_never_exceeds_its_eps(cam_model, seed, n, eps_max, multiple, measure):
     x = _images(seed, (n, 1, 8, 8))
     y = _labels(seed, n)
@@ -249,8 +253,9 @@ def test_isa_never_exceeds_its_eps(cam_model, seed, n, eps_max, multiple, measur
         steps=3,
         search_steps=2,
     )
-    assert (res.eps <= eps_max + 1e-9).all()
-    for z, budget in ((res.x_attack, res.eps), (res.hidden[measure]["x_adv"][0], multiple * res.eps)):
+    assert (res.eps <= eps_max).all()
+    hidden_budget = (multiple * res.eps).clamp(max=eps_max)
+    for z, budget in ((res.x_attack, res.eps), (res.hidden[measure]["x_adv"][0], hidden_budget)):
         linf = (z - x).flatten(1).abs().max(1).values
         assert (linf <= budget + 1e-6).all() and z.min() >= 0.0 and z.max() <= 1.0
 
