@@ -1,26 +1,50 @@
-"""Confidence intervals for the book's headline figures: Wilson for shares, bootstrap for means and medians.
+"""Statistics of the book's headline figures: intervals from ``scipy.stats``, and one verdict rule.
 
-Hand-written on purpose (a dozen lines each) to avoid a statistics dependency
-for two formulas; each is tested against scipy in ``tests/test_stats.py``.
+- :func:`wilson`: a share with its 95% Wilson score interval
+  (``scipy.stats.binomtest(...).proportion_ci(method="wilson")``);
+- :func:`bootstrap`, :func:`bootstrap_mean`, :func:`bootstrap_median`: a
+  statistic with its 95% percentile-bootstrap interval (``scipy.stats.bootstrap``);
+- :func:`verdict`: turns an interval and a claim ("> 1", "< 0" ...) into
+  *reproduced*, *not reproduced* or *not shown*, the one wording every chapter uses.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import operator
+import re
+from dataclasses import asdict, dataclass
+from enum import Enum
 
+import numpy as np
+import scipy.stats
 import torch
 
 from .checks import InputError, check_positive
 
-__all__ = ["Estimate", "wilson", "bootstrap", "bootstrap_mean", "bootstrap_median"]
+__all__ = [
+    "Estimate",
+    "Verdict",
+    "wilson",
+    "bootstrap",
+    "bootstrap_mean",
+    "bootstrap_median",
+    "paired_mean_difference",
+    "verdict",
+]
 
-_Z95 = 1.959963984540054  # the 97.5% quantile of the standard normal
+CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """A statistic with its sample size and a 95% confidence interval [lo, hi]."""
+    """A statistic with its sample size and a 95% confidence interval [lo, hi] (NaN: none).
+
+    Examples:
+        >>> e = Estimate(0.5, 0.4, 0.6, 100)
+        >>> str(e), Estimate.from_dict(e.to_dict()) == e
+        ('0.5 [0.4, 0.6] (n=100)', True)
+    """
 
     value: float
     lo: float
@@ -30,43 +54,93 @@ class Estimate:
     def __str__(self) -> str:
         return f"{self.value:.3g} [{self.lo:.3g}, {self.hi:.3g}] (n={self.n})"
 
-    def as_dict(self) -> dict:
-        return {"value": self.value, "lo": self.lo, "hi": self.hi, "n": self.n}
+    def to_dict(self) -> dict:
+        """{"value", "lo", "hi", "n"}: what records store (:func:`advexp_lib.reproduce.record`)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Estimate:
+        """The inverse of :meth:`to_dict`."""
+        return cls(float(d["value"]), float(d["lo"]), float(d["hi"]), int(d["n"]))
 
 
 def wilson(successes: int, n: int) -> Estimate:
-    r"""Share k / n with its 95% Wilson score interval (Wilson 1927).
+    r"""Share k / n with its 95% Wilson score interval (Wilson 1927), as ``scipy.stats.binomtest`` gives it.
 
         centre = (k + z^2/2) / (n + z^2),
         half = z / (n + z^2) * sqrt(k (n - k) / n + z^2 / 4),     z = 1.96.
 
     Unlike the normal approximation it stays inside [0, 1] and is not empty
     at k = 0 or k = n. ``n = 0`` gives NaN everywhere.
+
+    Examples:
+        >>> str(wilson(57, 150))
+        '0.38 [0.306, 0.46] (n=150)'
     """
     if (
         isinstance(successes, bool)
         or isinstance(n, bool)
-        or not all(isinstance(v, int) for v in (successes, n))
+        or not all(isinstance(v, (int, np.integer)) for v in (successes, n))
     ):
         raise InputError(f"successes, n: expected integers, got {successes!r}, {n!r}")
+    successes, n = int(successes), int(n)
     if n < 0 or not 0 <= successes <= max(n, 0):
         raise InputError(f"successes: expected 0 <= successes <= n, got {successes} of {n}")
     if n == 0:
         return Estimate(math.nan, math.nan, math.nan, 0)
-    z2 = _Z95**2
-    centre = (successes + z2 / 2) / (n + z2)
-    half = _Z95 / (n + z2) * math.sqrt(successes * (n - successes) / n + z2 / 4)
-    return Estimate(successes / n, max(0.0, centre - half), min(1.0, centre + half), n)
+    ci = scipy.stats.binomtest(successes, n).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
+    return Estimate(successes / n, float(ci.low), float(ci.high), n)
+
+
+def bootstrap(values, statistic, *, resamples: int = 2000, seed: int = 0, paired_with=None) -> Estimate:
+    """Any statistic of ``values`` with a 95% percentile-bootstrap interval (Efron & Tibshirani 1993).
+
+    ``scipy.stats.bootstrap`` (method "percentile": the 2.5% and 97.5%
+    quantiles of the statistic over ``resamples`` resamples with replacement,
+    drawn by a generator seeded with ``seed``, so the same values give the
+    same interval). ``statistic(v, axis=-1)`` maps a float64 numpy array of
+    resampled rows to one value per row. With ``paired_with`` (an array of
+    the same length) each resample draws the same rows of both, and the
+    statistic gets ``(v, w, axis=-1)``: a paired bootstrap. Fewer than two
+    values give NaN bounds (no interval from one observation).
+
+    Examples:
+        >>> str(bootstrap([1.0, 2.0, 3.0, 4.0], np.max))
+        '4 [2, 4] (n=4)'
+    """
+    check_positive(resamples, "resamples", integer=True)
+    data = [_finite_values(values, "values")]
+    if paired_with is not None:
+        data.append(_finite_values(paired_with, "paired_with"))
+        if data[1].shape != data[0].shape:
+            raise InputError(f"paired_with: expected {data[0].size} values, got {data[1].size}")
+    n = data[0].size
+    if n == 0:
+        return Estimate(math.nan, math.nan, math.nan, 0)
+    value = float(statistic(*data, axis=-1))
+    if n == 1:
+        return Estimate(value, math.nan, math.nan, 1)
+    res = scipy.stats.bootstrap(
+        tuple(data),
+        statistic,
+        n_resamples=resamples,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        paired=paired_with is not None,
+        vectorized=True,
+        random_state=np.random.default_rng(seed),
+    )
+    return Estimate(value, float(res.confidence_interval.low), float(res.confidence_interval.high), n)
 
 
 def bootstrap_mean(values, *, resamples: int = 2000, seed: int = 0) -> Estimate:
-    """Mean of ``values`` with a 95% percentile-bootstrap interval (Efron & Tibshirani 1993).
+    """Mean of ``values`` with a 95% percentile-bootstrap interval (:func:`bootstrap`). NaN is refused.
 
-    Resamples ``values`` with replacement ``resamples`` times (a seeded
-    generator: the same values give the same interval) and takes the 2.5% and
-    97.5% quantiles of the resampled means. NaN values are refused.
+    Examples:
+        >>> str(bootstrap_mean([1.0, 2.0, 3.0, 4.0]))
+        '2.5 [1.5, 3.5] (n=4)'
     """
-    return _bootstrap(values, resamples, seed, lambda v: v.mean(-1))
+    return bootstrap(values, np.mean, resamples=resamples, seed=seed)
 
 
 def bootstrap_median(values, *, resamples: int = 2000, seed: int = 0) -> Estimate:
@@ -74,28 +148,82 @@ def bootstrap_median(values, *, resamples: int = 2000, seed: int = 0) -> Estimat
 
     For statistics with a heavy tail (e.g. a discrepancy divided by a map's
     near-zero range), where one image would move the mean.
+
+    Examples:
+        >>> bootstrap_median([1.0, 2.0, 3.0, 100.0]).value
+        2.5
     """
-    return _bootstrap(values, resamples, seed, lambda v: v.quantile(0.5, dim=-1))
+    return bootstrap(values, np.median, resamples=resamples, seed=seed)
 
 
-def bootstrap(values, statistic, *, resamples: int = 2000, seed: int = 0) -> Estimate:
-    """Any statistic of ``values`` with a 95% percentile-bootstrap interval, as :func:`bootstrap_mean`.
+def paired_mean_difference(a, b, *, resamples: int = 2000, seed: int = 0) -> Estimate:
+    """Mean of a_i - b_i over the pairs where both are defined (not NaN), with a 95% bootstrap interval.
 
-    ``statistic`` maps a (R, n) float64 tensor of R resampled rows to (R,) values
-    (it also gets the original values as a (n,) row).
+    ``a`` and ``b`` hold one value per image of the same images (e.g. two
+    networks' Gini indices), so the noise an image shares between them cancels.
+
+    Examples:
+        >>> str(paired_mean_difference([0.5, 0.7, float("nan"), 0.9], [0.4, 0.5, 0.3, 0.6]))
+        '0.2 [0.1, 0.3] (n=3)'
     """
-    return _bootstrap(values, resamples, seed, statistic)
+    a, b = (torch.as_tensor(v, dtype=torch.float64).flatten().cpu() for v in (a, b))
+    if a.shape != b.shape:
+        raise InputError(f"b: expected one value per value of a ({a.numel()}), got {b.numel()}")
+    ok = ~(a.isnan() | b.isnan())
+    return bootstrap_mean((a - b)[ok], resamples=resamples, seed=seed)
 
 
-def _bootstrap(values, resamples, seed, statistic) -> Estimate:
-    v = torch.as_tensor(values, dtype=torch.float64).flatten().cpu()
-    check_positive(resamples, "resamples", integer=True)
-    if v.numel() == 0:
-        return Estimate(math.nan, math.nan, math.nan, 0)
-    if not torch.isfinite(v).all():
-        raise InputError("values: expected finite numbers, got NaN or inf")
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randint(v.numel(), (resamples, v.numel()), generator=g)
-    stats = statistic(v[idx])
-    lo, hi = torch.quantile(stats, torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
-    return Estimate(float(statistic(v)), lo, hi, v.numel())
+class Verdict(str, Enum):
+    """What a 95% interval says about a claim (:func:`verdict`).
+
+    Examples:
+        >>> str(Verdict.NOT_SHOWN)
+        'not shown'
+    """
+
+    REPRODUCED = "reproduced"
+    NOT_REPRODUCED = "not reproduced"
+    NOT_SHOWN = "not shown"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_CLAIM = re.compile(r"\s*([<>])\s*(-?\d+(?:\.\d*)?(?:e-?\d+)?)\s*")
+_SIDES = {">": operator.gt, "<": operator.lt}
+
+
+def verdict(estimate: Estimate | None, claim: str) -> Verdict:
+    """The verdict on the claim "the quantity is ``claim``" (e.g. "> 1", "< 0") from its 95% interval.
+
+    - reproduced: the whole interval lies on the claimed side of the bound;
+    - not reproduced: the whole interval lies on the other side, the bound included;
+    - not shown: the interval contains the bound, or there is no interval
+      (``estimate`` None, NaN bounds, n = 0).
+
+    Examples:
+        >>> verdict(Estimate(1.4, 1.1, 1.8, 100), "> 1")
+        <Verdict.REPRODUCED: 'reproduced'>
+        >>> str(verdict(Estimate(0.02, -0.01, 0.05, 40), "> 0"))
+        'not shown'
+    """
+    m = _CLAIM.fullmatch(claim) if isinstance(claim, str) else None
+    if m is None:
+        raise InputError(f"claim: expected '> c' or '< c' with a number c, got {claim!r}")
+    side, bound = _SIDES[m.group(1)], float(m.group(2))
+    if estimate is None or not (math.isfinite(estimate.lo) and math.isfinite(estimate.hi)):
+        return Verdict.NOT_SHOWN
+    if side(estimate.lo, bound) and side(estimate.hi, bound):
+        return Verdict.REPRODUCED
+    if not side(estimate.lo, bound) and not side(estimate.hi, bound):
+        return Verdict.NOT_REPRODUCED
+    return Verdict.NOT_SHOWN
+
+
+def _finite_values(values, name: str) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().double().numpy()
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if not np.isfinite(v).all():
+        raise InputError(f"{name}: expected finite numbers, got NaN or inf")
+    return v

@@ -1,0 +1,274 @@
+"""The claims the book tests, as data: one record per claim, with where it stands and how it is judged.
+
+Each :class:`Claim` quotes the paper (its abstract unless ``where`` says
+otherwise), names the notebook record and key that measure it, and the rule
+that turns the measurement's 95% interval into a verdict
+(:func:`advexp_lib.stats.verdict`). A chapter judges its claims with
+:func:`judge`; the reproduction report renders the whole table
+(:func:`advexp_lib.report.claims_table`) from the records, so every verdict
+is computed once, by one rule, from one measurement. ``kind`` is "paper" for
+a claim of the papers and "check" for a check of our own (e.g. the
+independent attacks), which the report lists apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .checks import check_choice
+from .stats import Estimate, Verdict, verdict
+
+__all__ = ["Claim", "CLAIMS", "claim", "for_record", "judge", "measurement", "lookup"]
+
+WOODS = "Woods et al. 2019"
+BOOPATHY = "Boopathy et al. 2020"
+CHALASANI = "Chalasani et al. 2020"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim: ``paper``, ``quote`` (its words) and ``where`` it stands; the ``record`` and dotted
+    ``key`` of its measurement (an :class:`~advexp_lib.stats.Estimate`); the ``rule`` ("> c" or "< c")
+    that judges it; ``kind`` ("paper" or "check").
+
+    Examples:
+        >>> c = claim("woods-ara-all")
+        >>> c.paper, c.rule
+        ('Woods et al. 2019', '> 1')
+    """
+
+    id: str
+    paper: str
+    quote: str
+    where: str
+    record: str
+    key: str
+    rule: str
+    measure: str = ""
+    kind: str = "paper"
+
+
+_ARA_GAIN = (
+    "a novel regularization technique inspired by the Lipschitz constraint, alongside other proposed "
+    "improvements including a half-Huber activation function, greatly improves the resistance of NNs "
+    "to adversarial examples"
+)
+_INVALIDATE = "these attacks can invalidate previous attempts to explain the decisions of NNs"
+_FIDELITY = (
+    "with very robust networks, the attacks themselves may be leveraged as explanations with greater "
+    "fidelity to the model"
+)
+_ISA = (
+    "with a proper measurement of interpretation, it is actually difficult to prevent prediction-evasion "
+    "adversarial attacks from causing interpretation discrepancy"
+)
+_INT = (
+    "our defense achieves both robust classification and robust interpretation, outperforming "
+    "state-of-the-art adversarial training methods against attacks of large perturbation in particular"
+)
+_SPARSE = (
+    "adversarial training with l-inf-bounded perturbations yields significantly sparser attribution "
+    "vectors, with little degradation in performance on natural test data, compared to natural training"
+)
+_SPARSER_THAN_L1 = (
+    "the sparseness of the attribution vectors is significantly better than that achievable via "
+    "l1-regularized natural training"
+)
+
+_ARA = "03_ara_evaluation"
+_SHIFT = "01_explanations_under_attack"
+_AE = "04_adversarial_explanations"
+_BOOPATHY = "06_interpretability_sneaking_and_int_training"
+_CONCISE = "07_concise_explanations"
+
+
+def _c(id, paper, quote, record, key, rule, measure, *, where="abstract", kind="paper") -> Claim:
+    return Claim(id, paper, quote, where, record, key, rule, measure, kind)
+
+
+CLAIMS: tuple[Claim, ...] = (
+    _c(
+        "woods-ara-robust",
+        WOODS,
+        _ARA_GAIN,
+        _ARA,
+        "ratio_to_standard.attack.robust",
+        "> 1",
+        "Attack ARA, robust / standard",
+    ),
+    _c(
+        "woods-ara-all",
+        WOODS,
+        _ARA_GAIN,
+        _ARA,
+        "ratio_to_standard.attack.all",
+        "> 1",
+        "Attack ARA, all / standard",
+    ),
+    _c(
+        "woods-btr-all", WOODS, _ARA_GAIN, _ARA, "ratio_to_standard.btr.all", "> 1", "BTR ARA, all / standard"
+    ),
+    *(
+        _c(
+            f"woods-invalidate-{m}",
+            WOODS,
+            _INVALIDATE,
+            _SHIFT,
+            f"share_above_control.standard.{m}",
+            "> 0.05",
+            f"{m.replace('_', ' ')}: share of attacks moving the map beyond noise (standard)",
+        )
+        for m in ("saliency", "integrated_gradients", "grad_cam")
+    ),
+    _c(
+        "woods-fidelity-ae-vs-saliency",
+        WOODS,
+        _FIDELITY,
+        _AE,
+        "ae_minus_saliency",
+        "> 0",
+        "faithfulness correlation, AE minus saliency (all), paired",
+    ),
+    *(
+        _c(
+            f"boopathy-isa-{p}x",
+            BOOPATHY,
+            _ISA,
+            _BOOPATHY,
+            f"isa_reduction_difference.{p}",
+            "> 0",
+            f"ISA at {p} x the minimal eps: reduction of D1 minus reduction of D2, paired",
+        )
+        for p in ("1", "2", "3")
+    ),
+    *(
+        _c(
+            f"boopathy-{r}-vs-pgd",
+            BOOPATHY,
+            _INT,
+            _BOOPATHY,
+            f"robust_accuracy_difference.{r}",
+            "> 0",
+            f"robust accuracy at l-inf eps 0.3, {r} minus pgd_linf, paired",
+        )
+        for r in ("int", "int2")
+    ),
+    _c(
+        "chalasani-sparser-than-natural",
+        CHALASANI,
+        _SPARSE,
+        _CONCISE,
+        "gini_differences.pgd_linf-cam_standard",
+        "> 0",
+        "Gini of IG, pgd_linf minus cam_standard, paired",
+    ),
+    _c(
+        "chalasani-sparser-than-l1",
+        CHALASANI,
+        _SPARSER_THAN_L1,
+        _CONCISE,
+        "gini_differences.pgd_linf-l1",
+        "> 0",
+        "Gini of IG, pgd_linf minus l1 (the reference's strength), paired",
+    ),
+    _c(
+        "chalasani-sparser-than-l1-matched",
+        CHALASANI,
+        _SPARSER_THAN_L1,
+        _CONCISE,
+        "gini_differences.pgd_linf-l1_matched",
+        "> 0",
+        "Gini of IG, pgd_linf minus the sparsest l1 network of matched accuracy, paired",
+    ),
+    *(
+        _c(
+            f"check-agreement-{j}",
+            WOODS,
+            "other networks see the target class in a robust network's AEs more often than in a "
+            "standard network's",
+            _AE,
+            f"agreement_difference.{j} (seed 1)",
+            "> 0",
+            f"share of AEs a {j} network (seed 1) calls their target, all minus standard, paired",
+            where="our check of the fidelity claim",
+            kind="check",
+        )
+        for j in ("standard", "adv")
+    ),
+    _c(
+        "check-ara-all-ensemble",
+        WOODS,
+        "the robust recipe's ARA gain over standard training survives the strongest attack we have",
+        _ARA,
+        "ensemble_ratio.all",
+        "> 1",
+        "ensemble (RMSE search, DDN, FMN) Attack ARA, all / standard",
+        where="our check (Carlini et al. 2019)",
+        kind="check",
+    ),
+)
+"""Every claim the book tests, in the order the reproduction report shows them."""
+
+
+def claim(claim_id: str) -> Claim:
+    """The claim with this id (one of :data:`CLAIMS`).
+
+    Examples:
+        >>> claim("chalasani-sparser-than-l1").record
+        '07_concise_explanations'
+    """
+    ids = {c.id: c for c in CLAIMS}
+    return ids[check_choice(claim_id, "claim", list(ids))]
+
+
+def for_record(record: str) -> tuple[Claim, ...]:
+    """The claims measured in the notebook record ``record`` (e.g. "03_ara_evaluation").
+
+    Examples:
+        >>> [c.id for c in for_record("01_explanations_under_attack")][:1]
+        ['woods-invalidate-saliency']
+    """
+    return tuple(c for c in CLAIMS if c.record == record)
+
+
+def judge(claim_id: str, estimate: Estimate | None) -> Verdict:
+    """The verdict on the claim ``claim_id`` from its measurement: ``verdict(estimate, claim.rule)``.
+
+    Examples:
+        >>> str(judge("woods-ara-all", Estimate(1.8, 1.3, 2.4, 100)))
+        'reproduced'
+    """
+    return verdict(estimate, claim(claim_id).rule)
+
+
+def lookup(records: dict, record: str, key: str):
+    """``records[record]`` descended along the dotted ``key``; None where anything is missing.
+
+    Examples:
+        >>> lookup({"03": {"a": {"b": 1}}}, "03", "a.b"), lookup({}, "03", "a.b")
+        (1, None)
+    """
+    value = records.get(record)
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def measurement(records: dict, c: Claim) -> Estimate | None:
+    """The claim's measurement from the records (an Estimate, or one stored as a dict), or None if absent.
+
+    ``records`` maps record names to figures: what :func:`advexp_lib.reproduce.load_records` reads, or a
+    chapter's own figures before it records them (``{run.name: figures}``).
+
+    Examples:
+        >>> c = claim("woods-ara-all")
+        >>> figures = {"ratio_to_standard": {"attack": {"all": Estimate(2.0, 1.5, 2.5, 100)}}}
+        >>> measurement({c.record: figures}, c).value
+        2.0
+    """
+    value = lookup(records, c.record, c.key)
+    if isinstance(value, Estimate):
+        return value
+    if isinstance(value, dict) and {"value", "lo", "hi", "n"} <= set(value):
+        return Estimate.from_dict(value)
+    return None
