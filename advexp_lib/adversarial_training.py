@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from .attacks import pgd, rmse_search
-from .checks import check_choice, check_positive
+from .attacks import ATTACK, BUDGET, SearchConfig, pgd, rmse_search
+from .checks import check_choice
 from .distributed import global_draw
 from .hooks import InputTransform, PgdWarmup
 
@@ -48,24 +48,14 @@ class RmseAdversarialTraining(InputTransform):
         momentum: float = 0.0,
         overshoot: float = 1.0,
     ):
-        check_positive(eps, "eps")
-        check_positive(steps, "steps", integer=True)
-        self.minimal, self.eps, self.steps, self.half = bool(minimal), eps, steps, bool(half)
-        self.momentum, self.overshoot = momentum, overshoot
+        self.config = SearchConfig(steps=steps, eps=eps, momentum=momentum, overshoot=overshoot)
+        self.criterion = ATTACK if minimal else BUDGET
+        self.half = bool(half)
 
     def __call__(self, model, x, y):
         mask = global_draw(lambda m: torch.rand(m, device=x.device), x.shape[0]) < 0.5 if self.half else None
         return rmse_search(
-            model,
-            x,
-            y,
-            mode="attack" if self.minimal else "budget",
-            eps=self.eps,
-            steps=self.steps,
-            momentum=self.momentum,
-            overshoot=self.overshoot,
-            mask=mask,
-            model_mode="train",
+            model, x, y, criterion=self.criterion, config=self.config, mask=mask, model_mode="train"
         ).x_adv
 
 
@@ -73,7 +63,7 @@ class PgdAdversarialTraining(PgdWarmup, InputTransform):
     r"""Madry et al. (2018) adversarial training: train on PGD examples x' = pgd(model, x, y).
 
     x' maximizes CE(f(x'), y) in the l-inf (or per-image l2) eps-ball within
-    [0, 1] (:func:`~advexp_lib.attacks.pgd`, random start by default, as
+    [0, 1] (:func:`~advexp_lib.attacks.projected_gradient.pgd`, random start by default, as
     Madry). With ``warmup_epochs`` = W > 0 the budget grows linearly over the
     first W epochs: eps_e = eps * min(1, (e + 1) / W) for epoch e = 0, 1, ...
 

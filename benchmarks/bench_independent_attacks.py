@@ -23,7 +23,7 @@ import time
 import torch
 
 from advexp_lib import zoo
-from advexp_lib.attacks import independent_attack, rmse_search
+from advexp_lib.attacks import SearchConfig, independent_attack, rmse_search
 from advexp_lib.data import load_tensors
 from advexp_lib.metrics import ara_from_distances
 
@@ -40,8 +40,10 @@ def main(argv=None) -> None:
     x, y = load_tensors("mnist5k", "test", n=a.n, seed=1776)
     xb, yb = x[: a.n_boundary], y[: a.n_boundary]
 
+    config = SearchConfig(steps=a.steps, eps=20.0, momentum=0.9)
+
     def search():
-        return rmse_search(model, x, y, mode="attack", eps=20.0, steps=a.steps, momentum=0.9).distances
+        return rmse_search(model, x, y, criterion="attack", config=config).distances
 
     def other(name, xs, ys, steps):
         return lambda: independent_attack(model, xs, ys, attack=name, steps=steps).distances

@@ -62,7 +62,9 @@ def _setup(activation, regularize, adversarial, batch):
     reg = WoodsRegularizer() if regularize else None  # paper settings: z 2, zeta 0.2, adaptive psi
     # the zoo's settings: "adv" searches l2 with eps 0.01, "all" l2min with eps 0.1; 7 steps each
     transform = (
-        RmseAdversarialTraining(mode=adversarial, eps=0.01 if adversarial == "l2" else 0.1, steps=7)
+        RmseAdversarialTraining(
+            minimal=adversarial == "l2min", eps=0.01 if adversarial == "l2" else 0.1, steps=7
+        )
         if adversarial
         else None
     )

@@ -30,14 +30,15 @@ import argparse
 import copy
 import statistics
 import time
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advexp_lib import attacks
 from advexp_lib.adversarial_training import RmseAdversarialTraining
-from advexp_lib.attacks import rmse_search
+from advexp_lib.attacks import ARA_PAPER, rmse_search
+from advexp_lib.attacks import search as search_module
 from advexp_lib.models import PoolFirst, build_model
 from advexp_lib.regularizers import AdaptivePsi, WoodsRegularizer
 
@@ -86,7 +87,7 @@ def training_ratios(arch, shape, batch, repeats):
     fns = {
         "standard": step_fn(std, x, y),
         "robust": step_fn(rob, x, y, regularizer=reg()),
-        "all": step_fn(al, x, y, regularizer=reg(), transform=RmseAdversarialTraining(mode="l2min", eps=0.1)),
+        "all": step_fn(al, x, y, regularizer=reg(), transform=RmseAdversarialTraining(minimal=True, eps=0.1)),
     }
     if isinstance(getattr(rob, "features", None), PoolFirst):  # the same robust step, activation before pool
         stored = copy.deepcopy(rob)
@@ -127,27 +128,26 @@ def ara_throughput(arch, shape, n, n_single, steps, repeats):
     torch.manual_seed(0)
     model = build_model(arch, num_classes=10, in_channels=shape[0], image_size=shape[1]).eval()
     x, y = torch.rand(n, *shape), torch.randint(10, (n,))
+    config = replace(ARA_PAPER, steps=steps)  # eps 20, momentum 0.9
 
     def batched():  # what accuracy_robustness_area does by default: every image in one batch
-        rmse_search(model, x, y, mode="attack", eps=20.0, steps=steps, momentum=0.9)
+        rmse_search(model, x, y, criterion="attack", config=config)
 
     def per_image():  # the baseline: the same search, one image at a time (on a subset; cost is per image)
         for i in range(n_single):
-            rmse_search(model, x[i : i + 1], y[i : i + 1], mode="attack", eps=20.0, steps=steps, momentum=0.9)
+            rmse_search(model, x[i : i + 1], y[i : i + 1], criterion="attack", config=config)
 
-    def batched_nchw():  # the same batched search with the model fed NCHW (attacks._nhwc bypassed)
-        saved = attacks._nhwc
-        attacks._nhwc = lambda v: v
+    def batched_nchw():  # the same batched search with the model fed NCHW (attacks.search._nhwc bypassed)
+        saved = search_module._nhwc
+        search_module._nhwc = lambda v: v
         try:
             batched()
         finally:
-            attacks._nhwc = saved
+            search_module._nhwc = saved
 
     def chunks():  # batch_size=256
         for i in range(0, n, 256):
-            rmse_search(
-                model, x[i : i + 256], y[i : i + 256], mode="attack", eps=20.0, steps=steps, momentum=0.9
-            )
+            rmse_search(model, x[i : i + 256], y[i : i + 256], criterion="attack", config=config)
 
     t = median_times(
         {

@@ -27,9 +27,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from advexp_lib import zoo  # noqa: E402
-from advexp_lib.attributions import attribute  # noqa: E402
+from advexp_lib.attacks.sneaking import interpretability_sneaking_attack  # noqa: E402
+from advexp_lib.attributions import Cam, attribute  # noqa: E402
 from advexp_lib.data import load_tensors  # noqa: E402
-from advexp_lib.explanation_attacks import interpretability_sneaking_attack  # noqa: E402
 from advexp_lib.metrics import accuracy, gini, robust_accuracy_curve  # noqa: E402
 
 TRAIN = ("cam_standard", "l1", "pgd_linf", "int", "int2", "ig_norm")
@@ -99,23 +99,24 @@ def isa_stage(n: int, seed: int) -> dict:
             x,
             y,
             targets,
-            measure=measure,
-            method="cam",
+            measures=(measure,),
+            multiples=(1.0,),  # the ISA at the attack alone's minimal eps (matched budget)
+            explainer=Cam(upsample=False),
             eps_max=0.3,
             steps=50,
-            eps_search_steps=6,
-            gamma_search_steps=6,
+            search_steps=6,
         )
-        s = r.success
+        hid = {k: v[0] for k, v in r.hidden[measure].items() if k != "x_adv"}  # the one multiple, p = 1
+        s = hid["success"]
         row = {
             "success_rate": s.float().mean().item(),
             "eps_mean": r.eps[s].mean().item(),
-            "gamma_median": r.gamma[s].median().item(),
-            "share_gamma_pos": (r.gamma[s] > 0).float().mean().item(),
-            "attack_alone_D1": r.baseline_one[s].mean().item(),
-            "attack_alone_D2": r.baseline_two[s].mean().item(),
-            "isa_D1": r.one_class[s].mean().item(),
-            "isa_D2": r.two_class[s].mean().item(),
+            "gamma_median": hid["gamma"][s].median().item(),
+            "share_gamma_pos": (hid["gamma"][s] > 0).float().mean().item(),
+            "attack_alone_D1": r.baseline["one"][s].mean().item(),
+            "attack_alone_D2": r.baseline["two"][s].mean().item(),
+            "isa_D1": hid["one"][s].mean().item(),
+            "isa_D2": hid["two"][s].mean().item(),
             "seconds": round(time.perf_counter() - t0, 1),
         }
         out[measure] = row

@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 from woods_reference import reference_search  # noqa: E402
 
 from advexp_lib.attacks import rmse  # noqa: E402
-from advexp_lib.explanation_attacks import adversarial_explanation  # noqa: E402
+from advexp_lib.attributions import adversarial_explanation  # noqa: E402
+from advexp_lib.experiments import reference_difference  # noqa: E402
 from advexp_lib.metrics import accuracy_robustness_area, ara_from_distances  # noqa: E402
 from advexp_lib.published import EXAMPLE_NETWORK_ORDER, example_images, published_model  # noqa: E402
-from advexp_lib.report import reference_difference  # noqa: E402
 
 
 def row(label, table):

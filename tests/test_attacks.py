@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from advexp_lib import InputError
-from advexp_lib.attacks import LateCriterionWarning, pgd, rmse, rmse_search, step_sizes
+from advexp_lib.attacks import LateCriterionWarning, SearchConfig, pgd, rmse, rmse_search, step_sizes
 
 from tiny_models import Linear2
 
@@ -37,7 +37,7 @@ def test_step_ramp_sums_to_eps_times_overshoot():
 
 def test_minimal_rmse_on_linear_classifier_within_2_percent(lin, x2):
     y = lin(x2).argmax(1)
-    res = rmse_search(lin, x2, y, mode="attack", eps=20.0, steps=450, momentum=0.9)
+    res = rmse_search(lin, x2, y, criterion="attack", config=SearchConfig(steps=450, eps=20.0, momentum=0.9))
     assert torch.allclose(res.distances, analytic_rmse(lin, x2), rtol=0.02)
     assert (lin(res.x_adv).argmax(1) != y).all()
     assert not res.unreliable.any()
@@ -55,7 +55,7 @@ def scalar_path(c0_boundary, sizes, push):
 def test_direction_switches_on_budget_in_l2_mode(lin, x2):
     eps, steps, o = 0.05, 12, 5.0
     y = lin(x2).argmax(1)
-    res = rmse_search(lin, x2, y, mode="budget", eps=eps, steps=steps, overshoot=o)
+    res = rmse_search(lin, x2, y, criterion="budget", config=SearchConfig(steps=steps, eps=eps, overshoot=o))
     path = scalar_path(None, step_sizes(eps, steps, o).tolist(), lambda c: c < eps)
     assert torch.allclose(rmse(res.x_adv - x2), torch.full((2,), abs(path[-1]), dtype=torch.float64))
 
@@ -63,7 +63,7 @@ def test_direction_switches_on_budget_in_l2_mode(lin, x2):
 def test_best_delta_is_smallest_that_met_the_criterion(lin, x2):
     eps, steps, o = 1.0, 20, 1.0
     y = lin(x2).argmax(1)
-    res = rmse_search(lin, x2, y, mode="attack", eps=eps, steps=steps, overshoot=o)
+    res = rmse_search(lin, x2, y, criterion="attack", config=SearchConfig(steps=steps, eps=eps, overshoot=o))
     for i, b in enumerate(analytic_rmse(lin, x2).tolist()):
         path = scalar_path(None, step_sizes(eps, steps, o).tolist(), lambda c, b=b: c < b)
         met = [c for c in path if c >= b]
@@ -78,7 +78,7 @@ def test_btr_criterion_uses_chance_probability():
     m = Linear2([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]], [0.0, 0.0, 0.0])
     x = torch.tensor([[0.9, 0.1], [0.0, 0.0]], dtype=torch.float64).reshape(2, 1, 1, 2)
     y = torch.tensor([0, 0])
-    res = rmse_search(m, x, y, mode="btr", eps=5.0, steps=200)
+    res = rmse_search(m, x, y, criterion="btr", config=SearchConfig(steps=200, eps=5.0))
     assert res.distances[1] == 0.0 and res.distances[0] > 0  # prob 1/3 is not above chance
     assert torch.softmax(m(res.x_adv), 1)[0, 0] <= 1 / 3 + 1e-9
 
@@ -86,7 +86,9 @@ def test_btr_criterion_uses_chance_probability():
 def test_explain_mode_descends_toward_target_within_budget(lin, x2):
     targets = torch.tensor([1, 1])
     before = torch.softmax(lin(x2), 1)[:, 1]
-    res = rmse_search(lin, x2, targets=targets, mode="explain", eps=0.1, steps=35, overshoot=5.0)
+    res = rmse_search(
+        lin, x2, targets, criterion="explain", config=SearchConfig(steps=35, eps=0.1, overshoot=5.0)
+    )
     assert (torch.softmax(lin(res.x_adv), 1)[:, 1] > before).all()
     assert (rmse(res.x_adv - x2) <= 0.1 + step_sizes(0.1, 35, 5.0)[0] + 1e-12).all()
 
@@ -94,7 +96,12 @@ def test_explain_mode_descends_toward_target_within_budget(lin, x2):
 def test_mask_leaves_other_examples_untouched_and_clip_keeps_range(lin, x2):
     y = lin(x2).argmax(1)
     res = rmse_search(
-        lin, x2, y, mode="budget", eps=0.5, steps=5, mask=torch.tensor([True, False]), clip=True
+        lin,
+        x2,
+        y,
+        criterion="budget",
+        config=SearchConfig(steps=5, eps=0.5, clip=True),
+        mask=torch.tensor([True, False]),
     )
     assert torch.equal(res.x_adv[1], x2[1]) and not torch.equal(res.x_adv[0], x2[0])
     assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
@@ -102,32 +109,34 @@ def test_mask_leaves_other_examples_untouched_and_clip_keeps_range(lin, x2):
 
 def test_late_criterion_is_flagged_warned_or_raised(lin, x2):
     y = lin(x2).argmax(1)
-    res = rmse_search(lin, x2, y, mode="attack", eps=0.01, steps=10)  # far too small to flip
+    tiny = SearchConfig(steps=10, eps=0.01)  # far too small to flip
+    res = rmse_search(lin, x2, y, criterion="attack", config=tiny)
     assert res.unreliable.all() and torch.isinf(res.distances).all()
     with pytest.warns(LateCriterionWarning, match="raise eps"):
-        rmse_search(lin, x2, y, mode="attack", eps=0.01, steps=10, on_late="warn")
+        rmse_search(lin, x2, y, criterion="attack", config=tiny, on_late="warn")
     with pytest.raises(InputError, match="raise eps"):
-        rmse_search(lin, x2, y, mode="attack", eps=0.01, steps=10, on_late="raise")
+        rmse_search(lin, x2, y, criterion="attack", config=tiny, on_late="raise")
 
 
 def test_search_is_batched_not_per_example(lin, x2):
     y = lin(x2).argmax(1)
     calls = []
     lin.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
-    rmse_search(lin, x2, y, mode="attack", eps=2.0, steps=10)
+    rmse_search(lin, x2, y, criterion="attack", config=SearchConfig(steps=10, eps=2.0))
     assert calls == [2] * 11  # one batched forward per step, plus the final scoring pass
 
 
 def test_search_rejects_bad_arguments(lin, x2):
     y = torch.tensor([0, 0])
-    with pytest.raises(InputError, match="mode: unknown value 'l3'"):
-        rmse_search(lin, x2, y, mode="l3", eps=1.0, steps=2)
+    cfg = SearchConfig(steps=2, eps=1.0)
+    with pytest.raises(InputError, match="criterion: unknown value 'l3'"):
+        rmse_search(lin, x2, y, criterion="l3", config=cfg)
     with pytest.raises(InputError, match="eps"):
-        rmse_search(lin, x2, y, mode="budget", eps=0.0, steps=2)
+        SearchConfig(steps=2, eps=0.0)
     with pytest.raises(InputError, match=r"y: labels must lie in \[0, 1\]"):
-        rmse_search(lin, x2, torch.tensor([0, 5]), mode="budget", eps=1.0, steps=2)
+        rmse_search(lin, x2, torch.tensor([0, 5]), criterion="budget", config=cfg)
     with pytest.raises(InputError, match="x: pixels"):
-        rmse_search(lin, x2 + 2, y, mode="budget", eps=1.0, steps=2)
+        rmse_search(lin, x2 + 2, y, criterion="budget", config=cfg)
 
 
 def test_pgd_linf_one_step_by_hand(lin, x2):
@@ -180,9 +189,11 @@ def test_search_runs_nhwc_inside_and_returns_the_callers_layout(channels, nhwc_i
     model[0].register_forward_hook(lambda m, i, o: seen.append(i[0].stride(1)))
     y = model(x).argmax(1)
     seen.clear()
-    res = rmse_search(model, x, y, mode="attack", eps=5.0, steps=6)
+    res = rmse_search(model, x, y, criterion="attack", config=SearchConfig(steps=6, eps=5.0))
     assert set(seen) == {1}  # the model saw NHWC inputs at every step
     assert res.x_adv.stride() == x.stride()
     # the same search on a float64 copy (own rounding) agrees: the layout changes speed, not the result
-    ref = rmse_search(model.double(), x.double(), y, mode="attack", eps=5.0, steps=6)
+    ref = rmse_search(
+        model.double(), x.double(), y, criterion="attack", config=SearchConfig(steps=6, eps=5.0)
+    )
     torch.testing.assert_close(res.distances.double(), ref.distances, rtol=1e-4, atol=1e-6)

@@ -17,7 +17,9 @@ import torch
 
 RUN = textwrap.dedent("""
     import hashlib, json, sys
+    from dataclasses import replace
     import torch
+    from advexp_lib.attacks import ARA_PAPER
     from advexp_lib.data import TensorImageDataset
     from advexp_lib.metrics import accuracy_robustness_area
     from advexp_lib.models import build_model
@@ -36,8 +38,8 @@ RUN = textwrap.dedent("""
         cfg = TrainConfig(num_epochs=4, batch_size=16, lr=1e-2, seed=seed)
         history = train(model, TensorImageDataset(x, y), cfg, loss_term=WoodsRegularizer(psi=0.1),
                         input_transform=RmseAdversarialTraining(eps=0.05, steps=2), progress=False)
-        res = accuracy_robustness_area(model, x[:16], y[:16], steps=20, eps=2.0, progress=False,
-                                       on_late="flag")
+        res = accuracy_robustness_area(model, x[:16], y[:16], config=replace(ARA_PAPER, steps=20, eps=2.0),
+                                       progress=False, on_late="flag")
         blob = b"".join(v.numpy().tobytes() for v in model.state_dict().values())
         return {"weights_sha256": hashlib.sha256(blob).hexdigest(), "ara": res.ara.hex(),
                 "distances": [d.hex() for d in res.distances.double().tolist()],

@@ -2,12 +2,14 @@
 
 import os
 import socket
+from dataclasses import replace
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 
 from advexp_lib import InputError, zoo
+from advexp_lib.attacks import ARA_PAPER
 from advexp_lib.checkpoints import load_checkpoint
 from advexp_lib.data import TensorImageDataset, load_tensors
 from advexp_lib.distributed import gather_cat, split_for_rank, world_size
@@ -112,7 +114,13 @@ def _ara(n):
     model = zoo.get_model("mnist5k", "standard", progress=False)
     x, y = load_tensors("mnist5k", "test", n=n, seed=1776)
     res = accuracy_robustness_area(
-        model, x, y, steps=60, eps=5.0, progress=False, on_late="flag", never_met="retry"
+        model,
+        x,
+        y,
+        config=replace(ARA_PAPER, steps=60, eps=5.0),
+        progress=False,
+        on_late="flag",
+        never_met="retry",
     )
     return {"distances": res.distances, "ara": res.ara, "accuracy": res.accuracy, "retried": res.retried}
 

@@ -15,7 +15,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from advexp_lib import attacks, explanation_attacks, metrics
+from advexp_lib import attacks, metrics
+from advexp_lib.attacks import sneaking
 from advexp_lib.models import build_model
 
 FAST = settings(deadline=None, max_examples=100)
@@ -73,17 +74,15 @@ def test_ara_is_monotone_when_distances_grow(d, grow, num_classes):
 # ------------------------------------------------------------------------------------------- RMSE search
 
 
-def _l2_search(seed, shape, eps, steps, overshoot, **kw):
+def _l2_search(seed, shape, eps, steps, overshoot, momentum=0.0, **kw):
     """The "budget" search on the seeded linear model: x, the result, RMSE(x_adv - x) and the first step."""
     x = _images(seed, shape)
     res = attacks.rmse_search(
         _linear(seed, shape),
         x,
         _labels(seed, shape[0]),
-        mode="budget",
-        eps=eps,
-        steps=steps,
-        overshoot=overshoot,
+        criterion="budget",
+        config=attacks.SearchConfig(steps=steps, eps=eps, momentum=momentum, overshoot=overshoot),
         **kw,
     )
     return x, res, attacks.rmse(res.x_adv - x), attacks.step_sizes(eps, steps, overshoot)[0].item()
@@ -136,21 +135,18 @@ def test_rmse_search_l2_with_momentum_also_keeps_the_first_step_bound(
     shape=shapes,
     eps=st.floats(0.05, 3.0),
     steps=st.integers(1, 6),
-    mode=st.sampled_from(attacks.SEARCH_MODES),
+    mode=st.sampled_from(tuple(attacks.CRITERIA)),
     momentum=st.sampled_from([0.0, 0.9]),
 )
 def test_rmse_search_clip_keeps_pixels_in_range(seed, shape, eps, steps, mode, momentum):
     x = _images(seed, shape)
-    classes = {"targets" if mode == "explain" else "y": _labels(seed, shape[0])}
+    classes = _labels(seed, shape[0])  # y, or the targets of "explain"
     res = attacks.rmse_search(
         _linear(seed, shape),
         x,
-        **classes,
-        mode=mode,
-        eps=eps,
-        steps=steps,
-        momentum=momentum,
-        clip=True,
+        classes,
+        criterion=mode,
+        config=attacks.SearchConfig(steps=steps, eps=eps, momentum=momentum, clip=True),
     )
     assert res.x_adv.min() >= 0.0 and res.x_adv.max() <= 1.0
 
@@ -242,7 +238,7 @@ def test_isa_never_exceeds_its_eps(cam_model, seed, n, eps_max, multiple, measur
     x = _images(seed, (n, 1, 8, 8))
     y = _labels(seed, n)
     targets = (y + 1) % 3
-    res = explanation_attacks.interpretability_sneaking_attack(
+    res = sneaking.interpretability_sneaking_attack(
         cam_model,
         x,
         y,

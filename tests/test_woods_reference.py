@@ -10,6 +10,7 @@ training-mode search leaves behind.
 """
 
 import copy
+from dataclasses import replace
 
 import pytest
 import torch
@@ -17,7 +18,7 @@ from torch import nn
 from woods_reference import ImproperMinimization, reference_ara, reference_search
 
 from advexp_lib.adversarial_training import RmseAdversarialTraining
-from advexp_lib.attacks import rmse, rmse_search
+from advexp_lib.attacks import ARA_PAPER, SearchConfig, rmse, rmse_search
 from advexp_lib.metrics import accuracy_robustness_area, ara_from_distances
 from advexp_lib.models import HalfHuberReLU
 
@@ -61,7 +62,7 @@ def test_ara_modes_with_momentum_match_the_reference(batch, use_l2min, mode):
     ref = reference_search(
         net, x, y, eps=3.0, steps=60, momentum=0.9, use_l2min=use_l2min, ensure_proper_minimization=False
     )
-    ours = rmse_search(net, x, y, mode=mode, eps=3.0, steps=60, momentum=0.9)
+    ours = rmse_search(net, x, y, criterion=mode, config=SearchConfig(steps=60, eps=3.0, momentum=0.9))
     close(ours.x_adv, ref)
     close(ours.distances, rmse(ref - x))
     assert ours.distances[0] == 0  # misclassified (or at chance) from the start
@@ -93,7 +94,7 @@ def test_settled_examples_leave_the_batch_without_changing_any_number(use_l2min,
         net, x, y, eps=3.0, steps=40, momentum=0.9, use_l2min=use_l2min, ensure_proper_minimization=False
     )
     counted = _Sizes(net).eval()
-    ours = rmse_search(counted, x, y, mode=mode, eps=3.0, steps=40, momentum=0.9)
+    ours = rmse_search(counted, x, y, criterion=mode, config=SearchConfig(steps=40, eps=3.0, momentum=0.9))
     assert counted.sizes[0] == 24 and set(counted.sizes[1:]) == {20}
     close(ours.x_adv, ref)
     close(ours.distances, rmse(ref - x))
@@ -106,14 +107,21 @@ def test_explanations_match_the_reference_and_its_late_check(batch):
     targets = (net(x).argmax(1) + 2) % 4
     ref = reference_search(net, x, targets, eps=0.1, steps=35, eps_overshoot=5.0, encourage_labels=True)
     ours = rmse_search(
-        net, x, targets=targets, mode="explain", eps=0.1, steps=35, overshoot=5.0, on_late="raise"
+        net,
+        x,
+        targets,
+        criterion="explain",
+        config=SearchConfig(steps=35, eps=0.1, overshoot=5.0),
+        on_late="raise",
     )
     close(ours.x_adv, ref)
     assert not ours.unreliable.any()
     # a budget the path cannot reach by step T // 2: the reference refuses, and so do we
     with pytest.raises(ImproperMinimization):
         reference_search(net, x, targets, eps=0.1, steps=35, eps_overshoot=0.3, encourage_labels=True)
-    late = rmse_search(net, x, targets=targets, mode="explain", eps=0.1, steps=35, overshoot=0.3)
+    late = rmse_search(
+        net, x, targets, criterion="explain", config=SearchConfig(steps=35, eps=0.1, overshoot=0.3)
+    )
     assert late.unreliable.all()
 
 
@@ -153,7 +161,8 @@ def test_adversarial_training_searches_in_train_mode_like_the_reference(batch, m
 def test_l2min_trains_on_the_clean_image_where_no_flip_was_found(batch):
     x, y = batch
     net = bn_net()
-    res = rmse_search(net, x, y, mode="attack", eps=0.02, steps=7)  # far too small to flip most
+    # far too small to flip most
+    res = rmse_search(net, x, y, criterion="attack", config=SearchConfig(steps=7, eps=0.02))
     never = torch.isinf(res.distances)
     assert never.any()
     assert torch.equal(res.x_adv[never], x[never])  # delta = 0, as the reference's zero-initialized buffer
@@ -163,7 +172,7 @@ def test_eval_mode_search_leaves_batchnorm_untouched(batch):
     x, y = batch
     net = bn_net()
     before = copy.deepcopy(net.state_dict())
-    rmse_search(net, x, y, mode="attack", eps=1.0, steps=10)
+    rmse_search(net, x, y, criterion="attack", config=SearchConfig(steps=10, eps=1.0))
     for k, v in net.state_dict().items():
         assert torch.equal(v, before[k]), k
 
@@ -177,7 +186,9 @@ def test_ara_against_the_reference_area(batch):
     """
     x, y = batch
     net = bn_net()
-    res = accuracy_robustness_area(net, x, y, steps=80, eps=3.0, progress=False, on_late="flag")
+    res = accuracy_robustness_area(
+        net, x, y, config=replace(ARA_PAPER, steps=80, eps=3.0), progress=False, on_late="flag"
+    )
     ref = reference_search(
         net, x, y, eps=3.0, steps=80, momentum=0.9, use_l2min=True, ensure_proper_minimization=False
     )

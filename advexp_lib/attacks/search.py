@@ -1,0 +1,513 @@
+"""Algorithm 1 of Woods et al. (2019), the RMSE search, with its settings and criteria as objects.
+
+Hand-written: the search exists in no library. One routine serves adversarial
+training, the ARA and adversarial explanations; what differs between them is
+
+- a :class:`SearchConfig` (steps, budget, momentum, overshoot, clipping), with
+  the two protocols of the paper's reference code as named constants,
+  :data:`ARA_PAPER` and :data:`AE_PAPER`;
+- a :class:`Criterion`: when to keep pushing, which way, and whether to keep
+  the smallest perturbation that met it (:data:`BUDGET`, :data:`ATTACK`,
+  :data:`BTR`, :data:`EXPLAIN`).
+
+Distances are per-image RMSE, sqrt(mean((x' - x)^2)) over all pixels and channels.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..checks import InputError, check_choice, check_images, check_labels, check_logits, check_positive
+from ..models import eval_mode, training_mode
+
+__all__ = [
+    "SearchConfig",
+    "ARA_PAPER",
+    "AE_PAPER",
+    "Criterion",
+    "BUDGET",
+    "ATTACK",
+    "BTR",
+    "EXPLAIN",
+    "CRITERIA",
+    "as_criterion",
+    "MODEL_MODES",
+    "SearchResult",
+    "LateCriterionWarning",
+    "rmse",
+    "step_sizes",
+    "rmse_search",
+    "criterion_met",
+]
+
+MODEL_MODES = ("eval", "train")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Settings of one RMSE search (:func:`rmse_search`); change a field with ``dataclasses.replace``.
+
+    Examples:
+        >>> from dataclasses import replace
+        >>> replace(ARA_PAPER, steps=50).steps
+        50
+    """
+
+    steps: int = field(metadata={"help": "search steps T"})
+    eps: float = field(metadata={"help": "budget, RMSE units (the path is eps * overshoot long)"})
+    momentum: float = field(default=0.0, metadata={"help": "momentum m in [0, 1)"})
+    overshoot: float = field(default=1.0, metadata={"help": "path length / eps"})
+    clip: bool = field(
+        default=False, metadata={"help": "keep x + delta in [0, 1] (the reference does not clip)"}
+    )
+    grad_floor: float = field(
+        default=1e-8,
+        metadata={"help": "added to each direction's RMSE before dividing (the reference's 1e-8)"},
+    )
+
+    def __post_init__(self):
+        check_positive(self.steps, "steps", integer=True)
+        check_positive(self.eps, "eps")
+        check_positive(self.overshoot, "overshoot")
+        check_positive(self.grad_floor, "grad_floor", allow_zero=True)
+        if isinstance(self.momentum, bool) or not isinstance(self.momentum, (int, float)):
+            raise InputError(f"momentum: expected a number in [0, 1), got {self.momentum!r}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise InputError(f"momentum: expected a value in [0, 1), got {self.momentum!r}")
+        if not isinstance(self.clip, bool):
+            raise InputError(f"clip: expected True or False, got {self.clip!r}")
+
+
+ARA_PAPER = SearchConfig(steps=450, eps=20.0, momentum=0.9)
+"""The ARA protocol: the defaults of the reference code's ARA command (Woods et al.'s ``calculate-ara``)."""
+AE_PAPER = SearchConfig(steps=35, eps=0.1, overshoot=5.0)
+"""The explanation protocol of the reference code (its eps is the paper's rho, CIFAR-10's budget)."""
+
+
+class Criterion:
+    r"""When the RMSE search keeps pushing, in which direction, and what it returns.
+
+    At delta_t, with logits f = model(x + delta_t) and MSE(delta_t), the search
+    steps along the (normalized) cross-entropy gradient where
+    :meth:`keep_pushing` is True, and back toward x, -delta_t, where it is not.
+
+    Attributes:
+        name: the criterion's name ("budget", "attack", "btr", "explain").
+        descend: descend the cross-entropy of the classes (explanations)
+            instead of ascending it (attacks).
+        minimal: return, per example, the smallest-RMSE delta_t at which the
+            criterion was met (ARA), instead of the last delta.
+        reports_late: whether meeting it late (after T/2 steps) or never
+            makes the result unreliable.
+        classes: what the classes passed to the search are ("y" or "targets").
+
+    Examples:
+        >>> ATTACK.minimal, EXPLAIN.descend, BUDGET.reports_late
+        (True, True, False)
+    """
+
+    name = ""
+    descend = False
+    minimal = False
+    reports_late = True
+    classes = "y"
+
+    def keep_pushing(
+        self, logits: torch.Tensor, classes: torch.Tensor, mse: torch.Tensor, eps: float
+    ) -> torch.Tensor:
+        """bool (N,): keep stepping along the gradient at this delta."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return self.name.upper()
+
+
+class _WithinBudget(Criterion):
+    r"""Push while RMSE(delta) < eps:  {delta : sqrt(mean(delta^2)) < eps}."""
+
+    def keep_pushing(self, logits, classes, mse, eps):
+        return mse < eps**2
+
+
+class _Budget(_WithinBudget):
+    """The reference's "l2" mode: ascend CE(y) while RMSE(delta) < eps; return the last delta."""
+
+    name, reports_late = "budget", False
+
+
+class _Explain(_WithinBudget):
+    """Explanations: *descend* CE(targets) while RMSE(delta) < eps; return the last delta."""
+
+    name, descend, classes = "explain", True, "targets"
+
+
+class _Attack(Criterion):
+    """ARA's "attack" ("l2min" in the reference): push while argmax f = y; keep the smallest flip."""
+
+    name, minimal = "attack", True
+
+    def keep_pushing(self, logits, classes, mse, eps):
+        return logits.argmax(1) == classes
+
+
+class _BetterThanRandom(Criterion):
+    r"""ARA's "btr": push while p_y = softmax(f)_y > 1/C; keep the smallest delta that brings it to 1/C."""
+
+    name, minimal = "btr", True
+
+    def keep_pushing(self, logits, classes, mse, eps):
+        probs = logits.softmax(1).gather(1, classes[:, None]).squeeze(1)
+        return probs > 1.0 / logits.shape[1]
+
+
+BUDGET, EXPLAIN, ATTACK, BTR = _Budget(), _Explain(), _Attack(), _BetterThanRandom()
+CRITERIA = {c.name: c for c in (BUDGET, ATTACK, BTR, EXPLAIN)}
+"""Criterion name -> criterion."""
+
+
+def as_criterion(criterion, allowed=None, *, name: str = "criterion") -> Criterion:
+    """A :class:`Criterion` from itself or its name; ``allowed`` (names) restricts the choice.
+
+    Errors name the argument ``name`` (e.g. "kind" for the ARA's criterion).
+
+    Examples:
+        >>> as_criterion("btr") is BTR
+        True
+    """
+    names = list(allowed or CRITERIA)
+    if isinstance(criterion, Criterion) and criterion.name in names:
+        return criterion
+    return CRITERIA[check_choice(getattr(criterion, "name", criterion), name, names)]
+
+
+class LateCriterionWarning(UserWarning):
+    """Some examples met the search criterion only after T/2 steps, or never (unreliable result).
+
+    Examples:
+        >>> import warnings
+        >>> tiny = SearchConfig(steps=2, eps=1e-4)  # too small a budget to break any image
+        >>> with warnings.catch_warnings(record=True) as w:
+        ...     _ = rmse_search(model, x, y, criterion=ATTACK, config=tiny, on_late="warn")
+        >>> issubclass(w[-1].category, LateCriterionWarning)
+        True
+    """
+
+
+@dataclass
+class SearchResult:
+    """Output of :func:`rmse_search` (and of the other minimal-perturbation attacks).
+
+    Attributes:
+        x_adv: x + delta. Criteria that are not ``minimal`` (budget, explain):
+            the delta after the last step. ``minimal`` ones (attack, btr): the
+            smallest-RMSE delta at which the criterion was met, and delta = 0
+            (x itself) where it never was.
+        distances: ``minimal``: per-example RMSE of that delta, inf where the
+            criterion was never met, 0 where it held at delta = 0 or the
+            example was masked out. Otherwise: RMSE of the final delta.
+        first_met: first step t (0 .. T) whose delta met the criterion; -1: never.
+        unreliable: met after step T // 2, or never (always False for a
+            criterion that does not ``reports_late``).
+
+    Examples:
+        >>> res = rmse_search(model, x, y, criterion=BUDGET, config=SearchConfig(steps=5, eps=0.1))
+        >>> isinstance(res, SearchResult), res.x_adv.shape == x.shape
+        (True, True)
+    """
+
+    x_adv: torch.Tensor
+    distances: torch.Tensor
+    first_met: torch.Tensor
+    unreliable: torch.Tensor
+
+
+def rmse(delta: torch.Tensor) -> torch.Tensor:
+    """Per-example RMSE sqrt(mean(delta^2)) over all pixels and channels.
+
+    Examples:
+        >>> rmse(torch.full((2, 1, 2, 2), 0.5))
+        tensor([0.5000, 0.5000])
+    """
+    return _mse(delta).sqrt()
+
+
+def step_sizes(eps: float, steps: int, overshoot: float = 1.0) -> torch.Tensor:
+    """Linearly decreasing ramp: step t has size eps * o * (T - t) / (T (T + 1) / 2); sums to eps * o.
+
+    Examples:
+        >>> step_sizes(1.0, 3).tolist()
+        [0.5, 0.3333333333333333, 0.16666666666666666]
+    """
+    t = torch.arange(steps, dtype=torch.float64)
+    return eps * overshoot * (steps - t) / (steps * (steps + 1) / 2)
+
+
+def rmse_search(
+    model: nn.Module,
+    x: torch.Tensor,
+    classes: torch.Tensor,
+    *,
+    criterion,
+    config: SearchConfig,
+    mask: torch.Tensor | None = None,
+    model_mode: str = "eval",
+    on_late: str = "flag",
+    progress=None,
+) -> SearchResult:
+    r"""Algorithm 1 of Woods et al. (2019): the RMSE search behind adversarial training, ARA and AEs.
+
+    Computes what the reference implementation (wwoods/adversarial-explanations-cifar)
+    computes. Start at delta_0 = 0 and walk a path of total length eps * o in
+    T steps of linearly decreasing size s_t (:func:`step_sizes`). At step t,
+    one forward pass at x + delta_t gives the per-example cross-entropy
+    gradient g (negated for a ``descend`` criterion) and the criterion's flag
+    f = ``keep_pushing``. Then, per example, with RMSE over all pixels and channels:
+
+        d_t = f g + (1 - f) (-delta_t),        d_t <- d_t / (floor + RMSE(d_t)),
+        v_t = m v_{t-1} + (1 - m) d_t          (momentum m > 0; else v_t = d_t),
+        delta_{t+1} = delta_t + s_t v_t        (masked examples stay at 0).
+
+    The step follows v_t itself: with momentum it can be shorter than s_t. The
+    reference's floor 1e-8 makes steps shrink where the gradient vanishes (an
+    image a network classifies with saturated confidence), so the search may
+    not move there at all. A ``minimal`` criterion also evaluates delta_T and
+    returns, per example, the smallest-RMSE delta_t (t = 0 .. T) that met it,
+    or delta = 0 where none did: the reference's best buffer starts at zero,
+    so "attack" adversarial training trains on the clean image there. An
+    example that first meets its criterion after step T // 2, or never, is
+    ``unreliable`` (the reference raises for explanations and ARA).
+
+    Work whose result cannot change is skipped: in "eval" mode, an example
+    that meets its criterion at delta_0 = 0 (so d_t = 0 for ever) leaves the
+    batch after step 0, once at least 16 examples stay. The search then
+    matches the reference loop to rounding (tests compare the two).
+
+    Args:
+        x: images (N, C, H, W) in [0, 1].
+        classes: (N,) the true classes y, or the classes to explain for
+            :data:`EXPLAIN` (the criterion's ``classes``).
+        criterion: a :class:`Criterion` or its name ("budget", "attack", "btr", "explain").
+        config: :class:`SearchConfig` (e.g. :data:`ARA_PAPER`, :data:`AE_PAPER`).
+        mask: bool (N,): perturb only these examples (half-and-half training).
+        model_mode: "eval" (default: attacks, ARA, explanations) or "train":
+            the search runs the model in training mode over the whole batch,
+            as the reference's adversarial training does, so BatchNorm uses
+            the perturbed batch's statistics and updates its running
+            averages (T or T + 1 times). The caller's mode is restored after.
+        on_late: "flag" (default; see ``unreliable``), "warn" or "raise" when
+            an example meets its criterion late or never (raise eps or steps).
+        progress: optional tqdm bar, advanced by N per step.
+    Returns:
+        :class:`SearchResult`.
+
+    Examples:
+        >>> res = rmse_search(model, x, y, criterion=ATTACK, config=replace(ARA_PAPER, steps=40))
+        >>> bool((res.distances >= 0).all())
+        True
+    """
+    criterion = as_criterion(criterion)
+    if not isinstance(config, SearchConfig):
+        raise InputError(f"config: expected a SearchConfig (e.g. ARA_PAPER), got {type(config).__name__}")
+    check_images(x, "x")
+    n = x.shape[0]
+    check_choice(on_late, "on_late", ("flag", "warn", "raise"))
+    check_choice(model_mode, "model_mode", MODEL_MODES)
+    check_labels(classes, n, None, criterion.classes)
+    if mask is not None and (not isinstance(mask, torch.Tensor) or tuple(mask.shape) != (n,)):
+        got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise InputError(f"mask: expected a bool tensor of shape ({n},), one flag per image, got {got}")
+    active = torch.ones(n, dtype=torch.bool, device=x.device) if mask is None else mask.to(x.device).bool()
+    state = _State(
+        delta=torch.zeros_like(x),
+        velocity=torch.zeros_like(x),
+        best=torch.zeros_like(x),
+        best_mse=torch.full((n,), math.inf, dtype=x.dtype, device=x.device),
+        first=torch.full((n,), -1, dtype=torch.long, device=x.device),
+    )
+    search = _Search(criterion, config, mask is not None, _nhwc_pays(model, x), progress, n)
+    steps, extra = config.steps, int(criterion.minimal)
+    with training_mode(model, model_mode == "train"):
+        if model_mode == "train":  # BatchNorm couples the batch: every example is searched to the end
+            search.run(model, x, classes, active, state, range(steps + extra))
+        else:  # independent examples: after step 0, search only those whose result is still open
+            search.run(model, x, classes, active, state, range(1))
+            rest = range(1, steps + extra)
+            rows = torch.nonzero(active & (state.first != 0)).flatten()
+            if len(rows) == n or 0 < len(rows) < _MIN_COMPACTED:
+                search.run(model, x, classes, active, state, rest)
+            elif len(rows):
+                sub = state.take(rows)
+                search.run(model, x[rows], classes[rows], active[rows], sub, rest)
+                state.put(rows, sub)
+            elif progress is not None:  # every result known at delta = 0
+                progress.update(n * (steps - 1))
+    if criterion.reports_late:
+        unreliable = active & ((state.first < 0) | (state.first > steps // 2))
+        _report_late(unreliable, on_late, criterion.name, config)
+    else:
+        unreliable = torch.zeros(n, dtype=torch.bool, device=x.device)
+    if criterion.minimal:
+        x_adv = x + state.best
+        distances = torch.where(active, state.best_mse.sqrt(), torch.zeros_like(state.best_mse))
+    else:
+        x_adv = _apply(x, state.delta, config.clip)
+        distances = rmse(state.delta)
+    return SearchResult(x_adv.detach(), distances.detach(), state.first, unreliable)
+
+
+def criterion_met(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion=None) -> torch.Tensor:
+    """bool (N,): does ``model`` (in eval mode) fail on ``x`` by the criterion (default :data:`ATTACK`)?
+
+    :data:`ATTACK`: the prediction is not y; :data:`BTR`: p_y(x) <= 1/C (the
+    criteria of :func:`rmse_search`, for images that need no budget).
+
+    Examples:
+        >>> criterion_met(model, x, y).shape
+        torch.Size([4])
+    """
+    criterion = as_criterion(ATTACK if criterion is None else criterion, ("attack", "btr"))
+    with eval_mode(model), torch.no_grad():
+        return ~criterion.keep_pushing(model(x), y, None, None)
+
+
+# CPU convolution libraries pick other kernels for small batches, and those round differently: an
+# image's gradient in a batch of a few can differ (~1e-8) from the same image's in a full batch. So
+# the search drops settled examples only when at least this many remain, and each image's numbers
+# stay those of the full batch (what the reference computes).
+_MIN_COMPACTED = 16
+
+
+@dataclass
+class _State:
+    """Per-example tensors of the search: delta_t, momentum v, best delta met, its MSE, first step met."""
+
+    delta: torch.Tensor
+    velocity: torch.Tensor
+    best: torch.Tensor
+    best_mse: torch.Tensor
+    first: torch.Tensor
+
+    def take(self, rows):
+        return _State(*(getattr(self, f.name)[rows] for f in fields(self)))
+
+    def put(self, rows, sub):
+        for f in fields(self):
+            getattr(self, f.name)[rows] = getattr(sub, f.name)
+
+
+@dataclass(frozen=True)
+class _Search:
+    """One :func:`rmse_search`: its criterion and config; ``run`` takes some of its steps.
+
+    masked: some examples are masked out; nhwc: feed the model NHWC copies;
+    progress: bar advanced by ``per_step`` (the caller's batch size) per step.
+    """
+
+    criterion: Criterion
+    config: SearchConfig
+    masked: bool
+    nhwc: bool
+    progress: object
+    per_step: int
+    sizes: list = field(init=False)
+
+    def __post_init__(self):
+        c = self.config
+        object.__setattr__(self, "sizes", step_sizes(c.eps, c.steps, c.overshoot).tolist())
+
+    def run(self, model, x, classes, active, state, ts):
+        """Steps ``ts`` on (x, classes), updating ``state``; t = steps (the extra evaluation of a
+        ``minimal`` criterion) only scores delta_T. The model's mode is set by the caller."""
+        n, c, crit = x.shape[0], self.config, self.criterion
+        for t in ts:
+            d = state.delta.detach().requires_grad_(t < c.steps)
+            xd = _apply(x, d, c.clip)
+            logits = model(_nhwc(xd) if self.nhwc else xd)
+            if t == 0:
+                check_logits(logits, n)
+                check_labels(classes, n, logits.shape[1], crit.classes)
+            mse = _mse(d.detach())
+            push = crit.keep_pushing(logits.detach(), classes, mse, c.eps)
+            met = ~push & active
+            state.first = torch.where(met & (state.first < 0), torch.full_like(state.first, t), state.first)
+            if crit.minimal:
+                better = met & (mse < state.best_mse)
+                state.best_mse = torch.where(better, mse, state.best_mse)
+                state.best = torch.where(better[:, None, None, None], d.detach(), state.best)
+            if t == c.steps:
+                break
+            with torch.enable_grad():
+                (grad,) = torch.autograd.grad(F.cross_entropy(logits, classes, reduction="sum"), d)
+            state.delta = self._step(state, grad, push, active, x, t)
+            if self.progress is not None:
+                self.progress.update(self.per_step)
+
+    def _step(self, state, grad, push, active, x, t):
+        """delta_{t+1} from delta_t, the gradient and the push flags (the update of :func:`rmse_search`)."""
+        c, delta = self.config, state.delta
+        ascent = -grad if self.criterion.descend else grad
+        direction = torch.where(push[:, None, None, None], ascent, -delta)
+        norm = rmse(direction)
+        if c.grad_floor == 0:  # a zero direction (delta = 0 with the criterion met) stays zero
+            norm = torch.where(norm > 0, norm, torch.ones_like(norm))
+        direction = direction / (c.grad_floor + norm)[:, None, None, None]
+        if c.momentum > 0:
+            state.velocity = c.momentum * state.velocity + (1 - c.momentum) * direction
+            direction = state.velocity
+        if self.masked:  # (x * 1 is x: without a mask the multiply changes nothing)
+            direction = direction * active[:, None, None, None].to(x.dtype)
+        delta = torch.add(delta, direction, alpha=self.sizes[t])
+        return _apply(x, delta, True) - x if c.clip else delta
+
+
+def _mse(delta):
+    return delta.pow(2).mean(dim=tuple(range(1, delta.dim())))  # any memory layout, no copy
+
+
+def _apply(x, delta, clip):
+    return (x + delta).clamp(0, 1) if clip else x + delta
+
+
+def _nhwc_pays(model, x):
+    """Feed ``model`` NHWC copies (:func:`_nhwc`)? On CPU, for networks with max-pooling.
+
+    Max-pooling is where channels-last pays on CPU (benchmarks/bench_woods.py).
+    Other networks, such as the ResNets, are fed NCHW, as the reference feeds
+    them: NHWC convolutions sum in another order, and that rounding would move
+    the search's distances on the published ResNet-44s away from the
+    reference loop's (benchmarks/bench_ara_speed.py prints the difference).
+    """
+    return x.device.type == "cpu" and any(isinstance(m, nn.MaxPool2d) for m in model.modules())
+
+
+def _nhwc(x):
+    """A differentiable copy of x in channels-last (NHWC) strides on CPU, values unchanged.
+
+    oneDNN max-pooling (and convolutions) on CPU run faster in NHWC, and a
+    layer's output follows its input's layout. For C = 1 the two layouts hold
+    the same bytes and ``contiguous(channels_last)`` (like ``x + d``) keeps
+    NCHW strides, so an explicit copy sets the stride of C to 1: the first
+    convolution then sees NHWC and the layers after it stay NHWC.
+    """
+    if x.device.type != "cpu" or x.dim() != 4 or x.stride(1) == 1:
+        return x
+    return torch.empty_like(x, memory_format=torch.channels_last).copy_(x)
+
+
+def _report_late(unreliable, on_late, name, config):
+    k = int(unreliable.sum())
+    if not k or on_late == "flag":
+        return
+    msg = (
+        f"{k} example(s) met the {name!r} criterion only after T/2 = {config.steps // 2} steps or never: "
+        f"their minimal distance is unreliable; raise eps (now {config.eps}) or steps (now {config.steps})"
+    )
+    if on_late == "raise":
+        raise InputError(msg)
+    warnings.warn(msg, LateCriterionWarning, stacklevel=3)
