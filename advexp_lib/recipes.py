@@ -1,66 +1,38 @@
-"""Every training recipe of the book in one table: the Woods et al. recipes and the companion papers'.
+"""Every training recipe of the book in one table, each resolved once into a plain frozen spec.
 
-A :class:`Recipe` holds everything that determines a trained model's weights:
-architecture, activation, the training loop's :class:`~advexp_lib.training.TrainConfig`,
-and the hooks (a loss term and an input transform, each a name in :data:`HOOKS`
-with JSON keyword arguments). :data:`RECIPES` maps each name to a function of
-the dataset. :func:`config_hash` hashes the whole recipe; the zoo keys its
-cache by it.
+:func:`recipe` returns a :class:`Recipe`: architecture and activation, the
+training loop's :class:`~advexp_lib.training.TrainConfig` (optimizer and
+schedule), and the hooks (a loss term and an input transform, each a name in
+:data:`HOOKS` with JSON keyword arguments). Resolving it also fixes what
+follows from those: the model's keyword arguments for
+:func:`advexp_lib.models.build_model`, whether the training data is
+augmented, the factories of its hooks, and the hash of the whole recipe,
+which keys the zoo's cache. The zoo then builds and trains from the spec
+alone.
 
-Woods, Chen & Teuscher (2019), on the small CNN for 28 x 28 digits and the
-pre-activation ResNet-44 for CIFAR-10:
+Recipes (:data:`RECIPES`; the settings and why, per dataset, are in the book's
+"Recipes" page):
 
-- ``standard``: plain training.
-- ``adv``: adversarial training with the RMSE search (mode "l2", 7 steps).
-- ``robust``: the robust additions: half-Huber ReLU, L_adv (z 2, zeta 0.2)
-  with adaptive psi.
-- ``all``: robust additions + "l2min" adversarial training on a random half
-  of each batch.
-
-On CIFAR-10 these are the paper's settings (ResNet-44, SGD 0.1, momentum 0.9,
-weight decay 1e-4, batch 128, 200 epochs, lr / 10 at epochs 170 and 195;
-L_target 1.5, k_psi0 220, k_psi 0.02; l2 eps 0.01, l2min eps 0.1). On the
-28 x 28 datasets the small CNN keeps the standard recipe's optimizer (12 Adam
-epochs with cosine decay) and the psi controller, the half-Huber width and the
-adversarial-training budget are set for digits: k_psi0 1 (the controller only
-raises psi above its floor k_psi0, and 220 is tuned to a CIFAR-10 ResNet-44),
-L_target 1.2, half-Huber width d 1.5 and l2 eps 0.05 (0.01 barely moves a
-digit whose standard-model minimal RMSE is about 0.04). The tuning script
-``benchmarks/tune_woods_mnist.py`` scores candidate settings.
-
-Companion papers, on the CAM-ready ``cam_cnn`` (conv -> global average pool
--> linear) for 28 x 28 data and the pre-activation ``resnet20`` on CIFAR-10:
-
-- ``cam_standard``: natural training, the same-architecture baseline.
-- ``pgd_linf``: Madry l-inf PGD adversarial training (Chalasani et al. 2020).
-- ``int``, ``int2``: Boopathy et al. (2020) interpretability-aware training.
-- ``l1``: natural training with l1 regularization of every parameter (Chalasani et al.).
-- ``ig_norm``: IG-NORM (Chen et al. 2019).
-
-Budgets are the papers' (MNIST l-inf eps 0.3, lambda 0.01 for Int/Int2;
-CIFAR-10 eps 8/255, 10 x 2/255). On mnist5k, training-time PGD takes a few
-steps of Madry's size 2.5 eps / steps with random start (:func:`linf_settings`),
-not the papers' 40 x 0.01: a PGD step costs about a training step, and 40 of
-them would take most of the book's CPU budget. Evaluation always attacks with
-the papers' step counts, so reported robustness is not flattered by the cheap
-training attack. The budget warms up linearly over the first epochs (a quarter
-of training), as Boopathy et al. do; Madry training at full eps from the first
-step stalls on small data. IG-NORM's strength is 0.1 on mnist5k (with 1.0 its
-term dominates the loss from the first step and training stalls near chance)
-and 1.0 elsewhere; its inner IG uses 2 trapezoid nodes.
+- Woods, Chen & Teuscher (2019): ``standard``, ``adv`` (RMSE adversarial
+  training, "l2"), ``robust`` (half-Huber ReLU, L_adv with adaptive psi),
+  ``all`` (robust + "l2min" adversarial training on half of each batch);
+- companion papers, on the CAM-ready ``cam_cnn`` (``resnet20`` on CIFAR-10):
+  ``cam_standard``, ``pgd_linf`` (Madry PGD, Chalasani et al. 2020), ``int`` /
+  ``int2`` (Boopathy et al. 2020), ``l1`` (Chalasani et al.'s baseline),
+  ``ig_norm`` (Chen et al. 2019).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 from .adversarial_training import PgdAdversarialTraining, RmseAdversarialTraining
 from .checks import InputError, check_choice
 from .data import dataset_info
 from .regularizers import (
-    AdaptivePsi,
     IGNormRegularizer,
     InterpretabilityRegularizer,
     L1Penalty,
@@ -76,18 +48,21 @@ __all__ = [
     "recipe_names",
     "variant",
     "config_hash",
-    "model_kwargs",
-    "build_hooks",
     "linf_settings",
 ]
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """Everything that determines a trained model's weights.
+    """Everything that determines a trained model's weights, resolved once.
 
-    ``loss_term`` / ``input_transform``: (hook name in :data:`HOOKS`, keyword
-    arguments) or None. ``version`` is bumped when a hook's numerics change.
+    Set: ``name``, ``dataset``, ``arch``, ``activation``, ``train``, ``version``
+    (bumped when a hook's numerics change) and ``loss_term`` / ``input_transform``:
+    (hook name in :data:`HOOKS`, keyword arguments) or None. Derived when the
+    recipe is made (and again by ``dataclasses.replace``): ``model_kwargs``
+    (for :func:`~advexp_lib.models.build_model`), ``augment`` (training
+    augmentation, CIFAR-10), ``make_loss_term`` / ``make_input_transform``
+    (factories of the hooks, or None) and ``hash`` (:func:`config_hash`).
     """
 
     name: str
@@ -98,10 +73,44 @@ class Recipe:
     loss_term: tuple[str, dict] | None = None
     input_transform: tuple[str, dict] | None = None
     version: int = 1
+    model_kwargs: dict = field(init=False, repr=False, compare=False)
+    augment: bool = field(init=False, repr=False, compare=False)
+    make_loss_term: object = field(init=False, repr=False, compare=False)
+    make_input_transform: object = field(init=False, repr=False, compare=False)
+    hash: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        info = dataset_info(self.dataset)
+        derived = {
+            "model_kwargs": dict(
+                arch=self.arch,
+                num_classes=info.num_classes,
+                in_channels=info.channels,
+                activation=self.activation,
+                mean=list(info.mean),
+                std=list(info.std),
+                image_size=info.size,
+            ),
+            "augment": self.dataset == "cifar10",
+            "make_loss_term": _factory(self.loss_term),
+            "make_input_transform": _factory(self.input_transform),
+            "hash": hashlib.sha256(json.dumps(self.describe(), sort_keys=True).encode()).hexdigest()[:16],
+        }
+        for k, v in derived.items():
+            object.__setattr__(self, k, v)
 
     def describe(self) -> dict:
-        """The recipe as plain JSON data (what :func:`config_hash` hashes)."""
-        return json.loads(json.dumps(asdict(self)))
+        """The recipe's set fields as plain JSON data (what :func:`config_hash` hashes)."""
+        keys = ("name", "dataset", "arch", "activation", "loss_term", "input_transform", "version")
+        return json.loads(json.dumps({**{k: getattr(self, k) for k in keys}, "train": asdict(self.train)}))
+
+
+def _factory(hook):
+    """``HOOKS[name]`` with the hook's keyword arguments bound (a zero-argument factory), or None."""
+    if hook is None:
+        return None
+    name, kwargs = hook
+    return functools.partial(HOOKS[check_choice(name, "hook", HOOKS)], **kwargs)
 
 
 # --------------------------------------------------------------------------------- Woods et al. (2019)
@@ -318,10 +327,6 @@ def _cam_train(dataset: str, mnist5k_epochs: int = 20, mnist5k_lr: float = 2e-3)
 # ------------------------------------------------------------------------------------------ the tables
 
 
-def _woods_ladv(*, target, k_psi0, k_psi, eps_better, eps_worse, **kw) -> WoodsRegularizer:
-    return WoodsRegularizer(psi=AdaptivePsi(target, k_psi0, k_psi, eps_better, eps_worse), **kw)
-
-
 RECIPES: dict = {
     "standard": standard,
     "adv": adv,
@@ -337,7 +342,7 @@ RECIPES: dict = {
 """Recipe name -> function(dataset) -> :class:`Recipe`."""
 
 HOOKS: dict = {
-    "woods_ladv": _woods_ladv,
+    "woods_ladv": WoodsRegularizer.with_adaptive_psi,
     "rmse_adv": RmseAdversarialTraining,
     "pgd_linf": PgdAdversarialTraining,
     "interpretability": InterpretabilityRegularizer,
@@ -384,32 +389,5 @@ def variant(
 
 
 def config_hash(r: Recipe) -> str:
-    """sha256 (first 16 hex digits) of the recipe's canonical JSON."""
-    return hashlib.sha256(json.dumps(r.describe(), sort_keys=True).encode()).hexdigest()[:16]
-
-
-def model_kwargs(r: Recipe) -> dict:
-    """Keyword arguments of :func:`advexp_lib.models.build_model` for the recipe's model."""
-    info = dataset_info(r.dataset)
-    return dict(
-        arch=r.arch,
-        num_classes=info.num_classes,
-        in_channels=info.channels,
-        activation=r.activation,
-        mean=list(info.mean),
-        std=list(info.std),
-        image_size=info.size,
-    )
-
-
-def build_hooks(r: Recipe):
-    """Instantiate the recipe's (loss_term, input_transform); None where it has none."""
-    made = []
-    for spec in (r.loss_term, r.input_transform):
-        if spec is None:
-            made.append(None)
-            continue
-        name, kwargs = spec
-        check_choice(name, "hook", HOOKS)
-        made.append(HOOKS[name](**kwargs))
-    return tuple(made)
+    """sha256 (first 16 hex digits) of the recipe's canonical JSON (:meth:`Recipe.describe`): ``r.hash``."""
+    return r.hash

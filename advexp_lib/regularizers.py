@@ -107,6 +107,21 @@ class WoodsRegularizer(LossTerm):
         if not isinstance(self.psi, AdaptivePsi):
             check_positive(self.psi, "psi", allow_zero=True)
 
+    @classmethod
+    def with_adaptive_psi(
+        cls,
+        *,
+        z: float,
+        zeta: float,
+        target: float,
+        k_psi0: float,
+        k_psi: float,
+        eps_better: float,
+        eps_worse: float,
+    ) -> WoodsRegularizer:
+        """The regularizer with an :class:`AdaptivePsi` of these settings (how recipes name it)."""
+        return cls(z=z, zeta=zeta, psi=AdaptivePsi(target, k_psi0, k_psi, eps_better, eps_worse))
+
     def current_psi(self) -> float:
         return self.psi.psi if isinstance(self.psi, AdaptivePsi) else float(self.psi)
 
@@ -162,7 +177,7 @@ class InterpretabilityRegularizer(_PgdLossTerm):
     with p~ = softmax of f(x') over the classes i != y, renormalized. The
     training loss is CE(f(x), y) + lambda * mean_batch D~(x, x'). x' lies in
     the l-inf eps-ball around x (within [0, 1]) and comes from PGD
-    (:func:`advexp_lib.attacks.pgd`, random start):
+    (:func:`advexp_lib.attacks.projected_gradient.pgd`, random start):
 
     - variant "int": ascent on the loss itself, i.e. on D~(x, x') (its only
       x'-dependent part); random start is needed since D~ is 0, with zero

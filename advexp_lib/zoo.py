@@ -11,7 +11,8 @@ weights, including ``Recipe.version``, which is bumped whenever a hook's code
 changes numerics. Retrain the shipped checkpoints with
 ``python -m advexp_lib zoo --retrain --ship``. For convenience the zoo
 re-exports :class:`~advexp_lib.recipes.Recipe`, :func:`~advexp_lib.recipes.recipe`,
-:func:`~advexp_lib.recipes.recipe_names` and :func:`~advexp_lib.recipes.config_hash`.
+:func:`~advexp_lib.recipes.recipe_names`, :func:`~advexp_lib.recipes.variant` and
+:func:`~advexp_lib.recipes.config_hash`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .checks import AdvexpError, CheckpointError, InputError, InputTypeError, ch
 from .data import data_root, load_dataset
 from .models import build_model
 from .published import WOODS_RECIPE_FILES, published_model
-from .recipes import Recipe, build_hooks, config_hash, model_kwargs, recipe, recipe_names  # noqa: F401 (re-exported)
+from .recipes import Recipe, config_hash, recipe, recipe_names, variant  # noqa: F401 (re-exported)
 from .training import train
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "SOURCES",
     "zoo_dir",
     "get_model",
+    "get_models",
     "get_history",
     "trained_checkpoint",
     "train_recipe",
@@ -43,6 +45,7 @@ __all__ = [
     "Recipe",
     "recipe",
     "recipe_names",
+    "variant",
     "config_hash",
 ]
 
@@ -66,11 +69,10 @@ def train_recipe(
     """
     _check_recipe(r)
     torch.manual_seed(r.train.seed)  # the init; the loop reseeds per epoch itself
-    kwargs = model_kwargs(r)
-    model = build_model(**kwargs).to(device)
-    loss_term, transform = build_hooks(r)
+    model = build_model(**r.model_kwargs).to(device)
+    loss_term, transform = (make() if make else None for make in (r.make_loss_term, r.make_input_transform))
     if train_data is None:
-        train_data = load_dataset(r.dataset, "train", augment=r.dataset == "cifar10")
+        train_data = load_dataset(r.dataset, "train", augment=r.augment)
     history = train(
         model,
         train_data,
@@ -82,7 +84,7 @@ def train_recipe(
         checkpoint=checkpoint,
         resume=resume,
         progress=progress,
-        meta={"recipe": r.describe(), "config_hash": config_hash(r), "model_kwargs": kwargs},
+        meta={"recipe": r.describe(), "config_hash": r.hash, "model_kwargs": r.model_kwargs},
     )
     return model.eval(), history
 
@@ -144,6 +146,11 @@ def get_model(
     return model_for(r, device=device, retrain=retrain, progress=progress)
 
 
+def get_models(dataset: str, names, **kwargs) -> dict:
+    """{name: :func:`get_model` (dataset, name, **kwargs)} for several recipes, in the order given."""
+    return {name: get_model(dataset, name, **kwargs) for name in names}
+
+
 def model_for(r: Recipe, *, device="cpu", retrain: bool = False, progress: bool = True) -> nn.Module:
     """Trained model of any recipe (e.g. a :func:`advexp_lib.recipes.variant`) in eval mode.
 
@@ -191,7 +198,7 @@ def _check_recipe(r) -> None:
 
 
 def _shipped_path(dataset: str, name: str, h: str) -> Path:
-    table = config_hash(recipe(dataset, name)) == h
+    table = recipe(dataset, name).hash == h
     return SHIPPED_DIR / (f"{dataset}-{name}.pt" if table else f"{dataset}-{name}-{h}.pt")
 
 
@@ -202,7 +209,7 @@ def get_history(dataset: str = "mnist5k", name: str = "standard", **overrides) -
 
 def _resolve(r: Recipe, *, retrain=False, device="cpu", progress=True) -> tuple[Path, dict]:
     """(path, its loaded checkpoint) of the finished run of ``r``: each file is read once."""
-    h = config_hash(r)
+    h = r.hash
     cached = zoo_dir() / f"{r.dataset}-{r.name}-{h}.pt"
     shipped = _shipped_path(r.dataset, r.name, h)
     cached_ckpt = load_checkpoint(cached) if cached.is_file() else None  # read once, judged twice below
@@ -229,5 +236,5 @@ def _complete(ckpt: dict, r: Recipe, h: str) -> bool:
 
 
 def _fits(ckpt: dict, r: Recipe) -> bool:
-    expected = {k: tuple(v.shape) for k, v in build_model(**model_kwargs(r)).state_dict().items()}
+    expected = {k: tuple(v.shape) for k, v in build_model(**r.model_kwargs).state_dict().items()}
     return {k: tuple(v.shape) for k, v in ckpt["model"].items()} == expected

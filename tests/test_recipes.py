@@ -9,6 +9,7 @@ import pytest
 from torchvision import transforms
 
 from advexp_lib import recipes
+from advexp_lib.attacks import ATTACK
 from advexp_lib.data import augmentation
 
 REFERENCE_TRAINING = dict(  # SGD(lr 0.1, momentum 0.9, weight decay 1e-4 on every parameter), batch 128
@@ -59,11 +60,12 @@ def test_cifar10_woods_recipes_are_the_reference_settings(name):
         hook, kwargs = r.input_transform
         assert hook == "rmse_adv"
         assert {**dict(half=False), **kwargs} == want["adversarial"]  # half defaults to False
-        transform = recipes.build_hooks(r)[1]
-        assert (transform.minimal, transform.eps, transform.steps, transform.half) == tuple(
+        transform = r.make_input_transform()
+        minimal = transform.criterion is ATTACK
+        assert (minimal, transform.config.eps, transform.config.steps, transform.half) == tuple(
             want["adversarial"][k] for k in ("minimal", "eps", "steps", "half")
         )
-        assert (transform.momentum, transform.overshoot) == (0.0, 1.0)
+        assert (transform.config.momentum, transform.config.overshoot) == (0.0, 1.0)
 
 
 def test_cifar10_augmentation_is_the_references():

@@ -168,7 +168,9 @@ def test_companion_recipes_are_in_the_table_and_run_one_epoch(isolated_data):
         r = recipes.recipe("mnist5k", name)
         assert r.arch == "cam_cnn"
         json.dumps(r.describe())  # hook kwargs are JSON (hashed into the cache key)
-        loss_term, transform = recipes.build_hooks(r)
+        loss_term, transform = (
+            make() if make else None for make in (r.make_loss_term, r.make_input_transform)
+        )
         torch.manual_seed(0)
         m = build_model("cam_cnn", num_classes=3)
         g = torch.Generator().manual_seed(0)
