@@ -7,19 +7,23 @@ metrics (ARA). Submodules are imported on demand: ``from advexp_lib import zoo``
 The modules form layers (:data:`LAYERS`); a module imports only modules listed
 before it, so the package has no import cycle. From the bottom:
 
-1. base: ``checks`` (errors, validation), ``stats`` (confidence intervals),
-   ``data``, ``models``, ``distributed``, ``checkpoints``, ``woods_import``
-   (the published networks' format), ``published`` (finding those files);
-2. ``attacks``: pixel-space attacks (the RMSE search of Woods et al., PGD);
-3. ``attributions``: attribution maps (Captum, CAM, differentiable IG);
-4. ``metrics``: ARA, accuracy, map discrepancies, Gini, rank measures;
-5. ``explanation_attacks``: attacks on and experiments with explanations;
+1. base: ``checks`` (errors, validation), ``stats`` (intervals, verdicts),
+   ``claims`` (the claims the book tests), ``data``, ``models``,
+   ``distributed``, ``checkpoints``, ``woods_import`` (the published networks'
+   format), ``published`` (finding those files);
+2. ``attacks`` on the prediction: ``attacks.search`` (the RMSE search of Woods
+   et al., its configs and criteria), ``attacks.projected_gradient``, ``attacks.bisection``,
+   ``attacks.independent`` (foolbox);
+3. ``attributions``: explanation methods as classes (Captum, CAM, the adversarial explanation);
+4. ``metrics``: ARA, robust accuracy, accuracy, map discrepancies, Gini, rank measures;
+5. attacks on explanations: ``attacks.sneaking`` (ISA), ``attacks.topk``;
 6. training hooks: ``hooks``, ``adversarial_training``, ``regularizers``;
-7. ``training``: the one training loop;
-8. ``recipes``: the table of every training recipe;
-9. ``zoo``: trained models, cached and loaded safely;
-10. the top: ``plotting`` (every figure), ``report`` (tables), ``widgets``,
-    ``reproduce`` (notebooks and the book), ``cli``.
+7. ``experiments``: the measurements behind the claims;
+8. ``training``: the one training loop;
+9. ``recipes``: the table of every training recipe, resolved into plain specs;
+10. ``zoo``: trained models, cached and loaded safely;
+11. ``report``: tables;
+12. the top: ``plotting`` (every figure), ``widgets``, ``reproduce`` (notebooks and the book), ``cli``.
 """
 
 from .checks import AdvexpError, CheckpointError, InputError, InputTypeError
@@ -28,15 +32,27 @@ __version__ = "0.1.0"
 __all__ = ["AdvexpError", "InputError", "InputTypeError", "CheckpointError", "LAYERS", "__version__"]
 
 LAYERS = (
-    ("checks", "stats", "data", "models", "distributed", "checkpoints", "woods_import", "published"),
-    ("attacks",),
+    (
+        "checks",
+        "stats",
+        "claims",
+        "data",
+        "models",
+        "distributed",
+        "checkpoints",
+        "woods_import",
+        "published",
+    ),
+    ("attacks.search", "attacks.projected_gradient", "attacks.bisection", "attacks.independent", "attacks"),
     ("attributions",),
     ("metrics",),
-    ("explanation_attacks",),
+    ("attacks.sneaking", "attacks.topk"),
     ("hooks", "adversarial_training", "regularizers"),
+    ("experiments",),
     ("training",),
     ("recipes",),
     ("zoo",),
-    ("plotting", "report", "widgets", "reproduce", "cli", "__main__"),
+    ("report",),
+    ("plotting", "widgets", "reproduce", "cli", "__main__"),
 )
 """The package's modules from the bottom up: each imports only modules listed before it."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import json
 import math
 import os
@@ -19,15 +20,15 @@ from pathlib import Path
 import torch
 
 from . import distributed
-from .attacks import INDEPENDENT_ATTACKS
+from .attacks import ARA_PAPER, INDEPENDENT_ATTACKS, SearchConfig
 from .checkpoints import load_checkpoint, write_atomic
 from .checks import AdvexpError, CheckpointError, InputError, check_choice
 from .data import DATASETS, dataset_info, load_dataset, load_image, load_tensors
-from .metrics import accuracy_robustness_area, ensemble_ara
+from .metrics import ARA_N_IMAGES, ARA_SEED, accuracy_robustness_area, ensemble_ara
 from .models import runner_up
 from .plotting import adversarial_explanation_panel, plot_views
 from .reproduce import build_book, run_notebooks
-from .widgets import explorer_views
+from .widgets import EXPLORER_CONFIG, explorer_views
 from .woods_import import import_woods_checkpoint
 from .zoo import (
     model_from_checkpoint,
@@ -93,6 +94,37 @@ def _parser() -> argparse.ArgumentParser:
 
 def _command(sub, name, help, description=None) -> argparse.ArgumentParser:
     return sub.add_parser(name, help=help, description=description or help, formatter_class=_Help)
+
+
+def _add_search_flags(p, default: SearchConfig, title: str, rename: dict | None = None) -> None:
+    """One flag per :class:`~advexp_lib.attacks.SearchConfig` field, defaults from ``default``.
+
+    ``rename`` gives a field another flag name (``{"eps": "rho"}``: --rho); errors then name the flag.
+    """
+    p.set_defaults(_search_flags=dict(rename or {}))
+    group = p.add_argument_group(title)
+    for f in dataclasses.fields(SearchConfig):
+        flag = "--" + (rename or {}).get(f.name, f.name).replace("_", "-")
+        value = getattr(default, f.name)
+        if isinstance(value, bool):
+            group.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=value,
+                help=f.metadata["help"],
+            )
+        else:
+            group.add_argument(flag, dest=f.name, type=type(value), default=value, help=f.metadata["help"])
+
+
+def _search_config(args) -> SearchConfig:
+    """The SearchConfig the flags of :func:`_add_search_flags` give (checked by the dataclass)."""
+    try:
+        return SearchConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SearchConfig)})
+    except InputError as err:  # name the flag the user typed, not the field behind it
+        field, _, rest = str(err).partition(": ")
+        raise InputError(f"{args._search_flags.get(field, field)}: {rest}") from None
 
 
 def _add_train(sub) -> None:
@@ -190,13 +222,14 @@ def _add_zoo(sub) -> None:
 
 def _add_ara(sub) -> None:
     """The ``ara`` subcommand."""
+    cost = f"{ARA_N_IMAGES:,} images x {ARA_PAPER.steps} steps"
     a = _command(
         sub,
         "ara",
-        "Accuracy-Robustness Area of a checkpoint (Woods et al.); costly: 1,000 images x 450 steps",
+        f"Accuracy-Robustness Area of a checkpoint (Woods et al.); costly: {cost}",
         "Accuracy-Robustness Area of a checkpoint (Woods et al. 2019). The defaults are the paper's\n"
-        "protocol: 1,000 test images, each searched for 450 steps, i.e. 450 forward and backward\n"
-        "passes over 1,000 images. For a quick, rougher figure lower --n-images and --steps.\n"
+        f"protocol (metrics.ARA_PAPER): {cost}, one forward and backward pass per image and step.\n"
+        "For a quick, rougher figure lower --n-images and --steps.\n"
         "Prints a JSON summary; --json PATH also saves it with the per-image results.\n"
         "Under torchrun (torchrun --nproc_per_node W -m advexp_lib ara ...) each process searches\n"
         "a contiguous share of the images and rank 0 reports them all: one process's result, up to\n"
@@ -204,12 +237,12 @@ def _add_ara(sub) -> None:
     )
     a.add_argument("checkpoint", help="an advexp checkpoint or a published Woods et al. ResNet-44 file")
     a.add_argument("--dataset", default="mnist5k", help=f"one of {_DATASETS}")
-    a.add_argument("--n-images", type=int, default=1000, help="test images (seeded permutation)")
+    a.add_argument("--n-images", type=int, default=ARA_N_IMAGES, help="test images (seeded permutation)")
     a.add_argument(
         "--seed",
         type=int,
-        default=1776,
-        help="permutation seed (the paper's: 1776); also seeds torch for randomized attacks",
+        default=ARA_SEED,
+        help="permutation seed (the paper's); also seeds torch for randomized attacks",
     )
     a.add_argument(
         "--kind",
@@ -217,9 +250,7 @@ def _add_ara(sub) -> None:
         default="attack",
         help="attack: until the top-1 class changes; btr: until p(true class) <= 1/C",
     )
-    a.add_argument("--steps", type=int, default=450, help="search steps per image (and --ensemble attacks')")
-    a.add_argument("--eps", type=float, default=20.0, help="search budget (RMSE)")
-    a.add_argument("--momentum", type=float, default=0.9, help="search momentum")
+    _add_search_flags(a, ARA_PAPER, "the search (the --ensemble attacks get --steps too)")
     a.add_argument(
         "--batch-size",
         type=int,
@@ -284,9 +315,7 @@ def _add_explain(sub) -> None:
     e.add_argument(
         "--target", type=int, default=None, help="class to explain toward (if not given: see above)"
     )
-    e.add_argument("--rho", type=float, default=0.1, help="explanation budget (RMSE)")
-    e.add_argument("--steps", type=int, default=35, help="search steps")
-    e.add_argument("--overshoot", type=float, default=5.0, help="search path length / rho")
+    _add_search_flags(e, EXPLORER_CONFIG, "the explanation search", rename={"eps": "rho"})
     e.add_argument("--device", default="cpu", help="cpu or cuda")
     e.add_argument("--out", default="data/results", help="folder for the PNG")
     e.set_defaults(run=_explain)
@@ -331,7 +360,7 @@ def _ara(args) -> int:
         x, y = load_tensors(args.dataset, "test", n=args.n_images, seed=args.seed)
         x, y = x.to(device), y.to(device)
         torch.manual_seed(args.seed)  # the boundary attack draws random starts
-        settings = dict(kind=args.kind, steps=args.steps, eps=args.eps, momentum=args.momentum)
+        settings = dict(kind=args.kind, config=_search_config(args))
         search = None
         if not attacks or "rmse" in attacks:
             search = accuracy_robustness_area(
@@ -373,8 +402,9 @@ def _ensemble_attacks(args) -> tuple[str, ...] | None:
 def _ara_record(args, attacks, never_met, world, search, ens) -> dict:
     """The ``ara`` command's result as a JSON-ready dict (keys in the order written).
 
-    Settings: checkpoint, dataset, kind, n_images, seed, steps, eps, momentum,
-    batch_size, never_met, attacks (None without --ensemble), world_size.
+    Settings: checkpoint, dataset, kind, n_images, seed, the SearchConfig
+    fields (steps, eps, momentum, overshoot, clip, grad_floor), batch_size, never_met,
+    attacks (None without --ensemble), world_size.
     Results: num_classes, accuracy, ara, median_distance, n_unreliable,
     n_retried; with --ensemble also per_attack (attack -> its own ARA, None if
     it failed on some image), wins and failures (as ``EnsembleAraResult``).
@@ -392,9 +422,7 @@ def _ara_record(args, attacks, never_met, world, search, ens) -> dict:
         "kind": args.kind,
         "n_images": args.n_images,
         "seed": args.seed,
-        "steps": args.steps,
-        "eps": args.eps,
-        "momentum": args.momentum,
+        **dataclasses.asdict(_search_config(args)),
         "batch_size": args.batch_size,
         "never_met": never_met,
         "attacks": list(attacks) if attacks else None,
@@ -452,16 +480,14 @@ def _explain(args) -> int:
         x, name = x[None], str(args.index)
     x, classes = x.to(args.device), dataset_info(dataset).classes
     if args.image is None and args.target is None:
-        fig = adversarial_explanation_panel(
-            model, x, int(y), classes, rho=args.rho, steps=args.steps, overshoot=args.overshoot
-        )
+        fig = adversarial_explanation_panel(model, x, int(y), classes, config=_search_config(args))
     else:
         with torch.no_grad():
             logits = model(x)
         if args.target is not None and not 0 <= args.target < logits.shape[1]:
             raise InputError(f"target: expected a class in [0, {logits.shape[1] - 1}], got {args.target}")
         target = args.target if args.target is not None else int(runner_up(logits, logits.argmax(1))[0])
-        views = explorer_views(model, x, target, rho=args.rho, steps=args.steps, overshoot=args.overshoot)
+        views = explorer_views(model, x, target, config=_search_config(args))
         fig = plot_views(views, classes)
         fig.tight_layout()
         if not views["reached"]:

@@ -154,8 +154,8 @@ def load_tensors(
     """Images and labels as tensors: ``x`` float (N, C, H, W) in [0, 1], ``y`` int64 (N,).
 
     With ``n`` given, returns ``n`` images drawn without replacement by a
-    permutation seeded with ``seed`` (e.g. the ARA protocol's 1,000 test images
-    with seed 1776); with ``n=None`` all images in their stored order.
+    permutation seeded with ``seed`` (e.g. the ARA protocol's ``metrics.ARA_N_IMAGES``
+    test images with ``metrics.ARA_SEED``); with ``n=None`` all images in their stored order.
     """
     ds = load_dataset(name, split, root=root, download=download)
     total = len(ds)

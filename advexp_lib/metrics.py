@@ -1,21 +1,34 @@
-"""Metrics: the Accuracy-Robustness Area (Woods et al. 2019) and friends.
+"""Metrics: the Accuracy-Robustness Area (Woods et al. 2019), robust accuracy, and measures of maps.
 
 ARA is hand-written (no library has it); it is measured with the RMSE search
-of :mod:`advexp_lib.attacks`, so distances are per-image RMSE in [0, 1] pixel units.
+of :mod:`advexp_lib.attacks.search` under the :data:`ARA_PAPER` protocol, so
+distances are per-image RMSE in [0, 1] pixel units. Robust accuracy uses
+l-inf PGD. The map measures (discrepancy, Kendall's tau through
+``scipy.stats.kendalltau``, top-k intersection, Gini) compare attribution maps.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import numpy as np
+import scipy.stats
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed
-from .attacks import INDEPENDENT_ATTACKS, independent_attack, pgd, rmse_search
-from .attributions import OPTIONS, attribute
+from .attacks import (
+    ARA_PAPER,
+    INDEPENDENT_ATTACKS,
+    SearchConfig,
+    as_criterion,
+    independent_attack,
+    pgd,
+    rmse_search,
+)
+from .attributions import Cam, as_explainer
 from .checks import (
     InputError,
     InputTypeError,
@@ -29,12 +42,16 @@ from .models import eval_mode
 from .stats import Estimate, bootstrap
 
 __all__ = [
+    "ARA_PAPER",
+    "ARA_N_IMAGES",
+    "ARA_SEED",
     "AraResult",
     "EnsembleAraResult",
     "ensemble_ara",
     "ara_from_distances",
     "ara_interval",
     "ara_ratio",
+    "ara_ratios",
     "accuracy_robustness_area",
     "accuracy",
     "predict",
@@ -48,6 +65,9 @@ __all__ = [
     "robust_accuracy_curve",
 ]
 
+ARA_N_IMAGES = 1000  # the reference code's ARA command: the first 1,000 test images ...
+ARA_SEED = 1776  # ... of the permutation with this seed
+
 
 @dataclass
 class AraResult:
@@ -58,6 +78,12 @@ class AraResult:
         accuracy: clean top-1 accuracy. kind: "attack" or "btr". num_classes: C.
         unreliable: bool per image, criterion first met after T/2 steps or never.
         retried: bool per image, searched again with unit-RMSE steps (``never_met="retry"``).
+
+    Examples:
+        >>> quick = replace(ARA_PAPER, steps=30)
+        >>> r = accuracy_robustness_area(model, x, y, config=quick, progress=False, on_late="flag")
+        >>> r.curve()[0].shape, str(r.interval()).endswith("(n=4)")
+        (torch.Size([5]), True)
     """
 
     ara: float
@@ -86,24 +112,24 @@ def ara_from_distances(distances: torch.Tensor, num_classes: int) -> float:
 
     With d sorted ascending (d_0 = 0), A = (N - k) / N on [d_k, d_{k+1}), so
     ARA = sum_k (d_{k+1} - d_k) max(0, (N - k) / N - 1/C).
+
+    Examples:
+        >>> round(ara_from_distances(torch.tensor([0.0, 0.1, 0.2, 0.3]), 10), 6)  # (0.65 + 0.4 + 0.15) * 0.1
+        0.12
     """
-    check_positive(num_classes, "num_classes", integer=True)
-    if not isinstance(distances, torch.Tensor):
-        raise InputTypeError(f"distances: expected a torch.Tensor, got {type(distances).__name__}")
-    d = distances.detach().double().flatten().cpu()
-    if d.numel() == 0 or not torch.isfinite(d).all() or (d < 0).any():
-        raise InputError(
-            f"distances: expected a non-empty tensor of finite values >= 0, got {d.numel()} "
-            f"value(s) in [{d.min().item() if d.numel() else 'none'}, "
-            f"{d.max().item() if d.numel() else 'none'}]"
-        )
-    return float(_ara_rows(d[None], num_classes)[0])
+    d = _checked_distances(distances, "distances", num_classes)
+    return float(_ara_rows(d, num_classes))
 
 
 def ara_interval(distances: torch.Tensor, num_classes: int, *, seed: int = 0) -> Estimate:
-    """ARA with a 95% bootstrap interval over the images (:func:`advexp_lib.stats.bootstrap`)."""
-    ara_from_distances(distances, num_classes)  # validates
-    return bootstrap(distances.detach().double().cpu(), lambda rows: _ara_rows(rows, num_classes), seed=seed)
+    """ARA with a 95% bootstrap interval over the images (:func:`advexp_lib.stats.bootstrap`).
+
+    Examples:
+        >>> str(ara_interval(torch.linspace(0, 0.5, 50), 10))
+        '0.202 [0.164, 0.241] (n=50)'
+    """
+    d = _checked_distances(distances, "distances", num_classes)
+    return bootstrap(d, lambda v, axis: _ara_rows(v, num_classes, axis), seed=seed)
 
 
 def ara_ratio(
@@ -114,33 +140,61 @@ def ara_ratio(
     Both (N,) tensors hold the distances of the same N images (e.g. a robust
     and the standard network); each bootstrap resample draws images, not
     distances, so the pairing is kept (:func:`advexp_lib.stats.bootstrap`).
+
+    Examples:
+        >>> d = torch.linspace(0, 0.5, 50)
+        >>> ara_ratio(2 * d, d, 10).value
+        2.0
     """
-    check_positive(num_classes, "num_classes", integer=True)
-    for name, d in (("distances", distances), ("reference_distances", reference_distances)):
-        if not isinstance(d, torch.Tensor) or d.numel() == 0 or not torch.isfinite(d).all() or (d < 0).any():
-            raise InputError(f"{name}: expected a non-empty tensor of finite distances >= 0")
-    if distances.shape != reference_distances.shape:
+    d = _checked_distances(distances, "distances", num_classes)
+    ref = _checked_distances(reference_distances, "reference_distances", num_classes)
+    if d.shape != ref.shape:
         raise InputError(
-            f"reference_distances: expected the shape of distances {tuple(distances.shape)}, "
-            f"got {tuple(reference_distances.shape)}"
+            f"reference_distances: expected the shape of distances {tuple(d.shape)}, got {tuple(ref.shape)}"
         )
+
+    def ratio(v, w, axis):
+        return _ara_rows(v, num_classes, axis) / _ara_rows(w, num_classes, axis)
+
+    return bootstrap(d, ratio, paired_with=ref, seed=seed)
+
+
+def ara_ratios(distances: dict, reference: str, num_classes: int, *, seed: int = 0) -> dict:
+    """:func:`ara_ratio` of every entry of {label: distances} to ``distances[reference]`` (same images).
+
+    Returns {label: Estimate} for every label but the reference.
+
+    Examples:
+        >>> d = torch.linspace(0, 0.5, 50)
+        >>> round(ara_ratios({"standard": d, "robust": 3 * d}, "standard", 10)["robust"].value, 6)
+        3.0
+    """
+    check_choice(reference, "reference", list(distances))
+    ref = distances[reference]
+    return {k: ara_ratio(d, ref, num_classes, seed=seed) for k, d in distances.items() if k != reference}
+
+
+def _ara_rows(d: np.ndarray, num_classes: int, axis: int = -1) -> np.ndarray:
+    """ARA of the distances along ``axis`` (float64 numpy), as :func:`ara_from_distances`."""
+    d = np.sort(np.moveaxis(np.asarray(d, dtype=np.float64), axis, -1), axis=-1)
+    n = d.shape[-1]
+    widths = np.diff(d, axis=-1, prepend=0.0)
+    share = (n - np.arange(n, dtype=np.float64)) / n
+    return (widths * np.clip(share - 1.0 / num_classes, 0.0, None)).sum(-1)
+
+
+def _checked_distances(distances, name: str, num_classes: int) -> np.ndarray:
+    check_positive(num_classes, "num_classes", integer=True)
+    if not isinstance(distances, torch.Tensor):
+        raise InputTypeError(f"{name}: expected a torch.Tensor, got {type(distances).__name__}")
     d = distances.detach().double().flatten().cpu()
-    ref = reference_distances.detach().double().flatten().cpu()
-
-    def ratio(rows: torch.Tensor) -> torch.Tensor:
-        idx = rows.long()
-        return _ara_rows(d[idx], num_classes) / _ara_rows(ref[idx], num_classes)
-
-    return bootstrap(torch.arange(d.numel()), ratio, seed=seed)
-
-
-def _ara_rows(d: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """ARA of each row of distances (R, N) (or a single (N,) row), as :func:`ara_from_distances`."""
-    d = torch.sort(d.reshape(-1, d.shape[-1]), dim=1).values
-    n = d.shape[1]
-    widths = torch.diff(torch.cat([torch.zeros_like(d[:, :1]), d], 1), dim=1)
-    share = (n - torch.arange(n, dtype=d.dtype)) / n
-    return (widths * (share - 1.0 / num_classes).clamp(min=0)).sum(1)
+    if d.numel() == 0 or not torch.isfinite(d).all() or (d < 0).any():
+        raise InputError(
+            f"{name}: expected a non-empty tensor of finite values >= 0, got {d.numel()} "
+            f"value(s) in [{d.min().item() if d.numel() else 'none'}, "
+            f"{d.max().item() if d.numel() else 'none'}]"
+        )
+    return d.numpy()
 
 
 def accuracy_robustness_area(
@@ -148,13 +202,10 @@ def accuracy_robustness_area(
     x: torch.Tensor,
     y: torch.Tensor,
     *,
-    kind: str = "attack",
-    steps: int = 450,
-    eps: float = 20.0,
-    momentum: float = 0.9,
+    kind="attack",
+    config: SearchConfig = ARA_PAPER,
     batch_size: int | None = None,
     progress: bool = True,
-    clip: bool = False,
     on_late: str = "warn",
     never_met: str = "raise",
 ) -> AraResult:
@@ -175,16 +226,15 @@ def accuracy_robustness_area(
 
     Args:
         kind: "attack" (top-1 no longer correct) or "btr" (true-class
-            probability no longer above chance, 1/C). Default: "attack".
-        steps, eps, momentum: search length, total budget in RMSE units and
-            momentum; defaults are the paper's (450, 20, 0.9), overshoot 1.
+            probability no longer above chance, 1/C), or the criteria
+            ``ATTACK`` / ``BTR``. Default: "attack".
+        config: the search. Default: :data:`ARA_PAPER` (the reference's
+            protocol; no clipping to [0, 1]).
         batch_size: images per search batch; default None = all at once.
             Chunks bound the memory. Each image is searched on its own, so
             the distances depend on the chunking only through float32
             rounding in the batched convolutions, which the search can
-            amplify on a ReLU network; ``benchmarks/bench_woods.py`` compares
-            the throughput of chunk sizes.
-        clip: keep x + delta in [0, 1] (default False, as the reference).
+            amplify on a ReLU network.
         on_late: what to do when an image meets the criterion after T/2 steps
             ("warn" default, "raise", "flag"); see ``AraResult.unreliable``.
         never_met: an image that never meets the criterion has no distance.
@@ -196,15 +246,21 @@ def accuracy_robustness_area(
             shrink to nothing on a saturated network; they are marked in
             ``AraResult.retried`` and raise if they still never meet it.
     Returns:
-        AraResult with ``ara``, per-image ``distances``, ``accuracy``, ``curve()``.
+        AraResult with ``ara``, per-image ``distances``, ``accuracy``, ``interval()``, ``curve()``.
+
+    Examples:
+        >>> r = accuracy_robustness_area(model, x, y, config=replace(ARA_PAPER, steps=40), progress=False)
+        >>> r.kind, r.distances.shape
+        ('attack', torch.Size([4]))
     """
-    check_choice(kind, "kind", ("attack", "btr"))
+    criterion = as_criterion(kind, ("attack", "btr"), name="kind")
+    kind = criterion.name
     check_choice(never_met, "never_met", ("raise", "zero", "retry"))
+    if not isinstance(config, SearchConfig):
+        raise InputError(f"config: expected a SearchConfig (e.g. ARA_PAPER), got {type(config).__name__}")
     check_images(x, "x")
     n = x.shape[0]
     check_labels(y, n, None, "y")  # length now: batches slice y, so a longer y would pass unnoticed
-    check_positive(steps, "steps", integer=True)  # before the progress bar opens
-    check_positive(eps, "eps")
     with eval_mode(model), torch.no_grad():  # wrong channels / output shape / labels: fail before the bar too
         num_classes = check_logits(model(x[:1]), 1).shape[1]
     check_labels(y, n, num_classes, "y")
@@ -214,14 +270,17 @@ def accuracy_robustness_area(
     bar = None
     if progress and distributed.is_main_process():
         bar = tqdm(
-            total=x.shape[0] * steps, desc=f"ARA ({kind})", unit="img-step", unit_scale=True, leave=False
+            total=x.shape[0] * config.steps,
+            desc=f"ARA ({kind})",
+            unit="img-step",
+            unit_scale=True,
+            leave=False,
         )
-    settings = dict(mode=kind, eps=eps, steps=steps, momentum=momentum, clip=clip, on_late=on_late)
     dists, late = [torch.zeros(0, dtype=x.dtype)], [torch.zeros(0, dtype=torch.bool)]
     correct = torch.zeros(0, dtype=torch.bool)
     for i in range(0, x.shape[0], batch_size):
         xb, yb = x[i : i + batch_size], y[i : i + batch_size]
-        res = rmse_search(model, xb, yb, progress=bar, **settings)
+        res = rmse_search(model, xb, yb, criterion=criterion, config=config, on_late=on_late, progress=bar)
         dists.append(res.distances.cpu())
         late.append(res.unreliable.cpu())
         with eval_mode(model), torch.no_grad():
@@ -232,7 +291,14 @@ def accuracy_robustness_area(
     retried = ~torch.isfinite(distances) & (never_met == "retry")
     if retried.any():
         idx = torch.nonzero(retried).flatten()
-        again = rmse_search(model, x[idx.to(x.device)], y[idx.to(y.device)], grad_floor=0.0, **settings)
+        again = rmse_search(
+            model,
+            x[idx.to(x.device)],
+            y[idx.to(y.device)],
+            criterion=criterion,
+            config=replace(config, grad_floor=0.0),
+            on_late=on_late,
+        )
         distances[idx] = again.distances.cpu()
     if distributed.world_size() > 1:  # every rank gets every image's result, in order
         parts = [
@@ -247,8 +313,8 @@ def accuracy_robustness_area(
     elif never.any():  # no finite d_i: the integral is undefined, not large
         raise InputError(
             f"eps/steps: {int(never.sum())} of {n} image(s) never met the {kind!r} criterion within eps "
-            f"{eps} and {steps} steps, so their distance (and the ARA) is unknown; raise eps or steps, "
-            f"or pass never_met='retry' (unit-RMSE steps where the gradient vanishes) "
+            f"{config.eps} and {config.steps} steps, so their distance (and the ARA) is unknown; raise eps "
+            f"or steps, or pass never_met='retry' (unit-RMSE steps where the gradient vanishes) "
             f"or 'zero' (the reference's 0)"
         )
     accuracy = correct.double().mean().item()
@@ -276,6 +342,12 @@ class EnsembleAraResult:
             it found the smallest distance (ties count for every attack tied, so
             shares can sum to more than 1).
         failures: attack -> number of images it failed on.
+
+    Examples:
+        >>> quick = replace(ARA_PAPER, steps=20)
+        >>> e = ensemble_ara(model, x, y, attacks=("rmse", "ddn"), config=quick, progress=False)
+        >>> sorted(e.per_attack), e.distances.shape
+        (['ddn', 'rmse'], torch.Size([4]))
     """
 
     ara: float
@@ -288,17 +360,19 @@ class EnsembleAraResult:
     wins: dict
     failures: dict
 
+    def interval(self, *, seed: int = 0) -> Estimate:
+        """The ensemble ARA with a 95% bootstrap interval over the images."""
+        return ara_interval(self.distances, self.num_classes, seed=seed)
+
 
 def ensemble_ara(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
     *,
-    kind: str = "attack",
+    kind="attack",
     attacks=("rmse", "ddn", "fmn"),
-    steps: int = 450,
-    eps: float = 20.0,
-    momentum: float = 0.9,
+    config: SearchConfig = ARA_PAPER,
     never_met: str = "retry",
     progress: bool = True,
     rmse_result: AraResult | None = None,
@@ -307,21 +381,25 @@ def ensemble_ara(
 
     Each image's distance is the smallest verified RMSE over the attacks:
     "rmse" is Woods et al.'s search (:func:`accuracy_robustness_area` with
-    ``steps``, ``eps``, ``momentum``, ``never_met``); the others are
-    independent minimal-norm l2 attacks from foolbox
-    (:func:`advexp_lib.attacks.independent_attack`: "ddn", "fmn", and the
-    gradient-free "boundary"), given the same number of steps. Every distance
-    of every attack is checked to meet the criterion; a failure counts as
-    infinite, not 0. Since every attack's distance is an upper bound on the
-    true minimal one, the ensemble ARA is at most every per-attack ARA, and
-    closer to the true area. ``kind`` as :func:`accuracy_robustness_area`;
-    ``rmse_result``: that function's result on the same images and kind, to
-    reuse instead of searching again.
+    ``config`` and ``never_met``); the others are independent minimal-norm l2
+    attacks from foolbox (:func:`advexp_lib.attacks.independent_attack`:
+    "ddn", "fmn", and the gradient-free "boundary"), given ``config.steps``
+    steps. Every distance of every attack is checked to meet the criterion;
+    a failure counts as infinite, not 0. Since every attack's distance is an
+    upper bound on the true minimal one, the ensemble ARA is at most every
+    per-attack ARA, and closer to the true area. ``kind`` as
+    :func:`accuracy_robustness_area`; ``rmse_result``: that function's result
+    on the same images and kind, to reuse instead of searching again.
 
     Returns:
         :class:`EnsembleAraResult`.
+
+    Examples:
+        >>> e = ensemble_ara(model, x, y, config=replace(ARA_PAPER, steps=30), progress=False)
+        >>> e.ara <= min(e.per_attack.values())
+        True
     """
-    check_choice(kind, "kind", ("attack", "btr"))
+    kind = as_criterion(kind, ("attack", "btr"), name="kind").name
     attacks = tuple(attacks)
     if not attacks:
         raise InputError("attacks: expected at least one attack name")
@@ -331,23 +409,16 @@ def ensemble_ara(
     for a in attacks:
         if a == "rmse":
             res = rmse_result or accuracy_robustness_area(
-                model,
-                x,
-                y,
-                kind=kind,
-                steps=steps,
-                eps=eps,
-                momentum=momentum,
-                progress=progress,
-                on_late="flag",
-                never_met=never_met,
+                model, x, y, kind=kind, config=config, progress=progress, on_late="flag", never_met=never_met
             )
             if res.kind != kind or res.distances.shape[0] != x.shape[0]:
                 raise InputError(f"rmse_result: expected a {kind!r} ARA of these {x.shape[0]} images")
             per[a], accuracy, num_classes = res.distances.double(), res.accuracy, res.num_classes
         else:
             per[a] = (
-                independent_attack(model, x, y, attack=a, kind=kind, steps=steps).distances.double().cpu()
+                independent_attack(model, x, y, attack=a, criterion=kind, steps=config.steps)
+                .distances.double()
+                .cpu()
             )
     if num_classes is None:
         with eval_mode(model), torch.no_grad():
@@ -382,14 +453,24 @@ def ensemble_ara(
 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
-    """Logits of ``model`` (in its current mode) on ``x``, batched."""
+    """Logits of ``model`` (in its current mode) on ``x``, batched.
+
+    Examples:
+        >>> predict(model, x).shape
+        torch.Size([4, 3])
+    """
     check_images(x, "x")
     out = torch.cat([model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
     return check_logits(out, x.shape[0])
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Top-1 accuracy of ``model`` on (x, y)."""
+    """Top-1 accuracy of ``model`` on (x, y).
+
+    Examples:
+        >>> 0.0 <= accuracy(model, x, y) <= 1.0
+        True
+    """
     logits = predict(model, x)
     check_labels(y, x.shape[0], logits.shape[1], "y")
     return (logits.argmax(1) == y.to(logits.device)).double().mean().item()
@@ -422,6 +503,11 @@ def map_discrepancy(maps: torch.Tensor, maps_adv: torch.Tensor, *, norm: str = "
         norm: "l1" (default) or "l2".
     Returns:
         (N,) tensor of discrepancies.
+
+    Examples:
+        >>> a = torch.tensor([[0.0, 1.0, 2.0]])
+        >>> map_discrepancy(a, a + 0.5)  # |0.5| * 3 / (2 - 0)
+        tensor([0.7500])
     """
     check_choice(norm, "norm", DISCREPANCY_NORMS)
     _check_map_pair(maps, maps_adv)
@@ -439,15 +525,13 @@ def discrepancy(
     *,
     measure: str = "one",
     targets: torch.Tensor | None = None,
-    method: str = "cam",
+    explainer=None,
     norm: str = "l1",
-    upsample: bool = False,
-    **options,
 ) -> torch.Tensor:
     r"""One-, two- or all-class interpretation discrepancy between x and x' (Boopathy et al. 2020).
 
     With D the normalized :func:`map_discrepancy` and I_c the map of class c
-    (:func:`advexp_lib.attributions.attribute` with ``method``):
+    (``explainer.attribute``):
 
     - "one":  D1 = D(I_y(x), I_y(x'))                                  (true class y)
     - "two":  D2 = (D(I_y(x), I_y(x')) + D(I_t(x), I_t(x'))) / 2       (t = ``targets``)
@@ -456,16 +540,21 @@ def discrepancy(
     Args:
         x, x_adv: clean and perturbed images, N x C x H x W in [0, 1].
         y: true classes (N,); targets: the attack's target classes (measure "two").
-        method: attribution method (default "cam", as in the paper);
-            ``options`` go to ``attribute``.
+        explainer: an :class:`~advexp_lib.attributions.Explainer` or a method
+            name. Default: ``Cam(upsample=False)``, the paper's and its
+            reference code's maps at the last conv layer's resolution, which
+            sets D's scale.
         norm: "l1" (default) or "l2".
-        upsample: for "cam" and "grad_cam", compare the maps upsampled to the
-            image (True) or, as the paper and its reference code do, at the
-            last conv layer's resolution (default False), which sets D's scale.
     Returns:
         (N,) tensor, detached.
+
+    Examples:
+        >>> d = discrepancy(cam_model, x, x.clone(), y, measure="two", targets=(y + 1) % 3)
+        >>> bool((d == 0).all())
+        True
     """
     check_choice(measure, "measure", DISCREPANCY_MEASURES)
+    explainer = Cam(upsample=False) if explainer is None else as_explainer(explainer)
     check_images(x, "x")
     check_images(x_adv, "x_adv")
     if x.shape != x_adv.shape:
@@ -477,12 +566,8 @@ def discrepancy(
             raise InputError("targets: measure='two' needs the attack's target classes")
         check_labels(targets, x.shape[0], num_classes, "targets")
 
-    if "upsample" in OPTIONS[method]:
-        options = {**options, "upsample": upsample}
-
     def d(cls):
-        a = attribute(model, x, cls, method=method, **options)
-        b = attribute(model, x_adv, cls, method=method, **options)
+        a, b = explainer.attribute(model, x, cls), explainer.attribute(model, x_adv, cls)
         return map_discrepancy(a, b, norm=norm)
 
     if measure == "one":
@@ -493,7 +578,7 @@ def discrepancy(
 
 
 def kendall_tau(maps: torch.Tensor, maps_adv: torch.Tensor) -> torch.Tensor:
-    r"""Kendall rank correlation tau-b between two maps, per example (as ``scipy.stats.kendalltau``).
+    r"""Kendall rank correlation tau-b between two maps, per example (``scipy.stats.kendalltau``).
 
     Over the n entries of each example (all channels), with sgn the sign function,
 
@@ -501,21 +586,25 @@ def kendall_tau(maps: torch.Tensor, maps_adv: torch.Tensor) -> torch.Tensor:
         tau_b = S / sqrt(P_a P_b),   P_a = #{i<j : a_i != a_j} (pairs not tied in a).
 
     Ties count as in scipy's default tau-b; NaN where a map is constant.
-    O(n^2) work per example, done in row blocks to bound memory.
+    O(n log n) per example (scipy's algorithm).
+
+    Examples:
+        >>> kendall_tau(torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[1.0, 3.0, 2.0]]))
+        tensor([0.3333])
     """
     _check_map_pair(maps, maps_adv)
-    a_all, b_all = maps.detach().flatten(1).double(), maps_adv.detach().flatten(1).double()
-    n = a_all.shape[1]
-    block = max(1, 4_000_000 // max(n, 1))
-    out = []
-    for a, b in zip(a_all, b_all):
-        s = pa = pb = a.new_zeros(())
-        for i in range(0, n, block):  # every ordered pair counted twice: the ratio is unchanged
-            da = torch.sign(a[i : i + block, None] - a[None])
-            db = torch.sign(b[i : i + block, None] - b[None])
-            s, pa, pb = s + (da * db).sum(), pa + da.abs().sum(), pb + db.abs().sum()
-        out.append(s / (pa * pb).sqrt() if pa > 0 and pb > 0 else a.new_tensor(float("nan")))
-    return torch.stack(out).to(maps.dtype)
+    a_all, b_all = (
+        maps.detach().flatten(1).double().cpu().numpy(),
+        maps_adv.detach().flatten(1).double().cpu(),
+    )
+    taus = [_tau_b(a, b) for a, b in zip(a_all, b_all.numpy())]
+    return torch.tensor(taus, dtype=maps.dtype, device=maps.device)
+
+
+def _tau_b(a: np.ndarray, b: np.ndarray) -> float:
+    if np.ptp(a) == 0 or np.ptp(b) == 0:  # a constant map ranks nothing (scipy would warn, then NaN)
+        return math.nan
+    return float(scipy.stats.kendalltau(a, b).statistic)
 
 
 def top_k_intersection(
@@ -527,6 +616,10 @@ def top_k_intersection(
     default True, as for attribution magnitude) or by signed value. Result in
     [0, 1]; 1 = same top-k set (Ghorbani et al. 2019; Chen et al. 2019).
     Ties are broken by ``torch.topk``.
+
+    Examples:
+        >>> top_k_intersection(torch.tensor([[3.0, 2.0, 1.0, 0.0]]), torch.tensor([[3.0, 0.0, 1.0, 2.0]]), 2)
+        tensor([0.5000])
     """
     _check_map_pair(maps, maps_adv)
     n = maps[0].numel()
@@ -557,6 +650,10 @@ def gini(attributions: torch.Tensor) -> torch.Tensor:
         attributions: N x ... tensor (e.g. IG maps, same shape as x).
     Returns:
         (N,) tensor in the input's dtype.
+
+    Examples:
+        >>> gini(torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 4.0]]))
+        tensor([0.0000, 0.7500])
     """
     if not isinstance(attributions, torch.Tensor) or attributions.dim() < 2 or attributions.shape[0] == 0:
         got = (
@@ -587,11 +684,12 @@ def robust_accuracy_curve(
     random_start: bool = False,
     cumulative: bool = False,
     batch_size: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    per_image: bool = False,
+):
     r"""Accuracy under untargeted PGD at each budget of a grid (the companion papers' protocol).
 
     Each budget eps > 0 attacks the clean images afresh
-    (:func:`advexp_lib.attacks.pgd`, CE ascent from x, no random start by
+    (:func:`advexp_lib.attacks.projected_gradient.pgd`, CE ascent from x, no random start by
     default), as Boopathy et al.'s reference code does; eps = 0 gives the
     clean accuracy. A fixed-step attack can find at a small budget what it
     misses at a larger one, so this curve need not fall monotonically. With
@@ -606,8 +704,16 @@ def robust_accuracy_curve(
         norm: "linf" (default) or "l2"; random_start: PGD random start (default False).
         cumulative: see above. Default False.
         batch_size: images per PGD batch (default None: all at once).
+        per_image: also return which images are robust at each budget. Default False.
     Returns:
-        (eps, accuracy): float64 tensors of equal length, eps ascending.
+        (eps, accuracy): float64 tensors of equal length, eps ascending; with
+        ``per_image``, (eps, accuracy, robust) with robust a bool (E, N) tensor
+        (paired comparisons of two models on the same images need it).
+
+    Examples:
+        >>> eps, acc = robust_accuracy_curve(model, x, y, [0.0, 0.1], steps=5)
+        >>> acc.shape
+        torch.Size([2])
     """
     check_images(x, "x")
     check_choice(norm, "norm", ("linf", "l2"))
@@ -623,7 +729,7 @@ def robust_accuracy_curve(
     y = y.to(logits.device)
     correct = logits.argmax(1) == y
     robust = correct.clone()
-    acc = []
+    acc, flags = [], []
     for e in eps.tolist():
         if not cumulative:
             robust = correct.clone()
@@ -644,7 +750,9 @@ def robust_accuracy_curve(
                 with eval_mode(model):
                     robust[j] = predict(model, x_adv).argmax(1) == y[j]
         acc.append(robust.double().mean().item())
-    return eps, torch.tensor(acc, dtype=torch.float64)
+        flags.append(robust.cpu().clone())
+    acc = torch.tensor(acc, dtype=torch.float64)
+    return (eps, acc, torch.stack(flags)) if per_image else (eps, acc)
 
 
 def _check_map_pair(maps, maps_adv) -> None:

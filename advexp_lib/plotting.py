@@ -16,9 +16,11 @@ import torch
 from torch import nn
 from torchvision.utils import make_grid
 
+from .attacks import AE_PAPER, SearchConfig
+from .attributions import adversarial_explanation
 from .checks import InputError, check_choice, check_images, check_labels, check_positive
 from .data import class_name
-from .explanation_attacks import ShiftResult, adversarial_explanation
+from .experiments import ShiftResult
 from .models import HalfHuberReLU, runner_up
 
 __all__ = [
@@ -27,6 +29,8 @@ __all__ = [
     "image_grid",
     "plot_history",
     "plot_ara_curves",
+    "plot_robust_accuracy",
+    "plot_sparsity_accuracy",
     "plot_attributions",
     "plot_shift",
     "plot_shift_distribution",
@@ -162,6 +166,49 @@ def plot_ara_curves(results: dict, *, ax=None, title: str | None = None):
     return fig
 
 
+def plot_robust_accuracy(curves: dict, *, ax=None, title: str = "accuracy under l-inf PGD"):
+    """Accuracy against the l-inf budget, one line per model: {label: (eps, accuracy, ...)} as
+    :func:`advexp_lib.metrics.robust_accuracy_curve` returns them."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 3.4))
+    for label, curve in curves.items():
+        ax.plot(curve[0].numpy(), curve[1].numpy(), marker="o", label=label)
+    ax.set_xlabel("l-inf budget eps")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sparsity_accuracy(points: dict, *, ax=None, n: int | None = None):
+    """Gini index of the maps against accuracy, one point per model with 95% intervals on both axes.
+
+    ``points``: {label: {"accuracy": Estimate, "gini": Estimate}} (as
+    :func:`advexp_lib.experiments.sparsity` returns); labels starting with "l1"
+    are drawn as circles, the others as squares.
+    """
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 3.6))
+    for label, p in points.items():
+        a, g = p["accuracy"], p["gini"]
+        ax.errorbar(
+            a.value,
+            g.value,
+            xerr=[[a.value - a.lo], [a.hi - a.value]],
+            yerr=[[g.value - g.lo], [g.hi - g.value]],
+            fmt="o" if label.startswith("l1") else "s",
+            capsize=3,
+            label=label,
+        )
+    ax.set_xlabel("test accuracy" + (f" (n={n})" if n else ""))
+    ax.set_ylabel("Gini index of the maps (mean)")
+    ax.set_title("sparsity against accuracy, 95% intervals", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def plot_attributions(
     x: torch.Tensor,
     maps,
@@ -221,7 +268,7 @@ def plot_attributions(
 def plot_shift(
     result: ShiftResult, *, method: str | None = None, index=None, classes=None, max_rows: int = 3
 ):
-    """Figure of :func:`~advexp_lib.explanation_attacks.explanation_shift`: what a user sees, and a control.
+    """Figure of :func:`~advexp_lib.experiments.explanation_shift`: what a user sees, and a control.
 
     One row per shown image: the clean image and its map for the true class;
     the attacked image and its map for the new prediction (with the shift D);
@@ -330,16 +377,15 @@ def adversarial_explanation_panel(
     y: int,
     classes=None,
     *,
-    rho: float = 0.1,
-    steps: int = 35,
-    overshoot: float = 5.0,
+    config: SearchConfig = AE_PAPER,
     every_class: bool = True,
 ):
     """Figure: the input, its AE toward the true class, the runner-up and (optionally) every class.
 
     ``x`` is one image (1, C, H, W) or (C, H, W); each column is titled with the
     class and the model's original confidence in it, p(class | x). The AEs come
-    from :func:`~advexp_lib.explanation_attacks.adversarial_explanation`.
+    from :func:`~advexp_lib.attributions.adversarial_explanation` with ``config``
+    (default ``AE_PAPER``).
     """
     x = x[None] if x.dim() == 3 else x
     check_images(x, "x")
@@ -355,9 +401,7 @@ def adversarial_explanation_panel(
         model,
         x.expand(len(targets), *x.shape[1:]),
         torch.tensor(targets, device=x.device),
-        rho=rho,
-        steps=steps,
-        overshoot=overshoot,
+        config=config,
     )
     kinds = ["true", "runner-up"] + [""] * (len(targets) - 2)
     titles = [

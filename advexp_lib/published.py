@@ -4,7 +4,7 @@ The repository wwoods/adversarial-explanations-cifar (MIT license) publishes, in
 ``prebuilt/``, one ResNet-44 per recipe of the paper, and in ``example_output/``
 the reference implementation's own adversarial explanations of CIFAR-10 test
 images 2, 5, 8 and 9 (ship, frog, cat, automobile) toward their true classes
-on each network (rho 0.1, overshoot 5, 35 steps), saved as 8-bit PNGs.
+on each network (the explanation protocol, ``attacks.AE_PAPER``), saved as 8-bit PNGs.
 
 :func:`woods_file` finds a file, in this order: the folder named by
 ``$ADVEXP_WOODS_DIR``; the cache ``woods2019/`` beside the dataset folder
@@ -38,6 +38,7 @@ __all__ = [
     "WOODS_RAW_URL",
     "WOODS_SHA256",
     "WOODS_RECIPE_FILES",
+    "WOODS_PUBLISHED_CIFAR10",
     "EXAMPLE_TEST_INDICES",
     "EXAMPLE_LABELS",
     "EXAMPLE_NETWORK_ORDER",
@@ -45,6 +46,7 @@ __all__ = [
     "woods_folders",
     "woods_file",
     "published_model",
+    "published_models",
     "example_images",
 ]
 
@@ -54,6 +56,16 @@ WOODS_RECIPE_FILES = {
     "adv": "resnet44-adv-train.pt",
     "robust": "resnet44-robust.pt",
     "all": "resnet44-all.pt",
+}
+# The statistics that the README of the reference repository gives for its four published CIFAR-10
+# ResNet-44 files, keyed by our recipe names: test accuracy, Attack ARA, BTR ARA. The README says these
+# networks "correspond with, but are not the same as" the paper's N1-N4, so they are the published
+# networks' figures, not the paper's table.
+WOODS_PUBLISHED_CIFAR10 = {
+    "standard": {"file": "resnet44-standard.pt", "accuracy": 0.938, "attack_ara": 0.0013, "btr_ara": 0.0015},
+    "adv": {"file": "resnet44-adv-train.pt", "accuracy": 0.864, "attack_ara": 0.0100, "btr_ara": 0.0157},
+    "robust": {"file": "resnet44-robust.pt", "accuracy": 0.676, "attack_ara": 0.0142, "btr_ara": 0.0395},
+    "all": {"file": "resnet44-all.pt", "accuracy": 0.679, "attack_ara": 0.0188, "btr_ara": 0.0414},
 }
 EXAMPLE_TEST_INDICES = (2, 5, 8, 9)  # CIFAR-10 test images behind example_output/prebuilt_orig_<j>.png
 EXAMPLE_LABELS = (8, 6, 3, 1)  # ship, frog, cat, automobile
@@ -132,6 +144,12 @@ def published_model(recipe: str, *, device="cpu", download: bool = True) -> nn.M
     """Woods et al.'s published CIFAR-10 ResNet-44 for ``recipe`` (standard, adv, robust, all), eval mode."""
     check_choice(recipe, "recipe", WOODS_RECIPE_FILES)
     return import_woods_checkpoint(woods_file(WOODS_RECIPE_FILES[recipe], download=download), device=device)
+
+
+def published_models(*, device="cpu", download: bool = True) -> dict:
+    """All four published networks, {recipe: model} in the order of the example images' files
+    (:data:`EXAMPLE_NETWORK_ORDER`); raises :class:`PublishedFileNotFound` as :func:`published_model`."""
+    return {r: published_model(r, device=device, download=download) for r in EXAMPLE_NETWORK_ORDER}
 
 
 def example_images(*, download: bool = True) -> dict:

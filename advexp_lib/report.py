@@ -1,8 +1,10 @@
-"""Tables the book's notebooks share: ARA tables, literature values, every recipe on every metric.
+"""Tables: measured results (from :mod:`advexp_lib.experiments` and friends) as ``pandas.DataFrame``\\ s.
 
-Every table is a ``pandas.DataFrame`` built from measured results (or, for
-:func:`published_ara_table`, from published values, labelled as such), so
-notebooks never type a number. Figures live in :mod:`advexp_lib.plotting`.
+Formatting only: every function here takes results already computed and lays
+them out, with each figure's 95% interval beside it, so notebooks never type
+a number. Literature values come only from :mod:`advexp_lib.claims` and
+:mod:`advexp_lib.published`, labelled as such. Figures live in
+:mod:`advexp_lib.plotting`.
 """
 
 from __future__ import annotations
@@ -12,63 +14,46 @@ import math
 import pandas as pd
 import torch
 
-from .attacks import criterion_met, independent_attack, line_search, rmse, rmse_search
-from .attributions import attribute
 from .checks import InputError, check_choice, check_positive
-from .data import DatasetNotFoundError, load_tensors
-from .metrics import (
-    accuracy_robustness_area,
-    ara_from_distances,
-    ara_interval,
-    ara_ratio,
-    ensemble_ara,
-    gini,
-    robust_accuracy_curve,
-)
-from .published import WOODS_RECIPE_FILES, PublishedFileNotFound, published_model
+from .claims import CLAIMS, claim, for_record, judge, measurement
+from .metrics import ara_interval, ara_ratio
+from .published import WOODS_PUBLISHED_CIFAR10
 from .recipes import recipe
-from .stats import bootstrap_mean, bootstrap_median, wilson
+from .stats import Estimate, bootstrap_mean, bootstrap_median, verdict, wilson
 
 __all__ = [
-    "WOODS_PUBLISHED_CIFAR10",
-    "WOODS_PAPER_IMAGENET_ARA",
     "published_ara_table",
-    "published_ara_measured",
     "recipe_table",
+    "training_table",
     "ara_table",
+    "ratio_table",
     "shift_table",
-    "robustness_audit",
+    "audit_table",
     "ensemble_table",
     "agreement_table",
     "fidelity_table",
+    "estimates_table",
     "isa_table",
-    "reference_difference",
     "robust_accuracy_table",
-    "reproduction_table",
-    "evaluate_all",
+    "evaluation_table",
+    "claims_table",
+    "chapter_claims",
+    "claims_markdown",
+    "verdict_counts",
+    "verdict_sentence",
+    "published_comparison",
+    "ara_record_comparison",
+    "reproduction_summary",
+    "published_ara_beside",
 ]
 
-# The statistics that the README of Woods et al.'s reference repository
-# (wwoods/adversarial-explanations-cifar) gives for its four published CIFAR-10
-# ResNet-44 files, keyed by our recipe names: test accuracy, Attack ARA, BTR ARA.
-# The README says these networks "correspond with, but are not the same as" the
-# paper's N1-N4, so they are the published networks' figures, not the paper's table.
-WOODS_PUBLISHED_CIFAR10 = {
-    "standard": {"file": "resnet44-standard.pt", "accuracy": 0.938, "attack_ara": 0.0013, "btr_ara": 0.0015},
-    "adv": {"file": "resnet44-adv-train.pt", "accuracy": 0.864, "attack_ara": 0.0100, "btr_ara": 0.0157},
-    "robust": {"file": "resnet44-robust.pt", "accuracy": 0.676, "attack_ara": 0.0142, "btr_ara": 0.0395},
-    "all": {"file": "resnet44-all.pt", "accuracy": 0.679, "attack_ara": 0.0188, "btr_ara": 0.0414},
-}
-# The paper's own figure (Woods et al. 2019, abstract): ImageNet Attack ARA 0.0053, 2.4x the previous best.
-WOODS_PAPER_IMAGENET_ARA = {"attack_ara": 0.0053, "gain_over_previous_best": 2.4}
 
-
-def published_ara_table():
+def published_ara_table() -> pd.DataFrame:
     """The reference repository's README statistics of its published CIFAR-10 networks (not measured here).
 
     A DataFrame indexed by our recipe names with ``file``, ``accuracy``,
     ``attack_ara``, ``btr_ara`` and a ``source`` column saying where the
-    values come from (:data:`WOODS_PUBLISHED_CIFAR10`).
+    values come from (:data:`advexp_lib.published.WOODS_PUBLISHED_CIFAR10`).
     """
     df = pd.DataFrame.from_dict(WOODS_PUBLISHED_CIFAR10, orient="index")
     df.index.name = "recipe"
@@ -76,7 +61,7 @@ def published_ara_table():
     return df
 
 
-def recipe_table(dataset: str, names):
+def recipe_table(dataset: str, names) -> pd.DataFrame:
     """What differs between recipes: one row per recipe name, from :func:`advexp_lib.recipes.recipe`.
 
     Columns: arch, activation, epochs, optimizer, loss term (hook name), and the
@@ -103,108 +88,67 @@ def recipe_table(dataset: str, names):
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def ara_table(
-    models: dict,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    steps: int = 450,
-    eps: float = 20.0,
-    momentum: float = 0.9,
-    kinds=("attack", "btr"),
-    progress: bool = False,
-):
-    """Attack and BTR ARA of several models on the same images.
-
-    Runs :func:`advexp_lib.metrics.accuracy_robustness_area` (Woods et al.
-    Algorithm 1; RMSE distances, no clipping, as the reference) for every
-    model and every ``kind``, retrying with unit steps the images the
-    reference search cannot move (``never_met="retry"``; counted in
-    ``<kind>_retried``).
-
-    Args:
-        models: {label: model}; x, y: images in [0, 1] and labels.
-        steps, eps, momentum: the search; defaults are the paper's (450, 20, 0.9).
-        kinds: which ARA kinds to measure. Default both ("attack", "btr").
-    Returns:
-        (DataFrame indexed by label with ``accuracy``, ``<kind>_ara``, its 95%
-        bootstrap interval ``<kind>_ara_95``, ``<kind>_median_rmse``,
-        ``<kind>_unreliable`` and ``<kind>_retried`` columns,
-        {kind: {label: AraResult}} for :func:`advexp_lib.plotting.plot_ara_curves`).
-    """
-    if not models:
-        raise InputError("models: expected at least one {label: model}")
-    results = {k: {} for k in kinds}
+def training_table(histories: dict, n_test: int) -> pd.DataFrame:
+    """One row per recipe of its training history (:func:`advexp_lib.zoo.get_history`): the last epoch's
+    test accuracy on ``n_test`` images with its 95% Wilson interval, the final psi (NaN without the
+    adaptive penalty) and the seconds the training loop took."""
+    check_positive(n_test, "n_test", integer=True)
     rows = {}
-    for label, model in models.items():
-        row = {}
-        for kind in kinds:
-            res = accuracy_robustness_area(
-                model,
-                x,
-                y,
-                kind=kind,
-                steps=steps,
-                eps=eps,
-                momentum=momentum,
-                progress=progress,
-                on_late="flag",
-                never_met="retry",
-            )
-            results[kind][label] = res
-            interval = res.interval()
-            row["accuracy"] = res.accuracy
+    for name, h in histories.items():
+        acc = h[-1]["test_accuracy"]
+        rows[name] = {
+            "test accuracy": acc,
+            "95% interval": _interval(wilson(round(acc * n_test), n_test)),
+            "final psi": h[-1].get("psi", math.nan),
+            "train seconds": sum(r["seconds"] for r in h),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def ara_table(results: dict) -> pd.DataFrame:
+    """One row per model of :func:`advexp_lib.experiments.ara_results` output {kind: {label: AraResult}}.
+
+    Columns: ``accuracy``; per kind ``<kind>_ara`` with its 95% bootstrap
+    interval ``<kind>_ara_95``, ``<kind>_median_rmse``, ``<kind>_unreliable``
+    (met the criterion after T/2 steps, or never) and ``<kind>_retried``.
+    """
+    if not results or not any(results.values()):
+        raise InputError("results: expected {kind: {label: AraResult}} with at least one model")
+    rows = {}
+    for kind, by_label in results.items():
+        for label, res in by_label.items():
+            row = rows.setdefault(label, {"accuracy": res.accuracy})
             row[f"{kind}_ara"] = res.ara
-            row[f"{kind}_ara_95"] = _interval(interval)
+            row[f"{kind}_ara_95"] = _interval(res.interval())
             row[f"{kind}_median_rmse"] = float(res.distances.median())
             row[f"{kind}_unreliable"] = int(res.unreliable.sum())
-            row[f"{kind}_retried"] = int(res.retried.sum())
-        rows[label] = row
+            row[f"{kind}_retried"] = int(res.retried.sum()) if res.retried is not None else 0
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index.name = "recipe"
-    return df, results
+    return df
 
 
-def published_ara_measured(
-    n: int,
-    *,
-    steps: int = 450,
-    eps: float = 20.0,
-    momentum: float = 0.9,
-    seed: int = 1776,
-    device="cpu",
-    progress: bool = False,
-):
-    """ARA of Woods et al.'s four published CIFAR-10 networks, measured here (needs their files and CIFAR-10).
+def ratio_table(ratios: dict, reference: str) -> pd.DataFrame:
+    """{column: {label: Estimate}} (e.g. :func:`advexp_lib.metrics.ara_ratios` per ARA kind) as a table.
 
-    The first ``n`` test images of the seed-``seed`` permutation (the paper's
-    protocol: 1,000 images, seed 1776), :func:`ara_table` settings.
-
-    Returns:
-        (DataFrame, results) as :func:`ara_table`, or (None, reason) where the
-        published files (:func:`advexp_lib.published.woods_file`) or CIFAR-10
-        (:func:`advexp_lib.data.load_dataset`) are absent, the reason saying what to get.
+    One row per label, one column per entry, "value [lo, hi] (n=...)"; the
+    column names say what each label is divided by (``reference``).
     """
-    try:
-        x, y = load_tensors("cifar10", "test", n=n, seed=seed, download=False)
-        models = {r: published_model(r, device=device, download=False) for r in WOODS_RECIPE_FILES}
-    except (DatasetNotFoundError, PublishedFileNotFound) as err:
-        return None, str(err)
-    return ara_table(
-        models, x.to(device), y.to(device), steps=steps, eps=eps, momentum=momentum, progress=progress
+    return pd.DataFrame(
+        {f"{col} / {reference}": {label: str(e) for label, e in by.items()} for col, by in ratios.items()}
     )
 
 
-def shift_table(results: dict):
-    """One row per (label, method) of :func:`advexp_lib.explanation_attacks.explanation_shift` results.
+def shift_table(results: dict) -> pd.DataFrame:
+    """One row per (label, method) of :func:`advexp_lib.experiments.explanation_shift` results.
 
     Columns: images attacked successfully (n), the success rate and the share
     of successful attacks whose map shift exceeds the noise control's 95th
     percentile, each with a 95% Wilson interval; the median shift and median
     control shift with 95% bootstrap intervals (medians: a map whose clean
-    version is blank has a huge D); Kendall's tau of the maps
-    before and after the attack, and before and after the noise (over the
-    images where tau is defined: a constant map has none).
+    version is blank has a huge D); Kendall's tau of the maps before and
+    after the attack, and before and after the noise (over the images where
+    tau is defined: a constant map has none).
     """
     rows = []
     for label, res in results.items():
@@ -226,119 +170,22 @@ def shift_table(results: dict):
     return pd.DataFrame(rows).set_index(["model", "method"])
 
 
-def _defined(estimator, values: torch.Tensor) -> str:
-    """``estimator`` over the non-NaN entries, or "undefined" when there are none."""
-    v = values[~values.isnan()]
-    return str(estimator(v)) if v.numel() else "undefined"
+def audit_table(audit) -> pd.DataFrame:
+    """One row per model of :func:`advexp_lib.experiments.robustness_audit` (an ``AuditResult``).
 
-
-def robustness_audit(
-    models: dict,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    kind: str = "attack",
-    reference: str | None = None,
-    steps: int = 450,
-    eps: float = 20.0,
-    restarts: int = 2,
-    boundary_steps: int = 2000,
-    n_boundary: int | None = 20,
-    tolerance: float = 0.05,
-    seed: int = 0,
-    progress: bool = False,
-):
-    """The standard checklist for a robustness claim (Carlini et al. 2019), one row per model.
-
-    On the same images, for each model:
-
-    - **unbounded**: the share of images some attack breaks with budget
-      ``eps`` (it must be 1: an unbounded attack always succeeds);
-    - **2x steps**: relative change of the RMSE search's ARA with twice the steps;
-    - **restarts**: relative change of its ARA when each image's distance is
-      the smallest over ``restarts`` extra searches from x + U(-1/255, 1/255)
-      (distances measured from x);
-    - **transfer**: the ``reference`` model's minimal perturbations, scaled
-      along their direction until they break this model
-      (:func:`advexp_lib.attacks.line_search`): the share of images where
-      transfer beats the white-box ensemble by more than 2% (should be small;
-      the RMSE search records points of its path, a line search lands on the
-      boundary, hence the margin), and the transfer ARA (not for the
-      reference itself);
-    - **boundary**: the gradient-free decision-based attack on the first
-      ``n_boundary`` images: the share where it beats the RMSE search;
-    - **ensemble**: the ARA from the best of the RMSE search, DDN and FMN
-      (:func:`advexp_lib.metrics.ensemble_ara`), and its ratio to the RMSE
-      search's ARA.
-
-    ``ok`` says whether the first four checks pass: all broken, both changes
-    within ``tolerance``, and no more than ``tolerance`` of the images broken
-    more cheaply by transfer or by the boundary attack.
-
-    Returns:
-        (DataFrame indexed by model, {model: EnsembleAraResult}).
+    The check names carry their settings (the number of restarts, the
+    reference model, the boundary attack's images); ``ok`` says whether the
+    first four checks passed.
     """
-    if not models:
-        raise InputError("models: expected at least one {label: model}")
-    reference = reference or next(iter(models))
-    check_choice(reference, "reference", list(models))
-    settings = dict(kind=kind, steps=steps, eps=eps, progress=progress, on_late="flag", never_met="retry")
-    base = {label: accuracy_robustness_area(m, x, y, **settings) for label, m in models.items()}
-    ref_found = rmse_search(models[reference], x, y, mode=kind, eps=eps, steps=steps, momentum=0.9)
-    directions = ref_found.x_adv - x
-    g = torch.Generator().manual_seed(seed)
-    nb = x.shape[0] if n_boundary is None else min(n_boundary, x.shape[0])
-    rows, ensembles = {}, {}
-    for label, model in models.items():
-        ara = base[label].ara
-        longer = accuracy_robustness_area(model, x, y, **{**settings, "steps": 2 * steps})
-        best = base[label].distances.double()
-        for _ in range(restarts):
-            start = (x + (torch.rand(x.shape, generator=g) * 2 - 1).to(x) / 255).clamp(0, 1)
-            found = rmse_search(model, start, y, mode=kind, eps=eps, steps=steps, momentum=0.9).x_adv
-            met = criterion_met(model, found, y, kind)
-            best = torch.minimum(
-                best, torch.where(met, rmse(found - x), torch.full_like(best, math.inf)).double()
-            )
-        transfer = line_search(model, x, y, directions, kind=kind).distances.double()
-        own = label == reference
-        ens = ensemble_ara(
-            model, x, y, kind=kind, steps=steps, eps=eps, progress=progress, rmse_result=base[label]
-        )
-        ensembles[label] = ens
-        boundary = independent_attack(
-            model, x[:nb], y[:nb], attack="boundary", kind=kind, steps=boundary_steps
-        )
-        white = ens.distances
-        attacked = white > 0
-        rows[label] = {
-            "n": x.shape[0],
-            "unbounded: broken": float(torch.isfinite(white).double().mean()),
-            "RMSE ARA": ara,
-            "2x steps: change": longer.ara / ara - 1,
-            f"{restarts} restarts: change": ara_from_distances(best, base[label].num_classes) / ara - 1,
-            f"transfer from {reference}: beats white box": math.nan
-            if own
-            else _share(transfer < 0.98 * white, attacked),
-            "transfer ARA": math.nan if own else _ara_or_inf(transfer, base[label].num_classes),
-            f"boundary (n={nb}): beats RMSE": _share(
-                boundary.distances.double() < base[label].distances[:nb].double() - 1e-12, attacked[:nb]
-            ),
-            "ensemble ARA": ens.ara,
-            "ensemble / RMSE": ens.ara / ara,
-        }
-        r = rows[label]
-        r["ok"] = bool(
-            r["unbounded: broken"] == 1.0
-            and abs(r["2x steps: change"]) <= tolerance
-            and abs(r[f"{restarts} restarts: change"]) <= tolerance
-            and not r[f"transfer from {reference}: beats white box"] > tolerance
-            and r[f"boundary (n={nb}): beats RMSE"] <= tolerance
-        )
-    return pd.DataFrame.from_dict(rows, orient="index"), ensembles
+    names = {
+        "restarts: change": f"{audit.restarts} restarts: change",
+        "transfer: beats white box": f"transfer from {audit.reference}: beats white box",
+        "boundary: beats RMSE": f"boundary (n={audit.n_boundary}): beats RMSE",
+    }
+    return pd.DataFrame.from_dict(audit.rows, orient="index").rename(columns=names)
 
 
-def ensemble_table(ensembles: dict, reference: str | None = None):
+def ensemble_table(ensembles: dict, reference: str | None = None) -> pd.DataFrame:
     """One row per model of :func:`advexp_lib.metrics.ensemble_ara` results.
 
     Columns: n, the ARA of each attack alone, the ensemble ARA with its 95%
@@ -369,8 +216,8 @@ def ensemble_table(ensembles: dict, reference: str | None = None):
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def agreement_table(results: dict):
-    """One row per (explained model, judge) of :func:`advexp_lib.explanation_attacks.ae_agreement` results.
+def agreement_table(results: dict) -> pd.DataFrame:
+    """One row per (explained model, judge) of :func:`advexp_lib.experiments.ae_agreement` results.
 
     Columns: n, the share of AEs the judge classifies as their target class
     (Wilson interval), the judge's mean probability of that class on the AEs and
@@ -378,11 +225,11 @@ def agreement_table(results: dict):
     """
     rows = []
     for label, by_judge in results.items():
-        for judge, r in by_judge.items():
+        for name, r in by_judge.items():
             rows.append(
                 {
                     "explained model": label,
-                    "judge": judge,
+                    "judge": name,
                     "n": r["share_t"].n,
                     "share classified t": str(r["share_t"]),
                     "p(t) on AE": str(r["p_t"]),
@@ -392,8 +239,13 @@ def agreement_table(results: dict):
     return pd.DataFrame(rows).set_index(["explained model", "judge"])
 
 
-def fidelity_table(results: dict):
-    """One row per (model, method) of :func:`advexp_lib.explanation_attacks.explanation_fidelity` results.
+def estimates_table(rows: dict) -> pd.DataFrame:
+    """{row: {column: Estimate}} as a table of "value [lo, hi] (n=...)" strings."""
+    return pd.DataFrame({r: {k: str(v) for k, v in cols.items()} for r, cols in rows.items()}).T
+
+
+def fidelity_table(results: dict) -> pd.DataFrame:
+    """One row per (model, method) of :func:`advexp_lib.experiments.explanation_fidelity` results.
 
     Each metric's mean over the images where it is defined, with a 95%
     bootstrap interval; ``n`` counts the images.
@@ -407,8 +259,8 @@ def fidelity_table(results: dict):
     return pd.DataFrame(rows).set_index(["model", "method"])
 
 
-def isa_table(result):
-    """The ISA table of Boopathy et al. from an :class:`~advexp_lib.explanation_attacks.IsaResult`.
+def isa_table(result) -> pd.DataFrame:
+    """The ISA table of Boopathy et al. from an :class:`~advexp_lib.attacks.sneaking.IsaResult`.
 
     One row for the attack alone at the minimal eps, then one per (measure
     hidden from, multiple p of the minimal eps): the share of the images whose
@@ -452,7 +304,7 @@ def isa_table(result):
     return pd.DataFrame(rows).set_index(["run", "eps"])
 
 
-def robust_accuracy_table(curves: dict, n: int):
+def robust_accuracy_table(curves: dict, n: int) -> pd.DataFrame:
     """Robust accuracies of :func:`advexp_lib.metrics.robust_accuracy_curve` as "share [lo, hi]" strings.
 
     ``curves``: {label: (eps, accuracy)} on the same ``n`` images; one row per
@@ -470,134 +322,175 @@ def robust_accuracy_table(curves: dict, n: int):
     ).T
 
 
-def reference_difference(ours: torch.Tensor, reference: torch.Tensor, x: torch.Tensor):
-    """How far our images are from a reference implementation's saved 8-bit images, per image.
+def evaluation_table(rows: dict) -> pd.DataFrame:
+    """:func:`advexp_lib.experiments.evaluate_all` output as a table: each metric and its 95% interval.
 
-    ``ours`` is quantized as a PNG stores it (round(255 v), clamped to 0..255);
-    ``reference`` and ``x`` are (N, C, H, W) in [0, 1] read from 8-bit files.
-    Columns: the largest and the mean absolute pixel difference, in 8-bit
-    levels (of 255), and the Pearson correlation between the two changes from
-    the image, ours - x and reference - x (1: the same edit up to scale).
+    One row per model; for each metric a column with its value and a
+    ``<metric>_95`` column with the interval.
     """
-    for name, t in (("ours", ours), ("reference", reference)):
-        if t.shape != x.shape:
-            raise InputError(f"{name}: expected the shape of x {tuple(x.shape)}, got {tuple(t.shape)}")
-    levels = [t.detach().double().cpu().mul(255) for t in (ours, reference, x)]
-    mine, ref, base = levels[0].add(0.5).floor().clamp(0, 255), levels[1].round(), levels[2].round()
-    diff = (mine - ref).abs().flatten(1)
-    changes = torch.stack([(mine - base).flatten(1), (ref - base).flatten(1)], 1)
-    corr = [float(torch.corrcoef(c)[0, 1]) for c in changes]
-    return pd.DataFrame(
-        {
-            "max diff (of 255)": diff.max(1).values.tolist(),
-            "mean diff (of 255)": diff.mean(1).tolist(),
-            "corr of changes": corr,
-        }
-    )
+    table = {}
+    for label, metrics_ in rows.items():
+        row = {"n": next(iter(metrics_.values())).n}
+        for name, est in metrics_.items():
+            row[name] = est.value
+            row[f"{name}_95"] = _interval(est) if est.n else "undefined"
+        table[label] = row
+    return pd.DataFrame.from_dict(table, orient="index")
 
 
-def _ara_or_inf(distances: torch.Tensor, num_classes: int) -> float:
-    return ara_from_distances(distances, num_classes) if torch.isfinite(distances).all() else math.inf
+def claims_table(records: dict, claims=CLAIMS) -> pd.DataFrame:
+    """The reproduction report: one row per claim of :data:`~advexp_lib.claims.CLAIMS`, judged from records.
 
-
-def _share(flags: torch.Tensor, among: torch.Tensor) -> float:
-    return float(flags[among].double().mean()) if among.any() else math.nan
-
-
-def reproduction_table(records: dict, targets: list[dict]):
-    """Measured headline figures beside the papers' numbers, with the verdicts the chapters computed.
-
-    Args:
-        records: :func:`advexp_lib.reproduce.load_records` output {notebook: {figure: value}}.
-        targets: rows dict(claim, record, key, paper, verdict) naming where each
-            measured value lives (``records[record][key]``, dotted keys descend
-            into dicts), the paper's value (a number or text) and, optionally,
-            where the chapter's verdict lives (a dotted key of the same record).
-    Returns:
-        DataFrame with columns claim, measured, paper, verdict, source; an
-        :class:`~advexp_lib.stats.Estimate` recorded as a dict (value, lo, hi, n)
-        shows as "value [lo, hi] (n=...)"; "missing" when a record or figure was
-        not produced (its notebook did not run, or ran on other settings).
+    Each claim names the record and key that measure it and its rule (e.g.
+    "> 1"); the verdict is :func:`advexp_lib.stats.verdict` of that
+    measurement and rule, the same call the chapter makes. Columns: id, kind
+    ("paper" or "check"), paper, claim (quoted), where (in the paper), measure
+    (what is measured), measured (value, 95% interval, n), rule, verdict,
+    source (the record key); "missing"
+    where the notebook did not run or ran on other settings.
     """
     rows = []
-    for t in targets:
-        record = records.get(t["record"])
-        value, verdict = _lookup(record, t["key"]), _lookup(record, t["verdict"]) if "verdict" in t else ""
+    for c in claims:
+        est = measurement(records, c)
         rows.append(
             {
-                "claim": t["claim"],
-                "measured": "missing" if value is None else _shown(value),
-                "paper": t.get("paper", ""),
-                "verdict": "missing" if verdict is None else verdict,
-                "source": f"{t['record']}: {t['key']}",
+                "id": c.id,
+                "kind": c.kind,
+                "paper": c.paper,
+                "claim": c.quote,
+                "where": c.where,
+                "measure": c.measure,
+                "measured": "missing" if est is None else str(est),
+                "rule": c.rule,
+                "verdict": "missing" if est is None else str(verdict(est, c.rule)),
+                "source": f"{c.record}: {c.key}",
             }
         )
     return pd.DataFrame(rows)
 
 
-def _lookup(record, key: str):
-    value = record
-    for part in key.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
+def verdict_sentence(claim_id: str, estimate: Estimate | None, measured: str) -> str:
+    """One Markdown sentence: the claim in its paper's words, what was measured, and the verdict.
 
-
-def _shown(value):
-    if isinstance(value, dict) and set(value) == {"value", "lo", "hi", "n"}:
-        return f"{value['value']:.3g} [{value['lo']:.3g}, {value['hi']:.3g}] (n={value['n']})"
-    return value
-
-
-def evaluate_all(
-    models: dict,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    ara_steps: int = 450,
-    ara_eps: float = 20.0,
-    linf_eps=(0.1, 0.2),
-    pgd_steps: int = 40,
-    pgd_step_size: float = 0.01,
-    ig_steps: int = 50,
-    progress: bool = False,
-):
-    """Every model on every headline metric of the three papers, one row per model.
-
-    Columns:
-        ``n`` (images); ``accuracy``; ``attack_ara`` and ``btr_ara`` (Woods et al.; RMSE search with
-        ``ara_steps`` steps, budget ``ara_eps``, momentum 0.9); ``robust_acc@<eps>``
-        (Boopathy et al.; l-inf PGD, ``pgd_steps`` x ``pgd_step_size``, through
-        :func:`advexp_lib.metrics.robust_accuracy_curve`); ``ig_gini`` (Chalasani
-        et al.; mean Gini index of integrated gradients of the true class, zero
-        baseline, ``ig_steps`` nodes). Each figure but the accuracy is followed by
-        its 95% interval in a ``<column>_95`` column: bootstrap over the images for
-        the ARAs and the Gini index, Wilson for the robust accuracies.
-
-    Args:
-        models: {label: model}; x, y: evaluation images in [0, 1] and labels.
-    Returns:
-        DataFrame indexed by label.
+    ``measured`` names the measurement (e.g. "all / standard Attack ARA");
+    the verdict is :func:`advexp_lib.claims.judge` of ``estimate``.
     """
-
-    table, _ = ara_table(models, x, y, steps=ara_steps, eps=ara_eps, progress=progress)
-    table = table[["accuracy", "attack_ara", "attack_ara_95", "btr_ara", "btr_ara_95"]].copy()
-    table.insert(0, "n", x.shape[0])
-    for label, model in models.items():
-        eps, acc = robust_accuracy_curve(
-            model, x, y, list(linf_eps), steps=pgd_steps, step_size=pgd_step_size
-        )
-        for e, a in zip(eps.tolist(), acc.tolist()):
-            table.loc[label, f"robust_acc@{e:g}"] = a
-            table.loc[label, f"robust_acc@{e:g}_95"] = _interval(wilson(round(a * x.shape[0]), x.shape[0]))
-        ig = attribute(model, x, y, method="integrated_gradients", n_steps=ig_steps)
-        g = gini(ig)
-        table.loc[label, "ig_gini"] = float(g.nanmean())
-        defined = g[~g.isnan()]  # a blank map has no Gini index
-        table.loc[label, "ig_gini_95"] = (
-            _interval(bootstrap_mean(defined)) if defined.numel() else "undefined"
-        )
-    return table
+    c = claim(claim_id)
+    shown = "not measured" if estimate is None else str(estimate)
+    return (
+        f'{c.paper} ({c.where}): "{c.quote}". {measured}: {shown}, rule {c.rule}: '
+        f"**{judge(claim_id, estimate)}**."
+    )
 
 
-def _interval(e) -> str:
+def published_comparison(table: pd.DataFrame, published: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Our Attack and BTR ARA (an :func:`ara_table`) beside the published networks' README figures.
+
+    Left: the values; right: each column divided by its ``standard`` row, so
+    the two settings (digits here, CIFAR-10 there) compare by ratio.
+    """
+    published = published_ara_table() if published is None else published
+    both = pd.DataFrame(
+        {
+            "ours: attack ARA": table["attack_ara"],
+            "ours: BTR ARA": table["btr_ara"],
+            "published: attack ARA": published["attack_ara"],
+            "published: BTR ARA": published["btr_ara"],
+        }
+    )
+    ratios = both / both.loc["standard"]
+    ratios.columns = [c.replace("ARA", "ARA / standard") for c in both.columns]
+    return pd.concat([both, ratios], axis=1)
+
+
+def ara_record_comparison(records: dict, record: str = "03_ara_evaluation") -> pd.DataFrame:
+    """:func:`published_comparison` from a chapter's record (its ``attack_ara`` and ``btr_ara`` Estimates).
+
+    An empty table when the record is missing.
+    """
+    figures = records.get(record) or {}
+    if not figures.get("attack_ara"):
+        return pd.DataFrame()
+    table = pd.DataFrame(
+        {
+            f"{kind}_ara": {r: e["value"] for r, e in figures[f"{kind}_ara"].items()}
+            for kind in ("attack", "btr")
+        }
+    )
+    return published_comparison(table)
+
+
+def reproduction_summary(result: dict) -> pd.DataFrame:
+    """:func:`advexp_lib.experiments.reference_explanations` in one row per model: for our AEs against the
+    reference's, and for our own search against itself (input moved, float64), the mean pixel difference
+    (of 255) and the smallest correlation of the two edits over the images."""
+    rows = {}
+    for name in result["ours"]:
+        row = {}
+        for label in ("vs reference", "input moved 1e-6", "float64"):
+            t = result[label][name]
+            row[f"{label}: mean diff"] = t["mean diff (of 255)"].mean()
+            row[f"{label}: min corr"] = t["corr of changes"].min()
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def published_ara_beside(results: dict) -> pd.DataFrame:
+    """The published networks' ARA measured here (:func:`advexp_lib.experiments.published_ara_measured`
+    results) beside the reference README's figures, columns accuracy, attack_ara, btr_ara under each."""
+    cols = ["accuracy", "attack_ara", "btr_ara"]
+    return pd.concat(
+        {"measured here": ara_table(results)[cols], "reference README": published_ara_table()[cols]}, axis=1
+    )
+
+
+def chapter_claims(record: str, figures: dict):
+    """The claims a chapter measures, judged from its figures before it records them, as Markdown.
+
+    :func:`claims_markdown` of ``claims_table({record: figures}, for_record(record))``:
+    what a chapter shows at its end, the same verdicts the reproduction report
+    then reads from the record.
+    """
+    return claims_markdown(claims_table({record: figures}, for_record(record)))
+
+
+def claims_markdown(table: pd.DataFrame, *, source: bool = False):
+    """A :func:`claims_table` for reading: each claim quoted once, then its measurements and verdicts.
+
+    Returns an ``IPython.display.Markdown`` (a plain string where IPython is
+    absent): per claim, the paper, where it stands and the quote; below it a
+    table of what was measured, the value with its 95% interval and n, the
+    rule, the verdict in bold, and with ``source`` the record it was read from.
+    """
+    parts = []
+    for (paper, quote, where), rows in table.groupby(["paper", "claim", "where"], sort=False):
+        head = ["measured", "value [95% interval] (n)", "rule", "verdict"] + (["record"] if source else [])
+        lines = [f"**{paper}** ({where}): *\u201c{quote}\u201d*", "", "| " + " | ".join(head) + " |"]
+        lines.append("|" + "---|" * len(head))
+        for _, r in rows.iterrows():
+            cells = [r["measure"], r["measured"], f"`{r['rule']}`", f"**{r['verdict']}**"]
+            lines.append("| " + " | ".join(cells + ([r["source"]] if source else [])) + " |")
+        parts.append("\n".join(lines))
+    text = "\n\n".join(parts)
+    try:
+        from IPython.display import Markdown  # shown as Markdown in a notebook
+    except ImportError:
+        return text
+    return Markdown(text)
+
+
+def verdict_counts(table: pd.DataFrame) -> pd.Series:
+    """How many claims of :func:`claims_table` got each verdict (missing ones included)."""
+    return table["verdict"].value_counts()
+
+
+def _defined(estimator, values: torch.Tensor) -> str:
+    """``estimator`` over the non-NaN entries, or "undefined" when there are none."""
+    v = values[~values.isnan()]
+    return str(estimator(v)) if v.numel() else "undefined"
+
+
+def _interval(e: Estimate) -> str:
+    if math.isnan(e.lo):
+        return "undefined"
     return f"[{e.lo:.4g}, {e.hi:.4g}]"

@@ -9,6 +9,7 @@ starts with one call, :func:`start_notebook`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -18,8 +19,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from .checkpoints import write_atomic
 from .checks import AdvexpError, InputError
 
 __all__ = [
@@ -93,13 +96,28 @@ def results_dir() -> Path:
 
 
 def record(key: str, figures: dict) -> Path:
-    """Save a notebook's key figures (JSON-able dict) to ``<results>/records/<key>.json``."""
-    path = results_dir() / "records" / f"{key}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(figures, indent=2, sort_keys=True, default=float))
-    tmp.replace(path)
-    return path
+    """Save a notebook's key figures to ``<results>/records/<key>.json`` (atomically).
+
+    Values may be numbers, strings, lists and dicts of them, and also
+    :class:`~advexp_lib.stats.Estimate`\\ s (stored as {value, lo, hi, n}) and
+    other dataclasses (their fields), verdicts (their words), tensors and
+    numpy values (as lists and numbers).
+    """
+    text = json.dumps(figures, indent=2, sort_keys=True, default=_jsonable)
+    return write_atomic(results_dir() / "records" / f"{key}.json", lambda f: f.write(text.encode()))
+
+
+def _jsonable(value):
+    """What :func:`json.dumps` cannot encode itself, as something it can."""
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().tolist()
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    return float(value)
 
 
 def load_records(directory=None) -> dict:

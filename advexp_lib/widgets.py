@@ -8,9 +8,9 @@ drawing in :func:`advexp_lib.plotting.plot_views`, so the same views can be rend
 :func:`first_view` chooses the image and target the explorer opens on.
 
 The adversarial explanation is Woods et al.'s Algorithm 1 in explanation
-mode (:func:`advexp_lib.explanation_attacks.adversarial_explanation`): descend the
-target class's cross-entropy within an RMSE budget rho (overshoot 5, 35
-steps, no momentum, pixels kept in [0, 1]).
+mode (:func:`advexp_lib.attributions.adversarial_explanation`): descend the
+target class's cross-entropy within an RMSE budget rho, the other settings
+from :data:`EXPLORER_CONFIG` (``AE_PAPER`` with pixels kept in [0, 1]).
 
 ipywidgets is an optional dependency (``pip install "advexp_lib[widgets]"``):
 only :class:`Explorer` and :func:`explorer` need it.
@@ -19,19 +19,21 @@ only :class:`Explorer` and :func:`explorer` need it.
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
-from .attributions import attribute
+from .attacks import AE_PAPER, SearchConfig
+from .attributions import adversarial_explanation, as_explainer
 from .checks import InputError, check_choice, check_images, check_labels, check_positive
 from .data import class_name
-from .explanation_attacks import adversarial_explanation
 from .models import runner_up
 from .plotting import METHOD_NAMES, plot_views
 
 __all__ = [
+    "EXPLORER_CONFIG",
     "EXPLORER_METHODS",
     "MODEL_LABELS",
     "explorer_views",
@@ -41,6 +43,8 @@ __all__ = [
     "explorer",
 ]
 
+EXPLORER_CONFIG = replace(AE_PAPER, clip=True)
+"""The explorer's explanation search: the paper's, with x' kept a valid image (rho is a control)."""
 EXPLORER_METHODS = ("saliency", "integrated_gradients", "grad_cam", "smoothgrad")
 MODEL_LABELS = {
     "standard": "standard (no defence)",
@@ -57,17 +61,20 @@ def explorer_views(
     target: int,
     *,
     method: str = "saliency",
-    rho: float = 0.1,
-    steps: int = 35,
-    overshoot: float = 5.0,
+    rho: float | None = None,
+    config: SearchConfig = EXPLORER_CONFIG,
 ) -> dict:
     """Everything the explorer shows for one image ``x`` (1 x C x H x W) and one target class.
 
+    Args:
+        method: a name of :data:`EXPLORER_METHODS`.
+        rho: the RMSE budget of the explanation (default: ``config.eps``).
+        config: the explanation search. Default: :data:`EXPLORER_CONFIG`.
     Returns:
-        dict with ``x``, ``map`` (``method``'s attribution for ``target``,
-        :func:`advexp_lib.attributions.attribute`), ``x_ae`` (the adversarial
-        explanation toward ``target`` with RMSE budget ``rho``; an unreliable
-        search is flagged silently, never warned), ``pred`` and ``pred_ae``
+        dict with ``x``, ``map`` (``method``'s attribution for ``target``),
+        ``x_ae`` (the adversarial explanation toward ``target`` with RMSE
+        budget ``rho``; an unreliable search is flagged silently, never
+        warned), ``pred`` and ``pred_ae``
         (predicted classes), ``p_target`` and ``p_target_ae`` (softmax
         probability of ``target`` before and after), ``reached``
         (``pred_ae == target``) and the settings.
@@ -76,12 +83,10 @@ def explorer_views(
     if x.shape[0] != 1:
         raise InputError(f"x: expected one image (1 x C x H x W), got {tuple(x.shape)}")
     check_choice(method, "method", EXPLORER_METHODS)
-    check_positive(rho, "rho")
+    rho = config.eps if rho is None else check_positive(rho, "rho")
     t = torch.tensor([int(target)], device=x.device)
-    amap = attribute(model, x, t, method=method)
-    x_ae = adversarial_explanation(
-        model, x, t, rho=rho, steps=steps, overshoot=overshoot, clip=True, on_late="flag"
-    )
+    amap = as_explainer(method).attribute(model, x, t)
+    x_ae = adversarial_explanation(model, x, t, config=replace(config, eps=rho), on_late="flag")
     with torch.no_grad():
         p, p_ae = model(x).softmax(1)[0], model(x_ae).softmax(1)[0]
     return {
@@ -106,8 +111,7 @@ def explorer_grid(
     classes=None,
     *,
     settings,
-    steps: int = 35,
-    overshoot: float = 5.0,
+    config: SearchConfig = EXPLORER_CONFIG,
 ):
     """Static version of the explorer: one row of :func:`advexp_lib.plotting.plot_views` per setting.
 
@@ -115,6 +119,7 @@ def explorer_grid(
         models: {name: model}; x, y: the images and labels the explorer browses.
         settings: list of dicts with keys ``model``, ``index``, ``target``,
             ``method`` and ``rho`` (the explorer's controls).
+        config: the explanation search besides rho. Default: :data:`EXPLORER_CONFIG`.
     Returns:
         matplotlib Figure.
     """
@@ -131,8 +136,7 @@ def explorer_grid(
             s["target"],
             method=s["method"],
             rho=s["rho"],
-            steps=steps,
-            overshoot=overshoot,
+            config=config,
         )
         plot_views(views, classes, axes=row, label=f"{s['model']}, #{i} (y {class_name(y[i], classes)}): ")
     fig.tight_layout()
@@ -145,16 +149,14 @@ def first_view(
     y: torch.Tensor,
     *,
     compare=None,
-    rho: float = 0.1,
-    steps: int = 35,
-    overshoot: float = 5.0,
+    config: SearchConfig = EXPLORER_CONFIG,
 ) -> dict:
     r"""The image and target the explorer should open on: where two models' explanations differ most.
 
     For every image i, t_i is the runner-up class of the first compared model
     (:func:`advexp_lib.models.runner_up`, the closest wrong class), and
     d_a, d_b are the changes x' - x of both models' adversarial explanations
-    toward t_i (same ``rho``, ``steps``, ``overshoot`` as the explorer). Their
+    toward t_i (the explorer's search, ``config``). Their
     difference is the cosine distance
 
         D_i = 1 - <d_a, d_b> / (||d_a|| ||d_b||)   (0: same edit, 1: unrelated, 2: opposite),
@@ -184,13 +186,7 @@ def first_view(
         logits_a, logits_b = a(x), b(x)
     targets = runner_up(logits_a, y)
     changes = [
-        (
-            adversarial_explanation(
-                m, x, targets, rho=rho, steps=steps, overshoot=overshoot, clip=True, on_late="flag"
-            )
-            - x
-        ).flatten(1)
-        for m in (a, b)
+        (adversarial_explanation(m, x, targets, config=config, on_late="flag") - x).flatten(1) for m in (a, b)
     ]
     distance = 1 - torch.nn.functional.cosine_similarity(*changes, dim=1, eps=1e-12)
     correct = (logits_a.argmax(1) == y) & (logits_b.argmax(1) == y)
@@ -223,9 +219,7 @@ class Explorer:
         index: int = 0,
         target: int | None = None,
         labels: dict | None = None,
-        rho: float = 0.1,
-        steps: int = 35,
-        overshoot: float = 5.0,
+        config: SearchConfig = EXPLORER_CONFIG,
     ):
         try:
             import ipywidgets  # optional dependency: the computation above works without it
@@ -241,7 +235,7 @@ class Explorer:
         if not 0 <= int(index) < x.shape[0]:
             raise InputError(f"index: expected 0 <= index < {x.shape[0]}, got {index}")
         self.models, self.x, self.y, self.classes = dict(models), x, y, classes
-        self.steps, self.overshoot = steps, overshoot
+        self.config = config
         first = next(iter(self.models.values()))
         with torch.no_grad():
             logits = first(x[int(index) : int(index) + 1])
@@ -263,7 +257,7 @@ class Explorer:
             "target": ipywidgets.IntSlider(
                 int(target), min=0, max=num_classes - 1, description="target class"
             ),
-            "rho": ipywidgets.FloatSlider(rho, min=0.02, max=0.5, step=0.02, description="rho (RMSE)"),
+            "rho": ipywidgets.FloatSlider(config.eps, min=0.02, max=0.5, step=0.02, description="rho (RMSE)"),
         }
         for c in self.controls.values():
             c.continuous_update = False  # sliders recompute on release, not on every pixel of drag
@@ -299,8 +293,7 @@ class Explorer:
                 s["target"],
                 method=s["method"],
                 rho=s["rho"],
-                steps=self.steps,
-                overshoot=self.overshoot,
+                config=self.config,
             )
         v = self._cache[key]
         self.views = v
@@ -330,7 +323,7 @@ def explorer(models: dict, x: torch.Tensor, y: torch.Tensor, classes=None, **kwa
         kwargs: ``methods``; ``index`` (initial image, default 0; see :func:`first_view`);
             ``target`` (initial class, default the runner-up of that image under the first
             model); ``labels`` ({name: menu label}, added to :data:`MODEL_LABELS`);
-            ``rho`` (initial, default 0.1), ``steps`` (35), ``overshoot`` (5).
+            ``config`` (the search; its ``eps`` is the initial rho; default :data:`EXPLORER_CONFIG`).
     """
     ex = Explorer(models, x, y, classes, **kwargs)
     ex.widget.explorer = ex

@@ -1,16 +1,25 @@
-"""Attribution maps: Captum wrappers, CAM and the differentiable IG, on models with known maps."""
+"""Explanation methods: Captum wrappers, CAM, the differentiable IG and the AE, on models with known maps."""
+
+from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from advexp_lib import InputError, InputTypeError
+from advexp_lib.attacks import AE_PAPER, EXPLAIN, rmse_search
 from advexp_lib.attributions import (
-    DIFFERENTIABLE,
-    MAP_SHAPED_LIKE_X,
+    EXPLAINERS,
     METHODS,
+    AdversarialExplanation,
+    Cam,
+    GradCam,
+    IntegratedGradients,
+    Saliency,
+    as_explainer,
     attribute,
     class_activation_maps,
+    explainer,
     gradcam_layer,
     integrated_gradients_of,
 )
@@ -43,10 +52,11 @@ def test_saliency_is_abs_logit_gradient_on_linear_model():
     x = torch.rand(2, 1, 2, 2)
     t = torch.tensor([1, 2])
     expected = m[1].weight[t].abs().view(2, 1, 2, 2)  # d f_t / dx = W_t
-    assert torch.equal(attribute(m, x, t, method="saliency"), expected)
-    assert torch.equal(attribute(m, x, t, method="saliency", differentiable=True).detach(), expected)
-    signed = attribute(m, x, t, method="saliency", abs=False)
+    assert torch.equal(Saliency().attribute(m, x, t), expected)
+    assert torch.equal(Saliency().attribute(m, x, t, differentiable=True).detach(), expected)
+    signed = Saliency(abs=False).attribute(m, x, t)
     assert torch.equal(signed, m[1].weight[t].view(2, 1, 2, 2))
+    assert torch.equal(attribute(m, x, t, method="saliency", abs=False), signed)  # the one-line form
 
 
 def test_integrated_gradients_on_linear_model_is_x_times_weight():
@@ -54,13 +64,13 @@ def test_integrated_gradients_on_linear_model_is_x_times_weight():
     x = torch.rand(2, 1, 2, 2)
     expected = x * m[1].weight[0].view(1, 1, 2, 2)  # zero baseline, constant gradient
     for diff in (False, True):
-        ig = attribute(m, x, 0, method="integrated_gradients", n_steps=7, differentiable=diff)
+        ig = IntegratedGradients(n_steps=7).attribute(m, x, 0, differentiable=diff)
         assert torch.allclose(ig.detach(), expected, atol=1e-6)
 
 
 def test_differentiable_ig_matches_captum(cam_net, images):
-    a = attribute(cam_net, images, 1, method="integrated_gradients", n_steps=16)
-    b = attribute(cam_net, images, 1, method="integrated_gradients", n_steps=16, differentiable=True)
+    ig = IntegratedGradients(n_steps=16)
+    a, b = ig.attribute(cam_net, images, 1), ig.attribute(cam_net, images, 1, differentiable=True)
     assert torch.allclose(a, b.detach(), atol=1e-6, rtol=1e-4)
 
 
@@ -77,10 +87,50 @@ def test_integrated_gradients_of_is_complete():
 
 @pytest.mark.parametrize("method", METHODS)
 def test_shapes(cam_net, images, method):
-    out = attribute(cam_net, images, torch.tensor([0, 2]), method=method)
-    expected = images.shape if method in MAP_SHAPED_LIKE_X else (2, 1, 8, 8)
+    e = explainer(method)
+    out = e.attribute(cam_net, images, torch.tensor([0, 2]))
+    expected = images.shape if e.shaped_like_x else (2, 1, 8, 8)
     assert out.shape == expected
     assert not out.requires_grad and torch.isfinite(out).all()
+
+
+def test_the_registry_builds_the_classes_with_their_options():
+    assert set(METHODS) == {
+        "saliency",
+        "integrated_gradients",
+        "smoothgrad",
+        "grad_cam",
+        "guided_grad_cam",
+        "cam",
+        "ae",
+    }
+    assert explainer("integrated_gradients", n_steps=64) == IntegratedGradients(n_steps=64)
+    assert explainer("integrated_gradients") != IntegratedGradients(n_steps=64)
+    assert as_explainer(Cam(upsample=False)) == Cam(upsample=False)
+    assert IntegratedGradients(n_steps=8).options() == {
+        "n_steps": 8,
+        "ig_method": "gausslegendre",
+        "internal_batch_size": None,
+    }
+    assert {n for n, c in EXPLAINERS.items() if c.differentiable} == {
+        "saliency",
+        "integrated_gradients",
+        "grad_cam",
+        "cam",
+    }
+    with pytest.raises(InputError, match="options.*given with an explainer object"):
+        as_explainer(Saliency(), abs=False)
+    with pytest.raises(InputError, match="n_steps"):
+        IntegratedGradients(n_steps=0)
+
+
+def test_adversarial_explanation_map_is_the_search_change(cam_net, images):
+    """The "ae" map is x' - x of the explanation-mode search with the explainer's config."""
+    t = torch.tensor([1, 2])
+    config = replace(AE_PAPER, steps=6, clip=True)
+    found = rmse_search(cam_net, images, t, criterion=EXPLAIN, config=config).x_adv
+    assert torch.equal(AdversarialExplanation(config).attribute(cam_net, images, t), found - images)
+    assert not AdversarialExplanation.differentiable and AdversarialExplanation.shaped_like_x
 
 
 def test_cam_equals_hand_computation(cam_net, images):
@@ -88,12 +138,12 @@ def test_cam_equals_hand_computation(cam_net, images):
     feats = cam_net.features(cam_net.normalize(images))  # (2, 64, 2, 2)
     w = cam_net.classifier.weight
     hand = torch.stack([(w[t[i]][:, None, None] * feats[i]).sum(0) for i in range(2)])[:, None]
-    small = attribute(cam_net, images, t, method="cam", upsample=False)
+    small = Cam(upsample=False).attribute(cam_net, images, t)
     assert torch.allclose(small, hand, atol=1e-6)
     # the logit is the spatial mean of the CAM plus the bias
     all_maps = class_activation_maps(cam_net, images, upsample=False)
     assert torch.allclose(all_maps.mean(dim=(2, 3)) + cam_net.classifier.bias, cam_net(images), atol=1e-5)
-    up = attribute(cam_net, images, t, method="cam")
+    up = Cam().attribute(cam_net, images, t)
     assert torch.allclose(up, F.interpolate(hand, size=(8, 8), mode="bilinear"), atol=1e-6)
 
 
@@ -103,25 +153,19 @@ def test_grad_cam_uses_last_conv(cam_net):
         gradcam_layer(linear_model())
 
 
-@pytest.mark.parametrize("method", DIFFERENTIABLE)
-def test_differentiable_maps_pass_gradients_to_weights(cam_net, images, method):
-    a = attribute(
-        cam_net,
-        images,
-        torch.tensor([0, 1]),
-        method=method,
-        differentiable=True,
-        **({"n_steps": 4} if method == "integrated_gradients" else {}),
-    )
+@pytest.mark.parametrize("e", [Saliency(), IntegratedGradients(n_steps=4), GradCam(), Cam()], ids=repr)
+def test_differentiable_maps_pass_gradients_to_weights(cam_net, images, e):
+    assert e.differentiable
+    a = e.attribute(cam_net, images, torch.tensor([0, 1]), differentiable=True)
     assert a.requires_grad
     (g,) = torch.autograd.grad(a.pow(2).sum(), cam_net.features[0].weight)
     assert g.abs().sum() > 0
 
 
-@pytest.mark.parametrize("method", ["smoothgrad", "guided_grad_cam"])
+@pytest.mark.parametrize("method", ["smoothgrad", "guided_grad_cam", "ae"])
 def test_non_differentiable_methods_refuse(cam_net, images, method):
     with pytest.raises(InputError, match="differentiable"):
-        attribute(cam_net, images, 0, method=method, differentiable=True)
+        explainer(method).attribute(cam_net, images, 0, differentiable=True)
 
 
 def test_bad_inputs_name_the_argument(cam_net, images):
@@ -165,6 +209,6 @@ def test_grad_cam_of_a_resnet_weighs_its_last_feature_map_by_hand():
     logits = model.classifier(a.mean(dim=(2, 3), keepdim=True)).flatten(1)
     grads = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), a)[0]
     hand = (grads.mean(dim=(2, 3), keepdim=True) * feats).sum(1, keepdim=True).clamp(min=0)
-    maps = attribute(model, x, t, method="grad_cam", upsample=False)
+    maps = GradCam(upsample=False).attribute(model, x, t)
     assert hand.shape[-1] == 8 and hand.abs().max() > 0
     assert torch.allclose(maps, hand, atol=1e-10)

@@ -8,6 +8,8 @@ expected or what came. Models and data are tiny and built in memory.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -23,7 +25,7 @@ from advexp_lib import (
     attributions,
     checkpoints,
     data,
-    explanation_attacks,
+    experiments,
     metrics,
     models,
     plotting,
@@ -33,6 +35,7 @@ from advexp_lib import (
     widgets,
     zoo,
 )
+from advexp_lib.attacks import AE_PAPER, ARA_PAPER, SearchConfig, sneaking, topk
 from advexp_lib.cli import main
 from advexp_lib.woods_import import import_woods_checkpoint
 
@@ -104,7 +107,7 @@ def _ckpt(tmp_path, *, in_channels=1, keep_model=True, meta=True):
     return checkpoints.save_checkpoint(tmp_path / f"c{in_channels}{keep_model}{meta}.pt", state)
 
 
-# (id, call(tmp_path), expected exception, message regex)
+# (id, call(tmp_path), expected exception, message regex[, mark])
 CASES = [
     # ---- data
     (
@@ -373,120 +376,157 @@ CASES = [
     ),
     # ---- attacks: the RMSE search
     (
-        "attacks.rmse_search/mode",
-        lambda t: attacks.rmse_search(_small(), X, Y, mode="l3", eps=1.0, steps=2),
+        "attacks.rmse_search/criterion",
+        lambda t: attacks.rmse_search(_small(), X, Y, criterion="l3", config=SearchConfig(steps=2, eps=1.0)),
         InputError,
-        r"mode: unknown value 'l3'; valid: budget, attack, btr, explain",
+        r"criterion: unknown value 'l3'; valid: budget, attack, btr, explain",
     ),
     (
         "attacks.rmse_search/eps=0",
-        lambda t: attacks.rmse_search(_small(), X, Y, mode="budget", eps=0.0, steps=2),
+        lambda t: attacks.rmse_search(
+            _small(), X, Y, criterion="budget", config=SearchConfig(steps=2, eps=0.0)
+        ),
         InputError,
         r"eps: expected a finite value > 0, got 0.0",
     ),
     (
         "attacks.rmse_search/eps<0",
-        lambda t: attacks.rmse_search(_small(), X, Y, mode="budget", eps=-1.0, steps=2),
+        lambda t: attacks.rmse_search(
+            _small(), X, Y, criterion="budget", config=SearchConfig(steps=2, eps=-1.0)
+        ),
         InputError,
         r"eps: expected a finite value > 0, got -1.0",
     ),
     (
         "attacks.rmse_search/eps-inf",
-        lambda t: attacks.rmse_search(_small(), X, Y, mode="budget", eps=float("inf"), steps=2),
+        lambda t: attacks.rmse_search(
+            _small(), X, Y, criterion="budget", config=SearchConfig(steps=2, eps=float("inf"))
+        ),
         InputError,
         r"eps: expected a finite",
     ),
     (
         "attacks.rmse_search/steps=0",
-        lambda t: attacks.rmse_search(_small(), X, Y, mode="budget", eps=1.0, steps=0),
+        lambda t: attacks.rmse_search(
+            _small(), X, Y, criterion="budget", config=SearchConfig(steps=0, eps=1.0)
+        ),
         InputError,
         r"steps: expected a finite value > 0, got 0",
     ),
     (
         "attacks.rmse_search/steps-float",
-        lambda t: attacks.rmse_search(_small(), X, Y, mode="budget", eps=1.0, steps=2.5),
+        lambda t: attacks.rmse_search(
+            _small(), X, Y, criterion="budget", config=SearchConfig(steps=2.5, eps=1.0)
+        ),
         InputTypeError,
         r"steps: expected an integer, got 2.5",
     ),
     (
         "attacks.rmse_search/overshoot",
-        lambda t: attacks.rmse_search(_small(), X, Y, mode="budget", eps=1.0, steps=2, overshoot=0.0),
+        lambda t: attacks.rmse_search(
+            _small(), X, Y, criterion="budget", config=SearchConfig(steps=2, eps=1.0, overshoot=0.0)
+        ),
         InputError,
         r"overshoot",
     ),
     (
         "attacks.rmse_search/momentum",
-        lambda t: attacks.rmse_search(_small(), X, Y, mode="budget", eps=1.0, steps=2, momentum=1.0),
+        lambda t: attacks.rmse_search(
+            _small(), X, Y, criterion="budget", config=SearchConfig(steps=2, eps=1.0, momentum=1.0)
+        ),
         InputError,
         r"momentum: expected a value in \[0, 1\), got 1.0",
     ),
     (
         "attacks.rmse_search/on_late",
-        lambda t: attacks.rmse_search(_small(), X, Y, mode="budget", eps=1.0, steps=2, on_late="ignore"),
+        lambda t: attacks.rmse_search(
+            _small(), X, Y, criterion="budget", config=SearchConfig(steps=2, eps=1.0), on_late="ignore"
+        ),
         InputError,
         r"on_late: unknown value 'ignore'; valid: flag, warn, raise",
     ),
     (
         "attacks.rmse_search/mask",
         lambda t: attacks.rmse_search(
-            _small(), X, Y, mode="budget", eps=1.0, steps=2, mask=torch.ones(3, dtype=torch.bool)
+            _small(),
+            X,
+            Y,
+            criterion="budget",
+            config=SearchConfig(steps=2, eps=1.0),
+            mask=torch.ones(3, dtype=torch.bool),
         ),
         InputError,
         r"mask: expected a bool tensor of shape \(4,\), one flag per image, got \(3,\)",
     ),
     (
         "attacks.rmse_search/x>1",
-        lambda t: attacks.rmse_search(_small(), X + 1, Y, mode="budget", eps=1.0, steps=2),
+        lambda t: attacks.rmse_search(
+            _small(), X + 1, Y, criterion="budget", config=SearchConfig(steps=2, eps=1.0)
+        ),
         InputError,
         r"x: pixels must lie in \[0, 1\]",
     ),
     (
         "attacks.rmse_search/x-nan",
         lambda t: attacks.rmse_search(
-            _small(), _with(value=float("nan")), Y, mode="budget", eps=1.0, steps=2
+            _small(), _with(value=float("nan")), Y, criterion="budget", config=SearchConfig(steps=2, eps=1.0)
         ),
         InputError,
         r"x: contains NaN",
     ),
     (
         "attacks.rmse_search/x-empty",
-        lambda t: attacks.rmse_search(_small(), X[:0], Y[:0], mode="budget", eps=1.0, steps=2),
+        lambda t: attacks.rmse_search(
+            _small(), X[:0], Y[:0], criterion="budget", config=SearchConfig(steps=2, eps=1.0)
+        ),
         InputError,
         r"x: expected at least one",
     ),
     (
         "attacks.rmse_search/x-double-rank",
-        lambda t: attacks.rmse_search(_small(), X[None], Y, mode="budget", eps=1.0, steps=2),
+        lambda t: attacks.rmse_search(
+            _small(), X[None], Y, criterion="budget", config=SearchConfig(steps=2, eps=1.0)
+        ),
         InputError,
         r"x: expected shape N",
     ),
     (
         "attacks.rmse_search/x-channels",
-        lambda t: attacks.rmse_search(_small(), X.expand(4, 3, 8, 8), Y, mode="budget", eps=1.0, steps=2),
+        lambda t: attacks.rmse_search(
+            _small(), X.expand(4, 3, 8, 8), Y, criterion="budget", config=SearchConfig(steps=2, eps=1.0)
+        ),
         InputError,
         r"x: the model expects N x 1 x H x W",
     ),
     (
         "attacks.rmse_search/labels-range",
-        lambda t: attacks.rmse_search(_small(), X, Y + 3, mode="attack", eps=1.0, steps=2),
+        lambda t: attacks.rmse_search(
+            _small(), X, Y + 3, criterion="attack", config=SearchConfig(steps=2, eps=1.0)
+        ),
         InputError,
         r"y: labels must lie in \[0, 2\], got values in \[3, 5\]",
     ),
     (
         "attacks.rmse_search/labels-length",
-        lambda t: attacks.rmse_search(_small(), X, Y[:2], mode="attack", eps=1.0, steps=2),
+        lambda t: attacks.rmse_search(
+            _small(), X, Y[:2], criterion="attack", config=SearchConfig(steps=2, eps=1.0)
+        ),
         InputError,
         r"y: expected shape \(4,\) to match the images, got \(2,\)",
     ),
     (
         "attacks.rmse_search/labels-float",
-        lambda t: attacks.rmse_search(_small(), X, Y.float(), mode="budget", eps=1.0, steps=2),
+        lambda t: attacks.rmse_search(
+            _small(), X, Y.float(), criterion="budget", config=SearchConfig(steps=2, eps=1.0)
+        ),
         InputTypeError,
         r"y: expected an integer tensor",
     ),
     (
         "attacks.rmse_search/model-shape",
-        lambda t: attacks.rmse_search(Flat(), X, Y, mode="budget", eps=1.0, steps=2),
+        lambda t: attacks.rmse_search(
+            Flat(), X, Y, criterion="budget", config=SearchConfig(steps=2, eps=1.0)
+        ),
         InputError,
         r"model: expected the model to return logits of shape \(4, num_classes\), got \(4,\)",
     ),
@@ -554,54 +594,54 @@ CASES = [
         r"norm: unknown value 'linf2'",
     ),
     (
-        "explanation_attacks.isa/targets==y",
-        lambda t: explanation_attacks.interpretability_sneaking_attack(_cam(), X, Y, Y, steps=1),
+        "attacks.sneaking.isa/targets==y",
+        lambda t: sneaking.interpretability_sneaking_attack(_cam(), X, Y, Y, steps=1),
         InputError,
         r"targets: every target must differ from the true class y",
     ),
     (
-        "explanation_attacks.isa/measures",
-        lambda t: explanation_attacks.interpretability_sneaking_attack(_cam(), X, Y, T, measures=("three",)),
+        "attacks.sneaking.isa/measures",
+        lambda t: sneaking.interpretability_sneaking_attack(_cam(), X, Y, T, measures=("three",)),
         InputError,
         r"measures: unknown value 'three'; valid: one, two",
     ),
     (
-        "explanation_attacks.isa/eps_max",
-        lambda t: explanation_attacks.interpretability_sneaking_attack(_cam(), X, Y, T, eps_max=0.0),
+        "attacks.sneaking.isa/eps_max",
+        lambda t: sneaking.interpretability_sneaking_attack(_cam(), X, Y, T, eps_max=0.0),
         InputError,
         r"eps_max: expected a finite value > 0",
     ),
     (
-        "explanation_attacks.isa/multiples",
-        lambda t: explanation_attacks.interpretability_sneaking_attack(_cam(), X, Y, T, multiples=(0.5, 2.0)),
+        "attacks.sneaking.isa/multiples",
+        lambda t: sneaking.interpretability_sneaking_attack(_cam(), X, Y, T, multiples=(0.5, 2.0)),
         InputError,
         r"multiples: expected budgets as multiples >= 1 of the minimal eps",
     ),
     (
-        "explanation_attacks.isa/targets-range",
-        lambda t: explanation_attacks.interpretability_sneaking_attack(_cam(), X, Y, T + 3),
+        "attacks.sneaking.isa/targets-range",
+        lambda t: sneaking.interpretability_sneaking_attack(_cam(), X, Y, T + 3),
         InputError,
         r"targets: labels must lie in \[0, 2\]",
     ),
     (
-        "explanation_attacks.topk/k=0",
-        lambda t: explanation_attacks.topk_attribution_attack(
-            _cam(), X, eps=0.1, k=0, steps=1, method="saliency"
+        "attacks.topk/k=0",
+        lambda t: topk.topk_attribution_attack(
+            _cam(), X, eps=0.1, k=0, steps=1, explainer=attributions.Saliency()
         ),
         InputError,
         r"k: expected",
     ),
     (
-        "explanation_attacks.topk/k-too-big",
-        lambda t: explanation_attacks.topk_attribution_attack(
-            _cam(), X, eps=0.1, k=65, steps=1, method="saliency"
+        "attacks.topk/k-too-big",
+        lambda t: topk.topk_attribution_attack(
+            _cam(), X, eps=0.1, k=65, steps=1, explainer=attributions.Saliency()
         ),
         InputError,
         r"k: expected at most the 64 entries of a map, got 65",
     ),
     (
-        "explanation_attacks.topk/eps",
-        lambda t: explanation_attacks.topk_attribution_attack(_cam(), X, eps=0.0, k=3),
+        "attacks.topk/eps",
+        lambda t: topk.topk_attribution_attack(_cam(), X, eps=0.0, k=3),
         InputError,
         r"eps",
     ),
@@ -614,13 +654,17 @@ CASES = [
     ),
     (
         "metrics.ara/steps",
-        lambda t: metrics.accuracy_robustness_area(_small(), X, Y, steps=0, progress=False),
+        lambda t: metrics.accuracy_robustness_area(
+            _small(), X, Y, config=replace(ARA_PAPER, steps=0), progress=False
+        ),
         InputError,
         r"steps: expected a finite value > 0",
     ),
     (
         "metrics.ara/eps",
-        lambda t: metrics.accuracy_robustness_area(_small(), X, Y, eps=-2.0, progress=False),
+        lambda t: metrics.accuracy_robustness_area(
+            _small(), X, Y, config=replace(ARA_PAPER, eps=-2.0), progress=False
+        ),
         InputError,
         r"eps: expected a finite value > 0",
     ),
@@ -632,20 +676,24 @@ CASES = [
     ),
     (
         "metrics.ara/y-longer",
-        lambda t: metrics.accuracy_robustness_area(_small(), X, torch.cat([Y, Y]), steps=2, progress=False),
+        lambda t: metrics.accuracy_robustness_area(
+            _small(), X, torch.cat([Y, Y]), config=replace(ARA_PAPER, steps=2), progress=False
+        ),
         InputError,
         r"y: expected shape \(4,\) to match the images, got \(8,\)",
     ),
     (
         "metrics.ara/y-range",
-        lambda t: metrics.accuracy_robustness_area(_small(), X, Y - 1, steps=2, progress=False),
+        lambda t: metrics.accuracy_robustness_area(
+            _small(), X, Y - 1, config=replace(ARA_PAPER, steps=2), progress=False
+        ),
         InputError,
         r"y: labels must lie in \[0, 2\], got values in \[-1, 1\]",
     ),
     (
         "metrics.ara/never-met",
         lambda t: metrics.accuracy_robustness_area(
-            _small(), X, Y, steps=2, eps=1e-6, progress=False, on_late="flag"
+            _small(), X, Y, config=replace(ARA_PAPER, steps=2, eps=1e-6), progress=False, on_late="flag"
         ),
         InputError,
         r"eps/steps: \d of 4 image\(s\) never met the 'attack' criterion .* raise eps or steps",
@@ -765,7 +813,7 @@ CASES = [
         lambda t: attributions.attribute(_cam(), X, 0, method="lime"),
         InputError,
         r"method: unknown value 'lime'; valid: saliency, integrated_gradients, smoothgrad, grad_cam, "
-        r"guided_grad_cam, cam",
+        r"guided_grad_cam, cam, ae",
     ),
     (
         "attributions.attribute/option",
@@ -828,20 +876,20 @@ CASES = [
         r"x: pixels must lie",
     ),
     (
-        "explanation_attacks.adversarial_explanation/rho",
-        lambda t: explanation_attacks.adversarial_explanation(_small(), X, T, rho=0.0),
+        "attributions.adversarial_explanation/rho",
+        lambda t: attributions.adversarial_explanation(_small(), X, T, config=replace(AE_PAPER, eps=0.0)),
         InputError,
-        r"rho: expected a finite value > 0, got 0.0",
+        r"eps: expected a finite value > 0, got 0.0",
     ),
     (
-        "explanation_attacks.adversarial_explanation/targets",
-        lambda t: explanation_attacks.adversarial_explanation(_small(), X, T + 3),
+        "attributions.adversarial_explanation/targets",
+        lambda t: attributions.adversarial_explanation(_small(), X, T + 3),
         InputError,
         r"targets: labels must lie in \[0, 2\]",
     ),
     (
-        "explanation_attacks.adversarial_explanation/steps",
-        lambda t: explanation_attacks.adversarial_explanation(_small(), X, T, steps=0),
+        "attributions.adversarial_explanation/steps",
+        lambda t: attributions.adversarial_explanation(_small(), X, T, config=replace(AE_PAPER, steps=0)),
         InputError,
         r"steps: expected a finite value > 0",
     ),
@@ -852,20 +900,20 @@ CASES = [
         r"y: expected a class in \[0, 2\], got 5",
     ),
     (
-        "explanation_attacks.explanation_shift/attack",
-        lambda t: explanation_attacks.explanation_shift(_cam(), X, Y, eps=0.1, attack="cw"),
+        "experiments.explanation_shift/attack",
+        lambda t: experiments.explanation_shift(_cam(), X, Y, eps=0.1, attack="cw"),
         InputError,
         r"attack: unknown value 'cw'; valid: rmse, linf",
     ),
     (
-        "explanation_attacks.explanation_shift/eps",
-        lambda t: explanation_attacks.explanation_shift(_cam(), X, Y, eps=0.0),
+        "experiments.explanation_shift/eps",
+        lambda t: experiments.explanation_shift(_cam(), X, Y, eps=0.0),
         InputError,
         r"eps: expected a finite value > 0",
     ),
     (
-        "explanation_attacks.explanation_shift/targets",
-        lambda t: explanation_attacks.explanation_shift(_cam(), X, Y, eps=0.1, targets=Y),
+        "experiments.explanation_shift/targets",
+        lambda t: experiments.explanation_shift(_cam(), X, Y, eps=0.1, targets=Y),
         InputError,
         r"targets: every target must differ",
     ),
@@ -983,7 +1031,12 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("call", "exc", "pattern"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def _params(cases, width):
+    """pytest params from table rows (id, *values[, mark]): the optional last item marks that row."""
+    return [pytest.param(*c[1 : 1 + width], marks=c[1 + width :], id=c[0]) for c in cases]
+
+
+@pytest.mark.parametrize(("call", "exc", "pattern"), _params(CASES, 3))
 def test_bad_input_raises_a_clear_error(call, exc, pattern, tmp_path):
     with pytest.raises(exc, match=pattern) as info:
         call(tmp_path)
@@ -992,17 +1045,17 @@ def test_bad_input_raises_a_clear_error(call, exc, pattern, tmp_path):
 
 def test_a_valid_call_of_each_kind_passes(tmp_path):
     """The table's baseline: the same calls with nothing wrong do not raise."""
-    attacks.rmse_search(_small(), X, Y, mode="attack", eps=1.0, steps=2)
+    attacks.rmse_search(_small(), X, Y, criterion="attack", config=SearchConfig(steps=2, eps=1.0))
     attacks.pgd(_small(), X, Y, eps=0.1, steps=1)
     attributions.attribute(_cam(), X, 0, method="cam")
-    explanation_attacks.adversarial_explanation(_small(), X, T, steps=2)
+    attributions.adversarial_explanation(_small(), X, T, config=replace(AE_PAPER, steps=2))
     training.train(_small(), DS, CFG, progress=False)
     training.evaluate(_small(), ListData([(X[0], 2)]))
     metrics.ara_from_distances(torch.tensor([0.0, 0.1]), 10)
     assert not zoo.model_from_checkpoint(_ckpt(tmp_path)).training
 
 
-# (id, argv(tmp_path), message regex): the CLI prints "error: <message>", no traceback, exit status 2
+# (id, argv(tmp_path), message regex[, mark]): the CLI prints "error: <message>", no traceback, exit status 2
 CLI_CASES = [
     ("ara/junk-file", lambda t: ["ara", str(_junk(t))], r"^error: checkpoint: .* truncated or corrupt"),
     (
@@ -1064,7 +1117,7 @@ def _junk(t):
     return t / "junk.pt"
 
 
-@pytest.mark.parametrize(("argv", "pattern"), [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES])
+@pytest.mark.parametrize(("argv", "pattern"), _params(CLI_CASES, 2))
 def test_cli_prints_the_message_and_exits_2(argv, pattern, tmp_path, capsys):
     assert main(argv(tmp_path)) == 2
     err = capsys.readouterr().err

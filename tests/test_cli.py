@@ -56,7 +56,8 @@ def test_ara_command(checkpoint, tmp_path, capsys):
 # a quick ARA on 8 mnist5k test images; --eps 2 is ample for a 1-epoch network at these distances
 QUICK_ARA = ["--dataset", "mnist5k", "--n-images", "8", "--steps", "30", "--eps", "2"]
 SETTINGS = (
-    "checkpoint dataset kind n_images seed steps eps momentum batch_size never_met attacks world_size".split()
+    "checkpoint dataset kind n_images seed steps eps momentum overshoot clip grad_floor batch_size never_met "
+    "attacks world_size".split()
 )
 RESULTS = "num_classes accuracy ara median_distance n_unreliable n_retried".split()
 PER_IMAGE = "distances unreliable retried".split()

@@ -22,23 +22,43 @@ PACKAGE = Path(advexp_lib.__file__).resolve().parent
 
 
 def _sources() -> dict[str, str]:
-    return {p.stem: p.read_text() for p in sorted(PACKAGE.glob("*.py")) if p.stem != "__init__"}
+    """Module name (``attacks.search`` for a subpackage's module, ``attacks`` for its __init__) -> code."""
+    out = {}
+    for p in sorted(PACKAGE.rglob("*.py")):
+        parts = p.relative_to(PACKAGE).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts:
+            out[".".join(parts)] = p.read_text()
+    return out
 
 
-def _sibling(node, names) -> list[tuple[str, list[str]]]:
+def _resolve(module: str, node: ast.ImportFrom, is_package: bool) -> str | None:
+    """The absolute module (without ``advexp_lib.``) a ``from`` import names, or None outside the package."""
+    if node.level == 0:
+        name = node.module or ""
+        if name == "advexp_lib":
+            return ""
+        return name.removeprefix("advexp_lib.") if name.startswith("advexp_lib.") else None
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    base = package[: len(package) - (node.level - 1)]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def _sibling(node, names, module: str, is_package: bool = False) -> list[tuple[str, list[str]]]:
     """(module, imported names) for each sibling module an import node brings in."""
     out = []
     if isinstance(node, ast.ImportFrom):
-        if node.level == 1 and node.module is None:  # from . import a, b
-            out += [(a.name, []) for a in node.names if a.name in names]
-        elif (node.level == 1 and node.module) or (
-            node.level == 0 and (node.module or "").startswith("advexp_lib.")
-        ):
-            mod = node.module.removeprefix("advexp_lib.") if node.level == 0 else node.module
-            if mod in names:
-                out.append((mod, [a.name for a in node.names]))
-        elif node.level == 0 and node.module == "advexp_lib":
-            out += [(a.name, []) for a in node.names if a.name in names]
+        target = _resolve(module, node, is_package)
+        if target is None:
+            return out
+        if target in names:
+            out.append((target, [a.name for a in node.names]))
+        else:  # from . import a, b / from .attacks import search: the names are modules
+            for a in node.names:
+                sub = f"{target}.{a.name}" if target else a.name
+                if sub in names:
+                    out.append((sub, []))
     elif isinstance(node, ast.Import):
         out += [
             (a.name.removeprefix("advexp_lib."), [])
@@ -58,8 +78,9 @@ def violations(sources: dict[str, str], layers) -> list[str]:
         tree = ast.parse(code)
         top_level = {id(n) for n in tree.body}
         aliases = {}  # local name -> sibling module, for attribute access like attacks._nhwc
+        is_package = any(m.startswith(mod + ".") for m in sources)
         for node in ast.walk(tree):
-            for target, imported in _sibling(node, sources):
+            for target, imported in _sibling(node, sources, mod, is_package):
                 graph[mod].add(target)
                 if id(node) not in top_level and not _guarded_top_level(tree, node):
                     found.append(f"{mod}: imports {target} inside a function (line {node.lineno})")
@@ -114,8 +135,7 @@ def test_the_package_imports_only_downward():
 
 
 def test_every_layer_module_exists():
-    missing = [m for layer in advexp_lib.LAYERS for m in layer if not (PACKAGE / f"{m}.py").is_file()]
-    assert missing == []
+    assert {m for layer in advexp_lib.LAYERS for m in layer} == set(_sources())
 
 
 def test_each_rule_says_no_on_a_broken_package():
@@ -137,9 +157,15 @@ def test_each_rule_says_no_on_a_broken_package():
     assert "metrics: imports the private name attacks._nhwc" in found
     assert "metrics: uses the private name checks._private" in found
     assert violations({**base, "stray": "x = 1\n"}, layers) == ["stray: not placed in LAYERS"]
+    # a subpackage: its modules' relative imports resolve from the subpackage
+    sub = {**base, "attacks": "from .search import f\n", "attacks.search": "from ..checks import g\n"}
+    sub_layers = (("checks",), ("attacks.search", "attacks"), ("metrics",))
+    assert violations({**sub, "metrics": "from .attacks import f\n"}, sub_layers) == []
+    up = {**sub, "attacks.search": "from ..metrics import h\n", "metrics": "x = 1\n"}
+    assert "attacks.search: imports metrics, which is not below it in LAYERS" in violations(up, sub_layers)
 
 
 def test_the_api_page_documents_every_module():
     api = (PACKAGE.parent / "book" / "api.md").read_text()
-    documented = set(re.findall(r"automodule:: advexp_lib\.(\w+)", api))
+    documented = set(re.findall(r"automodule:: advexp_lib\.([\w.]+)", api))
     assert documented == {m for layer in advexp_lib.LAYERS for m in layer} - {"__main__"}

@@ -57,12 +57,15 @@ def test_ara_interval_resamples_images_and_matches_the_point_value():
     est = ara_interval(d, 10)
     assert est.value == pytest.approx(ara_from_distances(d, 10)) and est.n == 41
     assert est.lo < est.value < est.hi
-    # every resample is a multiset of d: its ARA equals ara_from_distances of that multiset
-    g = torch.Generator().manual_seed(0)
-    idx = torch.randint(41, (2000, 41), generator=g)
+    # every resample is a multiset of d: the interval is the 2.5% and 97.5% quantiles of the ARA of resampled
+    # multisets, here drawn independently (another generator, many more draws): equal within Monte Carlo error
+    g = torch.Generator().manual_seed(7)
+    idx = torch.randint(41, (20000, 41), generator=g)
     direct = torch.tensor([ara_from_distances(d[i], 10) for i in idx], dtype=torch.float64)
     lo, hi = torch.quantile(direct.double(), torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
-    assert (est.lo, est.hi) == pytest.approx((lo, hi), rel=1e-12)
+    assert est.lo == pytest.approx(lo, abs=0.05 * (hi - lo)) and est.hi == pytest.approx(
+        hi, abs=0.05 * (hi - lo)
+    )
     assert ara_interval(torch.full((5,), 0.3), 10).hi == pytest.approx(0.3 * 0.9)
 
 

@@ -5,7 +5,7 @@ import scipy.stats
 import torch
 
 from advexp_lib import InputError, metrics
-from advexp_lib.attributions import attribute
+from advexp_lib.attributions import Cam
 from advexp_lib.metrics import (
     discrepancy,
     gini,
@@ -77,14 +77,12 @@ def test_one_two_all_class_discrepancy():
     y, t = torch.tensor([0, 1]), torch.tensor([2, 0])
 
     def d(c, upsample=False):  # by default at the feature-map resolution (2 x 2 here), as the paper
-        return map_discrepancy(
-            attribute(m, x, c, method="cam", upsample=upsample),
-            attribute(m, xa, c, method="cam", upsample=upsample),
-        )
+        cam = Cam(upsample=upsample)
+        return map_discrepancy(cam.attribute(m, x, c), cam.attribute(m, xa, c))
 
-    assert attribute(m, x, y, method="cam", upsample=False).shape == (2, 1, 2, 2)
+    assert Cam(upsample=False).attribute(m, x, y).shape == (2, 1, 2, 2)
     assert torch.allclose(discrepancy(m, x, xa, y, measure="one"), d(y))
-    assert torch.allclose(discrepancy(m, x, xa, y, measure="one", upsample=True), d(y, True))
+    assert torch.allclose(discrepancy(m, x, xa, y, measure="one", explainer=Cam()), d(y, True))
     assert not torch.allclose(d(y), d(y, True))  # the resolution does set the scale
     assert torch.allclose(discrepancy(m, x, xa, y, measure="two", targets=t), (d(y) + d(t)) / 2)
     assert torch.allclose(discrepancy(m, x, xa, y, measure="all"), (d(0) + d(1) + d(2)) / 3)

@@ -1,11 +1,15 @@
 """report: tables built from measured results, literature values labelled as such."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
 
-from advexp_lib import report
+from advexp_lib import experiments, report
+from advexp_lib.attacks import ARA_PAPER, SearchConfig
 from advexp_lib.checks import InputError
+from advexp_lib.claims import CLAIMS, Claim
 
 from tiny_models import Linear2
 
@@ -29,30 +33,58 @@ def test_ara_table_matches_metrics():
     x = torch.tensor([[0.8, 0.2], [0.3, 0.7], [0.6, 0.5]]).view(3, 1, 1, 2)
     y = torch.tensor([0, 1, 0])
     model = _linear2()
-    df, results = report.ara_table({"lin": model}, x, y, steps=60, eps=1.0)
-    ref = accuracy_robustness_area(
-        model, x, y, kind="attack", steps=60, eps=1.0, progress=False, on_late="flag"
-    )
+    config = replace(ARA_PAPER, steps=60, eps=1.0)
+    results = experiments.ara_results({"lin": model}, x, y, config=config)
+    df = report.ara_table(results)
+    ref = accuracy_robustness_area(model, x, y, kind="attack", config=config, progress=False, on_late="flag")
     assert df.loc["lin", "attack_ara"] == pytest.approx(ref.ara)
     assert df.loc["lin", "accuracy"] == 1.0
     assert set(results) == {"attack", "btr"} and results["btr"]["lin"].kind == "btr"
     # minimal RMSE to the boundary x_0 = x_1 is |x_0 - x_1| / 2 per image: 0.3, 0.2, 0.05
     assert results["attack"]["lin"].distances.tolist() == pytest.approx([0.3, 0.2, 0.05], rel=0.03)
     with pytest.raises(InputError, match="models"):
-        report.ara_table({}, x, y)
+        experiments.ara_results({}, x, y)
+    with pytest.raises(InputError, match="results"):
+        report.ara_table({})
 
 
-def test_reproduction_table_reads_records_and_marks_missing():
-    records = {"03_ara": {"ara": {"standard": 0.03}}}
-    df = report.reproduction_table(
-        records,
-        [
-            dict(claim="standard ARA", record="03_ara", key="ara.standard", paper=0.0013),
-            dict(claim="gini", record="07_concise", key="gini.pgd", paper="higher"),
-        ],
+def test_claims_table_judges_each_claim_by_its_rule_and_marks_missing():
+    claims = (
+        Claim("a", "P", "it grows", "abstract", "03", "ratio.all", "> 1", "ratio"),
+        Claim("a2", "P", "it grows", "abstract", "03", "ratio.all", "> 1.5", "ratio, again"),
+        Claim("b", "P", "it shrinks", "abstract", "03", "ratio.all", "< 1"),
+        Claim("c", "P", "it moves", "abstract", "03", "diff", "> 0"),
+        Claim("d", "P", "absent", "abstract", "07", "gini", "> 0"),
+        Claim("e", "P", "not an estimate", "abstract", "03", "note", "> 0"),
     )
-    assert df["measured"].tolist() == [0.03, "missing"]
-    assert df["paper"].tolist() == [0.0013, "higher"]
+    records = {
+        "03": {
+            "ratio": {"all": {"value": 1.8, "lo": 1.2, "hi": 2.5, "n": 100}},
+            "diff": {"value": 0.01, "lo": -0.02, "hi": 0.04, "n": 40},
+            "note": "text",
+        }
+    }
+    df = report.claims_table(records, claims)
+    assert df["verdict"].tolist() == [
+        "reproduced",
+        "not shown",
+        "not reproduced",
+        "not shown",
+        "missing",
+        "missing",
+    ]
+    assert df["measured"].tolist()[1:4] == [
+        "1.8 [1.2, 2.5] (n=100)",
+        "1.8 [1.2, 2.5] (n=100)",
+        "0.01 [-0.02, 0.04] (n=40)",
+    ]
+    assert df["source"].tolist()[0] == "03: ratio.all" and df["claim"].tolist()[0] == "it grows"
+    counts = report.verdict_counts(df)
+    assert counts["missing"] == 2 and counts["reproduced"] == 1 and counts["not shown"] == 2
+    text = str(report.claims_markdown(df).data)
+    assert text.count("it grows") == 1 and "**reproduced**" in text and "| `> 1` |" in text
+    full = report.claims_table({})  # the book's own table, with no notebook run: every claim missing
+    assert len(full) == len(CLAIMS) and (full["verdict"] == "missing").all()
 
 
 def test_evaluate_all_has_every_metric():
@@ -60,12 +92,20 @@ def test_evaluate_all_has_every_metric():
     x = torch.rand(6, 1, 6, 6)
     y = torch.tensor([0, 1, 2, 0, 1, 2])
     model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(72, 3)).eval()
-    df = report.evaluate_all(
-        {"m": model}, x, y, ara_steps=30, ara_eps=5.0, linf_eps=(0.05,), pgd_steps=3, ig_steps=4
+    rows = experiments.evaluate_all(
+        {"m": model},
+        x,
+        y,
+        config=SearchConfig(steps=30, eps=5.0, momentum=0.9),
+        linf_eps=(0.05,),
+        pgd_steps=3,
+        ig_steps=4,
     )
+    df = report.evaluation_table(rows)
     assert list(df.columns) == [
         "n",
         "accuracy",
+        "accuracy_95",
         "attack_ara",
         "attack_ara_95",
         "btr_ara",
@@ -153,7 +193,7 @@ def test_agreement_and_fidelity_tables_carry_intervals():
 
 
 def test_isa_table_counts_successes_and_ratios_of_the_hidden_measure():
-    from advexp_lib.explanation_attacks import IsaResult
+    from advexp_lib.attacks.sneaking import IsaResult
 
     base = {"one": torch.tensor([2.0, 4.0, 1.0]), "two": torch.tensor([3.0, 3.0, 3.0])}
     hidden = {
@@ -190,27 +230,13 @@ def test_robust_accuracy_table_gives_wilson_intervals():
         report.robust_accuracy_table({}, 0)
 
 
-def test_reproduction_table_shows_estimates_and_verdicts():
-    records = {"06": {"share": {"value": 0.25, "lo": 0.1, "hi": 0.5, "n": 20}, "verdict": {"isa": "partly"}}}
-    df = report.reproduction_table(
-        records,
-        [
-            dict(claim="ISA", record="06", key="share", paper="easy", verdict="verdict.isa"),
-            dict(claim="gone", record="06", key="share", verdict="verdict.nope"),
-            dict(claim="no verdict", record="06", key="share"),
-        ],
-    )
-    assert df["measured"].tolist() == ["0.25 [0.1, 0.5] (n=20)"] * 3
-    assert df["verdict"].tolist() == ["partly", "missing", ""]
-
-
 def test_reference_difference_by_hand():
     x = torch.zeros(1, 1, 1, 3)
     reference = torch.tensor([[[[10.0, 20.0, 0.0]]]]) / 255
     ours = torch.tensor([[[[10.4, 23.0, 0.0]]]]) / 255  # 10.4 quantizes to 10, as a PNG would store it
-    row = report.reference_difference(ours, reference, x).iloc[0]
+    row = experiments.reference_difference(ours, reference, x).iloc[0]
     assert row["max diff (of 255)"] == 3.0 and row["mean diff (of 255)"] == pytest.approx(1.0)
     expected = torch.corrcoef(torch.tensor([[10.0, 23.0, 0.0], [10.0, 20.0, 0.0]], dtype=torch.float64))[0, 1]
     assert row["corr of changes"] == pytest.approx(float(expected))
     with pytest.raises(InputError, match="reference"):
-        report.reference_difference(ours, reference[..., :2], x)
+        experiments.reference_difference(ours, reference[..., :2], x)

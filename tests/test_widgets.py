@@ -1,5 +1,7 @@
 """The explorer widget, driven through the ipywidgets Python API (no browser, no kernel)."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -7,9 +9,14 @@ from torch import nn
 pytest.importorskip("ipywidgets")
 
 from advexp_lib import plotting, widgets  # noqa: E402
+from advexp_lib.attributions import adversarial_explanation  # noqa: E402
 from advexp_lib.checks import InputError  # noqa: E402
-from advexp_lib.explanation_attacks import adversarial_explanation  # noqa: E402
 from advexp_lib.models import runner_up  # noqa: E402
+
+
+def _cfg(steps):
+    """The explorer's search with fewer steps (tests stay fast)."""
+    return replace(widgets.EXPLORER_CONFIG, steps=steps)
 
 
 def _tiny_model(seed):
@@ -29,7 +36,7 @@ def setup():
 
 def test_explorer_updates_when_a_control_changes(setup):
     models, x, y = setup
-    box = widgets.explorer(models, x, y, ("zero", "one", "two"), steps=5)
+    box = widgets.explorer(models, x, y, ("zero", "one", "two"), config=_cfg(5))
     ex = box.explorer
     before = ex.views
     # the first view aims at the runner-up class of image 0, never at its own class y[0] = 0
@@ -49,7 +56,7 @@ def test_explorer_updates_when_a_control_changes(setup):
 
 def test_rho_bounds_the_adversarial_explanation(setup):
     models, x, y = setup
-    ex = widgets.Explorer(models, x, y, steps=5)
+    ex = widgets.Explorer(models, x, y, config=_cfg(5))
     for rho in (0.04, 0.2):
         ex.controls["rho"].value = rho
         change = ex.views["x_ae"] - ex.views["x"]
@@ -60,7 +67,7 @@ def test_rho_bounds_the_adversarial_explanation(setup):
 
 def test_method_changes_the_map(setup):
     models, x, y = setup
-    ex = widgets.Explorer(models, x, y, methods=("saliency", "integrated_gradients"), steps=3)
+    ex = widgets.Explorer(models, x, y, methods=("saliency", "integrated_gradients"), config=_cfg(3))
     sal = ex.views["map"]
     ex.controls["method"].value = "integrated_gradients"
     assert ex.views["method"] == "integrated_gradients" and not torch.equal(sal, ex.views["map"])
@@ -76,7 +83,7 @@ def test_static_grid_and_errors(setup):
             dict(model="a", index=0, target=1, method="saliency", rho=0.1),
             dict(model="b", index=2, target=0, method="grad_cam", rho=0.1),
         ],
-        steps=3,
+        config=_cfg(3),
     )
     assert len(fig.axes) == 12  # 2 rows x (4 panels + 2 colorbars)
     with pytest.raises(InputError, match="settings.model"):
@@ -93,13 +100,13 @@ def test_first_view_maximizes_the_cosine_distance_of_the_two_changes(setup):
     models, x, y = setup
     y = models["a"](x).argmax(1)  # every image counts as correctly classified by "a"
     models["b"] = models["a"]  # ... and by "b" when it is the same network
-    same = widgets.first_view({"a": models["a"], "b": models["b"]}, x, y, steps=5)
+    same = widgets.first_view({"a": models["a"], "b": models["b"]}, x, y, config=_cfg(5))
     assert same["distance"].abs().max() < 1e-5  # the same network makes the same edit: distance 0
     other = _tiny_model(1)
-    fv = widgets.first_view({"a": models["a"], "c": other}, x, y, steps=5)
+    fv = widgets.first_view({"a": models["a"], "c": other}, x, y, config=_cfg(5))
     targets = runner_up(models["a"](x), y)
     d = [
-        adversarial_explanation(m, x, targets, steps=5, clip=True, on_late="flag") - x
+        adversarial_explanation(m, x, targets, config=_cfg(5), on_late="flag") - x
         for m in (models["a"], other)
     ]
     cos = torch.nn.functional.cosine_similarity(d[0].flatten(1), d[1].flatten(1), dim=1)
@@ -114,7 +121,9 @@ def test_first_view_maximizes_the_cosine_distance_of_the_two_changes(setup):
 
 def test_menus_show_plain_labels_and_keep_the_names(setup):
     models, x, y = setup
-    ex = widgets.Explorer({"standard": models["a"], "all": models["b"]}, x, y, steps=2, index=1, target=2)
+    ex = widgets.Explorer(
+        {"standard": models["a"], "all": models["b"]}, x, y, config=_cfg(2), index=1, target=2
+    )
     labels = dict(ex.controls["model"].options)
     assert labels["robust (half-Huber + L_adv + adv. training)"] == "all"
     assert dict(ex.controls["method"].options)["Grad-CAM"] == "grad_cam"
@@ -140,7 +149,7 @@ class _Unreachable(nn.Module):
 def test_a_missed_target_says_so_and_suggests_a_larger_rho(setup):
     models, x, y = setup
     torch.manual_seed(0)
-    ex = widgets.Explorer({"u": _Unreachable().eval()}, x, y, target=2, steps=3)
+    ex = widgets.Explorer({"u": _Unreachable().eval()}, x, y, target=2, config=_cfg(3))
     assert not ex.views["reached"]
     assert "did not reach class 2" in ex.note.value and "raise rho" in ex.note.value
     fig = plotting.plot_views(ex.views)
@@ -152,7 +161,7 @@ def test_a_missed_target_says_so_and_suggests_a_larger_rho(setup):
 
 def test_figure_has_colorbars_and_readable_method_names(setup):
     models, x, y = setup
-    views = widgets.explorer_views(models["a"], x[:1], 1, method="integrated_gradients", steps=2)
+    views = widgets.explorer_views(models["a"], x[:1], 1, method="integrated_gradients", config=_cfg(2))
     fig = plotting.plot_views(views)
     assert len(fig.axes) == 6  # four panels, a colorbar beside the map and beside the change
     titles = " ".join(ax.get_title() for ax in fig.axes)

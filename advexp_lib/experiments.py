@@ -1,0 +1,860 @@
+"""Experiments: the measurements behind the book's claims, each returning data (tables live in ``report``).
+
+- :func:`explanation_shift`: does a small targeted attack move the map a user
+  sees more than random noise of the same size does? (Woods et al. 2019)
+- :func:`ae_agreement`: do other networks see class t in a network's
+  adversarial explanations toward t?
+- :func:`explanation_fidelity`: Quantus's faithfulness and robustness metrics of each map.
+- :func:`ara_results`: Attack and BTR ARA of several models on the same images.
+- :func:`robustness_audit`: Carlini et al. (2019)'s checklist for a robustness claim.
+- :func:`evaluate_all`: every model on every headline metric of the three papers.
+- :func:`published_ara_measured`: the ARA of Woods et al.'s published networks.
+- :func:`reference_difference`: our images against a reference implementation's 8-bit files.
+
+Hand-written: no library has these protocols. Distances: RMSE for the Woods
+et al. methods, l-inf for PGD.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field, replace
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .attacks import (
+    AE_PAPER,
+    ARA_PAPER,
+    SearchConfig,
+    as_criterion,
+    criterion_met,
+    independent_attack,
+    line_search,
+    pgd,
+    rmse,
+    rmse_search,
+)
+from .attributions import (
+    AdversarialExplanation,
+    GradCam,
+    IntegratedGradients,
+    Saliency,
+    adversarial_explanation,
+    as_explainer,
+)
+from .checks import InputError, check_choice, check_images, check_labels, check_logits, check_positive
+from .data import DatasetNotFoundError, load_tensors
+from .metrics import (
+    ARA_SEED,
+    accuracy_robustness_area,
+    ara_from_distances,
+    ensemble_ara,
+    gini,
+    kendall_tau,
+    map_discrepancy,
+    robust_accuracy_curve,
+)
+from .models import eval_mode, runner_up
+from .published import WOODS_RECIPE_FILES, PublishedFileNotFound, published_model
+from .regularizers import IGNormRegularizer, ig_norm
+from .stats import Estimate, bootstrap_mean, paired_mean_difference, wilson
+
+__all__ = [
+    "ShiftResult",
+    "explanation_shift",
+    "ae_reach",
+    "ae_agreement",
+    "FIDELITY_EXPLAINERS",
+    "explanation_fidelity",
+    "ara_results",
+    "AuditResult",
+    "robustness_audit",
+    "evaluate_all",
+    "sparsity",
+    "accuracy_matched",
+    "ig_norm_attacks",
+    "published_ara_measured",
+    "reference_difference",
+    "reference_explanations",
+]
+
+
+# ------------------------------------------------------------------------------------------------------
+# Explanations under attack
+
+
+@dataclass
+class ShiftResult:
+    """Output of :func:`explanation_shift`: how far a small attack moves the map a user sees.
+
+    Attributes:
+        success: bool (N,): clean prediction correct and attacked prediction == target.
+        success_rate: :class:`~advexp_lib.stats.Estimate`, share of the
+            clean-correct images the attack moved to their target (Wilson interval).
+        shift, control_shift: method -> (N,) discrepancy between the map seen
+            before, I_y(x), and after, I_t(x') with t the new prediction; and
+            between I_y(x) and I_y(x_c) for the random control x_c.
+        rank, control_rank: method -> (N,) Kendall tau-b between the same maps.
+        threshold: method -> the 95th percentile of the control shifts of the
+            successfully attacked images.
+        share: method -> :class:`~advexp_lib.stats.Estimate`, the share of
+            successful attacks whose shift exceeds ``threshold`` (Wilson interval).
+        x, x_adv, x_control, y, targets, clean_pred, adv_pred: images and classes.
+        maps: method -> {"clean", "attacked", "control"}: the maps as seen (N, H, W).
+        attack, eps: the attack used ("rmse": per-image RMSE budget; "linf").
+
+    Examples:
+        >>> r = explanation_shift(model, x, y, eps=0.05, config=replace(AE_PAPER, steps=5))
+        >>> r.success.shape, sorted(r.maps["saliency"])
+        (torch.Size([4]), ['attacked', 'clean', 'control'])
+    """
+
+    success: torch.Tensor
+    success_rate: Estimate
+    shift: dict
+    control_shift: dict
+    rank: dict
+    control_rank: dict
+    threshold: dict
+    share: dict
+    x: torch.Tensor
+    x_adv: torch.Tensor
+    x_control: torch.Tensor
+    y: torch.Tensor
+    targets: torch.Tensor
+    clean_pred: torch.Tensor
+    adv_pred: torch.Tensor
+    maps: dict = field(repr=False)
+    attack: str = "rmse"
+    eps: float = 0.0
+
+
+def explanation_shift(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    explainers=None,
+    *,
+    eps: float,
+    targets: torch.Tensor | None = None,
+    attack: str = "rmse",
+    config: SearchConfig = AE_PAPER,
+    linf_steps: int = 40,
+    step_size: float | None = None,
+    seed: int = 0,
+) -> ShiftResult:
+    r"""Does a small attack change the explanation a user sees, more than random noise of its size does?
+
+    Each image is attacked toward ``targets`` (default: its runner-up class).
+    A user who explains the prediction sees I_y(x) before and I_t(x') after
+    the attack, t the new prediction. Maps are compared as a user sees them:
+    summed over channels and divided by their largest absolute value (the
+    per-panel colour scale), so a map that only changes scale does not count.
+    For each explainer,
+
+        shift = D(I_y(x), I_t(x')),     control_shift = D(I_y(x), I_y(x_c)),
+
+    with D Boopathy et al.'s normalized discrepancy
+    (:func:`advexp_lib.metrics.map_discrepancy`, l1) and x_c = x + noise of the
+    same RMSE as the image's attack (Gaussian direction, clipped to [0, 1]).
+    ``share`` counts the successful attacks whose shift exceeds the 95th
+    percentile of their controls' shifts; Kendall's tau-b of the same map
+    pairs is reported beside it.
+
+    Args:
+        explainers: :class:`~advexp_lib.attributions.Explainer`\ s (or names),
+            one or a list. Default: ``[Saliency()]``.
+        eps: the attack budget: per-image RMSE for ``attack="rmse"`` (e.g.
+            0.05), l-inf for ``attack="linf"`` (e.g. 0.1).
+        targets: (N,) attacked classes, each != y; default the runner-up.
+        attack: "rmse" (default): Woods et al.'s search in explanation mode,
+            ``config`` with budget ``eps`` and pixels kept in [0, 1]; "linf":
+            targeted :func:`~advexp_lib.attacks.projected_gradient.pgd` (``linf_steps`` steps of
+            ``step_size``, default eps / 10).
+        config: the explanation search (its budget is replaced by ``eps``). Default: ``AE_PAPER``.
+        seed: seed of the control noise (a private generator). Default 0.
+    Returns:
+        :class:`ShiftResult`.
+
+    Examples:
+        >>> r = explanation_shift(model, x, y, [Saliency()], eps=0.05, config=replace(AE_PAPER, steps=5))
+        >>> sorted(r.shift)
+        ['saliency']
+    """
+    check_images(x, "x")
+    check_positive(eps, "eps")
+    check_choice(attack, "attack", ("rmse", "linf"))
+    explainers = _explainers([Saliency()] if explainers is None else explainers)
+    n = x.shape[0]
+    with eval_mode(model), torch.no_grad():
+        logits = check_logits(model(x), n)
+    check_labels(y, n, logits.shape[1], "y")
+    clean_pred = logits.argmax(1)
+    if targets is None:
+        targets = runner_up(logits, y)
+    check_labels(targets, n, logits.shape[1], "targets")
+    if (targets == y).any():
+        raise InputError("targets: every target must differ from the true class y")
+    if attack == "rmse":
+        search = replace(config, eps=eps, clip=True)
+        x_adv = rmse_search(model, x, targets, criterion="explain", config=search).x_adv
+    else:
+        x_adv = pgd(model, x, eps=eps, steps=linf_steps, step_size=step_size or eps / 10, targets=targets)
+    x_adv = x_adv.clamp(0, 1)  # rmse_search adds the clipped delta back to x: remove round-off outside [0, 1]
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed), dtype=x.dtype).to(x.device)
+    x_control = (x + noise * (rmse(x_adv - x) / rmse(noise))[:, None, None, None]).clamp(0, 1)
+    with eval_mode(model), torch.no_grad():
+        adv_pred = model(x_adv).argmax(1)
+    correct = clean_pred == y
+    success = correct & (adv_pred == targets)
+    fields_ = {
+        k: {} for k in ("shift", "control_shift", "rank", "control_rank", "threshold", "share", "maps")
+    }
+    for e in explainers:
+        m = e.name
+        clean = _as_seen(e.attribute(model, x, y))
+        attacked = _as_seen(e.attribute(model, x_adv, adv_pred))
+        control = _as_seen(e.attribute(model, x_control, y))
+        fields_["shift"][m] = map_discrepancy(clean, attacked)
+        fields_["control_shift"][m] = map_discrepancy(clean, control)
+        fields_["rank"][m] = kendall_tau(clean, attacked)
+        fields_["control_rank"][m] = kendall_tau(clean, control)
+        ok = fields_["control_shift"][m][success]
+        threshold = torch.quantile(ok.double(), 0.95).item() if ok.numel() else float("nan")
+        fields_["threshold"][m] = threshold
+        fields_["share"][m] = wilson(
+            int((fields_["shift"][m][success] > threshold).sum()), int(success.sum())
+        )
+        fields_["maps"][m] = {"clean": clean, "attacked": attacked, "control": control}
+    return ShiftResult(
+        success=success,
+        success_rate=wilson(int(success.sum()), int(correct.sum())),
+        x=x.detach(),
+        x_adv=x_adv.detach(),
+        x_control=x_control.detach(),
+        y=y,
+        targets=targets,
+        clean_pred=clean_pred,
+        adv_pred=adv_pred,
+        attack=attack,
+        eps=float(eps),
+        **fields_,
+    )
+
+
+def _as_seen(maps: torch.Tensor) -> torch.Tensor:
+    """Maps as a user sees them: summed over channels, divided by their largest |value| (N, H, W)."""
+    a = maps.detach().sum(1)
+    top = a.flatten(1).abs().amax(1).clamp_min(1e-30)
+    return a / top[:, None, None]
+
+
+def _explainers(explainers) -> list:
+    """A list of explainer objects from one explainer, one name, or a list of either."""
+    if isinstance(explainers, str) or not hasattr(explainers, "__iter__"):
+        explainers = [explainers]
+    out = [as_explainer(e) for e in explainers]
+    if not out:
+        raise InputError("explainers: expected at least one explainer")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# How faithful are adversarial explanations? (Woods et al. claim: more than saliency, on robust networks)
+
+
+def ae_reach(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, targets=None, config: SearchConfig = AE_PAPER
+) -> dict:
+    """How far an adversarial explanation toward each image's runner-up class (or ``targets``) gets.
+
+    Returns {"p before": Estimate, "p after": Estimate (bootstrap means of the
+    model's probability of the target on x and on the AE), "reached": Estimate
+    (Wilson: the share of AEs the model classifies as the target)}; the AEs come
+    from :func:`~advexp_lib.attributions.adversarial_explanation` with ``config``
+    (unreliable ones flagged silently).
+
+    Examples:
+        >>> sorted(ae_reach(model, x, y, config=replace(AE_PAPER, steps=5)))
+        ['p after', 'p before', 'reached']
+    """
+    check_images(x, "x")
+    with eval_mode(model), torch.no_grad():
+        p = check_logits(model(x), x.shape[0]).softmax(1)
+    targets = runner_up(p, y) if targets is None else targets
+    x_ae = adversarial_explanation(model, x, targets, config=config, on_late="flag")
+    with eval_mode(model), torch.no_grad():
+        p_ae = model(x_ae).softmax(1)
+    hit = p_ae.argmax(1) == targets
+    return {
+        "p before": bootstrap_mean(p.gather(1, targets[:, None]).cpu()),
+        "p after": bootstrap_mean(p_ae.gather(1, targets[:, None]).cpu()),
+        "reached": wilson(int(hit.sum()), hit.numel()),
+    }
+
+
+def ae_agreement(
+    model: nn.Module, others: dict, x: torch.Tensor, targets: torch.Tensor, *, config: SearchConfig = AE_PAPER
+) -> dict:
+    """Do other models see class t in the adversarial explanations toward t of ``model``?
+
+    Independently trained models (another seed, another recipe) classify the
+    AEs (:func:`~advexp_lib.attributions.adversarial_explanation` toward
+    ``targets`` with ``config``, clipped to [0, 1]). If an AE shows what
+    defines class t rather than what fools one network, other networks call it t too.
+
+    Returns:
+        {name: {"share_t": Estimate (Wilson), "p_t": Estimate (bootstrap mean of
+        p_B(t | x')), "p_t_clean": Estimate (the same on x), "hit": bool (N,)
+        (the judge calls the AE t)}} for every model in ``others`` and, under
+        "self", ``model`` itself.
+
+    Examples:
+        >>> a = ae_agreement(model, {"twin": model}, x, (y + 1) % 3, config=replace(AE_PAPER, steps=5))
+        >>> sorted(a)
+        ['self', 'twin']
+    """
+    check_images(x, "x")
+    aes = adversarial_explanation(model, x, targets, config=replace(config, clip=True), on_late="flag")
+    out = {}
+    for name, other in {"self": model, **others}.items():
+        with eval_mode(other), torch.no_grad():
+            p, p_clean = other(aes).softmax(1), other(x).softmax(1)
+        hit = p.argmax(1) == targets
+        out[name] = {
+            "share_t": wilson(int(hit.sum()), hit.numel()),
+            "p_t": bootstrap_mean(p.gather(1, targets[:, None]).squeeze(1).cpu()),
+            "p_t_clean": bootstrap_mean(p_clean.gather(1, targets[:, None]).squeeze(1).cpu()),
+            "hit": hit.cpu(),
+        }
+    return out
+
+
+FIDELITY_EXPLAINERS = (
+    Saliency(),
+    IntegratedGradients(),
+    GradCam(),
+    AdversarialExplanation(replace(AE_PAPER, clip=True)),
+)
+"""The maps :func:`explanation_fidelity` scores by default (the AE's change clipped to valid pixels)."""
+
+
+def explanation_fidelity(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    explainers=FIDELITY_EXPLAINERS,
+    nr_runs: int = 50,
+    subset_size: int = 28,
+    sensitivity_samples: int = 10,
+    sensitivity_radius: float = 0.05,
+    seed: int = 0,
+) -> dict:
+    r"""Quantus's faithfulness and robustness metrics of each explainer's maps for the true class.
+
+    - faithfulness correlation (Bhatt et al. 2020): Pearson correlation, over
+      ``nr_runs`` random subsets of ``subset_size`` pixels, between the
+      attributions' sum on the subset and the logit's drop when it is set to
+      black (higher: more faithful);
+    - pixel flipping (Bach et al. 2015): the mean softmax probability of y as
+      the pixels are blacked out in the map's order, one image row's worth of
+      pixels at a time (lower: more faithful);
+    - max-sensitivity (Yeh et al. 2019): the largest change of the map under
+      ``sensitivity_samples`` uniform input perturbations of radius
+      ``sensitivity_radius`` (lower: more robust).
+
+    Both faithfulness metrics replace pixels by black, which is biased
+    against maps that put mass where the image is already black (an AE's
+    additive edit on a digit's background). Quantus draws from numpy's
+    global RNG, seeded here with ``seed``.
+
+    Returns:
+        {explainer name: {metric: (N,) tensor}}.
+
+    Examples:
+        >>> settings = dict(nr_runs=3, subset_size=4, sensitivity_samples=2)
+        >>> f = explanation_fidelity(model, x, y, explainers=[Saliency()], **settings)
+        >>> sorted(f["saliency"])
+        ['faithfulness', 'max_sensitivity', 'pixel_flipping']
+    """
+    import numpy as np  # quantus works on numpy arrays
+    import quantus  # an optional dependency (the notebooks' extra): imported where it is used
+
+    check_images(x, "x")
+    n = x.shape[0]
+    with eval_mode(model), torch.no_grad():
+        check_labels(y, n, check_logits(model(x), n).shape[1], "y")
+    explainers = _explainers(explainers)
+
+    def explain(model, inputs, targets, explainer=None, **kw):
+        xs = torch.as_tensor(inputs, dtype=x.dtype, device=x.device).clamp(0, 1)
+        ts = torch.as_tensor(targets, dtype=torch.long, device=x.device)
+        return explainer.attribute(model, xs, ts).detach().cpu().numpy()
+
+    x_np, y_np = x.detach().cpu().numpy(), y.detach().cpu().numpy()
+    per_row = x.shape[-1]
+    out = {}
+    with eval_mode(model):
+        for e in explainers:
+            a = explain(model, x_np, y_np, explainer=e)
+            if a.shape[1] != x.shape[1]:  # one map per image (Grad-CAM): the same map for every channel
+                a = np.repeat(a, x.shape[1], axis=1)
+            kw = dict(
+                model=model,
+                x_batch=x_np,
+                y_batch=y_np,
+                a_batch=a,
+                device=str(x.device),
+                explain_func=explain,
+                explain_func_kwargs={"explainer": e},
+            )
+            np.random.seed(seed)
+            faith = quantus.FaithfulnessCorrelation(
+                nr_runs=nr_runs, subset_size=subset_size, return_aggregate=False, disable_warnings=True
+            )(**kw)
+            curves = np.asarray(quantus.PixelFlipping(features_in_step=per_row, disable_warnings=True)(**kw))
+            np.random.seed(seed)
+            sens = quantus.MaxSensitivity(
+                nr_samples=sensitivity_samples, lower_bound=sensitivity_radius, disable_warnings=True
+            )(**kw)
+            out[e.name] = {
+                "faithfulness": torch.as_tensor(np.asarray(faith, dtype=float)),
+                "pixel_flipping": torch.as_tensor(curves.mean(1)),
+                "max_sensitivity": torch.as_tensor(np.asarray(sens, dtype=float)),
+            }
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# Robustness: ARA of several models, the audit of a robustness claim, every metric of every model
+
+
+def ara_results(
+    models: dict,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    config: SearchConfig = ARA_PAPER,
+    kinds=("attack", "btr"),
+    progress: bool = False,
+) -> dict:
+    """Attack and BTR ARA of several models on the same images: {kind: {label: AraResult}}.
+
+    Runs :func:`advexp_lib.metrics.accuracy_robustness_area` (Woods et al.
+    Algorithm 1; RMSE distances, no clipping, as the reference) for every
+    model and every kind, retrying with unit steps the images the reference
+    search cannot move (``never_met="retry"``; ``AraResult.retried``).
+    :func:`advexp_lib.report.ara_table` tabulates the result.
+
+    Examples:
+        >>> r = ara_results({"m": model}, x, y, config=replace(ARA_PAPER, steps=30))
+        >>> sorted(r), sorted(r["btr"])
+        (['attack', 'btr'], ['m'])
+    """
+    if not models:
+        raise InputError("models: expected at least one {label: model}")
+    kinds = [as_criterion(k, ("attack", "btr"), name="kinds").name for k in kinds]
+    return {
+        kind: {
+            label: accuracy_robustness_area(
+                m, x, y, kind=kind, config=config, progress=progress, on_late="flag", never_met="retry"
+            )
+            for label, m in models.items()
+        }
+        for kind in kinds
+    }
+
+
+@dataclass
+class AuditResult:
+    """Output of :func:`robustness_audit`.
+
+    Attributes:
+        rows: {model: {check: value}} (the columns :func:`advexp_lib.report.audit_table` shows).
+        ensembles: {model: EnsembleAraResult} of the RMSE search, DDN and FMN.
+        searches: {model: AraResult} of the RMSE search itself.
+        reference: the model whose perturbations were transferred.
+        restarts, n_boundary: the settings the check names carry.
+
+    Examples:
+        >>> quick = dict(config=replace(ARA_PAPER, steps=10), boundary_steps=20, n_boundary=2)
+        >>> a = robustness_audit({"m": model}, x, y, **quick)
+        >>> isinstance(a, AuditResult), "ok" in a.rows["m"]
+        (True, True)
+    """
+
+    rows: dict
+    ensembles: dict
+    searches: dict
+    reference: str
+    restarts: int
+    n_boundary: int
+
+
+def robustness_audit(
+    models: dict,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    kind="attack",
+    reference: str | None = None,
+    config: SearchConfig = ARA_PAPER,
+    restarts: int = 2,
+    boundary_steps: int = 2000,
+    n_boundary: int | None = 20,
+    tolerance: float = 0.05,
+    seed: int = 0,
+    progress: bool = False,
+) -> AuditResult:
+    """The standard checklist for a robustness claim (Carlini et al. 2019), for each model.
+
+    On the same images, for each model, every search with ``config``:
+
+    - **unbounded**: the share of images some attack breaks (it must be 1: an
+      unbounded attack always succeeds);
+    - **2x steps**: relative change of the RMSE search's ARA with twice the steps;
+    - **restarts**: relative change of its ARA when each image's distance is
+      the smallest over ``restarts`` extra searches from x + U(-1/255, 1/255)
+      (distances measured from x);
+    - **transfer**: the ``reference`` model's minimal perturbations, scaled
+      along their direction until they break this model
+      (:func:`advexp_lib.attacks.line_search`): the share of images where
+      transfer beats the white-box ensemble by more than 2% (should be small;
+      the RMSE search records points of its path, a line search lands on the
+      boundary, hence the margin), and the transfer ARA (not for the
+      reference itself);
+    - **boundary**: the gradient-free decision-based attack on the first
+      ``n_boundary`` images: the share where it beats the RMSE search;
+    - **ensemble**: the ARA from the best of the RMSE search, DDN and FMN
+      (:func:`advexp_lib.metrics.ensemble_ara`), and its ratio to the RMSE
+      search's ARA.
+
+    ``ok`` says whether the first four checks pass: all broken, both changes
+    within ``tolerance``, and no more than ``tolerance`` of the images broken
+    more cheaply by transfer or by the boundary attack.
+
+    Returns:
+        :class:`AuditResult`; :func:`advexp_lib.report.audit_table` tabulates it.
+
+    Examples:
+        >>> quick = dict(config=replace(ARA_PAPER, steps=10), boundary_steps=20, n_boundary=2)
+        >>> a = robustness_audit({"m": model}, x, y, **quick)
+        >>> a.rows["m"]["unbounded: broken"]
+        1.0
+    """
+    if not models:
+        raise InputError("models: expected at least one {label: model}")
+    criterion = as_criterion(kind, ("attack", "btr"), name="kind")
+    reference = reference or next(iter(models))
+    check_choice(reference, "reference", list(models))
+    settings = dict(kind=criterion, config=config, progress=progress, on_late="flag", never_met="retry")
+    base = {label: accuracy_robustness_area(m, x, y, **settings) for label, m in models.items()}
+    ref_found = rmse_search(models[reference], x, y, criterion=criterion, config=config)
+    directions = ref_found.x_adv - x
+    g = torch.Generator().manual_seed(seed)
+    nb = x.shape[0] if n_boundary is None else min(n_boundary, x.shape[0])
+    rows, ensembles = {}, {}
+    for label, model in models.items():
+        ara = base[label].ara
+        longer = accuracy_robustness_area(
+            model, x, y, **{**settings, "config": replace(config, steps=2 * config.steps)}
+        )
+        best = base[label].distances.double()
+        for _ in range(restarts):
+            start = (x + (torch.rand(x.shape, generator=g) * 2 - 1).to(x) / 255).clamp(0, 1)
+            found = rmse_search(model, start, y, criterion=criterion, config=config).x_adv
+            met = criterion_met(model, found, y, criterion)
+            best = torch.minimum(
+                best, torch.where(met, rmse(found - x), torch.full_like(best, math.inf)).double()
+            )
+        transfer = line_search(model, x, y, directions, criterion=criterion).distances.double()
+        own = label == reference
+        ens = ensemble_ara(
+            model, x, y, kind=criterion, config=config, progress=progress, rmse_result=base[label]
+        )
+        ensembles[label] = ens
+        boundary = independent_attack(
+            model, x[:nb], y[:nb], attack="boundary", criterion=criterion, steps=boundary_steps
+        )
+        white = ens.distances
+        attacked = white > 0
+        num_classes = base[label].num_classes
+        row = {
+            "n": x.shape[0],
+            "unbounded: broken": float(torch.isfinite(white).double().mean()),
+            "RMSE ARA": ara,
+            "2x steps: change": _change(longer.ara, ara),
+            "restarts: change": _change(ara_from_distances(best, num_classes), ara),
+            "transfer: beats white box": math.nan if own else _share(transfer < 0.98 * white, attacked),
+            "transfer ARA": math.nan if own else _ara_or_inf(transfer, num_classes),
+            "boundary: beats RMSE": _share(
+                boundary.distances.double() < base[label].distances[:nb].double() - 1e-12, attacked[:nb]
+            ),
+            "ensemble ARA": ens.ara,
+            "ensemble / RMSE": _change(ens.ara, ara) + 1,
+        }
+        row["ok"] = bool(
+            row["unbounded: broken"] == 1.0
+            and abs(row["2x steps: change"]) <= tolerance
+            and abs(row["restarts: change"]) <= tolerance
+            and not row["transfer: beats white box"] > tolerance
+            and row["boundary: beats RMSE"] <= tolerance
+        )
+        rows[label] = row
+    return AuditResult(rows, ensembles, base, reference, restarts, nb)
+
+
+def _change(new: float, old: float) -> float:
+    """Relative change new / old - 1; 0 where both are 0 (a network at chance has ARA 0), inf from 0 up."""
+    if old == 0:
+        return 0.0 if new == 0 else math.inf
+    return new / old - 1
+
+
+def _ara_or_inf(distances: torch.Tensor, num_classes: int) -> float:
+    return ara_from_distances(distances, num_classes) if torch.isfinite(distances).all() else math.inf
+
+
+def _share(flags: torch.Tensor, among: torch.Tensor) -> float:
+    return float(flags[among].double().mean()) if among.any() else math.nan
+
+
+def evaluate_all(
+    models: dict,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    config: SearchConfig = ARA_PAPER,
+    linf_eps=(0.1, 0.2),
+    pgd_steps: int = 40,
+    pgd_step_size: float = 0.01,
+    ig_steps: int = 50,
+    progress: bool = False,
+) -> dict:
+    """Every model on every headline metric of the three papers: {label: {metric: Estimate}}.
+
+    Metrics: ``accuracy`` (Wilson); ``attack_ara`` and ``btr_ara`` (Woods et
+    al.; the RMSE search with ``config``; bootstrap intervals over the images);
+    ``robust_acc@<eps>`` (Boopathy et al.; l-inf PGD, ``pgd_steps`` x
+    ``pgd_step_size``, through :func:`advexp_lib.metrics.robust_accuracy_curve`;
+    Wilson); ``ig_gini`` (Chalasani et al.; mean Gini index of integrated
+    gradients of the true class, zero baseline, ``ig_steps`` nodes; bootstrap
+    over the images whose map is not blank). :func:`advexp_lib.report.evaluation_table`
+    tabulates it.
+
+    Examples:
+        >>> quick = dict(config=replace(ARA_PAPER, steps=10), pgd_steps=2, ig_steps=4)
+        >>> rows = evaluate_all({"m": model}, x, y, **quick)
+        >>> sorted(rows["m"])
+        ['accuracy', 'attack_ara', 'btr_ara', 'ig_gini', 'robust_acc@0.1', 'robust_acc@0.2']
+    """
+    aras = ara_results(models, x, y, config=config, progress=progress)
+    n = x.shape[0]
+    out = {}
+    for label, model in models.items():
+        row = {"accuracy": wilson(round(aras["attack"][label].accuracy * n), n)}
+        for kind in ("attack", "btr"):
+            row[f"{kind}_ara"] = aras[kind][label].interval()
+        eps, acc = robust_accuracy_curve(
+            model, x, y, list(linf_eps), steps=pgd_steps, step_size=pgd_step_size
+        )
+        for e, a in zip(eps.tolist(), acc.tolist()):
+            row[f"robust_acc@{e:g}"] = wilson(round(a * n), n)
+        g = gini(IntegratedGradients(n_steps=ig_steps).attribute(model, x, y))
+        row["ig_gini"] = bootstrap_mean(g[~g.isnan()])  # a blank map has no Gini index
+        out[label] = row
+    return out
+
+
+def sparsity(models: dict, x: torch.Tensor, y: torch.Tensor, *, explainer=None) -> dict:
+    """Accuracy and attribution sparsity of each model on the same images (Chalasani et al. 2020).
+
+    Returns {label: {"accuracy": Estimate (Wilson), "gini": Estimate (bootstrap
+    mean over the images whose map is not blank), "per_image": (N,) Gini
+    indices, NaN for a blank map}} with the maps of ``explainer`` for the true
+    class (default: ``IntegratedGradients()``, black baseline) and
+    :func:`advexp_lib.metrics.gini`. Compare two models with
+    :func:`advexp_lib.stats.paired_mean_difference` of their ``per_image``.
+
+    Examples:
+        >>> s = sparsity({"m": model}, x, y, explainer=IntegratedGradients(n_steps=4))
+        >>> sorted(s["m"])
+        ['accuracy', 'gini', 'per_image']
+    """
+    explainer = IntegratedGradients() if explainer is None else as_explainer(explainer)
+    out = {}
+    for label, model in models.items():
+        with eval_mode(model), torch.no_grad():
+            hit = check_logits(model(x), x.shape[0]).argmax(1) == y
+        g = gini(explainer.attribute(model, x, y)).cpu()
+        out[label] = {"accuracy": wilson(int(hit.sum()), hit.numel()), "gini": bootstrap_mean(g[~g.isnan()])}
+        out[label]["per_image"] = g
+    return out
+
+
+def accuracy_matched(points: dict, reference: str, candidates) -> tuple[str | None, Estimate | None]:
+    """The sparsest of ``candidates`` whose accuracy is within reach of ``reference``'s, and the paired
+    Gini difference reference minus it.
+
+    ``points`` as :func:`sparsity` returns; a candidate is within reach when
+    the upper end of its accuracy interval reaches the lower end of the
+    reference's (the intervals meet). Returns (None, None) when none is.
+
+    Examples:
+        >>> s = sparsity({"a": model, "b": model}, x, y, explainer=IntegratedGradients(n_steps=4))
+        >>> accuracy_matched(s, "a", ["b"])[0]
+        'b'
+    """
+    ref = points[reference]
+    near = [c for c in candidates if points[c]["accuracy"].hi >= ref["accuracy"].lo]
+    if not near:
+        return None, None
+    best = max(near, key=lambda c: points[c]["gini"].value)
+    return best, paired_mean_difference(ref["per_image"], points[best]["per_image"])
+
+
+def ig_norm_attacks(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: dict, *, seed: int = 0
+) -> dict:
+    """||IG of the loss from x to x'||_1 (Chen et al. 2019) at three choices of x', per image.
+
+    ``settings``: the keyword arguments of an IG-NORM recipe's loss term
+    (:class:`~advexp_lib.regularizers.IGNormRegularizer`; its warm-up is
+    dropped: the trained budget counts). The x' are the recipe's (PGD on the
+    cross-entropy, "recipe: CE-PGD"), the reference code's objective (PGD on
+    the IG norm itself) with the recipe's steps, and with the reference's 40
+    steps of 0.01. Each finder runs after ``torch.manual_seed(seed)``, so
+    random starts are comparable; the norm is measured with the reference
+    code's quadrature (50 right-Riemann nodes). Returns {label: (N,) float64}.
+
+    Examples:
+        >>> from advexp_lib.recipes import recipe
+        >>> settings = {**recipe("mnist5k", "ig_norm").loss_term[1], "steps": 1}
+        >>> sorted(ig_norm_attacks(cam_model, x, y, settings))[0]
+        'recipe: CE-PGD'
+    """
+    settings = {k: v for k, v in settings.items() if k != "warmup_epochs"}
+    finders = {
+        "recipe: CE-PGD": IGNormRegularizer(**settings, x_adv="ce"),
+        "reference objective, recipe's steps": IGNormRegularizer(**settings, x_adv="ig"),
+        "reference objective, 40 x 0.01": IGNormRegularizer(
+            **{**settings, "steps": 40, "step_size": 0.01}, x_adv="ig"
+        ),
+    }
+    out = {}
+    for label, finder in finders.items():
+        torch.manual_seed(seed)
+        x_adv = finder.find_x_adv(model, x, y)
+        loss = lambda z: torch.nn.functional.cross_entropy(model(z), y, reduction="none")  # noqa: E731
+        out[label] = ig_norm(loss, x_adv, x, 50, "riemann_right").detach().double().cpu()
+    return out
+
+
+def published_ara_measured(
+    n: int,
+    *,
+    config: SearchConfig = ARA_PAPER,
+    seed: int = ARA_SEED,
+    device="cpu",
+    progress: bool = False,
+):
+    """ARA of Woods et al.'s four published CIFAR-10 networks, measured here (needs their files and CIFAR-10).
+
+    The first ``n`` test images of the seed-``seed`` permutation (the
+    reference's protocol with ``n = ARA_N_IMAGES``), :func:`ara_results` settings.
+
+    Returns:
+        (results of :func:`ara_results`, None), or (None, reason) where the
+        published files (:func:`advexp_lib.published.woods_file`) or CIFAR-10
+        (:func:`advexp_lib.data.load_dataset`) are absent, the reason saying what to get.
+
+    Examples:
+        >>> results, why = published_ara_measured(4, config=replace(ARA_PAPER, steps=10))
+        >>> (results is None) == bool(why)
+        True
+    """
+    try:
+        x, y = load_tensors("cifar10", "test", n=n, seed=seed, download=False)
+        models = {r: published_model(r, device=device, download=False) for r in WOODS_RECIPE_FILES}
+    except (DatasetNotFoundError, PublishedFileNotFound) as err:
+        return None, str(err)
+    return ara_results(models, x.to(device), y.to(device), config=config, progress=progress), None
+
+
+def reference_difference(ours: torch.Tensor, reference: torch.Tensor, x: torch.Tensor) -> pd.DataFrame:
+    """How far our images are from a reference implementation's saved 8-bit images, per image.
+
+    ``ours`` is quantized as a PNG stores it (round(255 v), clamped to 0..255);
+    ``reference`` and ``x`` are (N, C, H, W) in [0, 1] read from 8-bit files.
+    Columns: the largest and the mean absolute pixel difference, in 8-bit
+    levels (of 255), and the Pearson correlation between the two changes from
+    the image, ours - x and reference - x (1: the same edit up to scale).
+
+    Examples:
+        >>> reference_difference(x, x, x)["max diff (of 255)"].tolist()
+        [0.0, 0.0, 0.0, 0.0]
+    """
+    for name, t in (("ours", ours), ("reference", reference)):
+        if t.shape != x.shape:
+            raise InputError(f"{name}: expected the shape of x {tuple(x.shape)}, got {tuple(t.shape)}")
+    levels = [t.detach().double().cpu().mul(255) for t in (ours, reference, x)]
+    mine, ref, base = levels[0].add(0.5).floor().clamp(0, 255), levels[1].round(), levels[2].round()
+    diff = (mine - ref).abs().flatten(1)
+    changes = torch.stack([(mine - base).flatten(1), (ref - base).flatten(1)], 1)
+    corr = [float(torch.corrcoef(c)[0, 1]) for c in changes]
+    return pd.DataFrame(
+        {
+            "max diff (of 255)": diff.max(1).values.tolist(),
+            "mean diff (of 255)": diff.mean(1).tolist(),
+            "corr of changes": corr,
+        }
+    )
+
+
+def reference_explanations(
+    models: dict,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    reference: dict,
+    *,
+    config: SearchConfig = AE_PAPER,
+    seed: int = 0,
+) -> dict:
+    """Our adversarial explanations toward the true class beside a reference implementation's 8-bit images.
+
+    For each model: our AEs (:func:`~advexp_lib.attributions.adversarial_explanation`
+    with ``config``, unreliable ones flagged silently), their
+    :func:`reference_difference` from ``reference[name]``, and the same
+    difference for our own search run twice more, once on the input moved by
+    Gaussian noise of std 1e-6 (``seed``) and once in float64, both compared
+    with our float32 AEs as a PNG would hold them: how far the search's own
+    rounding moves the result, the bound on how close any reproduction can come.
+
+    Returns:
+        {"ours": {name: x'}, "vs reference": {name: DataFrame},
+        "input moved 1e-6": {name: DataFrame}, "float64": {name: DataFrame}}.
+
+    Examples:
+        >>> r = reference_explanations({"m": model}, x, y, {"m": x}, config=replace(AE_PAPER, steps=3))
+        >>> sorted(r)
+        ['float64', 'input moved 1e-6', 'ours', 'vs reference']
+    """
+    g = torch.Generator().manual_seed(seed)
+    noise = 1e-6 * torch.randn(x.shape, generator=g).to(x)
+    out = {"ours": {}, "vs reference": {}, "input moved 1e-6": {}, "float64": {}}
+    for name, model in models.items():
+        ours = adversarial_explanation(model, x, y, config=config, on_late="flag")
+        saved = ours.mul(255).add(0.5).floor().clamp(0, 255).div(255)  # ours as a PNG would hold it
+        moved = adversarial_explanation(model, (x + noise).clamp(0, 1), y, config=config, on_late="flag")
+        wide = adversarial_explanation(
+            copy.deepcopy(model).double(), x.double(), y, config=config, on_late="flag"
+        )
+        out["ours"][name] = ours
+        out["vs reference"][name] = reference_difference(ours, reference[name].to(x), x)
+        out["input moved 1e-6"][name] = reference_difference(moved, saved, x)
+        out["float64"][name] = reference_difference(wide.float(), saved, x)
+    return out

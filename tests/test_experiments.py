@@ -1,0 +1,94 @@
+"""Experiments: the explanation shift (can a measure say no?), and its figures."""
+
+import matplotlib
+import pytest
+import torch
+from torch import nn
+
+from advexp_lib import InputError
+from advexp_lib.attributions import Cam, Saliency
+from advexp_lib.experiments import explanation_shift
+from advexp_lib.models import build_model
+from advexp_lib.plotting import plot_attributions, plot_shift, plot_shift_distribution
+
+from tiny_models import linear_net
+
+
+@pytest.fixture
+def cam_net():
+    torch.manual_seed(0)
+    return build_model("cam_cnn", num_classes=3)
+
+
+class ScaledLinear(nn.Module):
+    """logits_c = a_c (w . x) + b_c: every class's saliency, at every input, is |w| up to the scale a_c."""
+
+    def __init__(self, a, b, w):
+        super().__init__()
+        self.a, self.b, self.w = torch.tensor(a), torch.tensor(b), w
+
+    def forward(self, x):
+        return (x.flatten(1) @ self.w.flatten())[:, None] * self.a + self.b
+
+
+def _images(n, shape=(1, 4, 4), seed=0):
+    return torch.rand(n, *shape, generator=torch.Generator().manual_seed(seed)) * 0.6 + 0.2
+
+
+def test_shift_says_no_when_no_map_a_user_sees_changes():
+    """Saliency equal for every class and input, up to scale: attacks flip the class, the share must be 0."""
+    w = torch.randn(1, 4, 4, generator=torch.Generator().manual_seed(1))
+    model = ScaledLinear([1.0, 2.0, 4.0], [0.0, -0.05, -0.15], w)  # powers of two: maps equal bit for bit
+    x = _images(40)
+    y = model(x).argmax(1)  # classes 0 (w.x < 0.05) and 2 (w.x > 0.05)
+    r = explanation_shift(model, x, y, targets=2 - y, eps=0.5, attack="linf", linf_steps=30)
+    assert r.success.sum() >= 10  # the attack did flip many predictions
+    assert (r.shift["saliency"][r.success] == 0).all()
+    assert r.share["saliency"].value == 0.0 and r.share["saliency"].hi < 0.35
+    assert torch.equal(
+        r.rank["saliency"][r.success], torch.ones(int(r.success.sum()), dtype=r.rank["saliency"].dtype)
+    )
+
+
+def test_shift_says_yes_when_each_class_has_its_own_pixels():
+    """Class c looks only at its own block of pixels: after a flip the user sees another block, the noise
+    control sees the same one, so every successful attack exceeds the control: share 1."""
+    w = torch.zeros(3, 16)
+    for c in range(3):
+        w[c, 5 * c : 5 * c + 5] = torch.linspace(0.5, 1.5, 5)
+    model = linear_net(w, [0.0, 0.0, 0.0])
+    x = _images(30)
+    y = model(x).argmax(1)
+    r = explanation_shift(model, x, y, eps=0.3, attack="linf", linf_steps=40)
+    ok = r.success
+    assert ok.sum() >= 10 and r.share["saliency"].value == 1.0 and r.share["saliency"].lo > 0.7
+    # D by hand: clean map |w_y| / max, new map |w_t| / max on disjoint pixels, range 1: D = sum of both
+    a = w.abs() / w.abs().amax(1, keepdim=True)
+    expected = a[r.y[ok]].sum(1) + a[r.adv_pred[ok]].sum(1)
+    assert torch.allclose(r.shift["saliency"][ok], expected, rtol=1e-5)
+    assert (r.control_shift["saliency"] == 0).all() and r.threshold["saliency"] == 0.0
+
+
+def test_shift_control_has_the_attacks_rmse_and_the_figures(cam_net):
+    x = _images(6, (1, 8, 8), seed=2)
+    y = cam_net(x).argmax(1)
+    r = explanation_shift(cam_net, x, y, [Saliency(), Cam()], eps=0.1, attack="rmse")
+    assert r.x_adv.min() >= 0 and r.x_adv.max() <= 1 and r.x_control.min() >= 0 and r.x_control.max() <= 1
+    attack_rmse = (r.x_adv - x).pow(2).mean((1, 2, 3)).sqrt()
+    control_rmse = (r.x_control - x).pow(2).mean((1, 2, 3)).sqrt()
+    assert (control_rmse <= attack_rmse + 1e-6).all() and (
+        control_rmse >= 0.7 * attack_rmse
+    ).all()  # clip only
+    assert set(r.maps) == {"saliency", "cam"} and r.maps["cam"]["clean"].shape == (6, 8, 8)
+    assert isinstance(plot_shift(r, method="cam"), matplotlib.figure.Figure)
+    assert isinstance(plot_shift_distribution({"net": r}, method="saliency"), matplotlib.figure.Figure)
+    with pytest.raises(InputError, match="targets"):
+        explanation_shift(cam_net, x, y, eps=0.1, targets=y)
+
+
+def test_plot_attributions_checks_titles(cam_net):
+    x = _images(2, (1, 8, 8))
+    maps = Cam().attribute(cam_net, x, 0)
+    assert isinstance(plot_attributions(x, [maps], ["cam"]), matplotlib.figure.Figure)
+    with pytest.raises(InputError, match="titles"):
+        plot_attributions(x, [maps], ["a", "b"])
