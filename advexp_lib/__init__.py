@@ -2,12 +2,18 @@
 
 The library behind the advexp book: data, models (incl. the half-Huber ReLU),
 the robust-training regularizers, one training loop, attacks, explanations and
-metrics (ARA). Submodules are imported on demand: ``from advexp_lib import zoo``.
+metrics (ARA). Submodules are imported on demand: ``from advexp_lib import zoo``; the shortcuts
+``advexp_lib.ara`` (:func:`~advexp_lib.metrics.accuracy_robustness_area`), ``advexp_lib.attribute``
+(:func:`~advexp_lib.attributions.attribute`), ``advexp_lib.explain``
+(:func:`~advexp_lib.attributions.adversarial_explanation`) and ``advexp_lib.pgd``
+(:func:`~advexp_lib.attacks.projected_gradient.pgd`) reach the four most used calls.
 
 The modules form layers (:data:`LAYERS`); a module imports only modules listed
 before it, so the package has no import cycle. From the bottom:
 
-1. base: ``checks`` (errors, validation), ``stats`` (intervals, verdicts),
+1. base: ``errors``, ``checks`` (validation), ``protocols`` (the search's settings and the
+   reference's protocols), ``catalog`` (the names offered, without torch), ``results``
+   (result objects as JSON), ``stats`` (intervals, verdicts),
    ``claims`` (the claims the book tests), ``data``, ``models``,
    ``distributed``, ``checkpoints``, ``woods_import`` (the published networks'
    format), ``published`` (finding those files);
@@ -26,14 +32,48 @@ before it, so the package has no import cycle. From the bottom:
 12. the top: ``plotting`` (every figure), ``widgets``, ``reproduce`` (notebooks and the book), ``cli``.
 """
 
-from .checks import AdvexpError, CheckpointError, InputError, InputTypeError
+from .errors import AdvexpError, CheckpointError, InputError, InputTypeError
 
 __version__ = "0.1.0"
-__all__ = ["AdvexpError", "InputError", "InputTypeError", "CheckpointError", "LAYERS", "__version__"]
+__all__ = [
+    "ara",
+    "attribute",
+    "explain",
+    "pgd",
+    "AdvexpError",
+    "InputError",
+    "InputTypeError",
+    "CheckpointError",
+    "LAYERS",
+    "__version__",
+]
+
+# The four calls most work starts with, at the top: ``advexp_lib.ara(model, x, y)``. They are looked up
+# when first used, so ``import advexp_lib`` (and the command line's --help) loads no torch.
+_SHORTCUTS = {
+    "ara": ("metrics", "accuracy_robustness_area"),
+    "attribute": ("attributions", "attribute"),
+    "explain": ("attributions", "adversarial_explanation"),
+    "pgd": ("attacks", "pgd"),
+}
+
+
+def __getattr__(name):
+    if name in _SHORTCUTS:
+        import importlib
+
+        module, attr = _SHORTCUTS[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 LAYERS = (
     (
+        "errors",
         "checks",
+        "protocols",
+        "catalog",
+        "results",
         "stats",
         "claims",
         "data",

@@ -98,4 +98,5 @@ class PgdAdversarialTraining(PgdWarmup, InputTransform):
             step_size=self.step_size,
             norm=self.norm,
             random_start=self.random_start,
+            progress=False,
         )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -29,10 +30,21 @@ from captum.attr import LayerAttribution, LayerGradCam, NoiseTunnel
 from captum.attr import Saliency as _CaptumSaliency
 from captum.attr._utils.approximation_methods import approximation_parameters
 from torch import nn
+from tqdm.auto import tqdm
 
 from .attacks.search import AE_PAPER, EXPLAIN, SearchConfig, rmse_search
-from .checks import InputError, check_choice, check_images, check_labels, check_logits, check_positive
-from .models import CamCNN, PreActResNet, eval_mode
+from .checks import (
+    InputError,
+    as_labels,
+    check_choice,
+    check_images,
+    check_logits,
+    check_model_input,
+    check_positive,
+    progress_enabled,
+)
+from .models import CamCNN, PreActResNet, WithNormalization, eval_mode
+from .results import Result
 
 __all__ = [
     "Explainer",
@@ -44,6 +56,8 @@ __all__ = [
     "Cam",
     "AdversarialExplanation",
     "adversarial_explanation",
+    "ExplanationResult",
+    "UnreachedTargetWarning",
     "EXPLAINERS",
     "METHODS",
     "explainer",
@@ -51,6 +65,7 @@ __all__ = [
     "attribute",
     "class_activation_maps",
     "gradcam_layer",
+    "GradCamResolutionWarning",
     "integrated_gradients_of",
 ]
 
@@ -93,6 +108,7 @@ class Explainer:
             the call and restored to its previous mode after.
         """
         check_images(x, "x")
+        check_model_input(model, x)
         if differentiable and not self.differentiable:
             able = ", ".join(n for n, c in EXPLAINERS.items() if c.differentiable)
             raise InputError(
@@ -103,7 +119,7 @@ class Explainer:
             with torch.no_grad():
                 logits = model(x[:1])
             check_logits(logits, 1)
-            targets = _targets(target, x.shape[0], logits.shape[1], x.device)
+            targets = as_labels(target, x.shape[0], logits.shape[1], "target").to(x.device)
             # a fresh leaf requiring grad: Captum needs input gradients and warns if it has to switch them on
             out = self._attribute(
                 model, x if differentiable else x.detach().requires_grad_(True), targets, differentiable
@@ -233,6 +249,15 @@ class SmoothGrad(Explainer):
         )
 
 
+class GradCamResolutionWarning(UserWarning):
+    """Grad-CAM's layer has a 1 x 1 (or constant) map at this input size: the map says nothing about where.
+
+    Examples:
+        >>> issubclass(GradCamResolutionWarning, UserWarning)
+        True
+    """
+
+
 class GradCam(Explainer):
     r"""Grad-CAM (Selvaraju et al. 2017): sum_k mean_{hw}(d f_t / dA_k) A_k (Captum ``LayerGradCam``).
 
@@ -242,6 +267,13 @@ class GradCam(Explainer):
         relu: ReLU of the map, as in the Grad-CAM paper. Default: True.
         interpolate_mode: upsampling to H x W (``LayerAttribution.interpolate``). Default: "bilinear".
         upsample: False returns the layer's grid. Default: True.
+        layer: the module whose output A is weighed, or its name in ``model.named_modules()``
+            (e.g. "layer3"). Default: None, :func:`gradcam_layer`.
+
+    A layer whose map is 1 x 1 at this input size (a torchvision resnet's
+    last stage at 32 x 32), or constant, gives a map that says nothing about
+    where; a :class:`GradCamResolutionWarning` then names the last layer with
+    a larger grid.
 
     Examples:
         >>> GradCam().attribute(model, x, y).shape
@@ -250,16 +282,40 @@ class GradCam(Explainer):
 
     name, shaped_like_x, differentiable = "grad_cam", False, True
 
-    def __init__(self, relu: bool = True, interpolate_mode: str = "bilinear", upsample: bool = True):
+    def __init__(
+        self, relu: bool = True, interpolate_mode: str = "bilinear", upsample: bool = True, layer=None
+    ):
         self.relu, self.upsample = bool(relu), bool(upsample)
         self.interpolate_mode = check_choice(interpolate_mode, "interpolate_mode", INTERPOLATE_MODES)
+        if layer is not None and not isinstance(layer, (str, nn.Module)):
+            raise InputError(f"layer: expected a module or its name, got {type(layer).__name__}")
+        self.layer = layer
 
     def _attribute(self, model, x, targets, differentiable):
+        layer = _resolve_layer(model, self.layer)
         x = x if (not differentiable or x.requires_grad) else x.detach().requires_grad_(True)
         kwargs = {"grad_kwargs": {"create_graph": True}} if differentiable else {}
         with torch.enable_grad():
-            maps = LayerGradCam(model, gradcam_layer(model)).attribute(
+            maps = LayerGradCam(model, layer).attribute(
                 x, target=targets, relu_attributions=self.relu, **kwargs
+            )
+        grid = tuple(maps.shape[-2:])
+        if grid == (1, 1):
+            better = _finest_coarse_layer(model, x, grid)
+            warnings.warn(
+                f"layer: Grad-CAM's layer gives a 1 x 1 map at this input size, constant over the image; "
+                f"pass GradCam(layer={better!r}), the last layer with a larger grid",
+                GradCamResolutionWarning,
+                stacklevel=3,
+            )
+        elif not bool((maps.detach().flatten(1).std(1) > 1e-12).any()):
+            better = _finest_coarse_layer(model, x, grid)
+            hint = "relu=False (the ReLU zeroes an all-negative map), or " if self.relu else ""
+            warnings.warn(
+                f"layer: Grad-CAM's {grid[0]} x {grid[1]} map is constant over every image here; try "
+                f"{hint}GradCam(layer={better!r}), the last layer with a larger grid",
+                GradCamResolutionWarning,
+                stacklevel=3,
             )
         return _upsample(maps, x.shape[-2:], self.interpolate_mode) if self.upsample else maps
 
@@ -293,7 +349,10 @@ class GuidedGradCam(Explainer):
 class Cam(Explainer):
     r"""CAM (Zhou et al. 2016) of the target class: CAM_t = sum_k W_tk A_k (:func:`class_activation_maps`).
 
-    For conv -> global-average-pool -> linear networks; hand-written (Captum has no CAM).
+    For conv -> global-average-pool -> linear networks: this library's ``cam_cnn`` and
+    pre-activation ResNets, and any network whose last nn.AdaptiveAvgPool2d feeds its last
+    nn.Linear (e.g. torchvision's resnets); others are refused with the reason. Hand-written
+    (Captum has no CAM).
 
     Args:
         interpolate_mode: Default: "bilinear".
@@ -349,14 +408,60 @@ class AdversarialExplanation(Explainer):
         return rmse_search(model, x, targets, criterion=EXPLAIN, config=self.config).x_adv - x
 
 
+class UnreachedTargetWarning(UserWarning):
+    """Some adversarial explanations did not reach their target class within the budget rho.
+
+    Examples:
+        >>> import warnings
+        >>> from dataclasses import replace
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     _ = adversarial_explanation(model, x, y, config=replace(AE_PAPER, eps=1e-4, steps=2))
+        >>> any(issubclass(w.category, UnreachedTargetWarning) for w in caught) or bool(_.reached.all())
+        True
+    """
+
+
+@dataclass
+class ExplanationResult(Result):
+    """Output of :func:`adversarial_explanation` (N images).
+
+    Attributes:
+        x_adv: the explanations x' (N, C, H, W), detached.
+        targets: (N,) the classes explained toward.
+        reached: bool (N,): the model classifies x' as its target.
+        p_target: (N,) the model's probability of the target on x'.
+        rmse: (N,) RMSE(x' - x), the budget each explanation used.
+        rho, steps: the search's budget and steps (``config.eps``, ``config.steps``).
+        unreliable: bool (N,): the RMSE had not reached rho by step T // 2 (the search barely moved).
+
+    Examples:
+        >>> r = adversarial_explanation(model, x, (y + 1) % 3, on_miss="flag")
+        >>> r.x_adv.shape, r.reached.dtype, sorted(r.to_dict())[:3]
+        (torch.Size([4, 1, 8, 8]), torch.bool, ['p_target', 'reached', 'rho'])
+    """
+
+    x_adv: torch.Tensor
+    targets: torch.Tensor
+    reached: torch.Tensor
+    p_target: torch.Tensor
+    rmse: torch.Tensor
+    rho: float
+    steps: int
+    unreliable: torch.Tensor
+
+
 def adversarial_explanation(
     model: nn.Module,
     x: torch.Tensor,
-    targets: torch.Tensor,
+    targets=None,
     *,
+    target=None,
     config: SearchConfig = AE_PAPER,
     on_late: str = "warn",
-) -> torch.Tensor:
+    on_miss: str = "warn",
+    progress=None,
+) -> ExplanationResult:
     r"""Adversarial explanation (Woods et al. 2019): x' = x + delta, delta descending CE(model(x'), target).
 
     The explanation mode of Algorithm 1 (:func:`advexp_lib.attacks.rmse_search`
@@ -370,24 +475,72 @@ def adversarial_explanation(
     reference implementation raises there.
 
     Args:
-        targets: (N,) class per image.
-        config: the search. Default: :data:`~advexp_lib.attacks.search.AE_PAPER`
-            (the reference's explanation protocol; no momentum, no clipping).
+        targets: the classes to explain toward: an int (every image), a list or an (N,) tensor;
+            ``target=`` is the same argument under Captum's name.
+        config: the search. Default: :data:`~advexp_lib.protocols.AE_PAPER` (the
+            reference's explanation protocol, x' kept in [0, 1]).
         on_late: "warn" (default: a ``LateCriterionWarning``), "raise" (the
             reference's behaviour) or "flag" (silent) for unreliable explanations.
+        on_miss: "warn" (default: an :class:`UnreachedTargetWarning` naming rho)
+            or "flag" (silent) where x' is not classified as its target.
+        progress: a progress bar over the steps (default: on, see
+            :func:`advexp_lib.checks.progress_enabled`).
     Returns:
-        x' (N, C, H, W), detached.
+        :class:`ExplanationResult`.
 
     Examples:
-        >>> x_ae = adversarial_explanation(model, x, (y + 1) % 3, on_late="flag")
-        >>> x_ae.shape == x.shape
-        True
+        >>> r = adversarial_explanation(model, x, (y + 1) % 3, on_late="flag", on_miss="flag")
+        >>> r.x_adv.shape == x.shape, r.reached.dtype
+        (True, torch.bool)
     """
     check_images(x, "x")
+    check_model_input(model, x)
+    check_choice(on_miss, "on_miss", ("warn", "flag"))
     with eval_mode(model), torch.no_grad():
         num_classes = check_logits(model(x[:1]), 1).shape[1]
-    check_labels(targets, x.shape[0], num_classes, "targets")
-    return rmse_search(model, x, targets, criterion=EXPLAIN, config=config, on_late=on_late).x_adv
+    targets = as_labels(_one_of(targets, target), x.shape[0], num_classes, "targets").to(x.device)
+    bar = _bar(progress, x.shape[0] * config.steps, "adversarial explanation")
+    res = rmse_search(model, x, targets, criterion=EXPLAIN, config=config, on_late=on_late, progress=bar)
+    if bar is not None:
+        bar.close()
+    with eval_mode(model), torch.no_grad():
+        p = model(res.x_adv).softmax(1)
+    reached = p.argmax(1) == targets
+    missed = int((~reached).sum())
+    if missed and on_miss == "warn":
+        warnings.warn(
+            f"{missed} of {len(reached)} adversarial explanation(s) did not reach their target class within "
+            f"rho {config.eps:g} (RMSE); raise rho (config.eps) for a larger budget",
+            UnreachedTargetWarning,
+            stacklevel=2,
+        )
+    return ExplanationResult(
+        x_adv=res.x_adv,
+        targets=targets,
+        reached=reached,
+        p_target=p.gather(1, targets[:, None]).squeeze(1).detach(),
+        rmse=res.distances,
+        rho=float(config.eps),
+        steps=config.steps,
+        unreliable=res.unreliable,
+    )
+
+
+def _one_of(targets, target):
+    """The classes given as ``targets`` or under Captum's name ``target`` (not both)."""
+    if targets is not None and target is not None:
+        raise InputError("target: give the classes once, as targets or as target")
+    if targets is None and target is None:
+        raise InputError("targets: expected the classes to explain (an int, a list or a tensor)")
+    return targets if target is None else target
+
+
+def _bar(progress, total: int, desc: str):
+    return (
+        tqdm(total=total, desc=desc, unit="img-step", unit_scale=True, leave=False)
+        if progress_enabled(progress)
+        else None
+    )
 
 
 EXPLAINERS: dict = {
@@ -433,15 +586,24 @@ def as_explainer(method, **options) -> Explainer:
 
 
 def attribute(
-    model: nn.Module, x: torch.Tensor, targets, *, method="saliency", differentiable: bool = False, **options
+    model: nn.Module,
+    x: torch.Tensor,
+    targets=None,
+    *,
+    target=None,
+    method="saliency",
+    differentiable: bool = False,
+    **options,
 ) -> torch.Tensor:
     """``as_explainer(method, **options).attribute(model, x, targets, differentiable)`` in one call.
+
+    ``targets`` (an int, a list or an (N,) tensor) may also be given as ``target=``, Captum's name.
 
     Examples:
         >>> attribute(model, x, y, method="integrated_gradients", n_steps=8).shape
         torch.Size([4, 1, 8, 8])
     """
-    return as_explainer(method, **options).attribute(model, x, targets, differentiable)
+    return as_explainer(method, **options).attribute(model, x, _one_of(targets, target), differentiable)
 
 
 def class_activation_maps(
@@ -503,6 +665,38 @@ def gradcam_layer(model: nn.Module) -> nn.Module:
     return last
 
 
+def _resolve_layer(model, layer):
+    if layer is None:
+        return gradcam_layer(model)
+    if isinstance(layer, nn.Module):
+        return layer
+    modules = dict(model.named_modules())
+    if layer not in modules:
+        raise InputError(f"layer: the model has no module named {layer!r}")
+    return modules[layer]
+
+
+def _finest_coarse_layer(model, x, grid: tuple[int, int]) -> str | None:
+    """The name of the last module (a conv or a stage) whose 4-d output grid at this input is larger than
+    ``grid``."""
+    sizes, hooks = {}, []
+    for name, m in model.named_modules():
+        if name and (isinstance(m, nn.Conv2d) or len(list(m.children())) > 0):
+            hooks.append(m.register_forward_hook(lambda mod, i, out, n=name: sizes.__setitem__(n, out)))
+    try:
+        with torch.no_grad():
+            model(x[:1].detach())
+    finally:
+        for h in hooks:
+            h.remove()
+    good = [
+        n
+        for n, out in sizes.items()
+        if isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[-2:].numel() > grid[0] * grid[1]
+    ]
+    return good[-1] if good else None
+
+
 def integrated_gradients_of(
     fn, x: torch.Tensor, baseline: torch.Tensor, *, n_steps: int = 50, ig_method: str = "gausslegendre"
 ) -> torch.Tensor:
@@ -537,26 +731,52 @@ def integrated_gradients_of(
     return diff * total
 
 
-def _targets(targets, n, num_classes, device) -> torch.Tensor:
-    if isinstance(targets, bool):
-        raise InputError(f"targets: expected a class index or a tensor of them, got {targets!r}")
-    if isinstance(targets, int):
-        if not 0 <= targets < num_classes:
-            raise InputError(f"targets: class index must lie in [0, {num_classes - 1}], got {targets}")
-        return torch.full((n,), targets, dtype=torch.long, device=device)
-    check_labels(targets, n, num_classes, "targets")
-    return targets.to(device)
-
-
 def _cam_parts(model, x):
+    """(A, W): the features before the global average pooling and the classifier's weights (C, K)."""
+    if isinstance(model, WithNormalization):
+        return _cam_parts(model.net, model.normalize(x))
     if isinstance(model, CamCNN):
         return model.features(model.normalize(x)), model.classifier.weight
     if isinstance(model, PreActResNet):  # its features() normalizes itself; 1x1 conv classifier
         return model.features(x), model.classifier.weight.flatten(1)
-    raise InputError(
-        f"model: CAM needs a conv -> global-average-pool -> linear network (CamCNN or "
-        f"PreActResNet), got {type(model).__name__}; use method='grad_cam' instead"
-    )
+    return _pooled_linear_parts(model, x)
+
+
+def _pooled_linear_parts(model, x):
+    """(A, W) of any network ending in conv features -> nn.AdaptiveAvgPool2d(1) -> (flatten) -> nn.Linear.
+
+    A is caught at the pooling's input; the CAM identity logits = mean_hw(A) W^T + b is
+    checked on ``x``, so a network with anything else between the pooling and the
+    classifier is refused with the reason.
+    """
+    name = type(model).__name__
+    pools = [m for m in model.modules() if isinstance(m, nn.AdaptiveAvgPool2d)]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not pools or not linears:
+        raise InputError(
+            f"model: CAM needs conv features -> global average pooling -> a linear classifier, but {name} "
+            f"has no {'nn.AdaptiveAvgPool2d' if not pools else 'nn.Linear'}; use GradCam instead"
+        )
+    pool, fc = pools[-1], linears[-1]
+    caught = {}
+    hook = pool.register_forward_hook(lambda m, inputs, out: caught.__setitem__("a", inputs[0]))
+    try:
+        logits = model(x)
+    finally:
+        hook.remove()
+    a = caught.get("a")
+    if a is None or a.dim() != 4 or a.shape[1] != fc.in_features:
+        raise InputError(
+            f"model: CAM needs the global average pooling's features to feed the last nn.Linear of {name}; "
+            f"here they do not ({None if a is None else tuple(a.shape)} into {fc.in_features} inputs)"
+        )
+    pooled = a.mean(dim=(2, 3)) @ fc.weight.T + (fc.bias if fc.bias is not None else 0.0)
+    if not torch.allclose(pooled, logits, rtol=1e-4, atol=1e-5 * (1 + logits.abs().max().item())):
+        raise InputError(
+            f"model: CAM needs logits = linear(global average of the last features), but {name} changes them "
+            f"between its pooling and its classifier; use GradCam instead"
+        )
+    return a, fc.weight
 
 
 def _upsample(maps, size, mode):

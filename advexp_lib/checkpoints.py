@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -21,7 +22,14 @@ from torch import nn
 
 from .checks import CheckpointError
 
-__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "write_atomic", "load_checkpoint", "load_model_state"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "save_checkpoint",
+    "write_atomic",
+    "load_checkpoint",
+    "load_weights",
+    "load_model_state",
+]
 
 CHECKPOINT_FORMAT = "advexp-checkpoint-v1"
 
@@ -83,6 +91,50 @@ def load_checkpoint(path, *, map_location="cpu") -> dict:
             f"checkpoint: {path} is not an advexp checkpoint (expected format {CHECKPOINT_FORMAT!r})"
         )
     return state
+
+
+def load_weights(path, *, key: str | None = None, map_location="cpu") -> dict:
+    """A state dict from a user's weights file, loaded without executing code (``weights_only=True``).
+
+    The file may hold the state dict itself, a dict holding it under ``key``
+    (e.g. "state_dict", "model"), or an advexp checkpoint (its "model" entry).
+    Zip-format files have every member's CRC-32 checked first.
+
+    Raises:
+        CheckpointError: a missing, corrupt or unsafe file, or no state dict
+            where one was expected; the message lists the file's keys.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights: no file at {path}")
+    _check_zip_crc(path)
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        holds = f" (it holds {found.group(1)}, a pickled object)" if found else ""
+        raise CheckpointError(
+            f"weights: {path} refused: it is not a plain weights file{holds}, and loading it would run code; "
+            f"save model.state_dict() instead"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - garbage bytes surface as struct/EOF/zip/runtime errors alike
+        raise CheckpointError(
+            f"weights: {path} is truncated or corrupt: {type(err).__name__}: {err}"
+        ) from None
+    if isinstance(obj, dict) and key is None and obj.get("format") == CHECKPOINT_FORMAT:
+        key = "model"
+    if key is not None:
+        if not isinstance(obj, dict) or key not in obj:
+            keys = sorted(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
+            raise CheckpointError(f"weights: {path} has no key {key!r}; it holds {keys}")
+        obj = obj[key]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        keys = sorted(map(str, obj))[:8] if isinstance(obj, dict) else type(obj).__name__
+        raise CheckpointError(
+            f"weights: {path} holds no state dict of tensors here ({keys}); name the entry that holds one "
+            f"(--weights-key, e.g. state_dict)"
+        )
+    return obj
 
 
 def load_model_state(model: nn.Module, state: dict, source) -> None:

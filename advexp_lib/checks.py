@@ -1,7 +1,10 @@
 """Input validation shared by every public entry point.
 
-Bad input raises a subclass of :class:`AdvexpError` naming the argument, what
-was expected and what came. Nothing is clipped or coerced silently.
+Bad input raises a subclass of :class:`~advexp_lib.errors.AdvexpError` naming
+the argument, what was expected and what came. Nothing is clipped or coerced
+silently. The scalar checks need no torch; the tensor checks import it where
+they run, so modules that only validate settings (the command line's parser,
+:mod:`advexp_lib.protocols`) start without loading it.
 """
 
 from __future__ import annotations
@@ -9,27 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-import torch
+from .errors import AdvexpError, CheckpointError, InputError, InputTypeError  # noqa: F401 (re-exported)
 
 
-class AdvexpError(Exception):
-    """Base class of every error this library raises on purpose."""
-
-
-class InputError(AdvexpError, ValueError):
-    """An argument has the wrong value (range, shape, name ...)."""
-
-
-class InputTypeError(AdvexpError, TypeError):
-    """An argument has the wrong type or dtype."""
-
-
-class CheckpointError(AdvexpError, ValueError):
-    """A checkpoint is corrupt, foreign, unsafe or does not fit the model."""
-
-
-def check_images(x, name: str = "x", *, channels: int | None = None) -> torch.Tensor:
+def check_images(x, name: str = "x", *, channels: int | None = None):
     """Check ``x`` is a float tensor N x C x H x W with finite values in [0, 1]."""
+    import torch  # here, not at the top: see the module docstring
+
     if not isinstance(x, torch.Tensor):
         raise InputTypeError(f"{name}: expected a torch.Tensor of images, got {type(x).__name__}")
     if not x.is_floating_point():
@@ -46,12 +35,18 @@ def check_images(x, name: str = "x", *, channels: int | None = None) -> torch.Te
         raise InputError(f"{name}: contains NaN or inf")
     lo, hi = x.min().item(), x.max().item()
     if lo < 0.0 or hi > 1.0:
-        raise InputError(f"{name}: pixels must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
+        raise InputError(
+            f"{name}: pixels must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]; the models here take "
+            f"raw [0, 1] pixels and normalize inside: wrap a network trained on normalized inputs with "
+            f"advexp_lib.models.with_normalization(net, mean, std) and pass it [0, 1] pixels"
+        )
     return x
 
 
-def check_labels(y, n: int, num_classes: int | None, name: str = "y") -> torch.Tensor:
+def check_labels(y, n: int, num_classes: int | None, name: str = "y"):
     """Check ``y`` is an integer tensor of ``n`` labels in [0, num_classes)."""
+    import torch
+
     if not isinstance(y, torch.Tensor):
         raise InputTypeError(f"{name}: expected a torch.Tensor of class indices, got {type(y).__name__}")
     if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
@@ -86,11 +81,63 @@ def check_choice(value, name: str, choices: Iterable[str]) -> str:
     return value
 
 
-def check_logits(logits: torch.Tensor, n: int, name: str = "model") -> torch.Tensor:
+def check_logits(logits, n: int, name: str = "model"):
     """Check a model's output is N x C logits."""
+    import torch
+
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != n:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise InputError(
             f"{name}: expected the model to return logits of shape ({n}, num_classes), got {shape}"
         )
+    bad = ~torch.isfinite(logits.detach()).all(1)
+    if bad.any():
+        raise InputError(
+            f"{name}: returned NaN or inf logits for {int(bad.sum())} of {n} image(s); the model (or its "
+            f"weights) is broken there, not the attack's budget"
+        )
     return logits
+
+
+def check_model_input(model, x, name: str = "x") -> None:
+    """Check ``model``'s parameters (or buffers) live on ``x``'s device, with its dtype; errors name both."""
+    tensor = next(iter(model.parameters()), None)
+    if tensor is None:
+        tensor = next(iter(model.buffers()), None)
+    if tensor is None:
+        return
+    if tensor.device != x.device or (tensor.is_floating_point() and tensor.dtype != x.dtype):
+        raise InputError(
+            f"{name}: on {x.device} as {x.dtype}, but the model's parameters are on {tensor.device} as "
+            f"{tensor.dtype}; move one to the other, e.g. model.to({name}.device, {name}.dtype)"
+        )
+
+
+def as_labels(value, n: int, num_classes: int | None, name: str = "y"):
+    """Class labels from an int (the same class for all ``n`` images), a list or tuple of ints, or a
+    tensor, as an int64 (n,) tensor checked by :func:`check_labels` (a bool or a float is refused)."""
+    import torch
+
+    if isinstance(value, bool) or (
+        isinstance(value, (list, tuple)) and any(isinstance(v, bool) for v in value)
+    ):
+        raise InputTypeError(f"{name}: expected class indices, got {value!r}")
+    if isinstance(value, int):
+        if num_classes is not None and not 0 <= value < num_classes:
+            raise InputError(f"{name}: class index must lie in [0, {num_classes - 1}], got {value}")
+        return torch.full((n,), value, dtype=torch.long)
+    if isinstance(value, (list, tuple)):
+        if not all(isinstance(v, int) for v in value):
+            raise InputTypeError(f"{name}: expected a list of integer class indices, got {value!r}")
+        value = torch.tensor(value, dtype=torch.long)
+    return check_labels(value, n, num_classes, name)
+
+
+def progress_enabled(progress) -> bool:
+    """A function's ``progress`` argument: True or False as given; None (the default) means on, unless the
+    environment sets ``ADVEXP_PROGRESS=0`` (the notebook runner does, so the rendered book has no bars)."""
+    if progress is None:
+        import os
+
+        return os.environ.get("ADVEXP_PROGRESS", "1") != "0"
+    return bool(progress)

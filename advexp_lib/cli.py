@@ -1,8 +1,12 @@
 """Command line: ``python -m advexp_lib {train,reproduce,book,zoo,ara,explain} ...``.
 
 ``--help`` (of the program and of each command) shows every option's choices
-and default. Bad input prints the library's message (no traceback) and exits
-with status 2.
+and default, and starts without loading torch: the parser needs only
+:mod:`advexp_lib.protocols` and :mod:`advexp_lib.catalog`, and each command
+imports what it runs when it runs. Bad input prints the library's message in
+one line (no traceback) and exits with status 2. ``ara`` and ``explain`` score
+this project's checkpoints, Woods et al.'s published files, or a user's own
+network (``--model MODULE:CALLABLE --weights FILE``).
 """
 
 from __future__ import annotations
@@ -10,40 +14,25 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import importlib
 import json
 import math
 import os
 import sys
-from dataclasses import replace
+import warnings
 from pathlib import Path
 
-import torch
-
-from . import distributed
-from .attacks import ARA_PAPER, INDEPENDENT_ATTACKS, SearchConfig
-from .checkpoints import load_checkpoint, write_atomic
-from .checks import AdvexpError, CheckpointError, InputError, check_choice
-from .data import DATASETS, dataset_info, load_dataset, load_image, load_tensors
-from .metrics import ARA_N_IMAGES, ARA_SEED, accuracy_robustness_area, ensemble_ara
-from .models import runner_up
-from .plotting import adversarial_explanation_panel, plot_views
-from .reproduce import build_book, run_notebooks
-from .widgets import EXPLORER_CONFIG, explorer_views
-from .woods_import import import_woods_checkpoint
-from .zoo import (
-    model_from_checkpoint,
-    recipe,
-    recipe_names,
-    ship_checkpoint,
-    train_recipe,
-    trained_checkpoint,
-)
+from . import __version__
+from .catalog import DATASETS, INDEPENDENT_ATTACKS, RECIPE_NAMES
+from .checks import check_choice
+from .errors import AdvexpError, CheckpointError, InputError
+from .protocols import AE_PAPER, ARA_N_IMAGES, ARA_PAPER, ARA_SEED, SearchConfig
 
 __all__ = ["main"]
 
 
 DESCRIPTION = """\
-The advexp command line: train and evaluate the book's models, explain images,
+The advexp command line: train and evaluate the book's models (or your own), explain images,
 run the notebooks and build the book.
 
 Each command has its own help, e.g. python -m advexp_lib ara --help.
@@ -65,14 +54,18 @@ examples:
   python -m advexp_lib explain CHECKPOINT --index 3  # explain a test image
   python -m advexp_lib explain CHECKPOINT --image digit.png --target 3
   python -m advexp_lib ara CHECKPOINT --n-images 100 --steps 100   # a quick, rougher ARA
-  python -m advexp_lib ara CHECKPOINT --ensemble --json ara.json  # + foolbox attacks, saved as JSON"""
+  python -m advexp_lib ara CHECKPOINT --ensemble --json ara.json  # + foolbox attacks, saved as JSON
+  python -m advexp_lib ara --model mynets:build --weights net.pt --normalize 0.5,0.25 --n-images 100"""
 
 
 def main(argv=None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args) or 0
+        with warnings.catch_warnings():
+            if getattr(args, "quiet", False):  # -q: the result only (the library's warnings are notes)
+                warnings.filterwarnings("ignore", module=r"advexp_lib(\.|$)")
+            return args.run(args) or 0
     except AdvexpError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -86,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m advexp_lib", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=_Help
     )
+    p.add_argument("--version", action="version", version=f"advexp_lib {__version__}")
     sub = p.add_subparsers(required=True, metavar="command", title="commands")
     for add in (_add_train, _add_reproduce, _add_book, _add_zoo, _add_ara, _add_explain):
         add(sub)
@@ -96,8 +90,23 @@ def _command(sub, name, help, description=None) -> argparse.ArgumentParser:
     return sub.add_parser(name, help=help, description=description or help, formatter_class=_Help)
 
 
+def _add_quiet(p) -> None:
+    """``-q/--quiet`` and ``--no-progress``, the two switches of every long command."""
+    p.add_argument("-q", "--quiet", action="store_true", help="print the result only: no progress, no notes")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _progress(args) -> bool:
+    return not (args.quiet or args.no_progress)
+
+
+def _note(args, text: str) -> None:
+    if not args.quiet:
+        print(text, file=sys.stderr)
+
+
 def _add_search_flags(p, default: SearchConfig, title: str, rename: dict | None = None) -> None:
-    """One flag per :class:`~advexp_lib.attacks.SearchConfig` field, defaults from ``default``.
+    """One flag per :class:`~advexp_lib.protocols.SearchConfig` field, defaults from ``default``.
 
     ``rename`` gives a field another flag name (``{"eps": "rho"}``: --rho); errors then name the flag.
     """
@@ -127,12 +136,48 @@ def _search_config(args) -> SearchConfig:
         raise InputError(f"{args._search_flags.get(field, field)}: {rest}") from None
 
 
+def _add_model_source(p) -> None:
+    """The network to score: a checkpoint (positional), or a user's ``--model`` with ``--weights``."""
+    p.add_argument(
+        "checkpoint",
+        nargs="?",
+        default=None,
+        help="an advexp checkpoint or a published Woods et al. ResNet-44 file (or use --model)",
+    )
+    g = p.add_argument_group("your own network (instead of CHECKPOINT)")
+    g.add_argument(
+        "--model",
+        default=None,
+        metavar="MODULE:CALLABLE",
+        help="a callable (importable from PYTHONPATH) that returns the network, e.g. mynets:build",
+    )
+    g.add_argument(
+        "--weights",
+        default=None,
+        metavar="FILE",
+        help="its state dict, loaded without executing code (a plain state dict, or a dict holding one)",
+    )
+    g.add_argument(
+        "--weights-key", default=None, metavar="KEY", help="the entry of FILE holding the state dict"
+    )
+    g.add_argument(
+        "--normalize",
+        default=None,
+        metavar="MEAN,STD",
+        help="the network expects (x - mean) / std: one MEAN,STD for all channels, or C means then C stds; "
+        "the scored model then takes [0, 1] pixels",
+    )
+    p.add_argument(
+        "--device", default="cpu", help="cpu or cuda (under torchrun each rank takes GPU LOCAL_RANK)"
+    )
+
+
 def _add_train(sub) -> None:
     """The ``train`` subcommand."""
     t = _command(sub, "train", "train a recipe (or a plain arch) and save a checkpoint")
     t.add_argument("--dataset", default="mnist5k", help=f"one of {_DATASETS}")
     t.add_argument(  # no choices=: the library checks the name, with its own message (exit status 2)
-        "--recipe", default="standard", help=_RECIPES % {"choices": ", ".join(recipe_names())}
+        "--recipe", default="standard", help=_RECIPES % {"choices": ", ".join(RECIPE_NAMES)}
     )
     t.add_argument("--arch", default=None, help="override the recipe's architecture")
     t.add_argument(
@@ -142,8 +187,14 @@ def _add_train(sub) -> None:
     t.add_argument(
         "--device", default="cpu", help="cpu or cuda (under torchrun each rank takes GPU LOCAL_RANK)"
     )
-    t.add_argument("--out", required=True, help="checkpoint path (resumed if it exists)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--out", default="data/zoo", help="folder of the checkpoint")
+    t.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="FILE",
+        help="the checkpoint file, resumed if it exists (if not given: OUT/<dataset>-<recipe>-<hash>.pt)",
+    )
+    _add_quiet(t)
     t.add_argument(
         "--amp",
         choices=("bf16", "fp16"),
@@ -180,6 +231,7 @@ def _add_reproduce(sub) -> None:
         help="papermill override, e.g. -p dataset cifar10 -p device cuda",
     )
     r.add_argument("--notebook", action="append", default=None, help="run only these notebook paths")
+    r.add_argument("-q", "--quiet", action="store_true", help="no per-notebook log lines")
     r.set_defaults(run=_reproduce)
 
 
@@ -207,7 +259,7 @@ def _add_zoo(sub) -> None:
         nargs="*",
         default=["standard", "adv", "robust", "all"],
         metavar="RECIPE",
-        help=_RECIPES % {"choices": ", ".join(recipe_names())},
+        help=_RECIPES % {"choices": ", ".join(RECIPE_NAMES)},
     )
     z.add_argument("--dataset", default="mnist5k", help=f"one of {_DATASETS}")
     z.add_argument("--retrain", action="store_true", help="train even if cached or shipped")
@@ -217,6 +269,7 @@ def _add_zoo(sub) -> None:
         help="copy the trained checkpoints (without optimizer state) to advexp_lib/checkpoints/",
     )
     z.add_argument("--device", default="cpu", help="cpu or cuda")
+    _add_quiet(z)
     z.set_defaults(run=_zoo)
 
 
@@ -226,23 +279,24 @@ def _add_ara(sub) -> None:
     a = _command(
         sub,
         "ara",
-        f"Accuracy-Robustness Area of a checkpoint (Woods et al.); costly: {cost}",
-        "Accuracy-Robustness Area of a checkpoint (Woods et al. 2019). The defaults are the paper's\n"
-        f"protocol (metrics.ARA_PAPER): {cost}, one forward and backward pass per image and step.\n"
+        f"Accuracy-Robustness Area of a checkpoint or your network (Woods et al.); costly: {cost}",
+        "Accuracy-Robustness Area of a network (Woods et al. 2019). The defaults are the reference\n"
+        f"code's protocol (protocols.ARA_PAPER): {cost}, one forward and backward pass per image and step.\n"
         "For a quick, rougher figure lower --n-images and --steps.\n"
-        "Prints a JSON summary; --json PATH also saves it with the per-image results.\n"
+        "Prints a JSON summary (with the ARA's 95% interval); --json FILE also saves it with the\n"
+        "per-image results, --out DIR saves it in DIR.\n"
         "Under torchrun (torchrun --nproc_per_node W -m advexp_lib ara ...) each process searches\n"
         "a contiguous share of the images and rank 0 reports them all: one process's result, up to\n"
         "float32 rounding, which depends a little on how the images are batched (--batch-size).",
     )
-    a.add_argument("checkpoint", help="an advexp checkpoint or a published Woods et al. ResNet-44 file")
+    _add_model_source(a)
     a.add_argument("--dataset", default="mnist5k", help=f"one of {_DATASETS}")
     a.add_argument("--n-images", type=int, default=ARA_N_IMAGES, help="test images (seeded permutation)")
     a.add_argument(
         "--seed",
         type=int,
         default=ARA_SEED,
-        help="permutation seed (the paper's); also seeds torch for randomized attacks",
+        help="permutation seed (the protocol's); also seeds torch for randomized attacks",
     )
     a.add_argument(
         "--kind",
@@ -279,18 +333,16 @@ def _add_ara(sub) -> None:
         f"{', '.join(INDEPENDENT_ATTACKS)} (if not given: {','.join(_ENSEMBLE)})",
     )
     a.add_argument(
-        "--device", default="cpu", help="cpu or cuda (under torchrun each rank takes GPU LOCAL_RANK)"
+        "--json",
+        default=None,
+        metavar="FILE",
+        help="also write the result here (atomically, folders created): the summary plus per-image "
+        "distances (RMSE; an infinite one, an attack's failure, as null), unreliable and retried flags",
     )
     a.add_argument(
-        "--json",
-        "--out",
-        dest="json",
-        default=None,
-        metavar="PATH",
-        help="also write the result here (atomically, folders created): the summary plus per-image "
-        "distances (RMSE; an infinite one, an attack's failure, as null), unreliable and retried flags. "
-        "--out: deprecated alias",
+        "--out", default=None, metavar="DIR", help="also write the --json file as DIR/<name>-ara.json"
     )
+    _add_quiet(a)
     a.set_defaults(run=_ara)
 
 
@@ -300,14 +352,14 @@ def _add_explain(sub) -> None:
         sub,
         "explain",
         "adversarial explanations (PNG) of a test image (--index) or of your own image (--image)",
-        "Adversarial explanations (Woods et al.) of one image, saved as a PNG.\n"
-        "With --index and no --target: the test image's explanations toward its true class, its\n"
-        "runner-up and every class. With --image FILE or --target K: four panels (the image, a\n"
-        "saliency map, the explanation toward K and the change); K defaults to the runner-up of\n"
-        "the prediction. --image is converted to the checkpoint's channels and resized to its\n"
-        "input size (e.g. 1 x 28 x 28 for mnist5k); MNIST digits are light on dark.",
+        "Adversarial explanations (Woods et al.) of one image, saved as a PNG in --out.\n"
+        "With --index and no --target: the test image's explanations toward every class, marking\n"
+        "its true class and its runner-up. With --image FILE or --target K: four panels (the image,\n"
+        "a saliency map, the explanation toward K and the change); K defaults to the runner-up of\n"
+        "the prediction. --image is converted to the model's channels and resized to its input\n"
+        "size (e.g. 1 x 28 x 28 for mnist5k); MNIST digits are light on dark.",
     )
-    e.add_argument("checkpoint", help="an advexp checkpoint or a published Woods et al. ResNet-44 file")
+    _add_model_source(e)
     e.add_argument("--dataset", default="mnist5k", help=f"test split and class names of --index: {_DATASETS}")
     src = e.add_mutually_exclusive_group()
     src.add_argument("--index", type=int, default=0, help="index into the dataset's test split")
@@ -315,28 +367,125 @@ def _add_explain(sub) -> None:
     e.add_argument(
         "--target", type=int, default=None, help="class to explain toward (if not given: see above)"
     )
-    _add_search_flags(e, EXPLORER_CONFIG, "the explanation search", rename={"eps": "rho"})
-    e.add_argument("--device", default="cpu", help="cpu or cuda")
-    e.add_argument("--out", default="data/results", help="folder for the PNG")
+    _add_search_flags(e, AE_PAPER, "the explanation search", rename={"eps": "rho"})
+    e.add_argument("--out", default="data/results", help="folder of the PNG (and of --json without a path)")
+    e.add_argument(
+        "--png", default=None, metavar="FILE", help="the PNG file (if not given: in --out, named for it)"
+    )
+    e.add_argument("--json", default=None, metavar="FILE", help="also write what the figure shows as JSON")
+    _add_quiet(e)
     e.set_defaults(run=_explain)
 
 
+# ------------------------------------------------------------------------------------------ the commands
+# Each imports what it runs here, not at the top of the module, so that --help needs no torch.
+
+
+def _device(name: str):
+    """``torch.device(name)``, refusing a CUDA device the machine does not have."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise InputError(f"device: {name!r} is not a device name ({err})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device: {name!r} asked for, but this machine has no CUDA device; use --device cpu")
+    return device
+
+
 def _zoo(args) -> int:
+    from .zoo import ship_checkpoint, trained_checkpoint
+
+    device = _device(args.device)
     for name in args.recipes:
-        path = trained_checkpoint(args.dataset, name, retrain=args.retrain, device=args.device)
+        path = trained_checkpoint(
+            args.dataset, name, retrain=args.retrain, device=device, progress=_progress(args)
+        )
         print(ship_checkpoint(path) if args.ship else path)
     return 0
 
 
-def _load_model(path, device):
-    """An advexp checkpoint, else a published Woods et al. file; never executes pickled code."""
+def _source(args) -> str:
+    """What the command scores: the checkpoint's path or the --model spec; exactly one of them."""
+    if (args.checkpoint is None) == (args.model is None):
+        raise InputError("model: give a CHECKPOINT or --model MODULE:CALLABLE (one of them)")
+    if args.model is None and (args.weights or args.weights_key):
+        raise InputError("weights: --weights and --weights-key go with --model")
+    return args.checkpoint if args.model is None else args.model
+
+
+def _load_model(args, device):
+    """The network the arguments name, in eval mode, normalized with ``--normalize``; runs no pickled code."""
+    from .checkpoints import load_model_state, load_weights
+    from .models import with_normalization
+    from .woods_import import import_woods_checkpoint
+    from .zoo import model_from_checkpoint
+
+    if args.model is not None:
+        net = _user_network(args.model)
+        if args.weights:
+            load_model_state(net, load_weights(args.weights, key=args.weights_key), args.weights)
+        elif args.weights_key:
+            raise InputError("weights-key: given without --weights")
+    else:
+        try:
+            net = model_from_checkpoint(args.checkpoint, device="cpu")
+        except CheckpointError as err:
+            try:  # the published files are full pickles, refused above: the importer reads them safely
+                net = import_woods_checkpoint(args.checkpoint)
+            except CheckpointError:
+                raise CheckpointError(
+                    f"{err}; a network of your own: --model MODULE:CALLABLE --weights {args.checkpoint}"
+                ) from None
+    if args.normalize:
+        from .data import dataset_info
+
+        mean, std = _normalization(args.normalize, dataset_info(args.dataset).channels)
+        net = with_normalization(net, mean, std)
+    return net.to(device).eval()
+
+
+def _user_network(spec: str):
+    """The network ``MODULE:CALLABLE()`` returns (the module imported from PYTHONPATH)."""
+    from torch import nn
+
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise InputError(f"model: expected MODULE:CALLABLE, e.g. mynets:build, got {spec!r}")
     try:
-        return model_from_checkpoint(path, device=device)
-    except CheckpointError as err:
-        try:  # the published files are full pickles, refused above: the importer reads them safely
-            return import_woods_checkpoint(path).to(device).eval()
-        except CheckpointError:
-            raise err from None  # neither: the advexp loader's reason is the one to show
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise InputError(
+            f"model: cannot import {module_name!r} ({err}); is its folder on PYTHONPATH?"
+        ) from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise InputError(f"model: {module_name!r} has no callable {attr!r}")
+    net = factory()
+    if not isinstance(net, nn.Module):
+        raise InputError(f"model: {spec}() returned a {type(net).__name__}, not a torch nn.Module")
+    return net
+
+
+def _normalization(text: str, channels: int) -> tuple[list, list]:
+    """(mean, std) from "MEAN,STD" (for every channel) or C means then C stds."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise InputError(f"normalize: expected comma-separated numbers, got {text!r}") from None
+    if len(values) == 2:
+        return [values[0]] * channels, [values[1]] * channels
+    if len(values) == 2 * channels:
+        return values[:channels], values[channels:]
+    raise InputError(
+        f"normalize: expected MEAN,STD or {channels} means then {channels} stds ({2 * channels} numbers), "
+        f"got {len(values)}"
+    )
+
+
+def _label(args) -> str:
+    return Path(args.checkpoint).stem if args.checkpoint is not None else args.model.replace(":", "-")
 
 
 def _ara(args) -> int:
@@ -346,7 +495,16 @@ def _ara(args) -> int:
     :func:`accuracy_robustness_area` searches this rank's contiguous share and
     gathers every image's result, and rank 0 alone prints and writes.
     """
+    import torch
+
+    from . import distributed
+    from .checkpoints import write_atomic
+    from .data import load_tensors
+    from .metrics import accuracy_robustness_area, ensemble_ara
+
+    _source(args)
     attacks = _ensemble_attacks(args)
+    config = _search_config(args)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if attacks and world > 1:
         raise InputError(
@@ -354,13 +512,15 @@ def _ara(args) -> int:
             f"but torchrun started {world}; run it without torchrun"
         )
     never_met = args.never_met or ("retry" if attacks else "raise")  # the library functions' defaults
+    if world == 1:
+        _device(args.device)
     device = distributed.init_from_env(args.device)  # launched by torchrun: join the group, shard images
     try:
-        model = _load_model(args.checkpoint, device)
+        model = _load_model(args, device)
         x, y = load_tensors(args.dataset, "test", n=args.n_images, seed=args.seed)
         x, y = x.to(device), y.to(device)
         torch.manual_seed(args.seed)  # the boundary attack draws random starts
-        settings = dict(kind=args.kind, config=_search_config(args))
+        settings = dict(kind=args.kind, config=config, progress=_progress(args))
         search = None
         if not attacks or "rmse" in attacks:
             search = accuracy_robustness_area(
@@ -376,12 +536,15 @@ def _ara(args) -> int:
         distributed.shutdown()
     if not main_process:
         return 0
-    record = _ara_record(args, attacks, never_met, world, search, ens)
+    record = _ara_record(args, config, attacks, never_met, world, search, ens)
     summary = {k: v for k, v in record.items() if k not in _PER_IMAGE}
     print(json.dumps(summary, indent=1, allow_nan=False))
-    if args.json:
-        text = json.dumps(record, indent=1, allow_nan=False) + "\n"
-        write_atomic(args.json, lambda f: f.write(text.encode()))
+    text = json.dumps(record, indent=1, allow_nan=False) + "\n"
+    for path in filter(
+        None, [args.json, args.out and Path(args.out) / f"{_label(args)}-ara-{args.kind}.json"]
+    ):
+        write_atomic(path, lambda f: f.write(text.encode()))
+        _note(args, f"wrote {path}")
     return 0
 
 
@@ -399,30 +562,35 @@ def _ensemble_attacks(args) -> tuple[str, ...] | None:
     return names
 
 
-def _ara_record(args, attacks, never_met, world, search, ens) -> dict:
+def _ara_record(args, config, attacks, never_met, world, search, ens) -> dict:
     """The ``ara`` command's result as a JSON-ready dict (keys in the order written).
 
-    Settings: checkpoint, dataset, kind, n_images, seed, the SearchConfig
-    fields (steps, eps, momentum, overshoot, clip, grad_floor), batch_size, never_met,
+    Settings: version, source (the checkpoint or --model), weights,
+    normalize, dataset, kind, n_images, seed, the SearchConfig fields (steps,
+    eps, momentum, overshoot, clip, grad_floor), batch_size, never_met,
     attacks (None without --ensemble), world_size.
-    Results: num_classes, accuracy, ara, median_distance, n_unreliable,
-    n_retried; with --ensemble also per_attack (attack -> its own ARA, None if
-    it failed on some image), wins and failures (as ``EnsembleAraResult``).
-    Per image (the --json file only, in the seeded permutation's order):
-    distances (RMSE, the ensemble's smallest with --ensemble), unreliable and
-    retried (bools of the RMSE search; None when --attacks leaves it out) and,
-    with --ensemble, per_attack_distances (attack -> distances, None = inf,
-    the attack failed on that image). The ARA is
-    ``metrics.ara_from_distances(distances, num_classes)``.
+    Results: num_classes, accuracy, ara, ara_95 (the ARA with its 95%
+    bootstrap interval over the images: value, lo, hi, n), median_distance,
+    n_unreliable, n_retried; with --ensemble also per_attack (attack -> its
+    own ARA, None if it failed on some image), wins and failures (as
+    ``EnsembleAraResult``). Per image (the --json file only, in the seeded
+    permutation's order): distances (RMSE, the ensemble's smallest with
+    --ensemble), unreliable and retried (bools of the RMSE search; None when
+    --attacks leaves it out) and, with --ensemble, per_attack_distances
+    (attack -> distances, None = inf, the attack failed on that image). The
+    ARA is ``metrics.ara_from_distances(distances, num_classes)``.
     """
     res = ens if ens is not None else search
     record = {
-        "checkpoint": str(args.checkpoint),
+        "version": __version__,
+        "source": str(_source(args)),
+        "weights": args.weights,
+        "normalize": args.normalize,
         "dataset": args.dataset,
         "kind": args.kind,
         "n_images": args.n_images,
         "seed": args.seed,
-        **dataclasses.asdict(_search_config(args)),
+        **dataclasses.asdict(config),
         "batch_size": args.batch_size,
         "never_met": never_met,
         "attacks": list(attacks) if attacks else None,
@@ -430,6 +598,7 @@ def _ara_record(args, attacks, never_met, world, search, ens) -> dict:
         "num_classes": res.num_classes,
         "accuracy": res.accuracy,
         "ara": res.ara,
+        "ara_95": res.interval().to_dict(),
         "median_distance": float(res.distances.median()),
         "n_unreliable": int(search.unreliable.sum()) if search is not None else None,
         "n_retried": int(search.retried.sum()) if search is not None else None,
@@ -456,66 +625,113 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _floats(t: torch.Tensor) -> list:
+def _floats(t) -> list:
     return [_finite(v) for v in t.double().cpu().tolist()]
 
 
 def _explain(args) -> int:
-    model = _load_model(args.checkpoint, args.device)
+    import torch
+
+    from .checkpoints import write_atomic
+    from .data import dataset_info, load_dataset, load_image
+    from .models import runner_up
+    from .plotting import adversarial_explanation_panel, plot_views
+    from .widgets import explorer_views
+
+    _source(args)
+    config = _search_config(args)
+    device = _device(args.device)
+    model = _load_model(args, device)
     if args.image is not None:
-        channels, size, dataset = _input_of(args.checkpoint, args.dataset)
+        channels, size, dataset = _input_of(args)
         x, original = load_image(args.image, channels=channels, size=size)
-        print(
+        _note(
+            args,
             f"{args.image}: {original[0]}x{original[1]} image converted to {channels} channel(s) "
-            f"and resized to {size}x{size}, the checkpoint's input size",
-            file=sys.stderr,
+            f"and resized to {size}x{size}, the model's input size",
         )
-        name = Path(args.image).stem
+        name, y = Path(args.image).stem, None
     else:
         dataset = args.dataset
         ds = load_dataset(dataset, "test")
         if not 0 <= args.index < len(ds):
             raise InputError(f"index: expected 0 <= index < {len(ds)}, got {args.index}")
         x, y = ds[args.index]
-        x, name = x[None], str(args.index)
-    x, classes = x.to(args.device), dataset_info(dataset).classes
+        x, name, y = x[None], str(args.index), int(y)
+    x, classes = x.to(device), dataset_info(dataset).classes
+    with torch.no_grad():
+        p = model(x).softmax(1)[0]
+    record = {
+        "version": __version__,
+        "source": str(_source(args)),
+        "dataset": dataset,
+        "image": args.image if args.image is not None else args.index,
+        "label": y,
+        **dataclasses.asdict(config),
+        "prediction": int(p.argmax()),
+        "p_prediction": float(p.max()),
+    }
+    title = f"{_label(args)} on {args.image or f'{dataset} test image {args.index}'}"
     if args.image is None and args.target is None:
-        fig = adversarial_explanation_panel(model, x, int(y), classes, config=_search_config(args))
+        fig = adversarial_explanation_panel(model, x, y, classes, config=config, title=title)
+        record["targets"] = "every class"
     else:
-        with torch.no_grad():
-            logits = model(x)
-        if args.target is not None and not 0 <= args.target < logits.shape[1]:
-            raise InputError(f"target: expected a class in [0, {logits.shape[1] - 1}], got {args.target}")
-        target = args.target if args.target is not None else int(runner_up(logits, logits.argmax(1))[0])
-        views = explorer_views(model, x, target, config=_search_config(args))
-        fig = plot_views(views, classes)
+        if args.target is not None and not 0 <= args.target < p.shape[0]:
+            raise InputError(f"target: expected a class in [0, {p.shape[0] - 1}], got {args.target}")
+        target = args.target if args.target is not None else int(runner_up(p[None], p[None].argmax(1))[0])
+        views = explorer_views(model, x, target, config=config)
+        fig = plot_views(views, classes, title=title)
         fig.tight_layout()
+        record.update(
+            target=target,
+            reached=views["reached"],
+            p_target=views["p_target"],
+            p_target_ae=views["p_target_ae"],
+            rmse=views["rmse"],
+        )
         if not views["reached"]:
-            print(f"note: the explanation did not reach class {target}; try a larger --rho", file=sys.stderr)
-    out = Path(args.out) / f"{Path(args.checkpoint).stem}-{dataset}-{name}.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    print(out)
+            _note(args, f"note: the explanation did not reach class {target}; try a larger --rho")
+    # imagefolder:<path> names the folder in the file name, without the colon
+    where = dataset if ":" not in dataset else f"imagefolder-{Path(dataset.split(':', 1)[1]).name}"
+    png = Path(args.png) if args.png else Path(args.out) / f"{_label(args)}-{where}-{name}.png"
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=120)
+    record["png"] = str(png)
+    if args.json:
+        text = json.dumps(record, indent=1, allow_nan=False) + "\n"
+        write_atomic(args.json, lambda f: f.write(text.encode()))
+    print(png)
     return 0
 
 
-def _input_of(path, dataset: str) -> tuple[int, int, str]:
-    """(channels, size, dataset) of the checkpoint's model input, from its metadata.
+def _input_of(args) -> tuple[int, int, str]:
+    """(channels, size, dataset) of the model's input: a checkpoint's metadata, else the --dataset's.
 
     A file the advexp loader refuses but :func:`_load_model` opened is a
     published Woods et al. network: CIFAR-10, 3 x 32 x 32.
     """
+    from .checkpoints import load_checkpoint
+    from .data import dataset_info
+
+    if args.checkpoint is None:
+        info = dataset_info(args.dataset)
+        return info.channels, info.size, args.dataset
     try:
-        meta = load_checkpoint(path).get("meta") or {}
+        meta = load_checkpoint(args.checkpoint).get("meta") or {}
     except CheckpointError:
         info = dataset_info("cifar10")
         return info.channels, info.size, info.name
-    dataset = meta.get("recipe", {}).get("dataset", dataset)
+    dataset = meta.get("recipe", {}).get("dataset", args.dataset)
     info, kwargs = dataset_info(dataset), meta.get("model_kwargs", {})
     return int(kwargs.get("in_channels", info.channels)), int(kwargs.get("image_size", info.size)), dataset
 
 
 def _train(args) -> int:
+    from dataclasses import replace
+
+    from . import distributed
+    from .zoo import recipe, train_recipe
+
     overrides = {
         k: v
         for k, v in (
@@ -531,13 +747,18 @@ def _train(args) -> int:
     r = recipe(args.dataset, args.recipe, **overrides)
     if args.arch:
         r = replace(r, arch=args.arch)
+    checkpoint = (
+        Path(args.checkpoint) if args.checkpoint else Path(args.out) / f"{r.dataset}-{r.name}-{r.hash}.pt"
+    )
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        _device(args.device)
     device = distributed.init_from_env(args.device)  # launched by torchrun: join the group, DDP follows
     try:
-        _, history = train_recipe(r, device=device, checkpoint=args.out, progress=not args.no_progress)
+        _, history = train_recipe(r, device=device, checkpoint=checkpoint, progress=_progress(args))
     finally:
         distributed.shutdown()
     if int(os.environ.get("RANK", "0")) == 0:  # torchrun's rank (the group is already closed): print once
-        print(json.dumps(history[-1], indent=1))
+        print(json.dumps({"checkpoint": str(checkpoint), **history[-1]}, indent=1))
     return 0
 
 
@@ -549,11 +770,16 @@ def _literal(text: str):
 
 
 def _reproduce(args) -> int:
-    summary = run_notebooks(args.out, {k: _literal(v) for k, v in args.parameter}, args.notebook)
+    from .reproduce import run_notebooks
+
+    log = (lambda *a, **k: None) if args.quiet else print
+    summary = run_notebooks(args.out, {k: _literal(v) for k, v in args.parameter}, args.notebook, log=log)
     print(json.dumps(summary["seconds"], indent=1))
     return 0
 
 
 def _book(args) -> int:
+    from .reproduce import build_book
+
     print(build_book(args.results, html_out=args.html_out))
     return 0

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import datasets, transforms
 
+from .catalog import DATASETS
 from .checks import AdvexpError, InputError, check_choice, check_images, check_labels, check_positive
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
     "load_image",
 ]
 
-DATASETS = ("mnist5k", "mnist", "fashion_mnist", "cifar10", "imagefolder:<path>")
 SPLITS = ("train", "test")
 MNIST5K_SPLIT_SEED = 0  # fixed: the split must never move with the user's seed
 MNIST5K_TEST_PER_CLASS = 100

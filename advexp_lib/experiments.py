@@ -27,6 +27,7 @@ from torch import nn
 
 from .attacks import (
     AE_PAPER,
+    AE_REFERENCE,
     ARA_PAPER,
     SearchConfig,
     as_criterion,
@@ -60,6 +61,7 @@ from .metrics import (
 from .models import eval_mode, runner_up
 from .published import WOODS_RECIPE_FILES, PublishedFileNotFound, published_model
 from .regularizers import IGNormRegularizer, ig_norm
+from .results import Result
 from .stats import Estimate, bootstrap_mean, paired_mean_difference, wilson
 
 __all__ = [
@@ -87,7 +89,7 @@ __all__ = [
 
 
 @dataclass
-class ShiftResult:
+class ShiftResult(Result):
     """Output of :func:`explanation_shift`: how far a small attack moves the map a user sees.
 
     Attributes:
@@ -202,7 +204,8 @@ def explanation_shift(
         search = replace(config, eps=eps, clip=True)
         x_adv = rmse_search(model, x, targets, criterion="explain", config=search).x_adv
     else:
-        x_adv = pgd(model, x, eps=eps, steps=linf_steps, step_size=step_size or eps / 10, targets=targets)
+        settings = dict(eps=eps, steps=linf_steps, step_size=step_size or eps / 10, progress=False)
+        x_adv = pgd(model, x, targets=targets, **settings)
     x_adv = x_adv.clamp(0, 1)  # rmse_search adds the clipped delta back to x: remove round-off outside [0, 1]
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed), dtype=x.dtype).to(x.device)
     x_control = (x + noise * (rmse(x_adv - x) / rmse(noise))[:, None, None, None]).clamp(0, 1)
@@ -285,7 +288,7 @@ def ae_reach(
     with eval_mode(model), torch.no_grad():
         p = check_logits(model(x), x.shape[0]).softmax(1)
     targets = runner_up(p, y) if targets is None else targets
-    x_ae = adversarial_explanation(model, x, targets, config=config, on_late="flag")
+    x_ae = adversarial_explanation(model, x, targets, config=config, on_late="flag", on_miss="flag").x_adv
     with eval_mode(model), torch.no_grad():
         p_ae = model(x_ae).softmax(1)
     hit = p_ae.argmax(1) == targets
@@ -318,7 +321,8 @@ def ae_agreement(
         ['self', 'twin']
     """
     check_images(x, "x")
-    aes = adversarial_explanation(model, x, targets, config=replace(config, clip=True), on_late="flag")
+    settings = dict(config=replace(config, clip=True), on_late="flag", on_miss="flag")
+    aes = adversarial_explanation(model, x, targets, **settings).x_adv
     out = {}
     for name, other in {"self": model, **others}.items():
         with eval_mode(other), torch.no_grad():
@@ -337,7 +341,7 @@ FIDELITY_EXPLAINERS = (
     Saliency(),
     IntegratedGradients(),
     GradCam(),
-    AdversarialExplanation(replace(AE_PAPER, clip=True)),
+    AdversarialExplanation(AE_PAPER),
 )
 """The maps :func:`explanation_fidelity` scores by default (the AE's change clipped to valid pixels)."""
 
@@ -470,7 +474,7 @@ def ara_results(
 
 
 @dataclass
-class AuditResult:
+class AuditResult(Result):
     """Output of :func:`robustness_audit`.
 
     Attributes:
@@ -821,13 +825,14 @@ def reference_explanations(
     y: torch.Tensor,
     reference: dict,
     *,
-    config: SearchConfig = AE_PAPER,
+    config: SearchConfig | None = None,
     seed: int = 0,
 ) -> dict:
     """Our adversarial explanations toward the true class beside a reference implementation's 8-bit images.
 
     For each model: our AEs (:func:`~advexp_lib.attributions.adversarial_explanation`
-    with ``config``, unreliable ones flagged silently), their
+    with ``config``, default the reference's own search :data:`~advexp_lib.protocols.AE_REFERENCE`;
+    unreliable ones flagged silently), their
     :func:`reference_difference` from ``reference[name]``, and the same
     difference for our own search run twice more, once on the input moved by
     Gaussian noise of std 1e-6 (``seed``) and once in float64, both compared
@@ -843,18 +848,23 @@ def reference_explanations(
         >>> sorted(r)
         ['float64', 'input moved 1e-6', 'ours', 'vs reference']
     """
+    config = AE_REFERENCE if config is None else config
     g = torch.Generator().manual_seed(seed)
     noise = 1e-6 * torch.randn(x.shape, generator=g).to(x)
     out = {"ours": {}, "vs reference": {}, "input moved 1e-6": {}, "float64": {}}
     for name, model in models.items():
-        ours = adversarial_explanation(model, x, y, config=config, on_late="flag")
+        ours = _explain(model, x, y, config)
         saved = ours.mul(255).add(0.5).floor().clamp(0, 255).div(255)  # ours as a PNG would hold it
-        moved = adversarial_explanation(model, (x + noise).clamp(0, 1), y, config=config, on_late="flag")
-        wide = adversarial_explanation(
-            copy.deepcopy(model).double(), x.double(), y, config=config, on_late="flag"
-        )
+        moved = _explain(model, (x + noise).clamp(0, 1), y, config)
+        wide = _explain(copy.deepcopy(model).double(), x.double(), y, config)
         out["ours"][name] = ours
         out["vs reference"][name] = reference_difference(ours, reference[name].to(x), x)
         out["input moved 1e-6"][name] = reference_difference(moved, saved, x)
         out["float64"][name] = reference_difference(wide.float(), saved, x)
     return out
+
+
+def _explain(model, x, y, config):
+    return adversarial_explanation(
+        model, x, y, config=config, on_late="flag", on_miss="flag", progress=False
+    ).x_adv

@@ -32,13 +32,18 @@ from .attributions import Cam, as_explainer
 from .checks import (
     InputError,
     InputTypeError,
+    as_labels,
     check_choice,
     check_images,
     check_labels,
     check_logits,
+    check_model_input,
     check_positive,
+    progress_enabled,
 )
 from .models import eval_mode
+from .protocols import ARA_N_IMAGES, ARA_SEED  # noqa: F401 (re-exported: the ARA protocol's images)
+from .results import Result
 from .stats import Estimate, bootstrap
 
 __all__ = [
@@ -65,12 +70,9 @@ __all__ = [
     "robust_accuracy_curve",
 ]
 
-ARA_N_IMAGES = 1000  # the reference code's ARA command: the first 1,000 test images ...
-ARA_SEED = 1776  # ... of the permutation with this seed
-
 
 @dataclass
-class AraResult:
+class AraResult(Result):
     """ARA of one model.
 
     Attributes:
@@ -205,7 +207,7 @@ def accuracy_robustness_area(
     kind="attack",
     config: SearchConfig = ARA_PAPER,
     batch_size: int | None = None,
-    progress: bool = True,
+    progress=None,
     on_late: str = "warn",
     never_met: str = "raise",
 ) -> AraResult:
@@ -260,7 +262,10 @@ def accuracy_robustness_area(
         raise InputError(f"config: expected a SearchConfig (e.g. ARA_PAPER), got {type(config).__name__}")
     check_images(x, "x")
     n = x.shape[0]
-    check_labels(y, n, None, "y")  # length now: batches slice y, so a longer y would pass unnoticed
+    check_model_input(model, x)
+    y = as_labels(y, n, None, "y").to(
+        x.device
+    )  # length now: batches slice y, so a longer y would pass unnoticed
     with eval_mode(model), torch.no_grad():  # wrong channels / output shape / labels: fail before the bar too
         num_classes = check_logits(model(x[:1]), 1).shape[1]
     check_labels(y, n, num_classes, "y")
@@ -268,7 +273,7 @@ def accuracy_robustness_area(
     rows = distributed.split_for_rank(n)  # under torchrun: this rank's contiguous share; else all
     x, y = x[rows], y[rows]
     bar = None
-    if progress and distributed.is_main_process():
+    if progress_enabled(progress) and distributed.is_main_process():
         bar = tqdm(
             total=x.shape[0] * config.steps,
             desc=f"ARA ({kind})",
@@ -330,7 +335,7 @@ def accuracy_robustness_area(
 
 
 @dataclass
-class EnsembleAraResult:
+class EnsembleAraResult(Result):
     """Output of :func:`ensemble_ara`.
 
     Attributes:
@@ -374,7 +379,7 @@ def ensemble_ara(
     attacks=("rmse", "ddn", "fmn"),
     config: SearchConfig = ARA_PAPER,
     never_met: str = "retry",
-    progress: bool = True,
+    progress=None,
     rmse_result: AraResult | None = None,
 ) -> EnsembleAraResult:
     r"""ARA from the strongest of several minimal-perturbation attacks (Carlini et al. 2019's advice).
@@ -406,7 +411,9 @@ def ensemble_ara(
     for a in attacks:
         check_choice(a, "attacks", ("rmse", *INDEPENDENT_ATTACKS))
     per, accuracy, num_classes = {}, None, None
-    for a in attacks:
+    for a in tqdm(
+        attacks, desc="ensemble ARA", unit="attack", leave=False, disable=not progress_enabled(progress)
+    ):
         if a == "rmse":
             res = rmse_result or accuracy_robustness_area(
                 model, x, y, kind=kind, config=config, progress=progress, on_late="flag", never_met=never_met
@@ -453,13 +460,14 @@ def ensemble_ara(
 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
-    """Logits of ``model`` (in its current mode) on ``x``, batched.
+    """Logits of ``model`` (in its current mode) on ``x``, batched (device and dtype checked).
 
     Examples:
         >>> predict(model, x).shape
         torch.Size([4, 3])
     """
     check_images(x, "x")
+    check_model_input(model, x)
     out = torch.cat([model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
     return check_logits(out, x.shape[0])
 
@@ -685,6 +693,7 @@ def robust_accuracy_curve(
     cumulative: bool = False,
     batch_size: int | None = None,
     per_image: bool = False,
+    progress=None,
 ):
     r"""Accuracy under untargeted PGD at each budget of a grid (the companion papers' protocol).
 
@@ -705,6 +714,8 @@ def robust_accuracy_curve(
         cumulative: see above. Default False.
         batch_size: images per PGD batch (default None: all at once).
         per_image: also return which images are robust at each budget. Default False.
+        progress: a progress bar over the budgets (default: on, see
+            :func:`advexp_lib.checks.progress_enabled`).
     Returns:
         (eps, accuracy): float64 tensors of equal length, eps ascending; with
         ``per_image``, (eps, accuracy, robust) with robust a bool (E, N) tensor
@@ -730,7 +741,10 @@ def robust_accuracy_curve(
     correct = logits.argmax(1) == y
     robust = correct.clone()
     acc, flags = [], []
-    for e in eps.tolist():
+    bar = tqdm(
+        eps.tolist(), desc="robust accuracy", unit="eps", leave=False, disable=not progress_enabled(progress)
+    )
+    for e in bar:
         if not cumulative:
             robust = correct.clone()
         idx = torch.nonzero(robust).flatten()
@@ -746,6 +760,7 @@ def robust_accuracy_curve(
                     step_size=step_size,
                     norm=norm,
                     random_start=random_start,
+                    progress=False,
                 )
                 with eval_mode(model):
                     robust[j] = predict(model, x_adv).argmax(1) == y[j]

@@ -30,6 +30,8 @@ __all__ = [
     "CamCNN",
     "PreActResNet",
     "build_model",
+    "WithNormalization",
+    "with_normalization",
     "make_activation",
     "eval_mode",
     "training_mode",
@@ -135,6 +137,53 @@ class Normalize(nn.Module):
                 f"x: the model expects N x {c} x H x W images ({c} channel(s)), got shape {tuple(x.shape)}"
             )
         return (x - self.mean) / self.std
+
+
+class WithNormalization(nn.Module):
+    """A network trained on normalized inputs, made to take raw [0, 1] pixels: ``net(normalize(x))``.
+
+    See :func:`with_normalization`.
+    """
+
+    def __init__(self, net: nn.Module, mean, std):
+        super().__init__()
+        if not isinstance(net, nn.Module):
+            raise InputError(f"net: expected an nn.Module, got {type(net).__name__}")
+        mean, std = _per_channel(mean, "mean"), _per_channel(std, "std")
+        if len(mean) != len(std):
+            raise InputError(f"std: expected one value per channel, as mean ({len(mean)}), got {len(std)}")
+        if any(not s > 0 for s in std):
+            raise InputError(f"std: expected values > 0, got {std}")
+        self.normalize = Normalize(mean, std)
+        self.net = net
+
+    def forward(self, x):
+        return self.net(self.normalize(x))
+
+
+def with_normalization(net: nn.Module, mean, std) -> WithNormalization:
+    """Wrap a network trained on inputs (x - mean) / std so that it takes raw [0, 1] pixels.
+
+    Every attack, explanation and metric here works in pixel space on [0, 1]
+    images; a torchvision-style network that expects normalized inputs
+    becomes one of those: ``with_normalization(resnet18(), IMAGENET_MEAN,
+    IMAGENET_STD)``. ``mean`` and ``std``: one number per channel, or one
+    number for every channel (a 1-channel model then). The wrapped network
+    is the ``net`` attribute; its weights are shared, not copied.
+
+    Examples:
+        >>> wrapped = with_normalization(torch.nn.Conv2d(3, 2, 3), [0.5, 0.5, 0.5], [0.25, 0.25, 0.25])
+        >>> wrapped(torch.zeros(1, 3, 4, 4)).shape
+        torch.Size([1, 2, 2, 2])
+    """
+    return WithNormalization(net, mean, std)
+
+
+def _per_channel(values, name: str) -> list[float]:
+    values = [values] if isinstance(values, (int, float)) else list(values)
+    if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise InputError(f"{name}: expected a number per channel, got {values!r}")
+    return [float(v) for v in values]
 
 
 def make_activation(name: str) -> nn.Module:

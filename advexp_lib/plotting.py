@@ -345,29 +345,56 @@ def plot_shift_distribution(results: dict, *, method: str, ax=None):
     return fig
 
 
-def explanation_panel(x, explanations, titles, *, row_titles=("image", "change"), scale=1.5):
-    """Image + explanations (top) and each explanation's change from the image (bottom).
+def explanation_panel(
+    x,
+    explanations,
+    titles,
+    *,
+    max_cols: int = 6,
+    scale: float = 1.5,
+    title: str | None = None,
+    title_colors=None,
+):
+    """The input and its explanations in a grid of at most ``max_cols`` columns, each with its change below.
 
     Args:
-        x: one image (C, H, W) in [0, 1]; explanations: (K, C, H, W) images;
-        titles: K column titles. The change row (channel sum of x' - x) shares one
-        symmetric limit across the row, so changes compare across columns.
+        x: one image (C, H, W) in [0, 1]; explanations: (K, C, H, W) images; titles: K titles.
+        title_colors: optional K colours for the titles (e.g. red for a missed target).
+    The change rows (x' - x summed over channels: red brighter, blue darker)
+    share one symmetric colour scale, shown by one colorbar, so changes
+    compare across panels.
     """
     k = explanations.shape[0]
-    fig, axes = plt.subplots(2, k + 1, figsize=(scale * (k + 1), scale * 2.2), squeeze=False)
+    check_positive(max_cols, "max_cols", integer=True)
+    cols = min(max_cols, k + 1)
+    blocks = math.ceil((k + 1) / cols)
+    fig, axes = plt.subplots(
+        2 * blocks, cols, figsize=(scale * cols + 0.8, scale * 2.25 * blocks), squeeze=False
+    )
     delta = (explanations - x[None]).detach().cpu().sum(1)  # channel sum: where pixels got brighter
     lim = float(delta.abs().max()) or 1.0
-    axes[0][0].imshow(to_display(x), cmap="gray", vmin=0, vmax=1)
-    axes[0][0].set_title("input", fontsize=8)
-    for j in range(k):
-        axes[0][j + 1].imshow(to_display(explanations[j].clamp(0, 1)), cmap="gray", vmin=0, vmax=1)
-        axes[0][j + 1].set_title(titles[j], fontsize=8)
-        axes[1][j + 1].imshow(delta[j].numpy(), cmap=SIGNED_CMAP, vmin=-lim, vmax=lim)
+    colors = list(title_colors) if title_colors is not None else ["black"] * k
+    image = None
+    for j in range(k + 1):
+        top, bottom = axes[2 * (j // cols)][j % cols], axes[2 * (j // cols) + 1][j % cols]
+        if j == 0:
+            top.imshow(to_display(x), cmap="gray", vmin=0, vmax=1)
+            top.set_title("input", fontsize=8)
+            bottom.set_visible(False)
+            continue
+        top.imshow(to_display(explanations[j - 1].clamp(0, 1)), cmap="gray", vmin=0, vmax=1)
+        top.set_title(titles[j - 1], fontsize=7, color=colors[j - 1])
+        image = bottom.imshow(delta[j - 1].numpy(), cmap=SIGNED_CMAP, vmin=-lim, vmax=lim)
+    for j in range(k + 1, blocks * cols):  # empty cells of the last block
+        axes[2 * (j // cols)][j % cols].set_visible(False)
+        axes[2 * (j // cols) + 1][j % cols].set_visible(False)
     _no_ticks(axes.flat)
-    axes[1][0].set_visible(False)
-    axes[0][0].set_ylabel(row_titles[0], fontsize=8)
-    axes[1][1].set_ylabel(row_titles[1], fontsize=8)
-    fig.tight_layout()
+    change_axes = [axes[r][c] for r in range(1, 2 * blocks, 2) for c in range(cols)]
+    fig.colorbar(image, ax=change_axes, fraction=0.025, pad=0.02, label="change x' - x").ax.tick_params(
+        labelsize=6
+    )
+    if title:
+        fig.suptitle(title, fontsize=9)
     return fig
 
 
@@ -379,13 +406,18 @@ def adversarial_explanation_panel(
     *,
     config: SearchConfig = AE_PAPER,
     every_class: bool = True,
+    title: str | None = None,
+    max_cols: int = 6,
 ):
-    """Figure: the input, its AE toward the true class, the runner-up and (optionally) every class.
+    """Figure: the input and its AE toward every class (or the true class and the runner-up), each once.
 
-    ``x`` is one image (1, C, H, W) or (C, H, W); each column is titled with the
-    class and the model's original confidence in it, p(class | x). The AEs come
-    from :func:`~advexp_lib.attributions.adversarial_explanation` with ``config``
-    (default ``AE_PAPER``).
+    ``x`` is one image (1, C, H, W) or (C, H, W). Each panel's title gives the
+    class (marked "true" or "runner-up"), the model's probability for it on
+    the input and on the AE, and the RMSE the AE used; a target the AE did not
+    reach is titled in red. The AEs come from
+    :func:`~advexp_lib.attributions.adversarial_explanation` with ``config``
+    (default ``AE_PAPER``); ``title`` (e.g. the model's name) heads the figure,
+    followed by rho.
     """
     x = x[None] if x.dim() == 3 else x
     check_images(x, "x")
@@ -396,18 +428,26 @@ def adversarial_explanation_panel(
     if not 0 <= y < num_classes:
         raise InputError(f"y: expected a class in [0, {num_classes - 1}], got {y}")
     second = int(runner_up(probs[None], torch.tensor([y], device=probs.device))[0])
-    targets = [y, second] + (list(range(num_classes)) if every_class else [])
-    aes = adversarial_explanation(
+    targets = list(range(num_classes)) if every_class else [y, second]
+    res = adversarial_explanation(
         model,
         x.expand(len(targets), *x.shape[1:]),
         torch.tensor(targets, device=x.device),
         config=config,
+        on_late="flag",
+        on_miss="flag",
+        progress=False,
     )
-    kinds = ["true", "runner-up"] + [""] * (len(targets) - 2)
+    marks = {y: " (true)", second: " (runner-up)"}
     titles = [
-        f"{k + ': ' if k else ''}{class_name(t, classes)}\np={probs[t]:.2f}" for k, t in zip(kinds, targets)
+        f"{class_name(t, classes)}{marks.get(t, '')}\np {probs[t]:.2f} -> {float(res.p_target[i]):.2f}, "
+        f"RMSE {float(res.rmse[i]):.3f}"
+        for i, t in enumerate(targets)
     ]
-    return explanation_panel(x[0], aes, titles)
+    colors = ["black" if bool(r) else "tab:red" for r in res.reached]
+    head = f"{title + ': ' if title else ''}adversarial explanations, rho {config.eps:g}"
+    head += " (red: target not reached)"
+    return explanation_panel(x[0], res.x_adv, titles, max_cols=max_cols, title=head, title_colors=colors)
 
 
 def plot_half_huber(deltas=(0.25, 0.5, 1.0), *, lo: float = -1.0, hi: float = 2.0):
@@ -477,7 +517,7 @@ def plot_minimal_examples(
     return fig
 
 
-def plot_views(views: dict, classes=None, *, axes=None, label: str = ""):
+def plot_views(views: dict, classes=None, *, axes=None, label: str = "", title: str | None = None):
     """Draw :func:`advexp_lib.widgets.explorer_views` as four panels: image, map, AE, change.
 
     The map and the change carry colorbars (the change is x' - x summed over
@@ -487,7 +527,8 @@ def plot_views(views: dict, classes=None, *, axes=None, label: str = ""):
     false, i.e. the model does not predict the target on x'), its title says so
     in red and suggests a larger rho.
 
-    ``axes``: four matplotlib axes to draw into (a new 1 x 4 figure if None). Returns the Figure.
+    ``axes``: four matplotlib axes to draw into (a new 1 x 4 figure if None);
+    ``title`` (e.g. the model's name) heads a new figure. Returns the Figure.
     """
     if axes is None:
         fig, axes = plt.subplots(1, 4, figsize=(9.6, 2.7))
@@ -496,26 +537,31 @@ def plot_views(views: dict, classes=None, *, axes=None, label: str = ""):
     t = class_name(views["target"], classes)
     axes[0].imshow(to_display(x), cmap="gray", vmin=0, vmax=1)
     axes[0].set_title(
-        f"{label}pred {class_name(views['pred'], classes)}, p({t}) {views['p_target']:.2f}", fontsize=8
+        f"{label}prediction {class_name(views['pred'], classes)} (p {views['p_pred']:.2f})\n"
+        f"p(target {t}) {views['p_target']:.2f}",
+        fontsize=8,
     )
     _colorbar(show_map(axes[1], views["map"][0].sum(0)), axes[1])
     axes[1].set_title(f"{METHOD_NAMES.get(views['method'], views['method'])} for {t}", fontsize=8)
     axes[2].imshow(to_display(x_ae), cmap="gray", vmin=0, vmax=1)
     reached = views["reached"]
     outcome = (
-        f"pred {class_name(views['pred_ae'], classes)}, p({t}) {views['p_target_ae']:.2f}"
+        f"prediction {class_name(views['pred_ae'], classes)}, p({t}) {views['p_target_ae']:.2f}"
         if reached
-        else f"missed {t}: pred {class_name(views['pred_ae'], classes)}, p({t}) {views['p_target_ae']:.2f}"
+        else f"missed {t}: prediction {class_name(views['pred_ae'], classes)}, "
+        f"p({t}) {views['p_target_ae']:.2f}"
         "\ntry a larger rho"
     )
     axes[2].set_title(
-        f"adv. explanation -> {t} (rho {views['rho']:g})\n{outcome}",
+        f"adv. explanation -> {t}, RMSE {views['rmse']:.3f} of rho {views['rho']:g}\n{outcome}",
         fontsize=8,
         color="black" if reached else "tab:red",
     )
     _colorbar(show_map(axes[3], (x_ae - x).sum(0), signed=True), axes[3])
     axes[3].set_title("change x' - x\n(red brighter, blue darker)", fontsize=8)
     _no_ticks(axes)
+    if title:
+        fig.suptitle(title, fontsize=9)
     return fig
 
 

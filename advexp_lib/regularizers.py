@@ -225,6 +225,7 @@ class InterpretabilityRegularizer(_PgdLossTerm):
                 step_size=self.step_size,
                 random_start=True,
                 objective=lambda xa: cam_discrepancy(model, ref, xa, y),
+                progress=False,
             )
         else:
             x_adv = pgd(
@@ -235,6 +236,7 @@ class InterpretabilityRegularizer(_PgdLossTerm):
                 steps=self.steps,
                 step_size=self.step_size,
                 random_start=True,
+                progress=False,
             )
         d = cam_discrepancy(model, class_activation_maps(model, x, upsample=False), x_adv, y)
         return self.lambda_ * d.mean(), {"interp_discrepancy": d.mean().item(), "eps": self.current_eps}
@@ -337,7 +339,13 @@ class IGNormRegularizer(_PgdLossTerm):
     def find_x_adv(self, model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """x' for the images ``x`` (labels ``y``) by this term's PGD (``x_adv`` "ce" or "ig"), detached."""
         x = x.detach()
-        settings = dict(eps=self.current_eps, steps=self.steps, step_size=self.step_size, random_start=True)
+        settings = dict(
+            eps=self.current_eps,
+            steps=self.steps,
+            step_size=self.step_size,
+            random_start=True,
+            progress=False,
+        )
         if self.x_adv == "ce":
             return pgd(model, x, y, **settings)
 

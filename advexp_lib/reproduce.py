@@ -152,6 +152,8 @@ def run_notebooks(out="results", parameters: dict | None = None, notebooks=None,
     # kernels inherit the environment: a non-interactive MPLBACKEND (Agg, as tests set) would keep every
     # figure out of the executed notebooks, so the kernels draw inline whatever the caller's setting
     os.environ.pop("MPLBACKEND", None)
+    # and draw no progress bars: the rendered book shows results, not tqdm's stderr
+    os.environ.setdefault("ADVEXP_PROGRESS", "0")
     # kernels run in each notebook's folder: a relative data folder the caller named is made absolute
     # (from the caller's working directory) so that it names the same folder there
     for var in ("ADVEXP_DATA_DIR", "ADVEXP_WOODS_DIR"):

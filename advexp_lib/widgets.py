@@ -10,7 +10,7 @@ drawing in :func:`advexp_lib.plotting.plot_views`, so the same views can be rend
 The adversarial explanation is Woods et al.'s Algorithm 1 in explanation
 mode (:func:`advexp_lib.attributions.adversarial_explanation`): descend the
 target class's cross-entropy within an RMSE budget rho, the other settings
-from :data:`EXPLORER_CONFIG` (``AE_PAPER`` with pixels kept in [0, 1]).
+from ``AE_PAPER`` (the reference's explanation protocol, x' kept in [0, 1]).
 
 ipywidgets is an optional dependency (``pip install "advexp_lib[widgets]"``):
 only :class:`Explorer` and :func:`explorer` need it.
@@ -33,7 +33,6 @@ from .models import runner_up
 from .plotting import METHOD_NAMES, plot_views
 
 __all__ = [
-    "EXPLORER_CONFIG",
     "EXPLORER_METHODS",
     "MODEL_LABELS",
     "explorer_views",
@@ -43,8 +42,6 @@ __all__ = [
     "explorer",
 ]
 
-EXPLORER_CONFIG = replace(AE_PAPER, clip=True)
-"""The explorer's explanation search: the paper's, with x' kept a valid image (rho is a control)."""
 EXPLORER_METHODS = ("saliency", "integrated_gradients", "grad_cam", "smoothgrad")
 MODEL_LABELS = {
     "standard": "standard (no defence)",
@@ -62,21 +59,22 @@ def explorer_views(
     *,
     method: str = "saliency",
     rho: float | None = None,
-    config: SearchConfig = EXPLORER_CONFIG,
+    config: SearchConfig = AE_PAPER,
 ) -> dict:
     """Everything the explorer shows for one image ``x`` (1 x C x H x W) and one target class.
 
     Args:
         method: a name of :data:`EXPLORER_METHODS`.
         rho: the RMSE budget of the explanation (default: ``config.eps``).
-        config: the explanation search. Default: :data:`EXPLORER_CONFIG`.
+        config: the explanation search. Default: :data:`AE_PAPER`.
     Returns:
         dict with ``x``, ``map`` (``method``'s attribution for ``target``),
         ``x_ae`` (the adversarial explanation toward ``target`` with RMSE
         budget ``rho``; an unreliable search is flagged silently, never
         warned), ``pred`` and ``pred_ae``
-        (predicted classes), ``p_target`` and ``p_target_ae`` (softmax
-        probability of ``target`` before and after), ``reached``
+        (predicted classes), ``p_pred`` (the probability of the prediction),
+        ``p_target`` and ``p_target_ae`` (softmax probability of ``target``
+        before and after), ``rmse`` (RMSE(x' - x)), ``reached``
         (``pred_ae == target``) and the settings.
     """
     check_images(x, "x")
@@ -86,7 +84,9 @@ def explorer_views(
     rho = config.eps if rho is None else check_positive(rho, "rho")
     t = torch.tensor([int(target)], device=x.device)
     amap = as_explainer(method).attribute(model, x, t)
-    x_ae = adversarial_explanation(model, x, t, config=replace(config, eps=rho), on_late="flag")
+    x_ae = adversarial_explanation(
+        model, x, t, config=replace(config, eps=rho), on_late="flag", on_miss="flag", progress=False
+    ).x_adv
     with torch.no_grad():
         p, p_ae = model(x).softmax(1)[0], model(x_ae).softmax(1)[0]
     return {
@@ -97,6 +97,8 @@ def explorer_views(
         "method": method,
         "rho": float(rho),
         "pred": int(p.argmax()),
+        "p_pred": float(p.max()),
+        "rmse": float((x_ae - x).pow(2).mean().sqrt()),
         "pred_ae": int(p_ae.argmax()),
         "p_target": float(p[t]),
         "p_target_ae": float(p_ae[t]),
@@ -111,7 +113,7 @@ def explorer_grid(
     classes=None,
     *,
     settings,
-    config: SearchConfig = EXPLORER_CONFIG,
+    config: SearchConfig = AE_PAPER,
 ):
     """Static version of the explorer: one row of :func:`advexp_lib.plotting.plot_views` per setting.
 
@@ -119,7 +121,7 @@ def explorer_grid(
         models: {name: model}; x, y: the images and labels the explorer browses.
         settings: list of dicts with keys ``model``, ``index``, ``target``,
             ``method`` and ``rho`` (the explorer's controls).
-        config: the explanation search besides rho. Default: :data:`EXPLORER_CONFIG`.
+        config: the explanation search besides rho. Default: :data:`AE_PAPER`.
     Returns:
         matplotlib Figure.
     """
@@ -149,7 +151,7 @@ def first_view(
     y: torch.Tensor,
     *,
     compare=None,
-    config: SearchConfig = EXPLORER_CONFIG,
+    config: SearchConfig = AE_PAPER,
 ) -> dict:
     r"""The image and target the explorer should open on: where two models' explanations differ most.
 
@@ -186,7 +188,10 @@ def first_view(
         logits_a, logits_b = a(x), b(x)
     targets = runner_up(logits_a, y)
     changes = [
-        (adversarial_explanation(m, x, targets, config=config, on_late="flag") - x).flatten(1) for m in (a, b)
+        (
+            adversarial_explanation(m, x, targets, config=config, on_late="flag", on_miss="flag").x_adv - x
+        ).flatten(1)
+        for m in (a, b)
     ]
     distance = 1 - torch.nn.functional.cosine_similarity(*changes, dim=1, eps=1e-12)
     correct = (logits_a.argmax(1) == y) & (logits_b.argmax(1) == y)
@@ -219,7 +224,7 @@ class Explorer:
         index: int = 0,
         target: int | None = None,
         labels: dict | None = None,
-        config: SearchConfig = EXPLORER_CONFIG,
+        config: SearchConfig = AE_PAPER,
     ):
         try:
             import ipywidgets  # optional dependency: the computation above works without it
@@ -281,7 +286,8 @@ class Explorer:
 
     def update(self):
         """Recompute the views for the current settings and redraw; returns the views dict."""
-        from IPython.display import display  # comes with ipywidgets
+        from IPython import get_ipython  # comes with ipywidgets
+        from IPython.display import display
 
         s = self.settings()
         key = tuple(s.values())
@@ -301,9 +307,10 @@ class Explorer:
         self.note.value = "" if v["reached"] else html.escape(_miss_hint(v, self.classes))
         fig = plot_views(v, self.classes, label=f"y {class_name(self.y[int(s['index'])], self.classes)}: ")
         fig.tight_layout()
-        with self.output:
-            self.output.clear_output(wait=True)
-            display(fig)
+        if get_ipython() is not None:  # outside a notebook there is no output area: print nothing
+            with self.output:
+                self.output.clear_output(wait=True)
+                display(fig)
         plt.close(fig)
         return v
 
@@ -323,7 +330,7 @@ def explorer(models: dict, x: torch.Tensor, y: torch.Tensor, classes=None, **kwa
         kwargs: ``methods``; ``index`` (initial image, default 0; see :func:`first_view`);
             ``target`` (initial class, default the runner-up of that image under the first
             model); ``labels`` ({name: menu label}, added to :data:`MODEL_LABELS`);
-            ``config`` (the search; its ``eps`` is the initial rho; default :data:`EXPLORER_CONFIG`).
+            ``config`` (the search; its ``eps`` is the initial rho; default :data:`AE_PAPER`).
     """
     ex = Explorer(models, x, y, classes, **kwargs)
     ex.widget.explorer = ex

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import advexp_lib
 from advexp_lib.checks import InputError
 from advexp_lib.cli import main
 from advexp_lib.data import load_image
@@ -17,7 +18,10 @@ from advexp_lib.metrics import ara_from_distances
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("cli") / "std.pt"
-    assert main(["train", "--dataset", "mnist5k", "--epochs", "1", "--out", str(path), "--no-progress"]) == 0
+    assert (
+        main(["train", "--dataset", "mnist5k", "--epochs", "1", "--checkpoint", str(path), "--no-progress"])
+        == 0
+    )
     return path
 
 
@@ -29,7 +33,7 @@ def test_train_writes_a_loadable_checkpoint(checkpoint):
 
 
 def test_ara_command(checkpoint, tmp_path, capsys):
-    out = tmp_path / "ara.json"  # --out: the deprecated alias of --json
+    out = tmp_path / "ara.json"
     assert (
         main(
             [
@@ -43,8 +47,9 @@ def test_ara_command(checkpoint, tmp_path, capsys):
                 "2",
                 "--kind",
                 "btr",
-                "--out",
+                "--json",
                 str(out),
+                "-q",
             ]
         )
         == 0
@@ -56,10 +61,10 @@ def test_ara_command(checkpoint, tmp_path, capsys):
 # a quick ARA on 8 mnist5k test images; --eps 2 is ample for a 1-epoch network at these distances
 QUICK_ARA = ["--dataset", "mnist5k", "--n-images", "8", "--steps", "30", "--eps", "2"]
 SETTINGS = (
-    "checkpoint dataset kind n_images seed steps eps momentum overshoot clip grad_floor batch_size never_met "
-    "attacks world_size".split()
+    "version source weights normalize dataset kind n_images seed steps eps momentum overshoot clip "
+    "grad_floor batch_size never_met attacks world_size".split()
 )
-RESULTS = "num_classes accuracy ara median_distance n_unreliable n_retried".split()
+RESULTS = "num_classes accuracy ara ara_95 median_distance n_unreliable n_retried".split()
 PER_IMAGE = "distances unreliable retried".split()
 
 
@@ -76,7 +81,10 @@ def test_ara_json_holds_settings_and_per_image_results(checkpoint, tmp_path, cap
     assert list(res) == SETTINGS + RESULTS + PER_IMAGE
     assert printed == {k: v for k, v in res.items() if k not in PER_IMAGE}  # stdout: the summary only
     assert res["n_images"] == 8 and res["batch_size"] == 3 and res["attacks"] is None
-    assert res["world_size"] == 1 and res["never_met"] == "raise" and res["checkpoint"] == str(checkpoint)
+    assert res["world_size"] == 1 and res["never_met"] == "raise" and res["source"] == str(checkpoint)
+    assert res["version"] == advexp_lib.__version__ and res["weights"] is None and res["normalize"] is None
+    lo, hi = res["ara_95"]["lo"], res["ara_95"]["hi"]
+    assert lo <= res["ara"] <= hi and res["ara_95"]["n"] == 8
     assert [len(res[k]) for k in PER_IMAGE] == [8, 8, 8]
     assert all(isinstance(f, bool) for k in ("unreliable", "retried") for f in res[k])
     assert res["n_unreliable"] == sum(res["unreliable"]) and res["n_retried"] == 0

@@ -246,7 +246,7 @@ def test_cli_under_torchrun_matches_one_process(tmp_path):
             "--nproc_per_node",
             "2",
             *cmd,
-            "--out",
+            "--checkpoint",
             str(tmp_path / "two.pt"),
         ],
         env=env,
@@ -256,7 +256,10 @@ def test_cli_under_torchrun_matches_one_process(tmp_path):
     assert two.returncode == 0, two.stderr[-2000:]
     assert two.stdout.count('"test_accuracy"') == 1  # rank 0 alone reports
     one = subprocess.run(
-        [sys.executable, *cmd, "--out", str(tmp_path / "one.pt")], env=env, capture_output=True, text=True
+        [sys.executable, *cmd, "--checkpoint", str(tmp_path / "one.pt")],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert one.returncode == 0, one.stderr[-2000:]
     diff = _max_weight_diff(

@@ -9,6 +9,7 @@ from torch import nn
 pytest.importorskip("ipywidgets")
 
 from advexp_lib import plotting, widgets  # noqa: E402
+from advexp_lib.attacks import AE_PAPER  # noqa: E402
 from advexp_lib.attributions import adversarial_explanation  # noqa: E402
 from advexp_lib.checks import InputError  # noqa: E402
 from advexp_lib.models import runner_up  # noqa: E402
@@ -16,7 +17,7 @@ from advexp_lib.models import runner_up  # noqa: E402
 
 def _cfg(steps):
     """The explorer's search with fewer steps (tests stay fast)."""
-    return replace(widgets.EXPLORER_CONFIG, steps=steps)
+    return replace(AE_PAPER, steps=steps)
 
 
 def _tiny_model(seed):
@@ -106,7 +107,7 @@ def test_first_view_maximizes_the_cosine_distance_of_the_two_changes(setup):
     fv = widgets.first_view({"a": models["a"], "c": other}, x, y, config=_cfg(5))
     targets = runner_up(models["a"](x), y)
     d = [
-        adversarial_explanation(m, x, targets, config=_cfg(5), on_late="flag") - x
+        adversarial_explanation(m, x, targets, config=_cfg(5), on_late="flag", on_miss="flag").x_adv - x
         for m in (models["a"], other)
     ]
     cos = torch.nn.functional.cosine_similarity(d[0].flatten(1), d[1].flatten(1), dim=1)

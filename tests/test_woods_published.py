@@ -28,7 +28,7 @@ import pytest
 import torch
 from PIL import Image
 
-from advexp_lib.attacks import SearchConfig
+from advexp_lib.attacks import AE_REFERENCE, SearchConfig
 from advexp_lib.attributions import adversarial_explanation
 from advexp_lib.woods_import import import_woods_checkpoint
 
@@ -69,8 +69,9 @@ def test_our_explanations_reproduce_the_reference_images(originals, i, name):
     x = originals.float().div(255)  # as torchvision's ToTensor reads the CIFAR-10 bytes
     # on_late="flag": on the ReLU networks the explanation's RMSE never reaches rho (0.04 to 0.1 in the
     # reference PNGs too), which the reference's late check, added after these images were made, refuses
-    config = SearchConfig(steps=35, eps=0.1, overshoot=5.0)  # rho 0.1 (== AE_PAPER)
-    ae = adversarial_explanation(model, x, LABELS, config=config, on_late="flag")
+    config = SearchConfig(steps=35, eps=0.1, overshoot=5.0)  # rho 0.1, unclipped (== AE_REFERENCE)
+    assert config == AE_REFERENCE
+    ae = adversarial_explanation(model, x, LABELS, config=config, on_late="flag", on_miss="flag").x_adv
     ours = _as_saved(ae).double()
     ref = torch.stack([_png(FOLDER / "example_output" / f"prebuilt_{i}_{j}.png") for j in range(4)]).double()
     diff = (ours - ref).abs().flatten(1)

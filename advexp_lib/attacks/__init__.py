@@ -26,6 +26,7 @@ from .independent import INDEPENDENT_ATTACKS, independent_attack
 from .projected_gradient import NORMS, pgd
 from .search import (
     AE_PAPER,
+    AE_REFERENCE,
     ARA_PAPER,
     ATTACK,
     BTR,
@@ -48,6 +49,7 @@ __all__ = [
     "SearchConfig",
     "ARA_PAPER",
     "AE_PAPER",
+    "AE_REFERENCE",
     "Criterion",
     "BUDGET",
     "ATTACK",

@@ -12,17 +12,12 @@ import math
 import torch
 from torch import nn
 
+from ..catalog import INDEPENDENT_ATTACKS
 from ..checks import InputError, check_choice, check_images, check_labels, check_logits, check_positive
 from ..models import eval_mode
 from .search import ARA_PAPER, SearchResult, as_criterion, criterion_met, rmse
 
 __all__ = ["INDEPENDENT_ATTACKS", "independent_attack"]
-
-INDEPENDENT_ATTACKS = {
-    "ddn": "foolbox DDNAttack: decoupled direction and norm (Rony et al. 2019)",
-    "fmn": "foolbox L2FMNAttack: fast minimum-norm (Pintor et al. 2021)",
-    "boundary": "foolbox BoundaryAttack: gradient-free, decision-based (Brendel et al. 2018)",
-}
 
 
 def independent_attack(

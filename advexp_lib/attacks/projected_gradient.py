@@ -8,11 +8,22 @@ it against its definition.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
-from ..checks import InputError, check_choice, check_images, check_labels, check_positive
+from ..checks import (
+    InputError,
+    check_choice,
+    check_images,
+    check_labels,
+    check_model_input,
+    check_positive,
+    progress_enabled,
+)
 from ..models import eval_mode
 
 __all__ = ["NORMS", "pgd"]
@@ -33,6 +44,7 @@ def pgd(
     targets: torch.Tensor | None = None,
     objective=None,
     clip: bool = True,
+    progress=None,
 ) -> torch.Tensor:
     r"""Projected gradient ascent in the eps-ball (Madry et al. 2018); returns x' (detached).
 
@@ -53,6 +65,10 @@ def pgd(
         steps, step_size: iterations and step length. Default 40 x 0.01 (MNIST's protocol).
         random_start: start uniformly in the l-inf ball, or at a random
             direction with radius U(0, eps) for l2. Default False.
+        progress: a progress bar over the steps (default: on, see
+            :func:`advexp_lib.checks.progress_enabled`); training loops pass False.
+
+    An l-inf ``eps`` above 1 covers the whole pixel range: it warns (8 meant as 8/255?).
 
     Examples:
         >>> x_adv = pgd(model, x, y, eps=0.1, steps=10, step_size=0.02)
@@ -64,6 +80,14 @@ def pgd(
     check_positive(steps, "steps", integer=True, allow_zero=True)
     check_positive(step_size, "step_size")
     check_choice(norm, "norm", NORMS)
+    if norm == "linf" and eps > 1:
+        warnings.warn(
+            f"eps: an l-inf budget of {eps:g} exceeds the pixel range [0, 1] (did you mean {eps:g}/255?)",
+            UserWarning,
+            stacklevel=2,
+        )
+    if objective is None:
+        check_model_input(model, x)
     n = x.shape[0]
     if objective is None:
         if (y is None) == (targets is None):
@@ -83,6 +107,7 @@ def pgd(
             u = torch.randn_like(x)
             delta = u / _l2(u)[:, None, None, None] * eps * torch.rand(n, 1, 1, 1, device=x.device)
         delta = _project(x, delta, eps, norm, clip)
+    bar = tqdm(total=steps, desc="PGD", unit="step", leave=False) if progress_enabled(progress) else None
     with eval_mode(model):
         for _ in range(steps):
             d = delta.detach().requires_grad_(True)
@@ -93,6 +118,10 @@ def pgd(
             else:
                 step = step_size * grad / _l2(grad).clamp_min(1e-12)[:, None, None, None]
             delta = _project(x, delta + step, eps, norm, clip)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
     return (x + delta).detach()
 
 

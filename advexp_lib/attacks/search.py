@@ -23,13 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import InputError, check_choice, check_images, check_labels, check_logits, check_positive
+from ..checks import InputError, check_choice, check_images, check_labels, check_logits, check_model_input
 from ..models import eval_mode, training_mode
+from ..protocols import AE_PAPER, AE_REFERENCE, ARA_PAPER, SearchConfig  # noqa: F401 (re-exported: the search's settings)
+from ..results import Result
 
 __all__ = [
     "SearchConfig",
     "ARA_PAPER",
     "AE_PAPER",
+    "AE_REFERENCE",
     "Criterion",
     "BUDGET",
     "ATTACK",
@@ -47,47 +50,6 @@ __all__ = [
 ]
 
 MODEL_MODES = ("eval", "train")
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """Settings of one RMSE search (:func:`rmse_search`); change a field with ``dataclasses.replace``.
-
-    Examples:
-        >>> from dataclasses import replace
-        >>> replace(ARA_PAPER, steps=50).steps
-        50
-    """
-
-    steps: int = field(metadata={"help": "search steps T"})
-    eps: float = field(metadata={"help": "budget, RMSE units (the path is eps * overshoot long)"})
-    momentum: float = field(default=0.0, metadata={"help": "momentum m in [0, 1)"})
-    overshoot: float = field(default=1.0, metadata={"help": "path length / eps"})
-    clip: bool = field(
-        default=False, metadata={"help": "keep x + delta in [0, 1] (the reference does not clip)"}
-    )
-    grad_floor: float = field(
-        default=1e-8,
-        metadata={"help": "added to each direction's RMSE before dividing (the reference's 1e-8)"},
-    )
-
-    def __post_init__(self):
-        check_positive(self.steps, "steps", integer=True)
-        check_positive(self.eps, "eps")
-        check_positive(self.overshoot, "overshoot")
-        check_positive(self.grad_floor, "grad_floor", allow_zero=True)
-        if isinstance(self.momentum, bool) or not isinstance(self.momentum, (int, float)):
-            raise InputError(f"momentum: expected a number in [0, 1), got {self.momentum!r}")
-        if not 0.0 <= self.momentum < 1.0:
-            raise InputError(f"momentum: expected a value in [0, 1), got {self.momentum!r}")
-        if not isinstance(self.clip, bool):
-            raise InputError(f"clip: expected True or False, got {self.clip!r}")
-
-
-ARA_PAPER = SearchConfig(steps=450, eps=20.0, momentum=0.9)
-"""The ARA protocol: the defaults of the reference code's ARA command (Woods et al.'s ``calculate-ara``)."""
-AE_PAPER = SearchConfig(steps=35, eps=0.1, overshoot=5.0)
-"""The explanation protocol of the reference code (its eps is the paper's rho, CIFAR-10's budget)."""
 
 
 class Criterion:
@@ -200,7 +162,7 @@ class LateCriterionWarning(UserWarning):
 
 
 @dataclass
-class SearchResult:
+class SearchResult(Result):
     """Output of :func:`rmse_search` (and of the other minimal-perturbation attacks).
 
     Attributes:
@@ -315,6 +277,7 @@ def rmse_search(
     if not isinstance(config, SearchConfig):
         raise InputError(f"config: expected a SearchConfig (e.g. ARA_PAPER), got {type(config).__name__}")
     check_images(x, "x")
+    check_model_input(model, x)
     n = x.shape[0]
     check_choice(on_late, "on_late", ("flag", "warn", "raise"))
     check_choice(model_mode, "model_mode", MODEL_MODES)

@@ -15,6 +15,7 @@ from ..attributions import Cam, as_explainer
 from ..checks import InputError, check_choice, check_images, check_labels, check_logits, check_positive
 from ..metrics import DISCREPANCY_NORMS, map_discrepancy
 from ..models import eval_mode, tandem_margin
+from ..results import Result
 from ..stats import paired_mean_difference
 from .bisection import Bisection
 
@@ -24,7 +25,7 @@ ISA_MEASURES = ("one", "two")
 
 
 @dataclass
-class IsaResult:
+class IsaResult(Result):
     """Output of :func:`interpretability_sneaking_attack` (N images, P multiples of the minimal eps).
 
     Attributes:

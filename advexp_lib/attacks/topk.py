@@ -15,12 +15,13 @@ from ..attributions import IntegratedGradients, as_explainer
 from ..checks import InputError, check_images, check_logits, check_positive
 from ..metrics import top_k_intersection
 from ..models import eval_mode
+from ..results import Result
 
 __all__ = ["TopkAttackResult", "topk_attribution_attack"]
 
 
 @dataclass
-class TopkAttackResult:
+class TopkAttackResult(Result):
     """Output of :func:`topk_attribution_attack`.
 
     Attributes:

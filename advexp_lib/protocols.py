@@ -1,0 +1,66 @@
+"""The settings of the RMSE search and the reference code's protocols, defined once.
+
+:class:`SearchConfig` holds one search's settings (used by
+:func:`advexp_lib.attacks.search.rmse_search` and everything built on it);
+:data:`ARA_PAPER` and :data:`AE_PAPER` are the protocols of Woods et al.'s
+reference code, :data:`ARA_N_IMAGES` and :data:`ARA_SEED` the images its ARA
+command scores. Importing this module loads no torch, so the command line
+builds its flags from these fields without it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .checks import InputError, check_positive
+
+__all__ = ["SearchConfig", "ARA_PAPER", "AE_PAPER", "AE_REFERENCE", "ARA_N_IMAGES", "ARA_SEED"]
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Settings of one RMSE search (:func:`~advexp_lib.attacks.search.rmse_search`); change a field
+    with ``dataclasses.replace``.
+
+    Examples:
+        >>> from dataclasses import replace
+        >>> replace(ARA_PAPER, steps=50).steps
+        50
+    """
+
+    steps: int = field(metadata={"help": "search steps T"})
+    eps: float = field(metadata={"help": "budget, RMSE units (the path is eps * overshoot long)"})
+    momentum: float = field(default=0.0, metadata={"help": "momentum m in [0, 1)"})
+    overshoot: float = field(default=1.0, metadata={"help": "path length / eps"})
+    clip: bool = field(
+        default=False, metadata={"help": "keep x + delta in [0, 1] (the reference does not clip)"}
+    )
+    grad_floor: float = field(
+        default=1e-8,
+        metadata={"help": "added to each direction's RMSE before dividing (the reference's 1e-8)"},
+    )
+
+    def __post_init__(self):
+        check_positive(self.steps, "steps", integer=True)
+        check_positive(self.eps, "eps")
+        check_positive(self.overshoot, "overshoot")
+        check_positive(self.grad_floor, "grad_floor", allow_zero=True)
+        if isinstance(self.momentum, bool) or not isinstance(self.momentum, (int, float)):
+            raise InputError(f"momentum: expected a number in [0, 1), got {self.momentum!r}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise InputError(f"momentum: expected a value in [0, 1), got {self.momentum!r}")
+        if not isinstance(self.clip, bool):
+            raise InputError(f"clip: expected True or False, got {self.clip!r}")
+
+
+ARA_PAPER = SearchConfig(steps=450, eps=20.0, momentum=0.9)
+"""The ARA protocol: the defaults of the reference code's ARA command (Woods et al.'s ``calculate-ara``)."""
+AE_PAPER = SearchConfig(steps=35, eps=0.1, overshoot=5.0, clip=True)
+"""The explanation protocol of the reference code (its eps is the paper's rho, CIFAR-10's budget), with
+x' kept in [0, 1]: an explanation is an image. The reference searches unclipped and saves its PNGs
+clamped; :data:`AE_REFERENCE` is its search exactly."""
+AE_REFERENCE = SearchConfig(steps=35, eps=0.1, overshoot=5.0, clip=False)
+"""The reference code's explanation search exactly: :data:`AE_PAPER` unclipped (x' may leave [0, 1])."""
+
+ARA_N_IMAGES = 1000  # the reference code's ARA command: the first 1,000 test images ...
+ARA_SEED = 1776  # ... of the permutation with this seed
