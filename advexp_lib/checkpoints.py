@@ -72,20 +72,12 @@ def load_checkpoint(path, *, map_location="cpu") -> dict:
     CheckpointError for unsafe, truncated, corrupt or foreign files.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint: no file at {path}")
-    _check_zip_crc(path)
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"checkpoint: {path} refused: it is not a plain weights file "
-            f"(loading it would run code or it is corrupt): {err}"
-        ) from None
-    except Exception as err:  # noqa: BLE001 - garbage bytes surface as struct/EOF/zip/runtime errors alike
-        raise CheckpointError(
-            f"checkpoint: {path} is truncated or corrupt: {type(err).__name__}: {err}"
-        ) from None
+    state = _load_weights_only(
+        path,
+        "checkpoint",
+        map_location,
+        lambda err: f" (loading it would run code or it is corrupt): {err}",
+    )
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"checkpoint: {path} is not an advexp checkpoint (expected format {CHECKPOINT_FORMAT!r})"
@@ -105,22 +97,7 @@ def load_weights(path, *, key: str | None = None, map_location="cpu") -> dict:
             where one was expected; the message lists the file's keys.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"weights: no file at {path}")
-    _check_zip_crc(path)
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-        holds = f" (it holds {found.group(1)}, a pickled object)" if found else ""
-        raise CheckpointError(
-            f"weights: {path} refused: it is not a plain weights file{holds}, and loading it would run code; "
-            f"save model.state_dict() instead"
-        ) from None
-    except Exception as err:  # noqa: BLE001 - garbage bytes surface as struct/EOF/zip/runtime errors alike
-        raise CheckpointError(
-            f"weights: {path} is truncated or corrupt: {type(err).__name__}: {err}"
-        ) from None
+    obj = _load_weights_only(path, "weights", map_location, _pickled_object_hint)
     if isinstance(obj, dict) and key is None and obj.get("format") == CHECKPOINT_FORMAT:
         key = "model"
     if key is not None:
@@ -135,6 +112,30 @@ def load_weights(path, *, key: str | None = None, map_location="cpu") -> dict:
             f"(--weights-key, e.g. state_dict)"
         )
     return obj
+
+
+def _load_weights_only(path: Path, name: str, map_location, refusal) -> object:
+    """``torch.load(path, weights_only=True)`` after the file and CRC checks; every failure a
+    CheckpointError starting with ``name``. ``refusal(err)`` ends the message of a refused pickle."""
+    if not path.is_file():
+        raise CheckpointError(f"{name}: no file at {path}")
+    _check_zip_crc(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"{name}: {path} refused: it is not a plain weights file{refusal(err)}"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - garbage bytes surface as struct/EOF/zip/runtime errors alike
+        raise CheckpointError(
+            f"{name}: {path} is truncated or corrupt: {type(err).__name__}: {err}"
+        ) from None
+
+
+def _pickled_object_hint(err) -> str:
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+    holds = f" (it holds {found.group(1)}, a pickled object)" if found else ""
+    return f"{holds}, and loading it would run code; save model.state_dict() instead"
 
 
 def load_model_state(model: nn.Module, state: dict, source) -> None:
