@@ -15,8 +15,8 @@ before it, so the package has no import cycle. From the bottom:
    reference's protocols), ``catalog`` (the names offered, without torch), ``results``
    (result objects as JSON), ``stats`` (intervals, verdicts),
    ``claims`` (the claims the book tests), ``data``, ``models``,
-   ``distributed``, ``checkpoints``, ``woods_import`` (the published networks'
-   format), ``published`` (finding those files);
+   ``distributed``, ``checkpoints``, ``woods_import`` and ``boopathy_import`` (the
+   published networks' formats), ``published`` (finding those files);
 2. ``attacks`` on the prediction: ``attacks.search`` (the RMSE search of Woods
    et al., its configs and criteria), ``attacks.projected_gradient``, ``attacks.bisection``,
    ``attacks.independent`` (foolbox);
@@ -24,7 +24,8 @@ before it, so the package has no import cycle. From the bottom:
 4. ``metrics``: ARA, robust accuracy, accuracy, map discrepancies, Gini, rank measures;
 5. attacks on explanations: ``attacks.sneaking`` (ISA), ``attacks.topk``;
 6. training hooks: ``hooks``, ``adversarial_training``, ``regularizers``;
-7. ``experiments``: the measurements behind the claims;
+7. ``experiments``: the measurements behind the claims; ``companion_eval``: Boopathy et
+   al.'s robustness protocol with its audit and paired tests;
 8. ``training``: the one training loop;
 9. ``recipes``: the table of every training recipe, resolved into plain specs;
 10. ``zoo``: trained models, cached and loaded safely;
@@ -81,6 +82,7 @@ LAYERS = (
         "distributed",
         "checkpoints",
         "woods_import",
+        "boopathy_import",
         "published",
     ),
     ("attacks.search", "attacks.projected_gradient", "attacks.bisection", "attacks.independent", "attacks"),
@@ -88,7 +90,7 @@ LAYERS = (
     ("metrics",),
     ("attacks.sneaking", "attacks.topk"),
     ("hooks", "adversarial_training", "regularizers"),
-    ("experiments",),
+    ("experiments", "companion_eval"),
     ("training",),
     ("recipes",),
     ("zoo",),

@@ -9,13 +9,17 @@ and seeded, into 4,000 train / 1,000 test images.
 from __future__ import annotations
 
 import functools
+import gzip
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
 from torchvision import datasets, transforms
+from torchvision.datasets.mnist import read_image_file, read_label_file
 
 from .catalog import DATASETS
 from .checks import AdvexpError, InputError, check_choice, check_images, check_labels, check_positive
@@ -26,6 +30,7 @@ __all__ = [
     "TensorImageDataset",
     "DatasetNotFoundError",
     "data_root",
+    "data_folders",
     "dataset_info",
     "load_dataset",
     "load_tensors",
@@ -107,6 +112,13 @@ def data_root() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[1] / "data" / "datasets"
 
 
+def data_folders() -> list[Path]:
+    """Where torchvision datasets are looked for, in order: :func:`data_root` (where downloads go), then
+    each folder of ``$ADVEXP_DATA_PATH`` (``os.pathsep``-separated; read only, e.g. a shared copy)."""
+    extra = os.environ.get("ADVEXP_DATA_PATH", "")
+    return [data_root()] + [Path(p).expanduser() for p in extra.split(os.pathsep) if p]
+
+
 def dataset_info(name: str) -> DatasetInfo:
     """Classes, channels, size and normalization of dataset ``name``."""
     if isinstance(name, str) and name.startswith("imagefolder:"):
@@ -126,7 +138,10 @@ def load_dataset(
     Args:
         name: one of ``DATASETS``; default "mnist5k" (offline, embedded).
         split: "train" or "test".
-        root: cache folder of torchvision datasets; default :func:`data_root`.
+        root: folder of torchvision datasets; default: each of :func:`data_folders`
+            in turn, downloads going to :func:`data_root`. MNIST's test split also
+            loads from its two ``t10k`` files alone (raw or gzipped, under
+            ``<root>/MNIST/raw/``), without the training files torchvision asks for.
         download: try to download an absent torchvision dataset (default True).
         augment: training augmentation, :func:`augmentation` (CIFAR-10 only:
             4-pixel replicate padding, horizontal flip, random 32 x 32 crop,
@@ -139,7 +154,14 @@ def load_dataset(
     if name == "mnist5k":
         x, y = _mnist5k(split)
         return TensorImageDataset(x.clone(), y.clone(), _INFO[name].classes)
-    return _torchvision(name, split, Path(root) if root else data_root(), download, augment)
+    folders = [Path(root)] if root else data_folders()
+    for folder in folders:
+        try:
+            return _torchvision(name, split, folder, False, augment)
+        except DatasetNotFoundError:
+            if name == "mnist" and split == "test" and (ds := _mnist_t10k(folder)) is not None:
+                return ds
+    return _torchvision(name, split, folders[0], download, augment)
 
 
 def load_tensors(
@@ -259,6 +281,31 @@ def _torchvision(name: str, split: str, root: Path, download: bool, augment: boo
             raise DatasetNotFoundError(f"{_missing(name, root)} Download failed: {err}") from None
     ds.classes = _INFO[name].classes
     return ds
+
+
+def _mnist_t10k(root: Path) -> TensorImageDataset | None:
+    """MNIST's test split from ``root/MNIST/raw/t10k-*-ubyte[.gz]`` alone (torchvision's readers), or None."""
+    raw = root / "MNIST" / "raw"
+    read = []
+    for stem, reader in (
+        ("t10k-images-idx3-ubyte", read_image_file),
+        ("t10k-labels-idx1-ubyte", read_label_file),
+    ):
+        if (raw / stem).is_file():
+            read.append(reader(str(raw / stem)))
+        elif (raw / f"{stem}.gz").is_file():
+            with tempfile.TemporaryDirectory() as tmp, gzip.open(raw / f"{stem}.gz") as src:
+                with open(Path(tmp) / stem, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                read.append(reader(str(Path(tmp) / stem)))
+        else:
+            return None
+    images, labels = read
+    if images.shape[0] != labels.shape[0]:
+        raise DatasetNotFoundError(
+            f"dataset 'mnist': {raw} has {images.shape[0]} test images but {labels.shape[0]} labels"
+        )
+    return TensorImageDataset(images.unsqueeze(1).float().div(255), labels.long(), MNIST_CLASSES)
 
 
 def augmentation(name: str):

@@ -6,6 +6,9 @@
   CAM_c = sum_k W_kc A_k and logit_c = mean(CAM_c) + b_c (Boopathy et al.).
 - ``resnet<6n+2>`` (e.g. ``resnet44``): the pre-activation ResNet of Woods et al.,
   residual branches initialized to zero.
+- :class:`SmallGap`: Boopathy et al.'s "MNIST-Small" CNN with global average
+  pooling, with TensorFlow's SAME padding (:class:`TFSameConv2d`), the
+  architecture of their published MNIST networks.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ __all__ = [
     "SmallCNN",
     "CamCNN",
     "PreActResNet",
+    "TFSameConv2d",
+    "SmallGap",
     "build_model",
     "WithNormalization",
     "with_normalization",
@@ -289,6 +294,56 @@ class CamCNN(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.features(self.normalize(x)).mean(dim=(2, 3)))
+
+
+class TFSameConv2d(nn.Conv2d):
+    """nn.Conv2d with TensorFlow's ``padding="SAME"``: output size ceil(n / stride) along each axis.
+
+    The total padding along an axis is max((ceil(n / s) - 1) s + k - n, 0), split
+    floor(total / 2) before (top, left) and the rest after (bottom, right):
+    asymmetric when the total is odd, where PyTorch's ``padding=`` is always
+    symmetric. Zero padding; computed from each input's size.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, bias=True):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0, bias=bias)
+
+    def forward(self, x):
+        pads = []  # F.pad order: last axis (width) first
+        for axis in (-1, -2):
+            n, k, s = x.shape[axis], self.kernel_size[axis], self.stride[axis]
+            total = max((-(-n // s) - 1) * s + k - n, 0)
+            pads += [total // 2, total - total // 2]
+        return super().forward(F.pad(x, pads))
+
+
+class SmallGap(nn.Module):
+    """Boopathy et al. (2020)'s "MNIST-Small" CNN with global average pooling (their ``smallgap``).
+
+    logits = W mean_hw(A), A = conv3(relu(conv2(relu(conv1(x))))), with
+    conv1 4x4 stride 2 (16), conv2 4x4 stride 2 (32), conv3 7x7 stride 1 (100),
+    all :class:`TFSameConv2d` with bias, and W a 100 -> 10 linear map without
+    bias (their 1x1 CAM head): no activation after conv3, as in their
+    ``load_model.py``. Takes [0, 1] pixels unnormalized, as their training fed
+    them (MNIST / 255). CAM_c = sum_k W_ck A_k (``features`` gives A); the
+    Grad-CAM layer is conv3.
+    """
+
+    def __init__(self, *, num_classes: int = 10, in_channels: int = 1):
+        super().__init__()
+        check_positive(num_classes, "num_classes", integer=True)
+        self.features = nn.Sequential(
+            TFSameConv2d(in_channels, 16, 4, stride=2),
+            nn.ReLU(),
+            TFSameConv2d(16, 32, 4, stride=2),
+            nn.ReLU(),
+            TFSameConv2d(32, 100, 7, stride=1),
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(100, num_classes, bias=False)
+
+    def forward(self, x):
+        return self.classifier(self.pool(self.features(x)).flatten(1))
 
 
 class PreActBlock(nn.Module):

@@ -1,5 +1,6 @@
-"""The files Woods et al. published with their reference code: four ResNet-44s and their explanations.
+"""The networks the papers' authors published: Woods et al.'s ResNet-44s and Boopathy et al.'s MNIST CNNs.
 
+Woods et al. (2019).
 The repository wwoods/adversarial-explanations-cifar (MIT license) publishes, in
 ``prebuilt/``, one ResNet-44 per recipe of the paper, and in ``example_output/``
 the reference implementation's own adversarial explanations of CIFAR-10 test
@@ -14,6 +15,17 @@ so a damaged or foreign file is refused, and the networks are imported by the
 safe importer (:func:`advexp_lib.woods_import.import_woods_checkpoint`),
 which never runs pickled code. A folder holds the four ``resnet44-*.pt`` files
 at its top and the PNGs under ``example_output/``.
+
+Boopathy et al. (2020). The repository AkhilanB/Proper-Interpretability (MIT
+license) publishes in ``networks/`` its "MNIST-Small" GAP networks
+(``mnist_smallgap_<name>_100.pkl``, :data:`BOOPATHY_NETWORKS`). :func:`boopathy_model`
+looks in ``$ADVEXP_BOOPATHY_DIR`` (the original pickles), then in the
+repository's ``data/boopathy2020/`` (the same weights converted to advexp
+checkpoints, which hold no code, beside the authors' LICENSE and the
+originals' SHA-256), then in the download cache ``data/boopathy2020`` beside the
+dataset folder, else downloads the original; originals are checked against
+:data:`BOOPATHY_SHA256` and read by the restricted unpickler of
+:mod:`advexp_lib.boopathy_import`.
 """
 
 from __future__ import annotations
@@ -29,9 +41,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .checkpoints import write_atomic
+from .boopathy_import import boopathy_state_dict, import_boopathy_network, read_boopathy_pickle
+from .checkpoints import load_checkpoint, load_model_state, save_checkpoint, write_atomic
 from .checks import AdvexpError, CheckpointError, check_choice
 from .data import data_root
+from .models import SmallGap
 from .woods_import import import_woods_checkpoint
 
 __all__ = [
@@ -48,6 +62,15 @@ __all__ = [
     "published_model",
     "published_models",
     "example_images",
+    "BOOPATHY_RAW_URL",
+    "BOOPATHY_NETWORKS",
+    "BOOPATHY_SHA256",
+    "BOOPATHY_SHIPPED_DIR",
+    "BOOPATHY_PUBLISHED_MNIST",
+    "boopathy_file_name",
+    "boopathy_model",
+    "boopathy_models",
+    "ship_boopathy_networks",
 ]
 
 WOODS_RAW_URL = "https://github.com/wwoods/adversarial-explanations-cifar/raw/master"
@@ -98,6 +121,32 @@ WOODS_SHA256 = {
 }
 
 
+BOOPATHY_RAW_URL = "https://github.com/AkhilanB/Proper-Interpretability/raw/master/networks"
+BOOPATHY_NETWORKS = ("normal", "adv", "trades", "int", "int2", "intone", "intadv", "int2adv")
+BOOPATHY_SHA256 = {
+    "mnist_smallgap_normal_100.pkl": "fe935d6dfd93798b5fac071c4c21de2e74a9fb36d0af18315dbf600ea7b31fcf",
+    "mnist_smallgap_adv_100.pkl": "e657ccbfff6800ad8484b10c3edf7fbe736d69e5e4b4838ea8368e99c0ef1382",
+    "mnist_smallgap_trades_100.pkl": "6e89bc11e599eba197f53182d5c0f5bfc8ad1fe2eb242029be41b2a172a53206",
+    "mnist_smallgap_int_100.pkl": "b568fd30a8c573a621a57827030699700849da4f177fa5ee51ea47e4952f609a",
+    "mnist_smallgap_int2_100.pkl": "24d501a427c62588ca564aa5fc93699a9da47f5fb0dfa0a32ea97362eca16e8a",
+    "mnist_smallgap_intone_100.pkl": "b2833829f6e9d511dfe0a91244610d49769bca0d994fe96581a837e261648dff",
+    "mnist_smallgap_intadv_100.pkl": "b11c053e9c6cb4d9f0c5d7607a0db7b3d4642d31b0ff3ffe38f6376407c7d51a",
+    "mnist_smallgap_int2adv_100.pkl": "2e969d57ea2f2234d007ab044049e3d224968a929db461708f578eb2eb367528",
+}
+BOOPATHY_SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data" / "boopathy2020"  # tracked in git
+# What each published network is, by the reference's train.py (all eps are l-inf, on [0, 1] pixels).
+BOOPATHY_PUBLISHED_MNIST = {
+    "normal": "natural training",
+    "adv": "PGD adversarial training, eps 0.3",
+    "trades": "TRADES, eps 0.3",
+    "int": "Int: CE + lambda D~ (two-class discrepancy), eps 0.3",
+    "int2": "Int2: CE + lambda D~ at the PGD-on-CE point, eps 0.3",
+    "intone": "Int with the one-class discrepancy (the paper's control)",
+    "intadv": "Int + adversarial training",
+    "int2adv": "Int2 + adversarial training",
+}
+
+
 class PublishedFileNotFound(AdvexpError, FileNotFoundError):
     """A published file is absent locally and could not be downloaded."""
 
@@ -121,23 +170,38 @@ def woods_file(name: str, *, download: bool = True) -> Path:
         CheckpointError: a file whose SHA-256 is not the published one.
     """
     check_choice(name, "name", WOODS_SHA256)
-    for folder in woods_folders():
+    url = f"{WOODS_RAW_URL}/{name}" if "/" in name else f"{WOODS_RAW_URL}/prebuilt/{name}"
+    return _fetch(
+        name, WOODS_SHA256[name], woods_folders(), url, "Woods et al.", "ADVEXP_WOODS_DIR", download
+    )
+
+
+def _fetch(name, sha, folders, url, authors, env, download) -> Path:
+    """``name`` from the first of ``folders`` holding it, else downloaded from ``url`` into the last one."""
+    for folder in folders:
         path = folder / name
         if path.is_file():
-            _check_sha(path.read_bytes(), name, path)
+            _check_sha(path.read_bytes(), sha, name, path)
             return path
-    url = _url(name)
-    cache = woods_folders()[-1] / name
-    if download:
-        try:
-            with urllib.request.urlopen(url, timeout=60) as response:
-                content = response.read()
-        except (urllib.error.URLError, OSError) as err:
-            raise PublishedFileNotFound(_missing(name, url, f"download failed: {err}")) from None
-        _check_sha(content, name, url)
-        write_atomic(cache, lambda f: f.write(content))
-        return cache
-    raise PublishedFileNotFound(_missing(name, url, "downloads are off"))
+    where = " or ".join(str(f) for f in folders)
+
+    def missing(why):
+        return (
+            f"{name}: the published {authors} file is not here ({why}). Download {url} "
+            f"into {where} (or set {env} to a folder holding it)."
+        )
+
+    if not download:
+        raise PublishedFileNotFound(missing("downloads are off"))
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            content = response.read()
+    except (urllib.error.URLError, OSError) as err:
+        raise PublishedFileNotFound(missing(f"download failed: {err}")) from None
+    _check_sha(content, sha, name, url)
+    cache = folders[-1] / name
+    write_atomic(cache, lambda f: f.write(content))
+    return cache
 
 
 def published_model(recipe: str, *, device="cpu", download: bool = True) -> nn.Module:
@@ -180,22 +244,84 @@ def example_images(*, download: bool = True) -> dict:
     }
 
 
-def _url(name: str) -> str:
-    return f"{WOODS_RAW_URL}/{name}" if "/" in name else f"{WOODS_RAW_URL}/prebuilt/{name}"
-
-
-def _check_sha(content: bytes, name: str, where) -> None:
+def _check_sha(content: bytes, sha: str, name: str, where) -> None:
     digest = hashlib.sha256(content).hexdigest()
-    if digest != WOODS_SHA256[name]:
+    if digest != sha:
         raise CheckpointError(
             f"{where}: SHA-256 {digest[:16]}... is not that of the published {name} "
-            f"({WOODS_SHA256[name][:16]}...): refused (damaged, or another file)"
+            f"({sha[:16]}...): refused (damaged, or another file)"
         )
 
 
-def _missing(name: str, url: str, why: str) -> str:
-    folders = " or ".join(str(f) for f in woods_folders())
-    return (
-        f"{name}: the published Woods et al. file is not here ({why}). Download {url} "
-        f"into {folders} (or set ADVEXP_WOODS_DIR to a folder holding it)."
+# ------------------------------------------------------------------ Boopathy et al. (2020)
+
+
+def boopathy_file_name(name: str) -> str:
+    """The published file of ``name`` (:data:`BOOPATHY_NETWORKS`): ``mnist_smallgap_<name>_100.pkl``."""
+    check_choice(name, "name", BOOPATHY_NETWORKS)
+    return f"mnist_smallgap_{name}_100.pkl"
+
+
+def boopathy_model(name: str, *, device="cpu", download: bool = True) -> nn.Module:
+    """Boopathy et al.'s published MNIST network ``name``: a :class:`~advexp_lib.models.SmallGap`, eval mode.
+
+    Takes (N, 1, 28, 28) pixels in [0, 1]. Looked for in ``$ADVEXP_BOOPATHY_DIR``
+    (original pickles), then :data:`BOOPATHY_SHIPPED_DIR` (converted, code-free
+    advexp checkpoints), then the download cache, else downloaded from
+    :data:`BOOPATHY_RAW_URL` and checked against :data:`BOOPATHY_SHA256`.
+
+    Raises:
+        PublishedFileNotFound: nowhere here and not downloadable.
+        CheckpointError: a file with another SHA-256, or a converted file not
+            made from the published original.
+    """
+    file = boopathy_file_name(name)
+    env = os.environ.get("ADVEXP_BOOPATHY_DIR")
+    if env and (Path(env).expanduser() / file).is_file():
+        return import_boopathy_network(_boopathy_original(Path(env).expanduser(), file), device=device)
+    shipped = BOOPATHY_SHIPPED_DIR / f"{name}.pt"
+    if shipped.is_file():
+        ckpt = load_checkpoint(shipped)
+        if ckpt.get("original") != file or ckpt.get("original_sha256") != BOOPATHY_SHA256[file]:
+            raise CheckpointError(f"checkpoint: {shipped} was not converted from the published {file}")
+        model = SmallGap()
+        load_model_state(model, ckpt["model"], shipped)
+        return model.to(device).eval()
+    cache = data_root().parent / "boopathy2020"
+    url = f"{BOOPATHY_RAW_URL}/{file}"
+    path = _fetch(
+        file, BOOPATHY_SHA256[file], [cache], url, "Boopathy et al.", "ADVEXP_BOOPATHY_DIR", download
     )
+    return import_boopathy_network(path, device=device)
+
+
+def boopathy_models(names=BOOPATHY_NETWORKS, *, device="cpu", download: bool = True) -> dict:
+    """{name: :func:`boopathy_model`} for ``names`` (default all of :data:`BOOPATHY_NETWORKS`)."""
+    return {n: boopathy_model(n, device=device, download=download) for n in names}
+
+
+def ship_boopathy_networks(source, dest=BOOPATHY_SHIPPED_DIR) -> list[Path]:
+    """Convert the published pickles in folder ``source`` to code-free advexp checkpoints ``dest/<name>.pt``.
+
+    Each checkpoint holds the :class:`~advexp_lib.models.SmallGap` state dict
+    (``model``), ``original`` (the file name) and ``original_sha256``; each
+    original is checked against :data:`BOOPATHY_SHA256` first. Returns the paths written.
+    """
+    written = []
+    for name in BOOPATHY_NETWORKS:
+        file = boopathy_file_name(name)
+        state = boopathy_state_dict(read_boopathy_pickle(_boopathy_original(Path(source), file)))
+        meta = {"original": file, "original_sha256": BOOPATHY_SHA256[file], "source": BOOPATHY_RAW_URL}
+        written.append(
+            save_checkpoint(Path(dest) / f"{name}.pt", {"model": state, "arch": "smallgap", **meta})
+        )
+    return written
+
+
+def _boopathy_original(folder: Path, file: str) -> Path:
+    """``folder / file``, a published original, after its SHA-256 check."""
+    path = folder / file
+    if not path.is_file():
+        raise PublishedFileNotFound(f"{file}: the published Boopathy et al. file is not in {folder}")
+    _check_sha(path.read_bytes(), BOOPATHY_SHA256[file], file, path)
+    return path

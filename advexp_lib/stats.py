@@ -4,6 +4,8 @@
   (``scipy.stats.binomtest(...).proportion_ci(method="wilson")``);
 - :func:`bootstrap`, :func:`bootstrap_mean`, :func:`bootstrap_median`: a
   statistic with its 95% percentile-bootstrap interval (``scipy.stats.bootstrap``);
+- :func:`mcnemar`: two classifiers' per-image outcomes on the same images compared
+  by McNemar's exact test (``scipy.stats.binomtest`` on the discordant pairs);
 - :func:`verdict`: turns an interval and a claim ("> 1", "< 0" ...) into
   *reproduced*, *not reproduced* or *not shown*, the one wording every chapter uses.
 """
@@ -30,6 +32,8 @@ __all__ = [
     "bootstrap_mean",
     "bootstrap_median",
     "paired_mean_difference",
+    "PairedTest",
+    "mcnemar",
     "verdict",
 ]
 
@@ -171,6 +175,65 @@ def paired_mean_difference(a, b, *, resamples: int = 2000, seed: int = 0) -> Est
         raise InputError(f"b: expected one value per value of a ({a.numel()}), got {b.numel()}")
     ok = ~(a.isnan() | b.isnan())
     return bootstrap_mean((a - b)[ok], resamples=resamples, seed=seed)
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """McNemar's comparison of two classifiers a, b on the same images (:func:`mcnemar`).
+
+    ``difference``: accuracy of a minus accuracy of b, with a 95% paired
+    bootstrap interval; ``a_only`` / ``b_only``: images only a / only b gets
+    right (the discordant pairs); ``p_value``: two-sided exact McNemar test.
+
+    Examples:
+        >>> print(mcnemar([1, 1, 1, 0], [0, 0, 1, 0]))
+        0.5 [0, 1] (n=4), McNemar p = 0.5 (2 vs 0 discordant)
+    """
+
+    difference: Estimate
+    a_only: int
+    b_only: int
+    p_value: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.difference}, McNemar p = {self.p_value:.2g} ({self.a_only} vs {self.b_only} discordant)"
+        )
+
+    def to_dict(self) -> dict:
+        """{"difference": Estimate.to_dict(), "a_only", "b_only", "p_value"}."""
+        return {
+            "difference": self.difference.to_dict(),
+            "a_only": self.a_only,
+            "b_only": self.b_only,
+            "p_value": self.p_value,
+        }
+
+
+def mcnemar(a, b, *, resamples: int = 2000, seed: int = 0) -> PairedTest:
+    r"""McNemar's exact test of two classifiers' correctness on the same images.
+
+    With n_a the images only ``a`` gets right and n_b those only ``b`` gets
+    right, p = binomtest(n_a, n_a + n_b, 1/2), two-sided (``scipy.stats``);
+    p = 1 when no image is discordant. The concordant images carry no
+    information on which is better; an unpaired comparison of two Wilson
+    intervals would ignore that the images are shared.
+
+    Args:
+        a, b: (N,) bool (or 0/1) per image, True where the classifier is right.
+
+    Examples:
+        >>> t = mcnemar([1, 1, 1, 1, 1, 1, 0, 1], [0, 0, 0, 0, 0, 0, 0, 1])
+        >>> (t.a_only, t.b_only, round(t.p_value, 4))
+        (6, 0, 0.0312)
+    """
+    a, b = (torch.as_tensor(v).flatten().cpu().bool() for v in (a, b))
+    if a.shape != b.shape or a.numel() == 0:
+        raise InputError(f"b: expected one outcome per outcome of a ({a.numel()} > 0), got {b.numel()}")
+    a_only, b_only = int((a & ~b).sum()), int((b & ~a).sum())
+    p = scipy.stats.binomtest(a_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
+    diff = paired_mean_difference(a.double(), b.double(), resamples=resamples, seed=seed)
+    return PairedTest(diff, a_only, b_only, float(p))
 
 
 class Verdict(str, Enum):

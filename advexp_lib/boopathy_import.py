@@ -1,0 +1,122 @@
+"""Import the published MNIST networks of Boopathy et al. (2020), safely.
+
+The repository ``AkhilanB/Proper-Interpretability`` (MIT license) publishes,
+in ``networks/``, the weights its ``train.py`` saved: a pickle (protocol 2,
+written by Python 2/3 numpy) of a list of four tuples of float32 arrays in
+TensorFlow layouts, for the "MNIST-Small" CNN with global average pooling::
+
+    [(W1 (4, 4, 1, 16) HWIO, b1 (16,)), (W2 (4, 4, 16, 32), b2 (32,)),
+     (W3 (7, 7, 32, 100), b3 (100,)), (W (1, 1, 100, 10),)]
+
+A plain ``pickle.load`` would call whatever the file names. Here a restricted
+unpickler resolves only the three names a numpy array needs
+(``numpy.core.multiarray._reconstruct``, or ``numpy._core`` as numpy 2
+writes it, ``numpy.ndarray``, ``numpy.dtype``)
+and refuses every other global with a :class:`~advexp_lib.checks.CheckpointError`.
+The arrays are then transposed to PyTorch's OIHW layout and loaded into
+:class:`~advexp_lib.models.SmallGap`, whose convolutions pad as TensorFlow's
+SAME does. Hand-written: no library reads these files.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checks import CheckpointError
+from .models import SmallGap
+
+__all__ = ["read_boopathy_pickle", "boopathy_state_dict", "import_boopathy_network", "BOOPATHY_LAYOUT"]
+
+# name -> expected TF shape of each array, in the file's order
+BOOPATHY_LAYOUT = (
+    ("features.0.weight", (4, 4, 1, 16)),
+    ("features.0.bias", (16,)),
+    ("features.2.weight", (4, 4, 16, 32)),
+    ("features.2.bias", (32,)),
+    ("features.4.weight", (7, 7, 32, 100)),
+    ("features.4.bias", (100,)),
+    ("classifier.weight", (1, 1, 100, 10)),
+)
+_RECONSTRUCT = (np._core if hasattr(np, "_core") else np.core).multiarray._reconstruct
+_ALLOWED = {  # numpy 1 pickles name numpy.core, numpy 2 pickles numpy._core: the same function
+    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+}
+
+
+class _NumpyArraysOnly(pickle.Unpickler):
+    """An unpickler that resolves only the globals a numpy array needs; anything else is refused."""
+
+    def find_class(self, module, name):
+        found = _ALLOWED.get((module, name))
+        if found is None:
+            raise CheckpointError(
+                f"the file names {module}.{name}, which a Boopathy et al. network file never does; "
+                f"refused (unpickling it could run code)"
+            )
+        return found
+
+
+def read_boopathy_pickle(path) -> list:
+    """The raw list of tuples of float32 arrays in a published ``networks/*.pkl`` file, without running code.
+
+    Raises:
+        CheckpointError: absent, corrupt or foreign file, or one naming any global
+            beyond numpy's array reconstruction (the message names it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"path: no file at {path}")
+    try:
+        params = _NumpyArraysOnly(io.BytesIO(path.read_bytes()), encoding="latin1").load()
+    except CheckpointError as err:
+        raise CheckpointError(f"path: {path}: {err}") from None
+    except Exception as err:  # noqa: BLE001 - garbage surfaces as UnpicklingError, EOF, struct errors alike
+        raise CheckpointError(f"path: {path} is truncated or corrupt: {type(err).__name__}: {err}") from None
+    arrays = [a for layer in params for a in layer] if isinstance(params, list) else None
+    shapes = [getattr(a, "shape", None) for a in arrays] if arrays is not None else None
+    if shapes != [s for _, s in BOOPATHY_LAYOUT] or not all(
+        isinstance(a, np.ndarray) and a.dtype == np.float32 for a in arrays
+    ):
+        raise CheckpointError(
+            f"path: {path} is not a Boopathy et al. MNIST-Small GAP network: expected float32 arrays "
+            f"shaped {[s for _, s in BOOPATHY_LAYOUT]}, got {shapes if shapes is not None else type(params)}"
+        )
+    return params
+
+
+def boopathy_state_dict(params: list) -> dict:
+    """:class:`~advexp_lib.models.SmallGap` state dict from the file's arrays (TF HWIO -> torch OIHW).
+
+    Conv kernels (kh, kw, cin, cout) become (cout, cin, kh, kw); the CAM head
+    (1, 1, 100, 10) becomes the linear weight (10, 100). Values are copied exactly.
+    """
+    arrays = [a for layer in params for a in layer]
+    state = {}
+    for (name, _), a in zip(BOOPATHY_LAYOUT, arrays):
+        t = torch.from_numpy(np.ascontiguousarray(a))
+        if name == "classifier.weight":
+            t = t[0, 0].T
+        elif t.dim() == 4:
+            t = t.permute(3, 2, 0, 1)
+        state[name] = t.contiguous().clone()
+    return state
+
+
+def import_boopathy_network(path, *, device="cpu") -> nn.Module:
+    """A published Boopathy et al. MNIST network (``networks/mnist_smallgap_*.pkl``) as a ``SmallGap``.
+
+    The model takes (N, 1, 28, 28) pixels in [0, 1], as the reference's training
+    fed them (``MNIST().train_data + 0.5``), and is returned in eval mode.
+    """
+    model = SmallGap()
+    model.load_state_dict(boopathy_state_dict(read_boopathy_pickle(path)), strict=True)
+    return model.to(device).eval()

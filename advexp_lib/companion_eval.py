@@ -1,0 +1,197 @@
+"""Boopathy et al.'s robustness protocol, on any networks: their test images, their PGD, a stronger audit,
+paired tests.
+
+- :func:`reference_test_indices`: the test images their ``eval.py`` draws
+  (``np.random.seed(99); np.random.permutation(N)[:200]``);
+  :func:`reference_mnist_test` loads them, or says why it cannot.
+- :func:`pgd_robustness`: per-image robustness under their PGD (200 sign
+  steps of 0.01 from x, no random start, each budget afresh), plus an audit
+  at chosen budgets by a stronger attack of the same budget.
+- :func:`pgd_audit`: the audit: the margin loss and random restarts.
+- :func:`paired_tests`: McNemar tests of pairs of networks on the same images.
+
+Hand-written: the protocol is the reference's; the statistics are scipy's
+(:func:`advexp_lib.stats.mcnemar`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .attacks import pgd
+from .checks import InputError, check_images, check_positive
+from .data import DatasetNotFoundError, load_tensors
+from .metrics import robust_accuracy_curve
+from .models import eval_mode, tandem_margin
+from .stats import mcnemar
+
+__all__ = [
+    "REFERENCE_EPS_MNIST",
+    "reference_test_indices",
+    "reference_mnist_test",
+    "pgd_audit",
+    "pgd_robustness",
+    "paired_tests",
+]
+
+REFERENCE_EPS_MNIST = (0.0, 0.05, 0.1, 0.2, 0.3, 0.35, 0.4)  # eval.py's MNIST grid (l-inf, [0, 1] pixels)
+
+
+def reference_test_indices(total: int = 10000, n: int = 200, seed: int = 99) -> torch.Tensor:
+    """The test images Boopathy et al.'s ``eval.py`` evaluates: ``RandomState(seed).permutation(total)[:n]``.
+
+    numpy's legacy generator, as their ``np.random.seed(99)`` then
+    ``np.random.permutation``; defaults: the MNIST test set, 200 images, seed 99.
+
+    Examples:
+        >>> reference_test_indices(10, 3).tolist()
+        [8, 5, 4]
+    """
+    check_positive(total, "total", integer=True)
+    check_positive(n, "n", integer=True)
+    if n > total:
+        raise InputError(f"n: asked for {n} of {total} images")
+    return torch.from_numpy(np.random.RandomState(seed).permutation(total)[:n].astype(np.int64))
+
+
+def reference_mnist_test(n: int = 200, seed: int = 99, *, download: bool = True) -> tuple:
+    """(x, y, source): the reference's ``n`` MNIST test images, or a stand-in when the test set is absent.
+
+    From the real MNIST test set (:func:`advexp_lib.data.load_tensors` of
+    "mnist", which also reads the two ``t10k`` files alone), the images
+    :func:`reference_test_indices` picks. When it is absent and cannot be
+    downloaded, the ``mnist5k`` test split, drawn the same way from its 1,000
+    images. ``source`` says which, and why: the ``mnist5k`` digits are MNIST
+    *training* digits, some of which the published networks were trained on,
+    so figures on them overstate those networks' accuracy.
+    """
+    try:
+        x, y = load_tensors("mnist", "test", download=download)
+        source = "the MNIST test set"
+    except DatasetNotFoundError as err:
+        x, y = load_tensors("mnist5k", "test")
+        source = (
+            "mnist5k's test split, because the MNIST test set is not here "
+            f"({str(err).split('. ')[0]}). These are MNIST training digits; up to 149 of the 5,000 "
+            "lie in the published networks' training set (train[5000:]), so their accuracy reads high"
+        )
+    idx = reference_test_indices(x.shape[0], min(n, x.shape[0]), seed)
+    return x[idx], y[idx], source
+
+
+def pgd_audit(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    *,
+    robust: torch.Tensor | None = None,
+    steps: int = 200,
+    step_size: float = 0.01,
+    restarts: int = 2,
+    seed: int = 0,
+) -> torch.Tensor:
+    r"""Which images survive a stronger attack of the same l-inf budget ``eps``: (N,) bool.
+
+    Starting from ``robust`` (the images the reference's PGD left correct;
+    default: the correctly classified ones), each image must also survive
+    PGD (``steps`` x ``step_size``, sign steps) on the margin
+    max_{j != y} z_j - z_y from x (Carlini & Wagner's loss, which does not
+    saturate as the cross-entropy does), and ``restarts`` cross-entropy PGD
+    runs from uniform random starts in the ball (seeds ``seed``, ``seed + 1`` ...).
+    Only images still standing are attacked again. A gap between the
+    reference's robust accuracy and this one flags an attack too weak for
+    the network (e.g. masked gradients).
+    """
+    check_images(x, "x")
+    check_positive(restarts, "restarts", integer=True, allow_zero=True)
+    with eval_mode(model), torch.no_grad():
+        correct = model(x).argmax(1) == y
+    alive = correct.clone() if robust is None else robust.to(correct.device).bool() & correct
+    attacks = [("margin", 0)] + [("restart", r) for r in range(restarts)]
+    for kind, r in attacks:
+        idx = torch.nonzero(alive).flatten()
+        if idx.numel() == 0 or eps == 0:
+            break
+        xi, yi = x[idx], y[idx]
+        settings = dict(eps=eps, steps=steps, step_size=step_size, progress=False)
+        if kind == "margin":
+            x_adv = pgd(model, xi, objective=lambda xa, yi=yi: -tandem_margin(model(xa), yi), **settings)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed + r)
+                x_adv = pgd(model, xi, yi, random_start=True, **settings)
+        with eval_mode(model), torch.no_grad():
+            alive[idx] = model(x_adv).argmax(1) == yi
+    return alive.cpu()
+
+
+def pgd_robustness(
+    models: dict,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps_grid=REFERENCE_EPS_MNIST,
+    *,
+    steps: int = 200,
+    step_size: float = 0.01,
+    audit_eps=(),
+    restarts: int = 2,
+    seed: int = 0,
+    progress=None,
+) -> dict:
+    """Per-image robustness of each network under the reference's PGD, and under the audit.
+
+    Returns {label: {"eps": (E,) float64, "accuracy": (E,), "robust": (E, N)
+    bool, "audit": {eps: (N,) bool}}}: the reference's protocol
+    (:func:`advexp_lib.metrics.robust_accuracy_curve`, each budget afresh,
+    no random start) at every budget of ``eps_grid``, and :func:`pgd_audit`
+    at each budget of ``audit_eps`` (each must be on the grid).
+    """
+    out = {}
+    for label, model in models.items():
+        eps, acc, robust = robust_accuracy_curve(
+            model, x, y, eps_grid, steps=steps, step_size=step_size, per_image=True, progress=progress
+        )
+        row = {"eps": eps, "accuracy": acc, "robust": robust, "audit": {}}
+        for e in audit_eps:
+            k = _index(eps, e)
+            row["audit"][float(e)] = pgd_audit(
+                model,
+                x,
+                y,
+                float(e),
+                robust=robust[k],
+                steps=steps,
+                step_size=step_size,
+                restarts=restarts,
+                seed=seed,
+            )
+        out[label] = row
+    return out
+
+
+def paired_tests(results: dict, pairs, eps: float, *, audit: bool = False) -> dict:
+    """{"a-b": :class:`~advexp_lib.stats.PairedTest`} for each (a, b) of ``pairs`` at budget ``eps``.
+
+    ``results`` as :func:`pgd_robustness` returns; ``audit`` compares the
+    audit's per-image outcomes instead of the reference PGD's.
+    """
+    out = {}
+    for a, b in pairs:
+        flags = []
+        for label in (a, b):
+            if label not in results:
+                raise InputError(f"pairs: no results for {label!r}; have {sorted(results)}")
+            r = results[label]
+            flags.append(r["audit"][float(eps)] if audit else r["robust"][_index(r["eps"], eps)])
+        out[f"{a}-{b}"] = mcnemar(*flags)
+    return out
+
+
+def _index(eps: torch.Tensor, e: float) -> int:
+    hit = torch.nonzero((eps - float(e)).abs() < 1e-9).flatten()
+    if hit.numel() == 0:
+        raise InputError(f"eps: {e:g} is not on the grid {eps.tolist()}")
+    return int(hit[0])
