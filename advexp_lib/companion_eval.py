@@ -34,6 +34,7 @@ __all__ = [
     "pgd_audit",
     "pgd_robustness",
     "paired_tests",
+    "figures",
 ]
 
 REFERENCE_EPS_MNIST = (0.0, 0.05, 0.1, 0.2, 0.3, 0.35, 0.4)  # eval.py's MNIST grid (l-inf, [0, 1] pixels)
@@ -195,3 +196,27 @@ def _index(eps: torch.Tensor, e: float) -> int:
     if hit.numel() == 0:
         raise InputError(f"eps: {e:g} is not on the grid {eps.tolist()}")
     return int(hit[0])
+
+
+def figures(results: dict, tests: dict) -> dict:
+    """What a chapter records of :func:`pgd_robustness` ``results`` and ``tests`` ({"eps e": paired_tests}).
+
+    Keys: ``n_published``; ``published_robust_accuracy`` {network: {eps: accuracy}};
+    ``published_audit`` {network: {eps: accuracy under the audit}};
+    ``published_mcnemar_p`` {"eps e": {"a-b": p}}; and ``published_at_<e>``
+    (e.g. ``published_at_0_4``) {"a-b": Estimate of the paired difference} for each tested eps.
+    """
+    out = {
+        "n_published": int(next(iter(results.values()))["robust"].shape[1]) if results else 0,
+        "published_robust_accuracy": {
+            n: dict(zip(r["eps"].tolist(), r["accuracy"].tolist())) for n, r in results.items()
+        },
+        "published_audit": {
+            n: {f"{e:g}": float(f.double().mean()) for e, f in r["audit"].items()} for n, r in results.items()
+        },
+        "published_mcnemar_p": {e: {pair: t.p_value for pair, t in ts.items()} for e, ts in tests.items()},
+    }
+    for e, ts in tests.items():
+        key = "published_at_" + e.removeprefix("eps ").replace(".", "_")
+        out[key] = {pair: t.difference for pair, t in ts.items()}
+    return out

@@ -322,6 +322,27 @@ def robust_accuracy_table(curves: dict, n: int) -> pd.DataFrame:
     ).T
 
 
+def pgd_audit_table(results: dict) -> pd.DataFrame:
+    """Robust accuracy under the reference's PGD beside the audit's, at each audited budget.
+
+    ``results`` as :func:`advexp_lib.companion_eval.pgd_robustness` returns;
+    one row per network, two columns per audited eps, each a share with its
+    95% Wilson interval. The audit's share can only be lower or equal; a large
+    drop says the reference's attack was too weak for that network.
+    """
+    table = {}
+    for label, r in results.items():
+        row = {}
+        for e, audited in r["audit"].items():
+            k = int(torch.nonzero((r["eps"] - e).abs() < 1e-9).flatten()[0])
+            for name, flags in (("their PGD", r["robust"][k]), ("audit", audited)):
+                n = flags.numel()
+                share = f"{flags.double().mean():.3f} {_interval(wilson(int(flags.sum()), n))}"
+                row[f"eps {e:g}, {name}"] = share
+        table[label] = row
+    return pd.DataFrame(table).T
+
+
 def evaluation_table(rows: dict) -> pd.DataFrame:
     """:func:`advexp_lib.experiments.evaluate_all` output as a table: each metric and its 95% interval.
 

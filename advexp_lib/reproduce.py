@@ -156,9 +156,12 @@ def run_notebooks(out="results", parameters: dict | None = None, notebooks=None,
     os.environ.setdefault("ADVEXP_PROGRESS", "0")
     # kernels run in each notebook's folder: a relative data folder the caller named is made absolute
     # (from the caller's working directory) so that it names the same folder there
-    for var in ("ADVEXP_DATA_DIR", "ADVEXP_WOODS_DIR"):
+    for var in ("ADVEXP_DATA_DIR", "ADVEXP_WOODS_DIR", "ADVEXP_BOOPATHY_DIR"):
         if os.environ.get(var):
             os.environ[var] = str(Path(os.environ[var]).resolve())
+    if os.environ.get("ADVEXP_DATA_PATH"):
+        folders = os.environ["ADVEXP_DATA_PATH"].split(os.pathsep)
+        os.environ["ADVEXP_DATA_PATH"] = os.pathsep.join(str(Path(p).resolve()) for p in folders if p)
     timings = {}
     for nb in [Path(p) for p in (notebooks or notebook_paths())]:
         declared = pm.inspect_notebook(str(nb))

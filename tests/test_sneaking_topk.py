@@ -181,3 +181,34 @@ def test_topk_attack_rejects_label_changing_steps():
         topk_attribution_attack(net, x, eps=0.2, k=3)
     with pytest.raises(InputError, match="explainer: the attack descends the map"):
         topk_attribution_attack(net, x, eps=0.2, k=1, explainer="smoothgrad")
+
+
+def test_isa_normalized_slope_takes_the_monotone_envelope_as_the_reference_does():
+    from advexp_lib.attacks.sneaking import IsaResult
+
+    x = torch.zeros(2, 1, 1, 2)
+
+    def at(*sizes):  # images whose l-inf distance from x is each size
+        return torch.tensor(sizes, dtype=torch.float32).reshape(-1, 1, 1, 1).expand(-1, 1, 1, 2).clone()
+
+    hidden_one = {
+        "x_adv": torch.stack([at(0.1, 0.1), at(0.2, 0.2), at(0.3, 0.3)]),
+        "success": torch.tensor([[True, True], [True, True], [True, False]]),
+        "one": torch.tensor([[0.8, 0.5], [0.9, 0.6], [0.4, 0.1]]),  # 0.9 is above the envelope's 0.8
+        "two": torch.zeros(3, 2),
+        "gamma": torch.zeros(3, 2),
+    }
+    r = IsaResult(
+        torch.tensor([0.1, 0.1]),
+        torch.tensor([True, True]),
+        at(0.1, 0.1),
+        {"one": torch.tensor([1.0, 1.0]), "two": torch.ones(2)},
+        (1.0, 2.0, 3.0),
+        {"one": hidden_one},
+    )
+    s = r.normalized_slope("one", x)
+    # image 0: envelope 1, 0.8, 0.8, 0.4 up to eps 0.3: ((1 - 0.4) / (0.3 - 0.1)) / (1 / 0.1) = 0.3
+    # image 1: its 3x attack failed, so its last point is (0.2, min(1, 0.5, 0.6)): (0.5 / 0.1) / 10 = 0.5
+    torch.testing.assert_close(s, torch.tensor([0.3, 0.5], dtype=torch.float64))
+    hidden_one["one"] = torch.ones(3, 2)  # no drop at all: undefined, as the reference skips it
+    assert r.normalized_slope("one", x).isnan().all()

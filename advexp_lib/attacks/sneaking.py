@@ -73,6 +73,45 @@ class IsaResult(Result):
             out[p] = paired_mean_difference(r1[both], r2[both]) if both.any() else None
         return out
 
+    def normalized_slope(self, measure: str, x: torch.Tensor) -> torch.Tensor:
+        r"""Per image, how fast hiding from ``measure`` trades budget for discrepancy: (N,), NaN if undefined.
+
+        As the reference's ``funcs.py`` (``isa_cam``): the points are the
+        attack alone (eps_0, D_0) and the ISA at each multiple (eps_k, D_k),
+        in budget order, with eps the measured ||x' - x||_inf and only the
+        attacks that reached the target; D is replaced by its running minimum
+        over the budgets (the monotone envelope: a larger budget can always do
+        what a smaller one did). Then, with the last point (eps_L, D_L),
+
+            s = ((D_0 - D_L) / (eps_L - eps_0)) / (D_0 / eps_0),
+
+        the drop of the discrepancy per unit of extra budget, relative to the
+        attack alone's discrepancy per unit budget; NaN where the attack alone
+        failed, D_L = D_0 (the reference skips those images) or eps_L = eps_0.
+        The reference averages the sum of these slopes over the number of
+        envelope points; average them over images instead (e.g.
+        :func:`advexp_lib.stats.bootstrap_mean` of the non-NaN values).
+
+        Args:
+            measure: "one" or "two", the measure hidden from (and reported).
+            x: the clean images the attacks started from.
+        """
+        check_choice(measure, "measure", ISA_MEASURES)
+        h = self.hidden[measure]
+
+        def size(z):
+            return (z - x).flatten(1).abs().amax(1).cpu().double()
+
+        d0, e0 = self.baseline[measure].cpu().double(), size(self.x_attack)
+        best, last_e = d0.clone(), e0.clone()
+        for k in range(len(self.multiples)):
+            ok = h["success"][k].cpu() & self.success.cpu()
+            best = torch.where(ok, torch.minimum(best, h[measure][k].cpu().double()), best)
+            last_e = torch.where(ok, size(h["x_adv"][k]), last_e)
+        slope = ((d0 - best) / (last_e - e0)) / (d0 / e0)
+        undefined = ~self.success.cpu() | (best == d0) | (last_e <= e0) | (d0 <= 0) | (e0 <= 0)
+        return slope.masked_fill(undefined, float("nan"))
+
 
 def sneaking_attack(
     model: nn.Module,
