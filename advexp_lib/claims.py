@@ -141,6 +141,16 @@ CLAIMS: tuple[Claim, ...] = (
         )
         for p in ("1", "2", "3")
     ),
+    _c(
+        "boopathy-published-isa-slope",
+        BOOPATHY,
+        _ISA,
+        _BOOPATHY,
+        "published_isa_slope.difference",
+        "> 0",
+        "the authors' natural network: the reference's normalized slope of the ISA's monotone envelope, "
+        "hiding from D1 minus hiding from D2, paired",
+    ),
     *(
         _c(
             f"boopathy-{r}-vs-pgd",
@@ -188,6 +198,17 @@ CLAIMS: tuple[Claim, ...] = (
         "gini_differences.pgd_linf-cam_standard",
         "> 0",
         "Gini of IG, pgd_linf minus cam_standard, paired",
+    ),
+    _c(
+        "check-sparser-than-natural-digit-pixels",
+        CHALASANI,
+        _SPARSE,
+        _CONCISE,
+        "gini_digit_differences.pgd_linf-cam_standard",
+        "> 0",
+        "Gini of IG over each digit's own pixels (x > 0), pgd_linf minus cam_standard, paired",
+        where="our check: the paper's Gini counts the black background too",
+        kind="check",
     ),
     _c(
         "chalasani-sparser-than-l1",

@@ -93,40 +93,46 @@ def pgd_audit(
     step_size: float = 0.01,
     restarts: int = 2,
     seed: int = 0,
-) -> torch.Tensor:
-    r"""Which images survive a stronger attack of the same l-inf budget ``eps``: (N,) bool.
+) -> dict:
+    r"""Which images survive each attack of a stronger audit of the same l-inf budget ``eps``.
 
-    Starting from ``robust`` (the images the reference's PGD left correct;
-    default: the correctly classified ones), each image must also survive
-    PGD (``steps`` x ``step_size``, sign steps) on the margin
-    max_{j != y} z_j - z_y from x (Carlini & Wagner's loss, which does not
-    saturate as the cross-entropy does), and ``restarts`` cross-entropy PGD
-    runs from uniform random starts in the ball (seeds ``seed``, ``seed + 1`` ...).
-    Only images still standing are attacked again. A gap between the
-    reference's robust accuracy and this one flags an attack too weak for
-    the network (e.g. masked gradients).
+    Every image in ``robust`` (the images the reference's PGD left correct;
+    default: the correctly classified ones) is attacked by PGD (``steps`` x
+    ``step_size``, sign steps) on the margin max_{j != y} z_j - z_y from x
+    (Carlini & Wagner's loss, which does not saturate as the cross-entropy
+    does), and by ``restarts`` cross-entropy PGD runs from uniform random
+    starts in the ball (seeds ``seed``, ``seed + 1`` ...). A gap between the
+    reference's robust accuracy and the audit's flags an attack too weak for
+    the network (masked gradients, or a start point the attack cannot leave).
+
+    Returns:
+        {"margin": (N,) bool, "random start 0": ..., ..., "audit": (N,) bool}:
+        per attack, the images of ``robust`` it left correct (False outside
+        ``robust``); "audit", those that survived every attack.
     """
     check_images(x, "x")
     check_positive(restarts, "restarts", integer=True, allow_zero=True)
     with eval_mode(model), torch.no_grad():
         correct = model(x).argmax(1) == y
-    alive = correct.clone() if robust is None else robust.to(correct.device).bool() & correct
-    attacks = [("margin", 0)] + [("restart", r) for r in range(restarts)]
-    for kind, r in attacks:
-        idx = torch.nonzero(alive).flatten()
-        if idx.numel() == 0 or eps == 0:
-            break
-        xi, yi = x[idx], y[idx]
-        settings = dict(eps=eps, steps=steps, step_size=step_size, progress=False)
-        if kind == "margin":
-            x_adv = pgd(model, xi, objective=lambda xa, yi=yi: -tandem_margin(model(xa), yi), **settings)
-        else:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed + r)
-                x_adv = pgd(model, xi, yi, random_start=True, **settings)
-        with eval_mode(model), torch.no_grad():
-            alive[idx] = model(x_adv).argmax(1) == yi
-    return alive.cpu()
+    start = correct.clone() if robust is None else robust.to(correct.device).bool() & correct
+    idx = torch.nonzero(start).flatten()
+    xi, yi = x[idx], y[idx]
+    settings = dict(eps=eps, steps=steps, step_size=step_size, progress=False)
+    out = {}
+    for name in ["margin"] + [f"random start {r}" for r in range(restarts)]:
+        survived = start.clone()
+        if idx.numel() and eps > 0:
+            if name == "margin":
+                x_adv = pgd(model, xi, objective=lambda xa: -tandem_margin(model(xa), yi), **settings)
+            else:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed + int(name.rsplit(" ", 1)[1]))
+                    x_adv = pgd(model, xi, yi, random_start=True, **settings)
+            with eval_mode(model), torch.no_grad():
+                survived[idx] = model(x_adv).argmax(1) == yi
+        out[name] = survived.cpu()
+    out["audit"] = torch.stack([start.cpu(), *out.values()]).all(0)
+    return out
 
 
 def pgd_robustness(
@@ -145,7 +151,8 @@ def pgd_robustness(
     """Per-image robustness of each network under the reference's PGD, and under the audit.
 
     Returns {label: {"eps": (E,) float64, "accuracy": (E,), "robust": (E, N)
-    bool, "audit": {eps: (N,) bool}}}: the reference's protocol
+    bool, "audit": {eps: (N,) bool}, "audit_attacks": {eps: {attack: (N,) bool}}}}:
+    the reference's protocol
     (:func:`advexp_lib.metrics.robust_accuracy_curve`, each budget afresh,
     no random start) at every budget of ``eps_grid``, and :func:`pgd_audit`
     at each budget of ``audit_eps`` (each must be on the grid).
@@ -155,20 +162,12 @@ def pgd_robustness(
         eps, acc, robust = robust_accuracy_curve(
             model, x, y, eps_grid, steps=steps, step_size=step_size, per_image=True, progress=progress
         )
-        row = {"eps": eps, "accuracy": acc, "robust": robust, "audit": {}}
+        row = {"eps": eps, "accuracy": acc, "robust": robust, "audit": {}, "audit_attacks": {}}
+        settings = dict(steps=steps, step_size=step_size, restarts=restarts, seed=seed)
         for e in audit_eps:
-            k = _index(eps, e)
-            row["audit"][float(e)] = pgd_audit(
-                model,
-                x,
-                y,
-                float(e),
-                robust=robust[k],
-                steps=steps,
-                step_size=step_size,
-                restarts=restarts,
-                seed=seed,
-            )
+            attacks = pgd_audit(model, x, y, float(e), robust=robust[_index(eps, e)], **settings)
+            row["audit"][float(e)] = attacks.pop("audit")
+            row["audit_attacks"][float(e)] = attacks
         out[label] = row
     return out
 

@@ -679,7 +679,10 @@ def sparsity(models: dict, x: torch.Tensor, y: torch.Tensor, *, explainer=None) 
 
     Returns {label: {"accuracy": Estimate (Wilson), "gini": Estimate (bootstrap
     mean over the images whose map is not blank), "per_image": (N,) Gini
-    indices, NaN for a blank map}} with the maps of ``explainer`` for the true
+    indices, NaN for a blank map, and "gini_digit" / "per_image_digit": the
+    same over each image's nonzero pixels only (``x > 0``, the digit's
+    strokes: a black-baseline IG is zero elsewhere, which inflates the
+    Gini over all pixels)}} with the maps of ``explainer`` for the true
     class (default: ``IntegratedGradients()``, black baseline) and
     :func:`advexp_lib.metrics.gini`. Compare two models with
     :func:`advexp_lib.stats.paired_mean_difference` of their ``per_image``.
@@ -687,16 +690,18 @@ def sparsity(models: dict, x: torch.Tensor, y: torch.Tensor, *, explainer=None) 
     Examples:
         >>> s = sparsity({"m": model}, x, y, explainer=IntegratedGradients(n_steps=4))
         >>> sorted(s["m"])
-        ['accuracy', 'gini', 'per_image']
+        ['accuracy', 'gini', 'gini_digit', 'per_image', 'per_image_digit']
     """
     explainer = IntegratedGradients() if explainer is None else as_explainer(explainer)
     out = {}
     for label, model in models.items():
         with eval_mode(model), torch.no_grad():
             hit = check_logits(model(x), x.shape[0]).argmax(1) == y
-        g = gini(explainer.attribute(model, x, y)).cpu()
+        maps = explainer.attribute(model, x, y)
+        g = gini(maps).cpu()
+        gd = gini(maps, mask=x > 0).cpu() if maps.shape == x.shape else torch.full_like(g, float("nan"))
         out[label] = {"accuracy": wilson(int(hit.sum()), hit.numel()), "gini": bootstrap_mean(g[~g.isnan()])}
-        out[label]["per_image"] = g
+        out[label].update(per_image=g, gini_digit=bootstrap_mean(gd[~gd.isnan()]), per_image_digit=gd)
     return out
 
 

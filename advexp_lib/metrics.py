@@ -643,7 +643,7 @@ def top_k_intersection(
     return (in_a & in_b).sum(1).to(maps.dtype) / k
 
 
-def gini(attributions: torch.Tensor) -> torch.Tensor:
+def gini(attributions: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     r"""Gini index of |attributions| per example: sparsity (Chalasani et al. 2020).
 
     With a_1 <= ... <= a_n the absolute values of an example's n entries (all
@@ -656,12 +656,18 @@ def gini(attributions: torch.Tensor) -> torch.Tensor:
 
     Args:
         attributions: N x ... tensor (e.g. IG maps, same shape as x).
+        mask: optional bool tensor of the same shape: each example's Gini over
+            its True entries only (n = their count), e.g. ``x > 0``, the
+            digit's pixels, where a black-baseline IG can be nonzero at all.
+            Default None: every entry.
     Returns:
         (N,) tensor in the input's dtype.
 
     Examples:
         >>> gini(torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 4.0]]))
         tensor([0.0000, 0.7500])
+        >>> gini(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), mask=torch.tensor([[False, False, True, True]]))
+        tensor([0.])
     """
     if not isinstance(attributions, torch.Tensor) or attributions.dim() < 2 or attributions.shape[0] == 0:
         got = (
@@ -672,6 +678,17 @@ def gini(attributions: torch.Tensor) -> torch.Tensor:
         raise InputError(f"attributions: expected an N x ... tensor with N >= 1, got {got}")
     if not torch.isfinite(attributions).all():
         raise InputError("attributions: contains NaN or inf")
+    if mask is not None:
+        if not isinstance(mask, torch.Tensor) or mask.shape != attributions.shape:
+            raise InputError(
+                f"mask: expected a bool tensor shaped like attributions {tuple(attributions.shape)}"
+            )
+        flat, keep = attributions.detach().flatten(1), mask.flatten(1).bool()
+        out = [
+            gini(flat[i][keep[i]][None]) if keep[i].any() else flat.new_full((1,), float("nan"))
+            for i in range(flat.shape[0])
+        ]
+        return torch.cat(out).to(attributions.dtype)
     a = torch.sort(attributions.detach().flatten(1).abs().double(), dim=1).values
     n = a.shape[1]
     i = torch.arange(1, n + 1, dtype=a.dtype, device=a.device)

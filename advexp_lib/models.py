@@ -1,6 +1,8 @@
 """Architectures. Every model takes raw [0, 1] pixels and normalizes them in its first layer.
 
 - :class:`HalfHuberReLU`, the smooth-at-zero ReLU of Woods et al. (2019).
+- ``linear``: multi-class logistic regression, the one-layer setting of
+  Chalasani et al.'s theorem.
 - ``small_cnn``: a fast CNN for 28 x 28 digits (conv-pool-conv-pool-fc).
 - ``cam_cnn``: conv features -> global average pooling -> linear, so that
   CAM_c = sum_k W_kc A_k and logit_c = mean(CAM_c) + b_c (Boopathy et al.).
@@ -29,6 +31,7 @@ __all__ = [
     "HalfHuberReLU",
     "Normalize",
     "PoolFirst",
+    "LinearClassifier",
     "SmallCNN",
     "CamCNN",
     "PreActResNet",
@@ -44,7 +47,7 @@ __all__ = [
     "runner_up",
 ]
 
-ARCHS = ("small_cnn", "cam_cnn", "resnet<6n+2> (e.g. resnet20, resnet44)")
+ARCHS = ("linear", "small_cnn", "cam_cnn", "resnet<6n+2> (e.g. resnet20, resnet44)")
 ACTIVATIONS = ("relu", "half_huber", "half_huber(d)")
 _HH_PATTERN = r"half_huber(?:\((\d+(?:\.\d*)?(?:e-?\d+)?)\))?"
 
@@ -249,6 +252,26 @@ def _conv_pool_stages(in_channels: int, activation: str) -> list[nn.Module]:
     ]
 
 
+class LinearClassifier(nn.Module):
+    """Multi-class logistic regression on normalized pixels: logits = W ((x - mean) / std) + b.
+
+    The one-layer network of Chalasani et al. (2020)'s theorem: with it,
+    l-inf adversarial training is exactly training on a loss with an
+    eps ||.||_1 term on the weight differences, so its sparsity can be
+    compared with l1 regularization where the theory says what to expect.
+    """
+
+    def __init__(
+        self, *, num_classes=10, in_channels=1, mean=(0.5,), std=(0.25,), size=28, activation="relu"
+    ):
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.classifier = nn.Linear(in_channels * size * size, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.normalize(x).flatten(1))
+
+
 class SmallCNN(nn.Module):
     """conv3x3(16)-act-pool-conv3x3(32)-act-pool-fc(128)-act-fc: ~1.2 M MACs per 28 x 28 image."""
 
@@ -448,7 +471,7 @@ def build_model(
     std=None,
     image_size: int = 28,
 ) -> nn.Module:
-    """Build ``arch`` ("small_cnn", "cam_cnn", "resnet<6n+2>") for raw [0, 1] inputs.
+    """Build ``arch`` ("linear", "small_cnn", "cam_cnn", "resnet<6n+2>") for raw [0, 1] inputs.
 
     Args:
         num_classes, in_channels: output classes and input channels.
@@ -456,7 +479,8 @@ def build_model(
             "half_huber(d)" (width d, e.g. "half_huber(1.5)"). Default "relu".
         mean, std: per-channel normalization applied by the model's first layer;
             default 0.5 / 0.25 for every channel.
-        image_size: input height = width; used by ``small_cnn``'s dense layer. Default 28.
+        image_size: input height = width; used by the dense layers of ``linear`` and ``small_cnn``.
+            Default 28. ``activation`` does not apply to ``linear``.
     """
     check_positive(num_classes, "num_classes", integer=True)
     check_positive(in_channels, "in_channels", integer=True)
@@ -466,9 +490,9 @@ def build_model(
     if len(mean) != in_channels or len(std) != in_channels:
         raise InputError(f"mean/std: expected {in_channels} value(s) each, got {mean} / {std}")
     kw = dict(num_classes=num_classes, in_channels=in_channels, activation=activation, mean=mean, std=std)
-    if arch == "small_cnn":
+    if arch in ("linear", "small_cnn"):
         check_positive(image_size, "image_size", integer=True)
-        return SmallCNN(size=image_size, **kw)
+        return (LinearClassifier if arch == "linear" else SmallCNN)(size=image_size, **kw)
     if arch == "cam_cnn":
         return CamCNN(**kw)
     m = re.fullmatch(r"resnet(\d+)", arch) if isinstance(arch, str) else None

@@ -19,7 +19,9 @@ Recipes (:data:`RECIPES`; the settings and why, per dataset, are in the book's
 - companion papers, on the CAM-ready ``cam_cnn`` (``resnet20`` on CIFAR-10):
   ``cam_standard``, ``pgd_linf`` (Madry PGD, Chalasani et al. 2020), ``int`` /
   ``int2`` (Boopathy et al. 2020), ``l1`` (Chalasani et al.'s baseline),
-  ``ig_norm`` (Chen et al. 2019).
+  ``ig_norm`` (Chen et al. 2019);
+- the one-layer setting of Chalasani et al.'s theorem: ``logreg``, ``logreg_l1``,
+  ``logreg_pgd`` (multi-class logistic regression, arch ``linear``).
 """
 
 from __future__ import annotations
@@ -277,6 +279,28 @@ def l1(dataset: str) -> Recipe:
     )
 
 
+def logreg(dataset: str) -> Recipe:
+    """Multi-class logistic regression (arch ``linear``), natural training: Chalasani et al.'s theorem."""
+    return Recipe("logreg", dataset, "linear", train=_logreg_train())
+
+
+def logreg_l1(dataset: str) -> Recipe:
+    """Logistic regression with l1 regularization of every parameter, lambda 2e-4 (as ``l1``)."""
+    return Recipe("logreg_l1", dataset, "linear", train=_logreg_train(), loss_term=("l1", {"lambda_": 2e-4}))
+
+
+def logreg_pgd(dataset: str) -> Recipe:
+    """Logistic regression with l-inf PGD adversarial training, eps 0.3 (as ``pgd_linf``; change ``eps``)."""
+    settings = dict(linf_settings(dataset, steps=5), random_start=True)
+    return Recipe(
+        "logreg_pgd", dataset, "linear", train=_logreg_train(), input_transform=("pgd_linf", settings)
+    )
+
+
+def _logreg_train() -> TrainConfig:
+    return TrainConfig(num_epochs=20, batch_size=64, optimizer="adam", lr=5e-3, schedule="cosine")
+
+
 def ig_norm(dataset: str) -> Recipe:
     """Chen et al. (2019) IG-NORM: CE + ||IG of the loss from x to x'||_1, x' from PGD."""
     return Recipe(
@@ -338,6 +362,9 @@ RECIPES: dict = {
     "int2": int2,
     "l1": l1,
     "ig_norm": ig_norm,
+    "logreg": logreg,
+    "logreg_l1": logreg_l1,
+    "logreg_pgd": logreg_pgd,
 }
 """Recipe name -> function(dataset) -> :class:`Recipe`."""
 

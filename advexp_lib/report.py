@@ -323,24 +323,44 @@ def robust_accuracy_table(curves: dict, n: int) -> pd.DataFrame:
 
 
 def pgd_audit_table(results: dict) -> pd.DataFrame:
-    """Robust accuracy under the reference's PGD beside the audit's, at each audited budget.
+    """Robust accuracy under the reference's PGD, under each attack of the audit, and under all of them.
 
     ``results`` as :func:`advexp_lib.companion_eval.pgd_robustness` returns;
-    one row per network, two columns per audited eps, each a share with its
-    95% Wilson interval. The audit's share can only be lower or equal; a large
-    drop says the reference's attack was too weak for that network.
+    one row per (network, audited eps), each cell a share with its 95% Wilson
+    interval. Each audit attack runs on the images the reference's PGD left
+    standing, so every column is at most "their PGD"; a large drop says that
+    attack was too weak for the network.
     """
-    table = {}
+    rows = {}
     for label, r in results.items():
-        row = {}
         for e, audited in r["audit"].items():
             k = int(torch.nonzero((r["eps"] - e).abs() < 1e-9).flatten()[0])
-            for name, flags in (("their PGD", r["robust"][k]), ("audit", audited)):
-                n = flags.numel()
-                share = f"{flags.double().mean():.3f} {_interval(wilson(int(flags.sum()), n))}"
-                row[f"eps {e:g}, {name}"] = share
-        table[label] = row
-    return pd.DataFrame(table).T
+            flags = {"their PGD": r["robust"][k], **r["audit_attacks"][e], "audit (all)": audited}
+            rows[(label, f"{e:g}")] = {
+                name: f"{f.double().mean():.3f} {_interval(wilson(int(f.sum()), f.numel()))}"
+                for name, f in flags.items()
+            }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["network", "eps"])
+
+
+def paired_tests_table(tests: dict) -> pd.DataFrame:
+    """{budget: {"a-b": :class:`~advexp_lib.stats.PairedTest`}} as one row per (budget, comparison).
+
+    Columns: the accuracy difference a - b, its 95% paired bootstrap interval,
+    the discordant images (only a right, only b right) and McNemar's exact p.
+    """
+    rows = {
+        (budget, pair): {
+            "difference": round(t.difference.value, 4),
+            "95% interval": _interval(t.difference),
+            "only a right": t.a_only,
+            "only b right": t.b_only,
+            "McNemar p": float(f"{t.p_value:.2g}"),
+        }
+        for budget, by_pair in tests.items()
+        for pair, t in by_pair.items()
+    }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["budget", "a-b"])
 
 
 def evaluation_table(rows: dict) -> pd.DataFrame:

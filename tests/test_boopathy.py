@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from advexp_lib import CheckpointError, InputError, companion_eval, published, zoo
+from advexp_lib import CheckpointError, InputError, companion_eval, published, report, zoo
 from advexp_lib.boopathy_import import BOOPATHY_LAYOUT, import_boopathy_network, read_boopathy_pickle
 from advexp_lib.data import load_dataset, load_tensors
 from advexp_lib.models import SmallGap, TFSameConv2d
@@ -251,3 +251,27 @@ def test_the_audit_catches_what_a_saturated_cross_entropy_hides():
     assert not res["m"]["audit"][0.2].any()  # the margin loss crosses the boundary at eps 0.2 > 0.1
     tests = companion_eval.paired_tests({"a": res["m"], "b": res["m"]}, [("a", "b")], 0.2, audit=True)
     assert tests["a-b"].p_value == 1.0
+
+
+class _DeadZone(torch.nn.Module):
+    """Class 1 wins once pixels leave a 0.01-wide dead zone around 0.6, where every gradient is exactly 0."""
+
+    def forward(self, x):
+        away = torch.relu((x - 0.6).abs() - 0.01).flatten(1).sum(1)
+        return torch.stack([torch.zeros_like(away), 100 * away - 1], dim=1)
+
+
+def test_the_audit_random_start_leaves_a_point_where_the_gradient_vanishes():
+    model, x, y = _DeadZone(), torch.full((6, 1, 4, 4), 0.6), torch.zeros(6, dtype=torch.long)
+    res = companion_eval.pgd_robustness(
+        {"m": model}, x, y, [0.0, 0.2], steps=20, audit_eps=[0.2], progress=False
+    )
+    attacks = res["m"]["audit_attacks"][0.2]
+    assert res["m"]["accuracy"].tolist() == [1.0, 1.0]  # PGD from x never moves
+    assert attacks["margin"].all()  # neither does the margin loss from x
+    assert not attacks["random start 0"].any() and not attacks["random start 1"].any()
+    assert not res["m"]["audit"][0.2].any()
+    table = report.pgd_audit_table(res)
+    assert table.loc[("m", "0.2"), "their PGD"].startswith("1.000") and table.loc[
+        ("m", "0.2"), "audit (all)"
+    ].startswith("0.000")

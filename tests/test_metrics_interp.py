@@ -142,3 +142,26 @@ def test_robust_accuracy_curve_attacks_each_budget_afresh_or_cumulatively(monkey
     assert acc.tolist() == [1.0, 0.0, 1.0]  # every budget attacked from the clean images
     with pytest.raises(InputError, match="eps_grid"):
         robust_accuracy_curve(m, x, y, [0.1, -0.1])
+
+
+def test_gini_over_a_mask_counts_only_its_entries_and_refuses_a_misshaped_one():
+    from advexp_lib.metrics import gini
+
+    a = torch.tensor([[0.0, 0.0, 1.0, 3.0], [5.0, 0.0, 0.0, 0.0]])
+    mask = torch.tensor([[False, False, True, True], [False, True, True, False]])
+    # row 0 over (1, 3): (-1 * 1 + 1 * 3) / (2 * 4) = 0.25; row 1 over two zeros: undefined
+    g = gini(a, mask=mask)
+    assert g[0].item() == pytest.approx(0.25) and g[1].isnan()
+    with pytest.raises(InputError, match="mask"):
+        gini(a, mask=mask[:, :2])
+
+
+def test_integrated_gradients_of_logistic_regression_is_x_times_its_weights():
+    from advexp_lib.attributions import IntegratedGradients
+    from advexp_lib.models import build_model
+
+    model = build_model("linear", image_size=4).double()
+    x = torch.rand(3, 1, 4, 4, dtype=torch.float64)
+    y = torch.tensor([0, 3, 9])
+    w = model.classifier.weight.detach()[y].reshape(3, 1, 4, 4) / 0.25  # the model's std
+    torch.testing.assert_close(IntegratedGradients(n_steps=3).attribute(model, x, y), x * w)
