@@ -177,6 +177,19 @@ CLAIMS: tuple[Claim, ...] = (
         for r in ("int", "int2")
         for b in ("adv", "trades")
     ),
+    *(
+        _c(
+            f"boopathy-published-{r}-vs-adv-their-pgd",
+            BOOPATHY,
+            _INT,
+            _BOOPATHY,
+            f"published_ref_at_0_4.{r}-adv",
+            "> 0",
+            f"the authors' published networks: robust accuracy at l-inf eps 0.4 under their PGD alone "
+            f"(from x, no random start), {r} minus adv, paired",
+        )
+        for r in ("int", "int2")
+    ),
     _c(
         "check-published-intone-control",
         BOOPATHY,
@@ -208,6 +221,18 @@ CLAIMS: tuple[Claim, ...] = (
         "> 0",
         "Gini of IG over each digit's own pixels (x > 0), pgd_linf minus cam_standard, paired",
         where="our check: the paper's Gini counts the black background too",
+        kind="check",
+    ),
+    _c(
+        "check-one-layer-sparser-than-l1",
+        CHALASANI,
+        _SPARSER_THAN_L1,
+        _CONCISE,
+        "one_layer_vs_l1.pgd_0_1",
+        "> 0",
+        "logistic regression (the theorem's setting): Gini of IG, PGD at eps 0.1 minus the sparsest l1 "
+        "model of matched accuracy, paired",
+        where="our check in the one-layer setting of the paper's theorem",
         kind="check",
     ),
     _c(

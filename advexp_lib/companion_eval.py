@@ -66,7 +66,7 @@ def reference_mnist_test(n: int = 200, seed: int = 99, *, download: bool = True)
     downloaded, the ``mnist5k`` test split, drawn the same way from its 1,000
     images. ``source`` says which, and why: the ``mnist5k`` digits are MNIST
     *training* digits, some of which the published networks were trained on,
-    so figures on them overstate those networks' accuracy.
+    so figures on them are not test-set figures.
     """
     try:
         x, y = load_tensors("mnist", "test", download=download)
@@ -76,7 +76,7 @@ def reference_mnist_test(n: int = 200, seed: int = 99, *, download: bool = True)
         source = (
             "mnist5k's test split, because the MNIST test set is not here "
             f"({str(err).split('. ')[0]}). These are MNIST training digits; up to 149 of the 5,000 "
-            "lie in the published networks' training set (train[5000:]), so their accuracy reads high"
+            "lie in the published networks' training set (train[5000:]), so these are not test-set figures"
         )
     idx = reference_test_indices(x.shape[0], min(n, x.shape[0]), seed)
     return x[idx], y[idx], source
@@ -197,13 +197,14 @@ def _index(eps: torch.Tensor, e: float) -> int:
     return int(hit[0])
 
 
-def figures(results: dict, tests: dict) -> dict:
+def figures(results: dict, tests: dict, reference_tests: dict | None = None) -> dict:
     """What a chapter records of :func:`pgd_robustness` ``results`` and ``tests`` ({"eps e": paired_tests}).
 
     Keys: ``n_published``; ``published_robust_accuracy`` {network: {eps: accuracy}};
     ``published_audit`` {network: {eps: accuracy under the audit}};
     ``published_mcnemar_p`` {"eps e": {"a-b": p}}; and ``published_at_<e>``
-    (e.g. ``published_at_0_4``) {"a-b": Estimate of the paired difference} for each tested eps.
+    (e.g. ``published_at_0_4``) {"a-b": Estimate of the paired difference} for each tested eps;
+    with ``reference_tests`` (the same under the reference's PGD alone), ``published_ref_at_<e>`` too.
     """
     out = {
         "n_published": int(next(iter(results.values()))["robust"].shape[1]) if results else 0,
@@ -215,7 +216,9 @@ def figures(results: dict, tests: dict) -> dict:
         },
         "published_mcnemar_p": {e: {pair: t.p_value for pair, t in ts.items()} for e, ts in tests.items()},
     }
-    for e, ts in tests.items():
-        key = "published_at_" + e.removeprefix("eps ").replace(".", "_")
-        out[key] = {pair: t.difference for pair, t in ts.items()}
+    for prefix, by_eps in (("published_at_", tests), ("published_ref_at_", reference_tests or {})):
+        for e, ts in by_eps.items():
+            out[prefix + e.removeprefix("eps ").replace(".", "_")] = {
+                pair: t.difference for pair, t in ts.items()
+            }
     return out

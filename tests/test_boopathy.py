@@ -275,3 +275,30 @@ def test_the_audit_random_start_leaves_a_point_where_the_gradient_vanishes():
     assert table.loc[("m", "0.2"), "their PGD"].startswith("1.000") and table.loc[
         ("m", "0.2"), "audit (all)"
     ].startswith("0.000")
+
+
+def test_paired_tests_table_and_figures_carry_each_comparison():
+    flags = {"eps": torch.tensor([0.0, 0.3], dtype=torch.float64), "accuracy": torch.tensor([1.0, 0.5])}
+    a = {
+        **flags,
+        "robust": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]).bool(),
+        "audit": {0.3: torch.tensor([1, 1, 0, 0]).bool()},
+    }
+    b = {
+        **flags,
+        "robust": torch.tensor([[1, 1, 1, 1], [0, 0, 0, 0]]).bool(),
+        "audit": {0.3: torch.zeros(4).bool()},
+    }
+    results = {"a": a, "b": b}
+    audit = {"eps 0.3": companion_eval.paired_tests(results, [("a", "b")], 0.3, audit=True)}
+    theirs = {"eps 0.3": companion_eval.paired_tests(results, [("a", "b")], 0.3)}
+    table = report.paired_tests_table(theirs)
+    row = table.loc[("eps 0.3", "a-b")]
+    assert (row["only a right"], row["only b right"], row["difference"]) == (3, 0, 0.75)
+    assert row["McNemar p"] == pytest.approx(0.25)  # 2 * 0.5**3
+    fig = companion_eval.figures(results, audit, theirs)
+    assert fig["published_at_0_3"]["a-b"].value == pytest.approx(0.5)
+    assert fig["published_ref_at_0_3"]["a-b"].value == pytest.approx(0.75)
+    assert fig["n_published"] == 4 and fig["published_mcnemar_p"]["eps 0.3"]["a-b"] == pytest.approx(0.5)
+    with pytest.raises(InputError, match="pairs: no results for 'c'"):
+        companion_eval.paired_tests(results, [("a", "c")], 0.3)
