@@ -114,9 +114,10 @@ CLAIMS: tuple[Claim, ...] = (
             WOODS,
             _INVALIDATE,
             _SHIFT,
-            f"share_above_control.standard.{m}",
+            f"share_beyond_class_swap.standard.{m}",
             "> 0.05",
-            f"{m.replace('_', ' ')}: share of attacks moving the map beyond noise (standard)",
+            f"{m.replace('_', ' ')}: share of attacks moving the new class's map beyond noise, "
+            f"D(I_t(x), I_t(x')), i.e. beyond what the class change alone explains (standard)",
         )
         for m in ("saliency", "integrated_gradients", "grad_cam")
     ),

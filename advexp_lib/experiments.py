@@ -104,6 +104,22 @@ class ShiftResult(Result):
             successfully attacked images.
         share: method -> :class:`~advexp_lib.stats.Estimate`, the share of
             successful attacks whose shift exceeds ``threshold`` (Wilson interval).
+            This compares maps of two classes, so a method whose map depends on
+            the class can score high with no change of the input at all.
+        comparisons: method -> {"same_class": D(I_y(x), I_y(x')), "class_swap":
+            D(I_y(x), I_t(x)), "new_class": D(I_t(x), I_t(x')),
+            "same_class_control": D(I_y(x), I_y(x_c)), "new_class_control":
+            D(I_t(x), I_t(x_c))}, each (N,): the comparisons that separate the
+            input's change from the class's.
+        comparison_share: method -> {"same_class", "class_swap", "new_class"}:
+            Estimates (Wilson), the share of successful attacks whose comparison
+            exceeds the 95th percentile of its noise control (the class swap is
+            judged against the same-class control: does the class change alone
+            move the map more than noise does?).
+        share_beyond_class_swap: method -> Estimate, ``comparison_share[m]["new_class"]``:
+            the share of successful attacks whose attacked map of the new class
+            differs, beyond noise, from that class's clean map, i.e. more than
+            the class change alone explains.
         x, x_adv, x_control, y, targets, clean_pred, adv_pred: images and classes.
         maps: method -> {"clean", "attacked", "control"}: the maps as seen (N, H, W).
         attack, eps: the attack used ("rmse": per-image RMSE budget; "linf").
@@ -132,6 +148,9 @@ class ShiftResult(Result):
     maps: dict = field(repr=False)
     attack: str = "rmse"
     eps: float = 0.0
+    comparisons: dict = field(default_factory=dict, repr=False)
+    comparison_share: dict = field(default_factory=dict)
+    share_beyond_class_swap: dict = field(default_factory=dict)
 
 
 def explanation_shift(
@@ -164,7 +183,15 @@ def explanation_shift(
     same RMSE as the image's attack (Gaussian direction, clipped to [0, 1]).
     ``share`` counts the successful attacks whose shift exceeds the 95th
     percentile of their controls' shifts; Kendall's tau-b of the same map
-    pairs is reported beside it.
+    pairs is reported beside it. The shift changes the input and the class
+    at once, so ``comparisons`` separates them:
+    (a) D(I_y(x), I_y(x')), the map of the class the user asked about;
+    (b) D(I_y(x), I_t(x)), the class change alone, with no attack;
+    (c) D(I_t(x), I_t(x')), the attacked map of the new class against its
+    clean map, whose share beyond its noise control D(I_t(x), I_t(x_c)) is
+    ``share_beyond_class_swap``. On a linear softmax model, whose saliency
+    of class c is |W_c| for every input, (a) and (c) are 0 and nothing is
+    invalidated, while ``share`` reads 1.
 
     Args:
         explainers: :class:`~advexp_lib.attributions.Explainer`\ s (or names),
@@ -213,9 +240,8 @@ def explanation_shift(
         adv_pred = model(x_adv).argmax(1)
     correct = clean_pred == y
     success = correct & (adv_pred == targets)
-    fields_ = {
-        k: {} for k in ("shift", "control_shift", "rank", "control_rank", "threshold", "share", "maps")
-    }
+    keys = ("shift", "control_shift", "rank", "control_rank", "threshold", "share", "maps", "comparisons")
+    fields_ = {k: {} for k in (*keys, "comparison_share", "share_beyond_class_swap")}
     for e in explainers:
         m = e.name
         clean = _as_seen(e.attribute(model, x, y))
@@ -232,6 +258,24 @@ def explanation_shift(
             int((fields_["shift"][m][success] > threshold).sum()), int(success.sum())
         )
         fields_["maps"][m] = {"clean": clean, "attacked": attacked, "control": control}
+        new_clean = _as_seen(e.attribute(model, x, targets))
+        c = {
+            "same_class": map_discrepancy(clean, _as_seen(e.attribute(model, x_adv, y))),
+            "class_swap": map_discrepancy(clean, new_clean),
+            "new_class": map_discrepancy(new_clean, _as_seen(e.attribute(model, x_adv, targets))),
+            "same_class_control": map_discrepancy(clean, control),
+            "new_class_control": map_discrepancy(new_clean, _as_seen(e.attribute(model, x_control, targets))),
+        }
+        fields_["comparisons"][m] = c
+        fields_["comparison_share"][m] = {
+            name: _share_beyond(c[name], c[ctrl], success)
+            for name, ctrl in (
+                ("same_class", "same_class_control"),
+                ("class_swap", "same_class_control"),
+                ("new_class", "new_class_control"),
+            )
+        }
+        fields_["share_beyond_class_swap"][m] = fields_["comparison_share"][m]["new_class"]
     return ShiftResult(
         success=success,
         success_rate=wilson(int(success.sum()), int(correct.sum())),
@@ -246,6 +290,14 @@ def explanation_shift(
         eps=float(eps),
         **fields_,
     )
+
+
+def _share_beyond(values: torch.Tensor, control: torch.Tensor, among: torch.Tensor) -> Estimate:
+    """Wilson share of ``values[among]`` above the 95th percentile of ``control[among]``."""
+    if not among.any():
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    threshold = torch.quantile(control[among].double(), 0.95).item()
+    return wilson(int((values[among] > threshold).sum()), int(among.sum()))
 
 
 def _as_seen(maps: torch.Tensor) -> torch.Tensor:

@@ -170,6 +170,29 @@ def shift_table(results: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["model", "method"])
 
 
+def comparison_table(results: dict) -> pd.DataFrame:
+    """The unconfounded comparisons of :func:`advexp_lib.experiments.explanation_shift` results.
+
+    One row per (label, method): the successful attacks (n), then the share of
+    them beyond noise (95% Wilson interval) for the confounded before/after
+    comparison D(I_y(x), I_t(x')), for (a) the same class D(I_y(x), I_y(x')),
+    (b) the class change alone D(I_y(x), I_t(x)), and (c) the new class,
+    D(I_t(x), I_t(x')): ``share_beyond_class_swap``.
+    """
+    rows = {}
+    for label, res in results.items():
+        for m in res.shift:
+            c = res.comparison_share[m]
+            rows[(label, m)] = {
+                "n success": int(res.success.sum()),
+                "I_y(x) vs I_t(x') (confounded)": str(res.share[m]),
+                "(a) I_y(x) vs I_y(x')": str(c["same_class"]),
+                "(b) class swap alone": str(c["class_swap"]),
+                "(c) I_t(x) vs I_t(x'): beyond class swap": str(c["new_class"]),
+            }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["model", "method"])
+
+
 def audit_table(audit) -> pd.DataFrame:
     """One row per model of :func:`advexp_lib.experiments.robustness_audit` (an ``AuditResult``).
 

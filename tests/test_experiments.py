@@ -92,3 +92,43 @@ def test_plot_attributions_checks_titles(cam_net):
     assert isinstance(plot_attributions(x, [maps], ["cam"]), matplotlib.figure.Figure)
     with pytest.raises(InputError, match="titles"):
         plot_attributions(x, [maps], ["a", "b"])
+
+
+def test_share_beyond_class_swap_is_0_where_only_the_class_changes_the_map():
+    """Linear softmax: saliency of class c is |W_c| for every input, so no attack invalidates anything.
+    The old measure, comparing I_y(x) with I_t(x'), reads 1; the class-swap control explains all of it."""
+    w = torch.zeros(3, 16)
+    for c in range(3):
+        w[c, 5 * c : 5 * c + 5] = torch.linspace(0.5, 1.5, 5)
+    model = linear_net(w, [0.0, 0.0, 0.0])
+    x = _images(30)
+    r = explanation_shift(model, x, model(x).argmax(1), eps=0.3, attack="linf", linf_steps=40)
+    assert r.success.sum() >= 10
+    assert r.share["saliency"].value == 1.0  # the confounded measure says "invalidated"
+    assert (
+        r.share_beyond_class_swap["saliency"].value == 0.0 and r.share_beyond_class_swap["saliency"].hi < 0.35
+    )
+    shares = r.comparison_share["saliency"]
+    assert shares["same_class"].value == 0.0 and shares["class_swap"].value == 1.0
+    assert (r.comparisons["saliency"]["new_class"][r.success] == 0).all()
+
+
+class _Gates(torch.nn.Module):
+    """Class 1 = sum_i softplus(100 (x_i - 0.5)) / 100, class 0 a constant: class 1's saliency,
+    sigmoid(100 (x_i - 0.5)), switches pixel by pixel as the input crosses 0.5: it follows the input."""
+
+    def forward(self, x):
+        f1 = torch.nn.functional.softplus(100 * (x.flatten(1) - 0.5)).sum(1) / 100
+        return torch.stack([torch.full_like(f1, 2.2), f1], 1)
+
+
+def test_share_beyond_class_swap_is_high_where_the_attack_moves_the_new_class_map():
+    g = torch.Generator().manual_seed(0)
+    near = torch.rand(40, 16, generator=g).argsort(1) < 8  # half the pixels just below the gate
+    x = (torch.where(near, 0.45, 0.7) + (torch.rand(40, 16, generator=g) - 0.5) * 0.02).reshape(40, 1, 4, 4)
+    model = _Gates()
+    y = model(x).argmax(1)
+    assert (y == 0).all()
+    r = explanation_shift(model, x, y, eps=0.1, attack="linf", linf_steps=20)
+    assert r.success.all()
+    assert r.share_beyond_class_swap["saliency"].lo > 0.85  # the sign steps open every gate; noise, few
