@@ -67,6 +67,7 @@ from .stats import Estimate, bootstrap_mean, paired_mean_difference, wilson
 __all__ = [
     "ShiftResult",
     "explanation_shift",
+    "energy_outside_salient",
     "ae_reach",
     "ae_agreement",
     "FIDELITY_EXPLAINERS",
@@ -290,6 +291,47 @@ def explanation_shift(
         eps=float(eps),
         **fields_,
     )
+
+
+def energy_outside_salient(
+    x: torch.Tensor, x_adv: torch.Tensor, maps: torch.Tensor, fraction: float
+) -> torch.Tensor:
+    r"""Per image, the share of an attack's perturbation energy outside the top-``fraction`` pixels of a map.
+
+    With delta = x' - x summed over channels to e_p = sum_c delta_{c,p}^2 per
+    pixel p, and S the ``fraction`` of pixels with the largest |map| (ties
+    broken by order), returns sum_{p not in S} e_p / sum_p e_p, (N,); NaN
+    where delta = 0. Chance, for energy spread evenly, is 1 - fraction. A
+    share above chance means the attack works mostly where the explanation
+    says nothing matters (Woods et al.'s reading of invalidation).
+
+    Args:
+        x, x_adv: (N, C, H, W) clean and attacked images.
+        maps: (N, H, W) or (N, C', H, W) clean maps (channels summed).
+        fraction: share of the pixels in S, in (0, 1).
+
+    Examples:
+        >>> x = torch.zeros(1, 1, 2, 2); x_adv = x.clone(); x_adv[0, 0, 0, 0] = 0.1
+        >>> energy_outside_salient(x, x_adv, torch.tensor([[[0.0, 1.0], [0.0, 0.0]]]), 0.25)
+        tensor([1.], dtype=torch.float64)
+    """
+    check_images(x, "x")
+    if x_adv.shape != x.shape:
+        raise InputError(f"x_adv: expected the shape of x {tuple(x.shape)}, got {tuple(x_adv.shape)}")
+    if not 0 < fraction < 1:
+        raise InputError(f"fraction: expected a share of the pixels in (0, 1), got {fraction!r}")
+    m = maps.detach().abs()
+    m = m.sum(1) if m.dim() == 4 else m
+    if m.shape != (x.shape[0], *x.shape[-2:]):
+        raise InputError(
+            f"maps: expected (N, H, W) maps of x's {tuple(x.shape[-2:])} pixels, got {tuple(maps.shape)}"
+        )
+    energy = (x_adv - x).detach().double().pow(2).sum(1).flatten(1)
+    k = max(1, round(fraction * energy.shape[1]))
+    top = m.flatten(1).topk(k, dim=1).indices
+    inside = energy.gather(1, top).sum(1)
+    total = energy.sum(1)
+    return torch.where(total > 0, 1 - inside / total.clamp_min(1e-300), torch.full_like(total, float("nan")))
 
 
 def _share_beyond(values: torch.Tensor, control: torch.Tensor, among: torch.Tensor) -> Estimate:

@@ -132,3 +132,24 @@ def test_share_beyond_class_swap_is_high_where_the_attack_moves_the_new_class_ma
     r = explanation_shift(model, x, y, eps=0.1, attack="linf", linf_steps=20)
     assert r.success.all()
     assert r.share_beyond_class_swap["saliency"].lo > 0.85  # the sign steps open every gate; noise, few
+
+
+def test_energy_outside_salient_by_hand_and_where_it_must_say_no():
+    from advexp_lib.experiments import energy_outside_salient
+
+    x = torch.zeros(2, 1, 2, 2)
+    maps = torch.tensor([[[4.0, 3.0], [2.0, 1.0]], [[4.0, 3.0], [2.0, 1.0]]])
+    x_adv = x.clone()
+    x_adv[0, 0] = torch.tensor([[0.0, 0.0], [0.3, 0.4]])  # all of it outside the top half: share 1
+    x_adv[1, 0] = torch.tensor([[0.3, 0.4], [0.0, 0.0]])  # all of it inside the top half: share 0
+    torch.testing.assert_close(
+        energy_outside_salient(x, x_adv, maps, 0.5), torch.tensor([1.0, 0.0], dtype=torch.float64)
+    )
+    # top quarter is the pixel of map value 4: image 1 keeps 0.3^2 of 0.25 inside
+    torch.testing.assert_close(
+        energy_outside_salient(x, x_adv, maps, 0.25),
+        torch.tensor([1.0, 1 - 0.09 / 0.25], dtype=torch.float64),
+    )
+    assert energy_outside_salient(x, x, maps, 0.5).isnan().all()
+    with pytest.raises(InputError, match="fraction"):
+        energy_outside_salient(x, x_adv, maps, 1.0)
