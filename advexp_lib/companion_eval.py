@@ -34,6 +34,7 @@ __all__ = [
     "pgd_audit",
     "pgd_robustness",
     "paired_tests",
+    "eps_index",
     "figures",
 ]
 
@@ -119,14 +120,15 @@ def pgd_audit(
     xi, yi = x[idx], y[idx]
     settings = dict(eps=eps, steps=steps, step_size=step_size, progress=False)
     out = {}
-    for name in ["margin"] + [f"random start {r}" for r in range(restarts)]:
+    for r in range(-1, restarts):  # -1: the margin loss from x; r >= 0: random start r
+        name = "margin" if r < 0 else f"random start {r}"
         survived = start.clone()
         if idx.numel() and eps > 0:
-            if name == "margin":
+            if r < 0:
                 x_adv = pgd(model, xi, objective=lambda xa: -tandem_margin(model(xa), yi), **settings)
             else:
                 with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(seed + int(name.rsplit(" ", 1)[1]))
+                    torch.manual_seed(seed + r)
                     x_adv = pgd(model, xi, yi, random_start=True, **settings)
             with eval_mode(model), torch.no_grad():
                 survived[idx] = model(x_adv).argmax(1) == yi
@@ -165,7 +167,7 @@ def pgd_robustness(
         row = {"eps": eps, "accuracy": acc, "robust": robust, "audit": {}, "audit_attacks": {}}
         settings = dict(steps=steps, step_size=step_size, restarts=restarts, seed=seed)
         for e in audit_eps:
-            attacks = pgd_audit(model, x, y, float(e), robust=robust[_index(eps, e)], **settings)
+            attacks = pgd_audit(model, x, y, float(e), robust=robust[eps_index(eps, e)], **settings)
             row["audit"][float(e)] = attacks.pop("audit")
             row["audit_attacks"][float(e)] = attacks
         out[label] = row
@@ -185,12 +187,18 @@ def paired_tests(results: dict, pairs, eps: float, *, audit: bool = False) -> di
             if label not in results:
                 raise InputError(f"pairs: no results for {label!r}; have {sorted(results)}")
             r = results[label]
-            flags.append(r["audit"][float(eps)] if audit else r["robust"][_index(r["eps"], eps)])
+            flags.append(r["audit"][float(eps)] if audit else r["robust"][eps_index(r["eps"], eps)])
         out[f"{a}-{b}"] = mcnemar(*flags)
     return out
 
 
-def _index(eps: torch.Tensor, e: float) -> int:
+def eps_index(eps: torch.Tensor, e: float) -> int:
+    """The position of budget ``e`` in the grid ``eps`` (as :func:`pgd_robustness` returns it), to 1e-9.
+
+    Examples:
+        >>> eps_index(torch.tensor([0.0, 0.1, 0.3], dtype=torch.float64), 0.3)
+        2
+    """
     hit = torch.nonzero((eps - float(e)).abs() < 1e-9).flatten()
     if hit.numel() == 0:
         raise InputError(f"eps: {e:g} is not on the grid {eps.tolist()}")

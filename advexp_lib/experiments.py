@@ -252,11 +252,8 @@ def explanation_shift(
         fields_["control_shift"][m] = map_discrepancy(clean, control)
         fields_["rank"][m] = kendall_tau(clean, attacked)
         fields_["control_rank"][m] = kendall_tau(clean, control)
-        ok = fields_["control_shift"][m][success]
-        threshold = torch.quantile(ok.double(), 0.95).item() if ok.numel() else float("nan")
-        fields_["threshold"][m] = threshold
-        fields_["share"][m] = wilson(
-            int((fields_["shift"][m][success] > threshold).sum()), int(success.sum())
+        fields_["share"][m], fields_["threshold"][m] = _share_beyond(
+            fields_["shift"][m], fields_["control_shift"][m], success
         )
         fields_["maps"][m] = {"clean": clean, "attacked": attacked, "control": control}
         new_clean = _as_seen(e.attribute(model, x, targets))
@@ -264,12 +261,12 @@ def explanation_shift(
             "same_class": map_discrepancy(clean, _as_seen(e.attribute(model, x_adv, y))),
             "class_swap": map_discrepancy(clean, new_clean),
             "new_class": map_discrepancy(new_clean, _as_seen(e.attribute(model, x_adv, targets))),
-            "same_class_control": map_discrepancy(clean, control),
+            "same_class_control": fields_["control_shift"][m],
             "new_class_control": map_discrepancy(new_clean, _as_seen(e.attribute(model, x_control, targets))),
         }
         fields_["comparisons"][m] = c
         fields_["comparison_share"][m] = {
-            name: _share_beyond(c[name], c[ctrl], success)
+            name: _share_beyond(c[name], c[ctrl], success)[0]
             for name, ctrl in (
                 ("same_class", "same_class_control"),
                 ("class_swap", "same_class_control"),
@@ -334,12 +331,12 @@ def energy_outside_salient(
     return torch.where(total > 0, 1 - inside / total.clamp_min(1e-300), torch.full_like(total, float("nan")))
 
 
-def _share_beyond(values: torch.Tensor, control: torch.Tensor, among: torch.Tensor) -> Estimate:
-    """Wilson share of ``values[among]`` above the 95th percentile of ``control[among]``."""
-    if not among.any():
-        return Estimate(float("nan"), float("nan"), float("nan"), 0)
-    threshold = torch.quantile(control[among].double(), 0.95).item()
-    return wilson(int((values[among] > threshold).sum()), int(among.sum()))
+def _share_beyond(values: torch.Tensor, control: torch.Tensor, among: torch.Tensor) -> tuple[Estimate, float]:
+    """(Wilson share of ``values[among]`` above the threshold, the threshold: the 95th percentile of
+    ``control[among]``, NaN where ``among`` is empty)."""
+    ok = control[among]
+    threshold = torch.quantile(ok.double(), 0.95).item() if ok.numel() else float("nan")
+    return wilson(int((values[among] > threshold).sum()), int(among.sum())), threshold
 
 
 def _as_seen(maps: torch.Tensor) -> torch.Tensor:

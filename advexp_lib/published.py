@@ -66,7 +66,6 @@ __all__ = [
     "BOOPATHY_NETWORKS",
     "BOOPATHY_SHA256",
     "BOOPATHY_SHIPPED_DIR",
-    "BOOPATHY_PUBLISHED_MNIST",
     "boopathy_file_name",
     "boopathy_model",
     "boopathy_models",
@@ -134,17 +133,6 @@ BOOPATHY_SHA256 = {
     "mnist_smallgap_int2adv_100.pkl": "2e969d57ea2f2234d007ab044049e3d224968a929db461708f578eb2eb367528",
 }
 BOOPATHY_SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data" / "boopathy2020"  # tracked in git
-# What each published network is, by the reference's train.py (all eps are l-inf, on [0, 1] pixels).
-BOOPATHY_PUBLISHED_MNIST = {
-    "normal": "natural training",
-    "adv": "PGD adversarial training, eps 0.3",
-    "trades": "TRADES, eps 0.3",
-    "int": "Int: CE + lambda D~ (two-class discrepancy), eps 0.3",
-    "int2": "Int2: CE + lambda D~ at the PGD-on-CE point, eps 0.3",
-    "intone": "Int with the one-class discrepancy (the paper's control)",
-    "intadv": "Int + adversarial training",
-    "int2adv": "Int2 + adversarial training",
-}
 
 
 class PublishedFileNotFound(AdvexpError, FileNotFoundError):

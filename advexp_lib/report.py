@@ -16,6 +16,7 @@ import torch
 
 from .checks import InputError, check_choice, check_positive
 from .claims import CLAIMS, claim, for_record, judge, measurement
+from .companion_eval import eps_index
 from .metrics import ara_interval, ara_ratio
 from .published import WOODS_PUBLISHED_CIFAR10
 from .recipes import recipe
@@ -357,8 +358,11 @@ def pgd_audit_table(results: dict) -> pd.DataFrame:
     rows = {}
     for label, r in results.items():
         for e, audited in r["audit"].items():
-            k = int(torch.nonzero((r["eps"] - e).abs() < 1e-9).flatten()[0])
-            flags = {"their PGD": r["robust"][k], **r["audit_attacks"][e], "audit (all)": audited}
+            flags = {
+                "their PGD": r["robust"][eps_index(r["eps"], e)],
+                **r["audit_attacks"][e],
+                "audit (all)": audited,
+            }
             rows[(label, f"{e:g}")] = {
                 name: f"{f.double().mean():.3f} {_interval(wilson(int(f.sum()), f.numel()))}"
                 for name, f in flags.items()
