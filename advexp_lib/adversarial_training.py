@@ -72,6 +72,8 @@ class PgdAdversarialTraining(PgdWarmup, InputTransform):
         steps, step_size: PGD settings; default 40 x 0.01 (MNIST).
         norm: "linf" (default) or "l2". random_start: default True.
         warmup_epochs: linear eps warm-up length in epochs; default 0 (none).
+        ramp_steps: (s0, s1): Boopathy et al.'s per-step ramp instead
+            (:class:`~advexp_lib.hooks.PgdWarmup`); default None.
     """
 
     def __init__(
@@ -83,12 +85,17 @@ class PgdAdversarialTraining(PgdWarmup, InputTransform):
         norm: str = "linf",
         random_start: bool = True,
         warmup_epochs: int = 0,
+        ramp_steps: tuple[int, int] | None = None,
     ):
-        super().__init__(eps=eps, steps=steps, step_size=step_size, warmup_epochs=warmup_epochs)
+        super().__init__(
+            eps=eps, steps=steps, step_size=step_size, warmup_epochs=warmup_epochs, ramp_steps=ramp_steps
+        )
         check_choice(norm, "norm", ("linf", "l2"))
         self.norm, self.random_start = norm, bool(random_start)
 
     def __call__(self, model, x, y):
+        if self.current_eps == 0:  # the per-step ramp's first steps: x' = x, as the reference
+            return x
         return pgd(
             model,
             x,

@@ -14,9 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .checks import check_positive
+from .checks import InputError, check_positive
 
-__all__ = ["BatchHook", "LossTerm", "InputTransform", "PgdWarmup", "warmup_eps"]
+__all__ = ["BatchHook", "LossTerm", "InputTransform", "PgdWarmup", "warmup_eps", "ramp_eps"]
 
 
 class BatchHook:
@@ -28,6 +28,9 @@ class BatchHook:
 
     def start_epoch(self, epoch: int, num_epochs: int) -> None:
         """Called before each epoch (e.g. eps warm-up)."""
+
+    def start_step(self, step: int) -> None:
+        """Called before each optimizer step with the run's step index (0, 1, ...; per-step schedules)."""
 
     def observe_ce(self, ce: float) -> None:
         """Called with each batch's mean cross-entropy after the forward pass, before the loss term.
@@ -69,30 +72,74 @@ class InputTransform(BatchHook):
 
 
 class PgdWarmup:
-    """PGD settings (eps, steps, step_size) with a linear eps warm-up, for the hooks that draw x' by PGD.
+    """PGD settings (eps, steps, step_size) with an eps warm-up, for the hooks that draw x' by PGD.
 
-    ``current_eps`` = :func:`warmup_eps` (eps, epoch, warmup_epochs), set in
-    ``start_epoch``, so a resumed run gets the same budget.
+    Two warm-ups, at most one of them on:
+
+    - per epoch, ``warmup_epochs`` = W: :func:`warmup_eps` (eps, epoch, W), set in ``start_epoch``;
+    - per step, ``ramp_steps`` = (s0, s1): :func:`ramp_eps` (eps, step, s0, s1), set in
+      ``start_step``: Boopathy et al.'s schedule (``train.py``: eps 0 up to step 2,000,
+      linear to eps at step 10,000).
+
+    Both are functions of the epoch or step index, so a resumed run gets the same
+    budget. While ``current_eps`` is 0 the hooks draw no x' (x' = x), as the reference.
 
     Args:
         eps: the l-inf (or l2) budget after warm-up (> 0).
         steps, step_size: PGD iterations (>= 1) and step length (> 0).
         warmup_epochs: W >= 0; the budget of epoch e is eps * min(1, (e + 1) / W).
+        ramp_steps: (s0, s1) with 0 <= s0 < s1, or None (default).
     """
 
-    def __init__(self, *, eps: float, steps: int, step_size: float, warmup_epochs: int):
+    def __init__(
+        self,
+        *,
+        eps: float,
+        steps: int,
+        step_size: float,
+        warmup_epochs: int,
+        ramp_steps: tuple[int, int] | None = None,
+    ):
         check_positive(eps, "eps")
         check_positive(steps, "steps", integer=True)
         check_positive(step_size, "step_size")
         check_positive(warmup_epochs, "warmup_epochs", integer=True, allow_zero=True)
+        if ramp_steps is not None:
+            ok = (
+                isinstance(ramp_steps, (tuple, list))
+                and len(ramp_steps) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in ramp_steps)
+                and 0 <= ramp_steps[0] < ramp_steps[1]
+            )
+            if not ok:
+                raise InputError(
+                    f"ramp_steps: expected (s0, s1) integers with 0 <= s0 < s1, got {ramp_steps!r}"
+                )
+            if warmup_epochs:
+                raise InputError("ramp_steps: give either ramp_steps or warmup_epochs, not both")
+            ramp_steps = (int(ramp_steps[0]), int(ramp_steps[1]))
         self.eps, self.steps, self.step_size = float(eps), steps, float(step_size)
-        self.warmup_epochs = warmup_epochs
-        self.current_eps = warmup_eps(self.eps, 0, warmup_epochs)
+        self.warmup_epochs, self.ramp_steps = warmup_epochs, ramp_steps
+        self.current_eps = (
+            ramp_eps(self.eps, 0, *ramp_steps) if ramp_steps else warmup_eps(self.eps, 0, warmup_epochs)
+        )
 
     def start_epoch(self, epoch: int, num_epochs: int) -> None:
-        self.current_eps = warmup_eps(self.eps, epoch, self.warmup_epochs)
+        if self.ramp_steps is None:
+            self.current_eps = warmup_eps(self.eps, epoch, self.warmup_epochs)
+
+    def start_step(self, step: int) -> None:
+        if self.ramp_steps is not None:
+            self.current_eps = ramp_eps(self.eps, step, *self.ramp_steps)
 
 
 def warmup_eps(eps: float, epoch: int, warmup_epochs: int) -> float:
     """Linear budget warm-up: eps * min(1, (epoch + 1) / warmup_epochs); eps itself when warmup_epochs = 0."""
     return eps if warmup_epochs <= 0 else eps * min(1.0, (epoch + 1) / warmup_epochs)
+
+
+def ramp_eps(eps: float, step: int, s0: int, s1: int) -> float:
+    """Boopathy et al.'s per-step budget: 0 for step <= s0, eps (step - s0) / (s1 - s0) up to s1, then eps."""
+    if step <= s0:
+        return 0.0
+    return eps * min(1.0, (step - s0) / (s1 - s0))

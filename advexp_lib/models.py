@@ -47,7 +47,7 @@ __all__ = [
     "runner_up",
 ]
 
-ARCHS = ("linear", "small_cnn", "cam_cnn", "resnet<6n+2> (e.g. resnet20, resnet44)")
+ARCHS = ("linear", "small_cnn", "cam_cnn", "smallgap", "resnet<6n+2> (e.g. resnet20, resnet44)")
 ACTIVATIONS = ("relu", "half_huber", "half_huber(d)")
 _HH_PATTERN = r"half_huber(?:\((\d+(?:\.\d*)?(?:e-?\d+)?)\))?"
 
@@ -350,11 +350,16 @@ class SmallGap(nn.Module):
     ``load_model.py``. Takes [0, 1] pixels unnormalized, as their training fed
     them (MNIST / 255). CAM_c = sum_k W_ck A_k (``features`` gives A); the
     Grad-CAM layer is conv3.
+
+    Initialized as their ``train.py``: every weight N(0, 1 / fan_in) (fan_in =
+    k * k * c_in for a conv, 100 for the head), every bias 0. Build it with
+    ``build_model("smallgap")``; no input normalization (``mean`` / ``std`` do not apply).
     """
 
     def __init__(self, *, num_classes: int = 10, in_channels: int = 1):
         super().__init__()
         check_positive(num_classes, "num_classes", integer=True)
+        check_positive(in_channels, "in_channels", integer=True)
         self.features = nn.Sequential(
             TFSameConv2d(in_channels, 16, 4, stride=2),
             nn.ReLU(),
@@ -364,6 +369,12 @@ class SmallGap(nn.Module):
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(100, num_classes, bias=False)
+        with torch.no_grad():
+            for layer in (*self.features[::2], self.classifier):
+                w = layer.weight
+                w.normal_(0.0, (w[0].numel()) ** -0.5)  # w[0]: one output's k * k * c_in inputs
+                if layer.bias is not None:
+                    layer.bias.zero_()
 
     def forward(self, x):
         return self.classifier(self.pool(self.features(x)).flatten(1))
@@ -471,7 +482,7 @@ def build_model(
     std=None,
     image_size: int = 28,
 ) -> nn.Module:
-    """Build ``arch`` ("linear", "small_cnn", "cam_cnn", "resnet<6n+2>") for raw [0, 1] inputs.
+    """Build ``arch`` ("linear", "small_cnn", "cam_cnn", "smallgap", "resnet<6n+2>") for raw [0, 1] inputs.
 
     Args:
         num_classes, in_channels: output classes and input channels.
@@ -480,7 +491,8 @@ def build_model(
         mean, std: per-channel normalization applied by the model's first layer;
             default 0.5 / 0.25 for every channel.
         image_size: input height = width; used by the dense layers of ``linear`` and ``small_cnn``.
-            Default 28. ``activation`` does not apply to ``linear``.
+            Default 28. ``activation`` does not apply to ``linear``; ``activation``, ``mean``
+            and ``std`` do not apply to ``smallgap`` (ReLU, unnormalized, as Boopathy et al.).
     """
     check_positive(num_classes, "num_classes", integer=True)
     check_positive(in_channels, "in_channels", integer=True)
@@ -495,6 +507,8 @@ def build_model(
         return (LinearClassifier if arch == "linear" else SmallCNN)(size=image_size, **kw)
     if arch == "cam_cnn":
         return CamCNN(**kw)
+    if arch == "smallgap":
+        return SmallGap(num_classes=num_classes, in_channels=in_channels)
     m = re.fullmatch(r"resnet(\d+)", arch) if isinstance(arch, str) else None
     if m:
         return PreActResNet(int(m.group(1)), **kw)

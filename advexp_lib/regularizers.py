@@ -158,9 +158,20 @@ class WoodsRegularizer(LossTerm):
 class _PgdLossTerm(PgdWarmup, LossTerm):
     """Shared set-up of the loss terms that draw x' by l-inf PGD with a linear eps warm-up."""
 
-    def __init__(self, *, lambda_: float, eps: float, steps: int, step_size: float, warmup_epochs: int):
+    def __init__(
+        self,
+        *,
+        lambda_: float,
+        eps: float,
+        steps: int,
+        step_size: float,
+        warmup_epochs: int,
+        ramp_steps: tuple[int, int] | None = None,
+    ):
         check_positive(lambda_, "lambda_", allow_zero=True)
-        super().__init__(eps=eps, steps=steps, step_size=step_size, warmup_epochs=warmup_epochs)
+        super().__init__(
+            eps=eps, steps=steps, step_size=step_size, warmup_epochs=warmup_epochs, ramp_steps=ramp_steps
+        )
         self.lambda_ = float(lambda_)
 
 
@@ -192,6 +203,9 @@ class InterpretabilityRegularizer(_PgdLossTerm):
         steps, step_size: PGD; default 40 x 0.01 (MNIST; CIFAR-10: 10 x 2/255).
         variant: "int" (default) or "int2".
         warmup_epochs: linear eps warm-up, eps_e = eps * min(1, (e + 1) / W); default 0.
+        ramp_steps: (s0, s1): the reference's per-step ramp instead (``train.py``: eps 0 up to
+            step s0 = 2,000, linear to eps at s1 = 10,000; :class:`~advexp_lib.hooks.PgdWarmup`);
+            default None.
     History: ``interp_discrepancy`` (batch mean of D~) and ``eps`` per epoch.
     """
 
@@ -204,15 +218,23 @@ class InterpretabilityRegularizer(_PgdLossTerm):
         step_size: float = 0.01,
         variant: str = "int",
         warmup_epochs: int = 0,
+        ramp_steps: tuple[int, int] | None = None,
     ):
         super().__init__(
-            lambda_=lambda_, eps=eps, steps=steps, step_size=step_size, warmup_epochs=warmup_epochs
+            lambda_=lambda_,
+            eps=eps,
+            steps=steps,
+            step_size=step_size,
+            warmup_epochs=warmup_epochs,
+            ramp_steps=ramp_steps,
         )
         if variant not in ("int", "int2"):
             raise InputError(f"variant: unknown value {variant!r}; valid: int, int2")
         self.variant = variant
 
     def __call__(self, model, x, y, logits):
+        if self.current_eps == 0:  # x' = x, so D~ = 0 (the reference skips the attack too)
+            return logits.new_zeros(()), {"interp_discrepancy": 0.0, "eps": 0.0}
         x = x.detach()
         if self.variant == "int":
             with torch.no_grad():

@@ -306,7 +306,10 @@ class _Run:
         self.model.train()
         sums, n_seen, correct = {}, 0, 0
         batches = _batches(data, c.batch_size, self.device, epoch_seed=seed, shard=self.world > 1)
-        for x, y, n_global in batches:
+        first_step = epoch * math.ceil(len(data) / c.batch_size)  # global steps: the same on every rank
+        for i, (x, y, n_global) in enumerate(batches):
+            for h in self.hooks.values():
+                h.start_step(first_step + i)
             if check_first and n_seen == 0:  # a Dataset's pixels: checked once, on the run's first batch
                 check_images(x, "train_data (first batch)")
             logits, stats = self.step(x, y, n_global)

@@ -49,3 +49,24 @@ def test_pgd_adversarial_training_warmup(net, batch):
     assert torch.equal(xa, pgd(net, x, y, eps=0.3, steps=3, step_size=0.1, random_start=True))
     with pytest.raises(InputError, match="norm"):
         PgdAdversarialTraining(norm="l1")
+
+
+def test_boopathy_per_step_ramp_matches_their_schedule(net, batch):
+    """The reference's eps_val(step): 0 up to s0, linear to eps at s1, then eps; no attack while 0."""
+    x, y, _ = batch
+    t = PgdAdversarialTraining(eps=0.3, steps=2, step_size=0.1, ramp_steps=(2, 6))
+    got = []
+    for s in range(9):
+        t.start_epoch(s // 3, 3)  # epochs leave a per-step ramp alone
+        t.start_step(s)
+        got.append(t.current_eps)
+    assert got == pytest.approx([0, 0, 0, 0.075, 0.15, 0.225, 0.3, 0.3, 0.3])
+    t.start_step(1)
+    assert torch.equal(t(net, x, y), x)  # eps 0: x' = x, as the reference skips the attack
+    t.start_step(4)
+    assert 0 < (t(net, x, y) - x).abs().max() <= 0.15 + 1e-6
+    for bad in ((5, 5), (-1, 3), (2,), (1.5, 3)):
+        with pytest.raises(InputError, match="ramp_steps"):
+            PgdAdversarialTraining(ramp_steps=bad)
+    with pytest.raises(InputError, match="not both"):
+        PgdAdversarialTraining(ramp_steps=(1, 2), warmup_epochs=2)

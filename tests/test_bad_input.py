@@ -223,7 +223,7 @@ CASES = [
         "models.build_model/arch",
         lambda t: models.build_model("vgg16"),
         InputError,
-        r"arch: unknown value 'vgg16'; valid: linear, small_cnn, cam_cnn, resnet<6n\+2>",
+        r"arch: unknown value 'vgg16'; valid: linear, small_cnn, cam_cnn, smallgap, resnet<6n\+2>",
     ),
     (
         "models.build_model/depth",

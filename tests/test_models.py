@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from advexp_lib import InputError
-from advexp_lib.models import CamCNN, HalfHuberReLU, PoolFirst, PreActResNet, build_model
+from advexp_lib.models import CamCNN, HalfHuberReLU, PoolFirst, PreActResNet, SmallGap, build_model
 
 
 def test_half_huber_values_by_hand():
@@ -171,3 +171,17 @@ def test_resnet_is_initialized_as_the_reference():
         assert torch.equal(bn.weight, torch.ones_like(bn.weight)) and torch.equal(
             bn.bias, torch.zeros_like(bn.bias)
         )
+
+
+def test_smallgap_starts_as_boopathy_train_py():
+    """N(0, 1 / fan_in) weights, zero biases (their train.py); the arch is buildable by name."""
+    torch.manual_seed(0)
+    m = build_model("smallgap")
+    assert isinstance(m, SmallGap)
+    convs = [m.features[0], m.features[2], m.features[4]]
+    for layer, fan_in in zip((*convs, m.classifier), (16, 256, 1568, 100)):
+        std = layer.weight.std().item() * fan_in**0.5
+        assert 0.9 < std < 1.1, (layer, std)
+        assert abs(layer.weight.mean().item()) < 0.2 * fan_in**-0.5
+    assert all(c.bias.abs().max() == 0 for c in convs)
+    assert m(torch.rand(2, 1, 28, 28)).shape == (2, 10)

@@ -145,3 +145,34 @@ def test_bad_config_names_the_field():
         TrainConfig(num_epochs=0)
     with pytest.raises(InputError, match="lr"):
         TrainConfig(lr=-1.0)
+
+
+def test_loop_gives_hooks_the_global_step_across_epochs_and_resume(tiny_data, tmp_path):
+    """start_step sees 0, 1, ... over the whole run (96 / 16 = 6 steps an epoch), also after a resume."""
+
+    class Steps(StopAt):
+        seen: list = []
+
+        def start_step(self, step):
+            Steps.seen.append(step)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            tiny_model(),
+            tiny_data,
+            CFG,
+            input_transform=Steps(at=2),
+            checkpoint=tmp_path / "s.pt",
+            progress=False,
+        )
+    assert Steps.seen == list(range(12))
+    Steps.seen = []
+    train(
+        tiny_model(),
+        tiny_data,
+        CFG,
+        input_transform=Steps(at=-1),
+        checkpoint=tmp_path / "s.pt",
+        progress=False,
+    )
+    assert Steps.seen == list(range(12, 24))
