@@ -24,6 +24,13 @@ RECIPE_NAMES = (
     "int2",
     "l1",
     "ig_norm",
+    "logreg",
+    "logreg_l1",
+    "logreg_pgd",
+    "smallgap_normal",
+    "smallgap_adv",
+    "smallgap_int",
+    "smallgap_int2",
 )
 """The training recipes of :data:`advexp_lib.recipes.RECIPES`, Woods et al.'s first."""
 

@@ -86,3 +86,26 @@ def test_cifar10_augmentation_is_the_references():
         None,
     )
     assert isinstance(augmentation("mnist"), transforms.ToTensor)
+
+
+def test_catalog_lists_every_recipe():
+    from advexp_lib import catalog, recipes
+
+    assert catalog.RECIPE_NAMES == tuple(recipes.recipe_names())
+
+
+def test_smallgap_recipes_share_boopathy_inner_attack_and_budget():
+    """Every arm: 40 x 0.01 at eps 0.3, the same ramp, batch 50, the same epochs; lambda 0.01; on the full
+    MNIST the reference's own budget (100 epochs, lr 1e-4, ramp 2,000 -> 10,000 steps)."""
+    from advexp_lib import recipes
+
+    for dataset, ramp, epochs, lr in (("mnist5k", (160, 400), 8, 3e-3), ("mnist", (2000, 10000), 100, 1e-4)):
+        rs = {n: recipes.recipe(dataset, n) for n in ("smallgap_adv", "smallgap_int", "smallgap_int2")}
+        hooks = [r.input_transform or r.loss_term for r in rs.values()]
+        for r, (_, kw) in zip(rs.values(), hooks):
+            assert r.arch == "smallgap" and r.train.batch_size == 50
+            assert (r.train.num_epochs, r.train.lr) == (epochs, lr)
+            assert (kw["eps"], kw["steps"], kw["step_size"], tuple(kw["ramp_steps"])) == (0.3, 40, 0.01, ramp)
+        assert [kw.get("variant") for _, kw in hooks] == [None, "int", "int2"]
+        assert all(kw["lambda_"] == 0.01 for _, kw in hooks[1:])
+        assert recipes.recipe(dataset, "smallgap_normal").train == rs["smallgap_adv"].train
