@@ -28,10 +28,12 @@ __all__ = [
     "training_table",
     "ara_table",
     "ratio_table",
+    "seed_ratio_table",
     "shift_table",
     "audit_table",
     "ensemble_table",
     "agreement_table",
+    "counterfactual_table",
     "fidelity_table",
     "estimates_table",
     "isa_table",
@@ -138,6 +140,28 @@ def ratio_table(ratios: dict, reference: str) -> pd.DataFrame:
     return pd.DataFrame(
         {f"{col} / {reference}": {label: str(e) for label, e in by.items()} for col, by in ratios.items()}
     )
+
+
+def seed_ratio_table(ratios: dict, reference: str) -> pd.DataFrame:
+    """{kind: :func:`advexp_lib.metrics.ara_ratio_over_seeds` result} as one row per recipe.
+
+    Columns per kind: the seed-level ratio to ``reference`` with its hierarchical
+    95% interval, and each seed's ARA (the reference's row has the ARAs only).
+
+    Examples:
+        >>> from advexp_lib.metrics import ara_ratio_over_seeds
+        >>> d = torch.linspace(0, 0.5, 20)
+        >>> r = ara_ratio_over_seeds({"standard": [d, d], "robust": [2 * d, 2 * d]}, "standard", 10)
+        >>> list(seed_ratio_table({"attack": r}, "standard").columns)
+        ['attack / standard', 'attack ARA per seed']
+    """
+    rows = {}
+    for kind, r in ratios.items():
+        for label, aras in r["per_seed"].items():
+            row = rows.setdefault(label, {})
+            row[f"{kind} / {reference}"] = str(r[label]) if label in r else ""
+            row[f"{kind} ARA per seed"] = ", ".join(f"{a:.4f}" for a in aras)
+    return pd.DataFrame(rows).T
 
 
 def shift_table(results: dict) -> pd.DataFrame:
@@ -261,6 +285,37 @@ def agreement_table(results: dict) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows).set_index(["explained model", "judge"])
+
+
+def counterfactual_table(results: dict, budgets: dict | None = None) -> pd.DataFrame:
+    """One row per (model, method) of :func:`advexp_lib.experiments.counterfactual_fidelity` results.
+
+    Columns: rho (from ``budgets``: {model: explanation_budget(...)}, if given), n,
+    mean Delta log p(t) (bootstrap interval), the share of edits the model calls t
+    and the share that reached the budget rho (Wilson intervals).
+
+    Examples:
+        >>> from advexp_lib.experiments import counterfactual_fidelity
+        >>> r = {"m": counterfactual_fidelity(model, x, (y + 1) % 3, rho=0.1, explainers=[])}
+        >>> list(counterfactual_table(r).index.get_level_values("method"))
+        ['ae', 'random']
+    """
+    rows = []
+    for label, by_method in results.items():
+        for method, r in by_method.items():
+            n = int(r["delta_log_p"].numel())
+            rows.append(
+                {
+                    "model": label,
+                    "method": method,
+                    **({"rho": round(budgets[label]["rho"], 4)} if budgets else {}),
+                    "n": n,
+                    "delta log p(t)": str(bootstrap_mean(r["delta_log_p"].double())),
+                    "share classified t": str(wilson(int(r["hit"].sum()), n)),
+                    "share at rho": str(wilson(int(r["reached"].sum()), n)),
+                }
+            )
+    return pd.DataFrame(rows).set_index(["model", "method"])
 
 
 def estimates_table(rows: dict) -> pd.DataFrame:

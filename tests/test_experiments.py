@@ -153,3 +153,76 @@ def test_energy_outside_salient_by_hand_and_where_it_must_say_no():
     assert energy_outside_salient(x, x, maps, 0.5).isnan().all()
     with pytest.raises(InputError, match="fraction"):
         energy_outside_salient(x, x_adv, maps, 1.0)
+
+
+class _AntiSaliency(Saliency):
+    """The signed gradient, negated: a map that points the wrong way."""
+
+    name = "anti"
+
+    def __init__(self):
+        super().__init__(abs=False)
+
+    def _attribute(self, model, x, targets, differentiable):
+        return -super()._attribute(model, x, targets, differentiable)
+
+
+def test_counterfactual_fidelity_on_a_linear_model_by_hand_and_where_it_must_say_no():
+    """Two classes, logits (-w.x, w.x): the edit c sign(w) on the 4 largest |w| (c = rho sqrt(16/4))
+    is computed by hand; it beats k random pixels, and the negated map must lower log p(t)."""
+    from advexp_lib.experiments import counterfactual_fidelity
+
+    w = torch.randn(16, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    model = linear_net(torch.stack([-w, w]).float())
+    x = _images(12)
+    t = torch.ones(12, dtype=torch.long)
+    rho = 0.05
+    r = counterfactual_fidelity(
+        model, x, t, rho=rho, fraction=0.25, explainers=[Saliency(abs=False), _AntiSaliency()]
+    )
+    assert sorted(r) == ["ae", "anti", "random", "saliency"]
+    for name, v in r.items():
+        assert torch.allclose(v["rmse"].double(), torch.full((12,), rho, dtype=torch.float64), atol=1e-5), (
+            name
+        )
+        assert v["reached"].all()
+    top = w.abs().topk(4).indices
+    delta = torch.zeros(16, dtype=torch.float64)
+    delta[top] = rho * 2.0 * w[top].sign()  # RMSE = c sqrt(4 / 16) = rho
+    x64 = x.double().flatten(1)
+    logit = lambda z: torch.stack([-(z @ w), z @ w], 1)  # noqa: E731
+    expected = logit(x64 + delta).log_softmax(1)[:, 1] - logit(x64).log_softmax(1)[:, 1]
+    assert torch.allclose(r["saliency"]["delta_log_p"].double(), expected, atol=1e-5)
+    assert (r["saliency"]["delta_log_p"] >= r["random"]["delta_log_p"] - 1e-6).all()
+    assert (r["saliency"]["delta_log_p"] > 0).all() and (r["anti"]["delta_log_p"] < 0).all()
+    assert (r["ae"]["delta_log_p"] > 0).all()
+    with pytest.raises(InputError, match="fraction"):
+        counterfactual_fidelity(model, x, t, rho=rho, fraction=0.0)
+    with pytest.raises(InputError, match="rho"):
+        counterfactual_fidelity(model, x, t, rho=-1.0)
+
+
+def test_counterfactual_edit_that_clipping_cuts_short_says_so():
+    """Black image, a map asking to darken it: no edit is possible, rmse 0 and reached False."""
+    from advexp_lib.experiments import counterfactual_fidelity
+
+    w = torch.ones(16)
+    model = linear_net(torch.stack([w, -w]))  # class 1 wants every pixel darker
+    x = torch.zeros(3, 1, 4, 4)
+    r = counterfactual_fidelity(
+        model, x, torch.ones(3, dtype=torch.long), rho=0.1, explainers=[Saliency(abs=False)]
+    )
+    assert (r["saliency"]["rmse"] == 0).all() and not r["saliency"]["reached"].any()
+
+
+def test_explanation_budget_scales_the_median_minimal_rmse():
+    from advexp_lib.experiments import explanation_budget
+
+    w = torch.randn(3, 16, generator=torch.Generator().manual_seed(0))
+    model = linear_net(w, [0.0, 0.0, 0.0])
+    x = _images(20)
+    y = model(x).argmax(1)
+    b = explanation_budget(model, x, y, multiple=2.0)
+    assert b["n"] == 20 and b["rho"] == pytest.approx(2.0 * b["median"]) and b["median"] > 0
+    with pytest.raises(InputError, match="multiple"):
+        explanation_budget(model, x, y, multiple=0)
