@@ -83,3 +83,24 @@ def test_ara_ratio_pairs_images_and_rejects_mismatched_inputs():
         ara_ratio(ref, ref[:5], 10)
     with pytest.raises(InputError, match="reference_distances"):
         ara_ratio(ref, torch.full((60,), float("inf")), 10)
+
+
+def test_seed_level_ara_ratio_widens_with_the_spread_between_seeds():
+    """One network per seed: a recipe whose seeds disagree (ARA x0.5 and x2) has a mean ratio of 1.25,
+    but its hierarchical interval must reach below 1, where each seed's own paired interval does not."""
+    from advexp_lib.metrics import ara_ratio, ara_ratio_over_seeds
+
+    d = torch.rand(80, generator=torch.Generator().manual_seed(0)) * 0.4
+    r = ara_ratio_over_seeds({"standard": [d, d], "robust": [0.5 * d, 2 * d]}, "standard", 10)
+    assert r["robust"].value == pytest.approx(1.25)
+    assert r["robust"].lo < 1 < r["robust"].hi and r["robust"].n == 80
+    assert r["per_seed"]["robust"] == pytest.approx(
+        [0.5 * r["per_seed"]["standard"][0], 2 * r["per_seed"]["standard"][1]]
+    )
+    assert ara_ratio(2 * d, d, 10).lo > 1  # one seed alone would look decisive
+    same = ara_ratio_over_seeds({"standard": [d, d, d], "robust": [3 * d, 3 * d, 3 * d]}, "standard", 10)
+    assert same["robust"].lo == pytest.approx(3) and same["robust"].hi == pytest.approx(3)
+    with pytest.raises(InputError, match="same images"):
+        ara_ratio_over_seeds({"standard": [d], "robust": [d[:10]]}, "standard", 10)
+    with pytest.raises(InputError, match="list"):
+        ara_ratio_over_seeds({"standard": d, "robust": [d]}, "standard", 10)
