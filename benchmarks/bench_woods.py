@@ -137,13 +137,13 @@ def ara_throughput(arch, shape, n, n_single, steps, repeats):
         for i in range(n_single):
             rmse_search(model, x[i : i + 1], y[i : i + 1], criterion="attack", config=config)
 
-    def batched_nchw():  # the same batched search with the model fed NCHW (attacks.search._nhwc bypassed)
-        saved = search_module._nhwc
-        search_module._nhwc = lambda v: v
+    def batched_nchw():  # the same batched search with the model fed NCHW (attacks.search.nhwc_copy bypassed)
+        saved = search_module.nhwc_copy
+        search_module.nhwc_copy = lambda v: v
         try:
             batched()
         finally:
-            search_module._nhwc = saved
+            search_module.nhwc_copy = saved
 
     def chunks():  # batch_size=256
         for i in range(0, n, 256):

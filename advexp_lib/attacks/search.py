@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checks import InputError, check_choice, check_images, check_labels, check_logits, check_model_input
-from ..models import eval_mode, training_mode
+from ..models import eval_mode, nhwc_copy, prefers_nhwc, training_mode
 from ..protocols import AE_PAPER, AE_REFERENCE, ARA_PAPER, SearchConfig  # noqa: F401 (re-exported: the search's settings)
 from ..results import Result
 
@@ -293,7 +293,7 @@ def rmse_search(
         best_mse=torch.full((n,), math.inf, dtype=x.dtype, device=x.device),
         first=torch.full((n,), -1, dtype=torch.long, device=x.device),
     )
-    search = _Search(criterion, config, mask is not None, _nhwc_pays(model, x), progress, n)
+    search = _Search(criterion, config, mask is not None, prefers_nhwc(model, x), progress, n)
     steps, extra = config.steps, int(criterion.minimal)
     with training_mode(model, model_mode == "train"):
         if model_mode == "train":  # BatchNorm couples the batch: every example is searched to the end
@@ -391,7 +391,7 @@ class _Search:
         for t in ts:
             d = state.delta.detach().requires_grad_(t < c.steps)
             xd = _apply(x, d, c.clip)
-            logits = model(_nhwc(xd) if self.nhwc else xd)
+            logits = model(nhwc_copy(xd) if self.nhwc else xd)
             if t == 0:
                 check_logits(logits, n)
                 check_labels(classes, n, logits.shape[1], crit.classes)
@@ -435,32 +435,6 @@ def _mse(delta):
 
 def _apply(x, delta, clip):
     return (x + delta).clamp(0, 1) if clip else x + delta
-
-
-def _nhwc_pays(model, x):
-    """Feed ``model`` NHWC copies (:func:`_nhwc`)? On CPU, for networks with max-pooling.
-
-    Max-pooling is where channels-last pays on CPU (benchmarks/bench_woods.py).
-    Other networks, such as the ResNets, are fed NCHW, as the reference feeds
-    them: NHWC convolutions sum in another order, and that rounding would move
-    the search's distances on the published ResNet-44s away from the
-    reference loop's (benchmarks/bench_ara_speed.py prints the difference).
-    """
-    return x.device.type == "cpu" and any(isinstance(m, nn.MaxPool2d) for m in model.modules())
-
-
-def _nhwc(x):
-    """A differentiable copy of x in channels-last (NHWC) strides on CPU, values unchanged.
-
-    oneDNN max-pooling (and convolutions) on CPU run faster in NHWC, and a
-    layer's output follows its input's layout. For C = 1 the two layouts hold
-    the same bytes and ``contiguous(channels_last)`` (like ``x + d``) keeps
-    NCHW strides, so an explicit copy sets the stride of C to 1: the first
-    convolution then sees NHWC and the layers after it stay NHWC.
-    """
-    if x.device.type != "cpu" or x.dim() != 4 or x.stride(1) == 1:
-        return x
-    return torch.empty_like(x, memory_format=torch.channels_last).copy_(x)
 
 
 def _report_late(unreliable, on_late, name, config):
