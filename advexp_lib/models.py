@@ -13,7 +13,8 @@
   architecture of their published MNIST networks.
 
 :func:`attack_view` gives a frozen network an equivalent that many-step
-input-gradient attacks differentiate faster (folded linear tail, NHWC feeding).
+input-gradient attacks differentiate faster (folded linear tail, NHWC feeding);
+:func:`cam_view` one with the same logits and the same CAM.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ __all__ = [
     "tandem_margin",
     "runner_up",
     "attack_view",
+    "cam_view",
     "prefers_nhwc",
     "nhwc_copy",
 ]
@@ -629,6 +631,42 @@ def attack_view(model: nn.Module, x: torch.Tensor) -> nn.Module:
     if prefers_nhwc(model, x):
         return _FedNhwc(model)
     return model
+
+
+def cam_view(model: nn.Module) -> nn.Module:
+    r"""The eval-mode ``model`` with the same logits and the same CAM, cheaper to differentiate.
+
+    For a :class:`SmallGap`, a copy whose last convolution has the head folded
+    in: conv3' = W o conv3, with C output channels (kernel_c = sum_k W_ck
+    kernel_k, bias_c = sum_k W_ck b_k, computed in float64 and stored in the
+    model's dtype) and an identity head, so A'_c = sum_k W_ck A_k is CAM_c
+    itself and logits = mean_hw(A'). Exact for the linear composition up to
+    rounding; conv3 does C instead of 100 output channels (10x fewer
+    multiply-adds on MNIST). A snapshot: later training of ``model`` does not
+    reach it. Any other model is returned as is. The interpretability
+    sneaking attack runs on it (CAM is read from ``features``, so
+    :class:`~advexp_lib.attributions.Cam` gives the same maps).
+
+    Examples:
+        >>> net = build_model("smallgap").eval()
+        >>> view, x = cam_view(net), torch.rand(2, 1, 28, 28)
+        >>> bool(torch.allclose(view(x), net(x), atol=1e-5))
+        True
+    """
+    if not isinstance(model, SmallGap):
+        return model
+    conv3, head = model.features[4], model.classifier
+    w = head.weight.detach().double()
+    folded = TFSameConv2d(conv3.in_channels, head.out_features, conv3.kernel_size[0], stride=conv3.stride[0])
+    identity = nn.Linear(head.out_features, head.out_features, bias=False)
+    with torch.no_grad():
+        folded.weight.copy_(torch.einsum("ck,kiab->ciab", w, conv3.weight.detach().double()))
+        folded.bias.copy_(w @ conv3.bias.detach().double())
+        identity.weight.copy_(torch.eye(head.out_features))
+    view = copy.deepcopy(model)
+    view.features[4], view.classifier = folded, identity
+    p = conv3.weight
+    return view.to(device=p.device, dtype=p.dtype).requires_grad_(False).eval()
 
 
 class _FoldedSmallGap(nn.Module):

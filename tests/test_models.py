@@ -11,6 +11,7 @@ from advexp_lib.models import (
     SmallGap,
     attack_view,
     build_model,
+    cam_view,
     eval_mode,
 )
 
@@ -248,3 +249,24 @@ def test_attack_view_feeds_maxpool_networks_nhwc_and_restores_their_mode():
         torch.testing.assert_close(out, net(x))
     plain = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
     assert attack_view(plain, x) is plain
+
+
+def test_cam_view_keeps_smallgap_logits_and_cam_with_the_head_folded_into_conv3():
+    from advexp_lib.attributions import Cam
+
+    torch.manual_seed(0)
+    m = SmallGap().eval()
+    with torch.no_grad():
+        m.features[4].bias.normal_()
+    x, y = torch.rand(5, 1, 28, 28), torch.arange(5)
+    view = cam_view(m)
+    assert view.features[4].out_channels == 10 and view.classifier.weight.shape == (10, 10)
+    m64, x64 = m.double(), x.double()
+    cam = Cam(upsample=False)
+    with torch.no_grad():
+        torch.testing.assert_close(view(x).double(), m64(x64), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            cam.attribute(view, x, y).double(), cam.attribute(m64, x64, y), rtol=1e-5, atol=1e-5
+        )
+    plain = CamCNN()
+    assert cam_view(plain) is plain

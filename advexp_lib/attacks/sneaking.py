@@ -14,7 +14,7 @@ from torch import nn
 from ..attributions import Cam, as_explainer
 from ..checks import InputError, check_choice, check_images, check_labels, check_logits, check_positive
 from ..metrics import DISCREPANCY_NORMS, map_discrepancy
-from ..models import eval_mode, tandem_margin
+from ..models import cam_view, eval_mode, tandem_margin
 from ..results import Result
 from ..stats import paired_mean_difference
 from .bisection import Bisection
@@ -207,10 +207,12 @@ def interpretability_sneaking_attack(
        (lo + hi) / 2); on failure hi = gamma and gamma = (lo + hi) / 2; then
        the attack with gamma = lo.
 
-    The multiples are ours (the reference takes them on its command line and
-    records none); p = 1 leaves no slack, larger p lets the attack trade
-    budget for a smaller discrepancy. Reported discrepancies are normalized,
-    D(I, I') = ||I - I'|| / (max I - min I) over the clean map's range.
+    With a CAM explainer the searches run on :func:`advexp_lib.models.cam_view`
+    of the model (for SmallGap, the head folded into the last convolution: the
+    same logits and maps up to rounding, cheaper). The multiples are ours (the
+    reference takes them on its command line and records none); p = 1 leaves
+    no slack, larger p lets the attack trade budget for a smaller discrepancy.
+    Reported discrepancies are normalized, D(I, I') = ||I - I'|| / (max I - min I) over the clean map's range.
 
     Args:
         targets: (N,) attacked classes, each != y (the reference draws them at random).
@@ -246,6 +248,8 @@ def interpretability_sneaking_attack(
     if not multiples or any(not p >= 1 for p in multiples):
         raise InputError(f"multiples: expected budgets as multiples >= 1 of the minimal eps, got {multiples}")
     n = x.shape[0]
+    if isinstance(explainer, Cam):  # the same logits and CAM, cheaper (SmallGap; others as they are)
+        model = cam_view(model)
     with eval_mode(model), torch.no_grad():
         num_classes = check_logits(model(x), n).shape[1]
     check_labels(y, n, num_classes, "y")
