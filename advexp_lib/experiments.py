@@ -740,6 +740,7 @@ def robustness_audit(
     tolerance: float = 0.05,
     seed: int = 0,
     progress: bool = False,
+    base: dict | None = None,
 ) -> AuditResult:
     """The standard checklist for a robustness claim (Carlini et al. 2019), for each model.
 
@@ -764,6 +765,12 @@ def robustness_audit(
       (:func:`advexp_lib.metrics.ensemble_ara`), and its ratio to the RMSE
       search's ARA.
 
+    ``base``: {label: AraResult} of every model from
+    :func:`advexp_lib.metrics.accuracy_robustness_area` on these images with
+    this ``kind`` and ``config`` (``never_met="retry"``), e.g.
+    :func:`ara_results`' entry for ``kind``, reused instead of searching
+    again (default None: searched here).
+
     ``ok`` says whether the first four checks pass: all broken, both changes
     within ``tolerance``, and no more than ``tolerance`` of the images broken
     more cheaply by transfer or by the boundary attack.
@@ -783,7 +790,14 @@ def robustness_audit(
     reference = reference or next(iter(models))
     check_choice(reference, "reference", list(models))
     settings = dict(kind=criterion, config=config, progress=progress, on_late="flag", never_met="retry")
-    base = {label: accuracy_robustness_area(m, x, y, **settings) for label, m in models.items()}
+    if base is None:
+        base = {label: accuracy_robustness_area(m, x, y, **settings) for label, m in models.items()}
+    for label in models:
+        given = base.get(label) if isinstance(base, dict) else None
+        if given is None or given.kind != criterion.name or given.distances.shape[0] != x.shape[0]:
+            raise InputError(
+                f"base: expected a {criterion.name!r} ARA of these {x.shape[0]} images for {label!r}"
+            )
     ref_found = rmse_search(models[reference], x, y, criterion=criterion, config=config)
     directions = ref_found.x_adv - x
     g = torch.Generator().manual_seed(seed)

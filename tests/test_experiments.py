@@ -226,3 +226,27 @@ def test_explanation_budget_scales_the_median_minimal_rmse():
     assert b["n"] == 20 and b["rho"] == pytest.approx(2.0 * b["median"]) and b["median"] > 0
     with pytest.raises(InputError, match="multiple"):
         explanation_budget(model, x, y, multiple=0)
+
+
+def test_robustness_audit_reuses_given_ara_results_exactly_and_refuses_mismatched_ones():
+    from dataclasses import replace
+
+    from advexp_lib.attacks import ARA_PAPER
+    from advexp_lib.experiments import ara_results, robustness_audit
+
+    torch.manual_seed(0)
+    models = {"a": build_model("small_cnn").eval(), "b": build_model("small_cnn").eval()}
+    x, y = torch.rand(6, 1, 28, 28), torch.arange(6)
+    quick = dict(config=replace(ARA_PAPER, steps=12), boundary_steps=10, n_boundary=2)
+    searched = robustness_audit(models, x, y, **quick)
+    given = ara_results(models, x, y, config=quick["config"], kinds=("attack",))["attack"]
+    reused = robustness_audit(models, x, y, base=given, **quick)
+    for label in models:  # the search is deterministic: reusing its result changes no row
+        a, b = searched.rows[label], reused.rows[label]
+        assert a.keys() == b.keys()
+        assert all(a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]) for k in a), label  # NaN == NaN
+    with pytest.raises(InputError, match="base: expected a 'attack' ARA of these 6 images for 'b'"):
+        robustness_audit(models, x, y, base={"a": given["a"]}, **quick)
+    btr = ara_results(models, x, y, config=quick["config"], kinds=("btr",))["btr"]
+    with pytest.raises(InputError, match="base: expected a 'attack' ARA"):
+        robustness_audit(models, x, y, base=btr, **quick)
