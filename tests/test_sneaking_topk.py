@@ -212,3 +212,35 @@ def test_isa_normalized_slope_takes_the_monotone_envelope_as_the_reference_does(
     torch.testing.assert_close(s, torch.tensor([0.3, 0.5], dtype=torch.float64))
     hidden_one["one"] = torch.ones(3, 2)  # no drop at all: undefined, as the reference skips it
     assert r.normalized_slope("one", x).isnan().all()
+
+
+class _Quadratic(torch.nn.Module):
+    """logits_c = sum_j w_cj x_j^2: saliency 2 |w_cj x_j| follows the input."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = torch.nn.Parameter(w)
+
+    def forward(self, x):
+        return x.flatten(1).pow(2) @ self.w.T
+
+
+def test_attribution_stability_is_perfect_only_where_no_input_can_move_the_map():
+    from advexp_lib.attributions import Saliency
+    from advexp_lib.experiments import attribution_stability
+
+    torch.manual_seed(0)
+    w = torch.randn(3, 16)
+    linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3, bias=False))
+    with torch.no_grad():
+        linear[1].weight.copy_(w)
+    x = torch.rand(8, 1, 4, 4) * 0.6 + 0.2
+    s = attribution_stability(
+        {"linear": linear, "quadratic": _Quadratic(w)}, x, eps=0.2, k=4, steps=20, explainer=Saliency()
+    )
+    # saliency of a linear model is |W_c| at every input: no attack can move it (the measure says "stable")
+    assert torch.equal(s["linear"]["intersection"], torch.ones(8))
+    assert torch.allclose(s["linear"]["kendall_tau"], torch.ones(8, dtype=s["linear"]["kendall_tau"].dtype))
+    # a map that follows the input: the attack must move its top-k set somewhere (the measure can say no)
+    assert (s["quadratic"]["intersection"] < 1).any()
+    assert s["quadratic"]["kendall_tau"].mean() < 1

@@ -65,7 +65,9 @@ def topk_attribution_attack(
     it is rejected and that image's step size halves (so the attack does not
     retry the same step). Returns, per image, the accepted iterate with the
     smallest top-k intersection with the clean map, so the prediction never
-    changes. Maps are ``explainer.attribute(differentiable=True)``.
+    changes. Maps are ``explainer.attribute(differentiable=True)``; where a map
+    does not depend on the input (a linear model's saliency) the gradient is 0
+    and the attack stays at x.
 
     Args:
         eps: l-inf budget (> 0), e.g. 0.3 on MNIST.
@@ -117,7 +119,11 @@ def topk_attribution_attack(
         best_maps = torch.where(better.view(-1, *[1] * (maps.dim() - 1)), m.detach(), best_maps)
         if t == steps:
             break
-        (g,) = torch.autograd.grad((m.abs() * top).sum(), z)
+        mass = (m.abs() * top).sum()
+        if mass.requires_grad:  # a map that does not depend on x (a linear model's saliency) gets g = 0
+            (g,) = torch.autograd.grad(mass, z, allow_unused=True, materialize_grads=True)
+        else:
+            g = torch.zeros_like(z)
         cand = x + (cur - sizes[:, None, None, None] * g.sign() - x).clamp(-eps, eps)
         cand = cand.clamp(0, 1).detach()
         with eval_mode(model), torch.no_grad():
