@@ -545,7 +545,7 @@ def explanation_budget(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, mu
     The minimal RMSEs d_i are the ARA protocol's (:func:`~advexp_lib.metrics.accuracy_robustness_area`,
     attack criterion, :data:`~advexp_lib.attacks.ARA_PAPER`); images misclassified unperturbed
     (d_i = 0) are left out of the median. Woods et al.'s rho = 0.1 is the reference code's budget
-    for CIFAR-10; networks on other data need their own (a robust digit network's median is near 0.1).
+    for CIFAR-10; networks on other data, or of other robustness, need their own.
 
     Returns:
         {"rho": multiple * median, "median": the median, "n": images in it, "multiple": multiple}.
@@ -646,17 +646,16 @@ def counterfactual_fidelity(
 def _edit_at_rmse(x: torch.Tensor, direction: torch.Tensor, rho: float, iters: int = 40):
     """clip(x + c * direction) with c in [0, 1] per image bisected so its RMSE from x is rho (or c = 1)."""
 
-    def size(c):
-        return rmse(((x + c.view(-1, *[1] * (x.dim() - 1)) * direction).clamp(0, 1)) - x)
+    def edit(c):
+        return (x + c.view(-1, *[1] * (x.dim() - 1)) * direction).clamp(0, 1)
 
     lo, hi = torch.zeros(x.shape[0], device=x.device), torch.ones(x.shape[0], device=x.device)
-    short = size(hi) <= rho  # even c = 1 is not enough: take it
+    short = rmse(edit(hi) - x) <= rho  # even c = 1 is not enough: take it
     for _ in range(iters):
         mid = (lo + hi) / 2
-        over = size(mid) > rho
+        over = rmse(edit(mid) - x) > rho
         hi, lo = torch.where(over, mid, hi), torch.where(over, lo, mid)
-    c = torch.where(short, torch.ones_like(hi), lo)
-    x_m = (x + c.view(-1, *[1] * (x.dim() - 1)) * direction).clamp(0, 1)
+    x_m = edit(torch.where(short, torch.ones_like(hi), lo))
     return x_m, rmse(x_m - x)
 
 
