@@ -25,7 +25,7 @@ from .checks import InputError, check_images, check_positive
 from .data import DatasetNotFoundError, load_tensors
 from .metrics import robust_accuracy_curve
 from .models import attack_view, eval_mode, tandem_margin
-from .stats import mcnemar
+from .stats import mcnemar, seed_mean_difference
 
 __all__ = [
     "REFERENCE_EPS_MNIST",
@@ -34,6 +34,7 @@ __all__ = [
     "pgd_audit",
     "pgd_robustness",
     "paired_tests",
+    "seed_differences",
     "eps_index",
     "figures",
 ]
@@ -192,6 +193,38 @@ def paired_tests(results: dict, pairs, eps: float, *, audit: bool = False) -> di
             r = results[label]
             flags.append(r["audit"][float(eps)] if audit else r["robust"][eps_index(r["eps"], eps)])
         out[f"{a}-{b}"] = mcnemar(*flags)
+    return out
+
+
+def seed_differences(arms: dict, pairs, eps: float, *, audit: bool = False, seed: int = 0) -> dict:
+    """{"a-b": Estimate} of robust accuracy a minus b at budget ``eps``, over each arm's training seeds.
+
+    ``arms`` = {label: [one :func:`pgd_robustness` row per training seed]}, every row on the
+    same images (a published network is a list of one). The difference is of the
+    seed-averaged robust accuracies, with the two-level bootstrap of
+    :func:`advexp_lib.stats.seed_mean_difference` (images paired, seeds resampled per arm);
+    ``audit`` compares the audit's per-image outcomes instead of the reference PGD's.
+
+    Examples:
+        >>> row = {"eps": torch.tensor([0.0, 0.3], dtype=torch.float64),
+        ...        "robust": torch.tensor([[True, True], [True, False]]), "audit": {}}
+        >>> other = dict(row, robust=torch.tensor([[True, True], [False, False]]))
+        >>> seed_differences({"a": [row, row], "b": [other]}, [("a", "b")], 0.3)["a-b"].value
+        0.5
+    """
+    out = {}
+    for a, b in pairs:
+        flags = []
+        for label in (a, b):
+            if label not in arms or not arms[label]:
+                raise InputError(f"pairs: no results for {label!r}; have {sorted(arms)}")
+            rows = arms[label]
+            flags.append(
+                torch.stack(
+                    [r["audit"][float(eps)] if audit else r["robust"][eps_index(r["eps"], eps)] for r in rows]
+                )
+            )
+        out[f"{a}-{b}"] = seed_mean_difference(*flags, seed=seed)
     return out
 
 

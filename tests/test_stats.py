@@ -70,3 +70,24 @@ def test_bootstrap_median_matches_numpy_and_resists_an_outlier():
         est.value == float(torch.median(x)) == 11.0 and 6 < est.lo < est.hi < 17
     )  # the outlier does not reach it
     assert bootstrap_mean(x).hi > 1e10
+
+
+def test_seed_mean_difference_by_hand_and_its_interval_widens_with_the_spread_between_seeds():
+    from advexp_lib.stats import paired_mean_difference, seed_mean_difference
+
+    g = torch.Generator().manual_seed(0)
+    a = (torch.rand(1, 200, generator=g) < 0.7).double()
+    b = (torch.rand(200, generator=g) < 0.5).double()
+    one = seed_mean_difference(a, b)
+    assert one.value == pytest.approx(a.mean().item() - b.mean().item())
+    flat = paired_mean_difference(a[0], b)  # one seed a side: the image-level paired bootstrap
+    assert one.lo == pytest.approx(flat.lo, abs=0.02) and one.hi == pytest.approx(flat.hi, abs=0.02)
+    # two seeds that disagree completely: the mean difference is 0, and the interval must span
+    # the seeds' spread (an image-only bootstrap would call it about 0 +- 0.05)
+    split = torch.stack([torch.ones(200), torch.zeros(200)]).double()
+    wide = seed_mean_difference(split, torch.full((200,), 0.5, dtype=torch.float64))
+    assert wide.value == pytest.approx(0.0) and wide.lo < -0.4 and wide.hi > 0.4
+    with pytest.raises(InputError, match=r"b: expected the 200 images of a, got 199"):
+        seed_mean_difference(a, b[:199])
+    with pytest.raises(InputError, match=r"a: expected finite values of shape \(seeds, images\)"):
+        seed_mean_difference(torch.ones(2, 3, 4), b)
