@@ -190,8 +190,7 @@ def paired_tests(results: dict, pairs, eps: float, *, audit: bool = False) -> di
         for label in (a, b):
             if label not in results:
                 raise InputError(f"pairs: no results for {label!r}; have {sorted(results)}")
-            r = results[label]
-            flags.append(r["audit"][float(eps)] if audit else r["robust"][eps_index(r["eps"], eps)])
+            flags.append(_robust_flags(results[label], eps, audit))
         out[f"{a}-{b}"] = mcnemar(*flags)
     return out
 
@@ -218,14 +217,14 @@ def seed_differences(arms: dict, pairs, eps: float, *, audit: bool = False, seed
         for label in (a, b):
             if label not in arms or not arms[label]:
                 raise InputError(f"pairs: no results for {label!r}; have {sorted(arms)}")
-            rows = arms[label]
-            flags.append(
-                torch.stack(
-                    [r["audit"][float(eps)] if audit else r["robust"][eps_index(r["eps"], eps)] for r in rows]
-                )
-            )
+            flags.append(torch.stack([_robust_flags(r, eps, audit) for r in arms[label]]))
         out[f"{a}-{b}"] = seed_mean_difference(*flags, seed=seed)
     return out
+
+
+def _robust_flags(row: dict, eps: float, audit: bool) -> torch.Tensor:
+    """(N,) bool of a :func:`pgd_robustness` row at ``eps``: the audit's outcomes, or the reference PGD's."""
+    return row["audit"][float(eps)] if audit else row["robust"][eps_index(row["eps"], eps)]
 
 
 def eps_index(eps: torch.Tensor, e: float) -> int:
