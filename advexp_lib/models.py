@@ -570,15 +570,18 @@ def _others(logits, classes):
 
 
 def prefers_nhwc(model: nn.Module, x: torch.Tensor) -> bool:
-    """Feed ``model`` NHWC copies (:func:`nhwc_copy`)? On CPU, for networks with max-pooling.
+    """Feed ``model`` NHWC copies (:func:`nhwc_copy`)? On CPU, for networks with max-pooling or BatchNorm.
 
-    Max-pooling is where channels-last pays on CPU (benchmarks/bench_woods.py).
-    Other networks, such as the ResNets, are fed NCHW, as the reference feeds
-    them: NHWC convolutions sum in another order, and that rounding would move
-    the search's distances on the published ResNet-44s away from the
-    reference loop's (benchmarks/bench_ara_speed.py prints the difference).
+    oneDNN's max-pooling and its convolutions in the pre-activation ResNets
+    run faster on CPU in channels-last (``benchmarks/bench_woods.py``,
+    ``benchmarks/bench_published_ara.py``: about 1.2x per search step on the
+    published ResNet-44s). NHWC convolutions sum in another order than NCHW
+    ones, so distances move by float32 rounding (the benchmark prints the
+    largest change).
     """
-    return x.device.type == "cpu" and any(isinstance(m, nn.MaxPool2d) for m in model.modules())
+    if x.device.type != "cpu":
+        return False
+    return any(isinstance(m, (nn.MaxPool2d, nn.BatchNorm2d)) for m in model.modules())
 
 
 def nhwc_copy(x: torch.Tensor) -> torch.Tensor:
