@@ -231,6 +231,12 @@ def _add_reproduce(sub) -> None:
         help="papermill override, e.g. -p dataset cifar10 -p device cuda",
     )
     r.add_argument("--notebook", action="append", default=None, help="run only these notebook paths")
+    r.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="notebooks executed at once, each kernel given cpu_count / jobs threads (default 1)",
+    )
     r.add_argument("-q", "--quiet", action="store_true", help="no per-notebook log lines")
     r.set_defaults(run=_reproduce)
 
@@ -517,7 +523,7 @@ def _ara(args) -> int:
     device = distributed.init_from_env(args.device)  # launched by torchrun: join the group, shard images
     try:
         model = _load_model(args, device)
-        x, y = load_tensors(args.dataset, "test", n=args.n_images, seed=args.seed)
+        x, y, images = load_tensors(args.dataset, "test", n=args.n_images, seed=args.seed, return_source=True)
         x, y = x.to(device), y.to(device)
         torch.manual_seed(args.seed)  # the boundary attack draws random starts
         settings = dict(kind=args.kind, config=config, progress=_progress(args))
@@ -536,7 +542,7 @@ def _ara(args) -> int:
         distributed.shutdown()
     if not main_process:
         return 0
-    record = _ara_record(args, config, attacks, never_met, world, search, ens)
+    record = _ara_record(args, config, attacks, never_met, world, search, ens, images)
     summary = {k: v for k, v in record.items() if k not in _PER_IMAGE}
     print(json.dumps(summary, indent=1, allow_nan=False))
     text = json.dumps(record, indent=1, allow_nan=False) + "\n"
@@ -562,11 +568,12 @@ def _ensemble_attacks(args) -> tuple[str, ...] | None:
     return names
 
 
-def _ara_record(args, config, attacks, never_met, world, search, ens) -> dict:
+def _ara_record(args, config, attacks, never_met, world, search, ens, images: str) -> dict:
     """The ``ara`` command's result as a JSON-ready dict (keys in the order written).
 
     Settings: version, source (the checkpoint or --model), weights,
-    normalize, dataset, kind, n_images, seed, the SearchConfig fields (steps,
+    normalize, dataset, images (which test images: e.g. the original CIFAR-10
+    test set or its shipped JPEG copies), kind, n_images, seed, the SearchConfig fields (steps,
     eps, momentum, overshoot, clip, grad_floor), batch_size, never_met,
     attacks (None without --ensemble), world_size.
     Results: num_classes, accuracy, ara, ara_95 (the ARA with its 95%
@@ -587,6 +594,7 @@ def _ara_record(args, config, attacks, never_met, world, search, ens) -> dict:
         "weights": args.weights,
         "normalize": args.normalize,
         "dataset": args.dataset,
+        "images": images,
         "kind": args.kind,
         "n_images": args.n_images,
         "seed": args.seed,
@@ -773,7 +781,8 @@ def _reproduce(args) -> int:
     from .reproduce import run_notebooks
 
     log = (lambda *a, **k: None) if args.quiet else print
-    summary = run_notebooks(args.out, {k: _literal(v) for k, v in args.parameter}, args.notebook, log=log)
+    parameters = {k: _literal(v) for k, v in args.parameter}
+    summary = run_notebooks(args.out, parameters, args.notebook, log=log, jobs=args.jobs)
     print(json.dumps(summary["seconds"], indent=1))
     return 0
 

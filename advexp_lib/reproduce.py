@@ -4,11 +4,13 @@ Executed notebooks go to ``<out>/notebooks/`` (sources are never overwritten);
 figures the notebooks :func:`record` are gathered into ``<out>/summary.json``.
 A failing notebook stops the run with an error naming the notebook and cell;
 results of notebooks that finished earlier stay in place. Every notebook
-starts with one call, :func:`start_notebook`.
+starts with one call, :func:`start_notebook`. The reproduction report
+(:data:`RUNS_LAST`) reads the other notebooks' records, so it runs after them.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import os
@@ -23,7 +25,7 @@ import numpy as np
 import torch
 
 from .checkpoints import write_atomic
-from .checks import AdvexpError, InputError
+from .checks import AdvexpError, InputError, check_positive
 
 __all__ = [
     "REPO",
@@ -37,9 +39,11 @@ __all__ = [
     "results_dir",
     "run_notebooks",
     "build_book",
+    "RUNS_LAST",
 ]
 
 REPO = Path(__file__).resolve().parents[1]
+RUNS_LAST = ("08_reproduction_report.ipynb",)  # reads every other notebook's record
 
 
 class NotebookError(AdvexpError, RuntimeError):
@@ -131,16 +135,27 @@ def notebook_paths() -> list[Path]:
     return sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
-def run_notebooks(out="results", parameters: dict | None = None, notebooks=None, log=print) -> dict:
+def run_notebooks(
+    out="results", parameters: dict | None = None, notebooks=None, log=print, *, jobs: int = 1
+) -> dict:
     """Execute ``notebooks`` (default: all) with papermill; return the summary written.
 
     Args:
         out: results folder (executed copies in ``out/notebooks``, ``out/summary.json``).
         parameters: overrides injected into each notebook's ``parameters`` cell
             (only the names that notebook declares).
+        jobs: notebooks executed at once (default 1). With ``jobs`` > 1 each
+            kernel gets ``cpu_count // jobs`` threads (``OMP_NUM_THREADS``): on
+            a 2-core machine two single-threaded kernels get through more work
+            than one two-threaded kernel, whose small convolutions scale poorly
+            over threads. The notebooks then start in the order of their last
+            recorded run times (``<out>/summary.json``), longest first, else in
+            reverse reading order; :data:`RUNS_LAST` still runs after all others.
+            Thread counts change float rounding, not results beyond it.
     """
     import papermill as pm  # the book tools are an optional extra of the package
 
+    check_positive(jobs, "jobs", integer=True)
     missing = [str(p) for p in (notebooks or []) if not Path(p).is_file()]
     if missing:
         raise InputError(
@@ -148,22 +163,14 @@ def run_notebooks(out="results", parameters: dict | None = None, notebooks=None,
         )
     out = Path(out).resolve()
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
-    os.environ["ADVEXP_RESULTS_DIR"] = str(out)
-    # kernels inherit the environment: a non-interactive MPLBACKEND (Agg, as tests set) would keep every
-    # figure out of the executed notebooks, so the kernels draw inline whatever the caller's setting
-    os.environ.pop("MPLBACKEND", None)
-    # and draw no progress bars: the rendered book shows results, not tqdm's stderr
-    os.environ.setdefault("ADVEXP_PROGRESS", "0")
-    # kernels run in each notebook's folder: a relative data folder the caller named is made absolute
-    # (from the caller's working directory) so that it names the same folder there
-    for var in ("ADVEXP_DATA_DIR", "ADVEXP_WOODS_DIR", "ADVEXP_BOOPATHY_DIR"):
-        if os.environ.get(var):
-            os.environ[var] = str(Path(os.environ[var]).resolve())
-    if os.environ.get("ADVEXP_DATA_PATH"):
-        folders = os.environ["ADVEXP_DATA_PATH"].split(os.pathsep)
-        os.environ["ADVEXP_DATA_PATH"] = os.pathsep.join(str(Path(p).resolve()) for p in folders if p)
+    _kernel_environment(out, jobs)
+    paths = [Path(p) for p in (notebooks or notebook_paths())]
+    first = [p for p in paths if p.name not in RUNS_LAST]
+    if jobs > 1:
+        first = _longest_first(first, out)
     timings = {}
-    for nb in [Path(p) for p in (notebooks or notebook_paths())]:
+
+    def execute(nb: Path) -> None:
         declared = pm.inspect_notebook(str(nb))
         params = {k: v for k, v in (parameters or {}).items() if k in declared}
         target = out / "notebooks" / nb.name
@@ -187,9 +194,46 @@ def run_notebooks(out="results", parameters: dict | None = None, notebooks=None,
         partial.replace(target)
         timings[nb.name] = round(time.perf_counter() - t0, 1)
         log(f"[reproduce] {nb.name} done in {timings[nb.name]} s")
-    summary = {"parameters": parameters or {}, "seconds": timings, "figures": load_records(out)}
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        for done in [pool.submit(execute, nb) for nb in first]:
+            done.result()  # the first failure stops the run, with its notebook and cell
+    for nb in [p for p in paths if p.name in RUNS_LAST]:
+        execute(nb)
+    timings = {p.name: timings[p.name] for p in paths}  # reading order
+    summary = {"parameters": parameters or {}, "seconds": timings, "jobs": jobs, "figures": load_records(out)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     return summary
+
+
+def _kernel_environment(out: Path, jobs: int) -> None:
+    """The environment every kernel inherits (this process's, set before the first kernel starts)."""
+    os.environ["ADVEXP_RESULTS_DIR"] = str(out)
+    # kernels inherit the environment: a non-interactive MPLBACKEND (Agg, as tests set) would keep every
+    # figure out of the executed notebooks, so the kernels draw inline whatever the caller's setting
+    os.environ.pop("MPLBACKEND", None)
+    # and draw no progress bars: the rendered book shows results, not tqdm's stderr
+    os.environ.setdefault("ADVEXP_PROGRESS", "0")
+    if jobs > 1:  # share the cores out: oversubscribed OpenMP threads slow every kernel down
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+    # kernels run in each notebook's folder: a relative data folder the caller named is made absolute
+    # (from the caller's working directory) so that it names the same folder there
+    for var in ("ADVEXP_DATA_DIR", "ADVEXP_WOODS_DIR", "ADVEXP_BOOPATHY_DIR"):
+        if os.environ.get(var):
+            os.environ[var] = str(Path(os.environ[var]).resolve())
+    if os.environ.get("ADVEXP_DATA_PATH"):
+        folders = os.environ["ADVEXP_DATA_PATH"].split(os.pathsep)
+        os.environ["ADVEXP_DATA_PATH"] = os.pathsep.join(str(Path(p).resolve()) for p in folders if p)
+
+
+def _longest_first(paths: list[Path], out: Path) -> list[Path]:
+    """``paths`` by their last recorded run time in ``out/summary.json``, longest first; without one,
+    in reverse reading order (the later chapters, on the authors' networks, are the longer ones)."""
+    try:
+        seconds = json.loads((out / "summary.json").read_text())["seconds"]
+    except (OSError, ValueError, KeyError):
+        return paths[::-1]
+    return sorted(paths, key=lambda p: -float(seconds.get(p.name, 0.0)))
 
 
 def build_book(results="results", html_out=None, strict=True) -> Path:

@@ -61,7 +61,7 @@ def test_ara_command(checkpoint, tmp_path, capsys):
 # a quick ARA on 8 mnist5k test images; --eps 2 is ample for a 1-epoch network at these distances
 QUICK_ARA = ["--dataset", "mnist5k", "--n-images", "8", "--steps", "30", "--eps", "2"]
 SETTINGS = (
-    "version source weights normalize dataset kind n_images seed steps eps momentum overshoot clip "
+    "version source weights normalize dataset images kind n_images seed steps eps momentum overshoot clip "
     "grad_floor batch_size never_met attacks world_size".split()
 )
 RESULTS = "num_classes accuracy ara ara_95 median_distance n_unreliable n_retried".split()
@@ -82,6 +82,7 @@ def test_ara_json_holds_settings_and_per_image_results(checkpoint, tmp_path, cap
     assert printed == {k: v for k, v in res.items() if k not in PER_IMAGE}  # stdout: the summary only
     assert res["n_images"] == 8 and res["batch_size"] == 3 and res["attacks"] is None
     assert res["world_size"] == 1 and res["never_met"] == "raise" and res["source"] == str(checkpoint)
+    assert res["images"].startswith("mnist5k's test split")
     assert res["version"] == advexp_lib.__version__ and res["weights"] is None and res["normalize"] is None
     lo, hi = res["ara_95"]["lo"], res["ara_95"]["hi"]
     assert lo <= res["ara"] <= hi and res["ara_95"]["n"] == 8
