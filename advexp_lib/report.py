@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from .checks import InputError, check_choice, check_positive
-from .claims import CLAIMS, claim, for_record, judge, measurement
+from .claims import CLAIMS, arm_rates, claim, for_record, judge, measurement
 from .companion_eval import eps_index
 from .metrics import ara_interval, ara_ratio
 from .published import WOODS_PUBLISHED_CIFAR10
@@ -38,6 +38,7 @@ __all__ = [
     "estimates_table",
     "isa_table",
     "robust_accuracy_table",
+    "seed_robustness_table",
     "evaluation_table",
     "claims_table",
     "chapter_claims",
@@ -425,6 +426,21 @@ def pgd_audit_table(results: dict) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["network", "eps"])
 
 
+def seed_robustness_table(by_seed: dict, eps) -> pd.DataFrame:
+    """Each training seed's robust accuracy, under the reference's PGD and under the audit, at each ``eps``.
+
+    ``by_seed`` = {seed: {network: :func:`advexp_lib.companion_eval.pgd_robustness` row}};
+    one row per (network, seed), the ``smallgap_`` prefix of a recipe name dropped.
+    """
+    rows = {}
+    for s, by_net in by_seed.items():
+        for net, r in by_net.items():
+            row = {f"their PGD {e:g}": r["accuracy"][eps_index(r["eps"], e)].item() for e in eps}
+            row.update({f"audit {e:g}": r["audit"][float(e)].double().mean().item() for e in eps})
+            rows[(f"ours {net.removeprefix('smallgap_')}", s)] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["network", "seed"])
+
+
 def paired_tests_table(tests: dict) -> pd.DataFrame:
     """{budget: {"a-b": :class:`~advexp_lib.stats.PairedTest`}} as one row per (budget, comparison).
 
@@ -467,14 +483,15 @@ def claims_table(records: dict, claims=CLAIMS) -> pd.DataFrame:
     Each claim names the record and key that measure it and its rule (e.g.
     "> 1"); the verdict is :func:`advexp_lib.stats.verdict` of that
     measurement and rule, the same call the chapter makes. Columns: id, kind
-    ("paper" or "check"), paper, claim (quoted), where (in the paper), measure
+    ("paper" or "check"), paper, claim (quoted), where (in the paper),
+    evidence (the authors' networks or our re-training), measure
     (what is measured), measured (value, 95% interval, n), rule, verdict,
     source (the record key); "missing"
     where the notebook did not run or ran on other settings.
     """
     rows = []
     for c in claims:
-        est = measurement(records, c)
+        est, arms = measurement(records, c), arm_rates(records, c)
         rows.append(
             {
                 "id": c.id,
@@ -482,10 +499,11 @@ def claims_table(records: dict, claims=CLAIMS) -> pd.DataFrame:
                 "paper": c.paper,
                 "claim": c.quote,
                 "where": c.where,
+                "evidence": c.evidence,
                 "measure": c.measure,
                 "measured": "missing" if est is None else str(est),
                 "rule": c.rule,
-                "verdict": "missing" if est is None else str(verdict(est, c.rule)),
+                "verdict": "missing" if est is None else str(verdict(est, c.rule, arms=arms)),
                 "source": f"{c.record}: {c.key}",
             }
         )
@@ -558,13 +576,26 @@ def reproduction_summary(result: dict) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def published_ara_beside(results: dict) -> pd.DataFrame:
-    """The published networks' ARA measured here (:func:`advexp_lib.experiments.published_ara_measured`
-    results) beside the reference README's figures, columns accuracy, attack_ara, btr_ara under each."""
-    cols = ["accuracy", "attack_ara", "btr_ara"]
-    return pd.concat(
-        {"measured here": ara_table(results)[cols], "reference README": published_ara_table()[cols]}, axis=1
-    )
+def published_ara_beside(results: dict, accuracy: dict | None = None) -> pd.DataFrame:
+    """The published networks measured here beside the reference README's figures.
+
+    ``results``: {kind: {recipe: AraResult}} (:func:`advexp_lib.experiments.ara_results`);
+    ``accuracy``: {recipe: Estimate} on more images, e.g.
+    :func:`advexp_lib.experiments.accuracies` (default: the ARA images' accuracy).
+    One row per recipe; for accuracy, Attack ARA and BTR ARA, the value
+    measured here with its 95% interval and n, then the README's value.
+    """
+    readme = published_ara_table()
+    rows = {}
+    for net, attack in results["attack"].items():
+        acc = accuracy[net] if accuracy else wilson(int(attack.correct.sum()), attack.correct.numel())
+        row = {"accuracy: here": str(acc), "accuracy: README": readme.loc[net, "accuracy"]}
+        for kind in ("attack", "btr"):
+            if kind in results:
+                row[f"{kind} ARA: here"] = str(results[kind][net].interval())
+                row[f"{kind} ARA: README"] = readme.loc[net, f"{kind}_ara"]
+        rows[net] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("network")
 
 
 def chapter_claims(record: str, figures: dict):
@@ -582,16 +613,18 @@ def claims_markdown(table: pd.DataFrame, *, source: bool = False):
 
     Returns an ``IPython.display.Markdown`` (a plain string where IPython is
     absent): per claim, the paper, where it stands and the quote; below it a
-    table of what was measured, the value with its 95% interval and n, the
-    rule, the verdict in bold, and with ``source`` the record it was read from.
+    table of the networks each row rests on (the authors' or our re-training),
+    what was measured, the value with its 95% interval and n, the rule, the
+    verdict in bold, and with ``source`` the record it was read from.
     """
     parts = []
     for (paper, quote, where), rows in table.groupby(["paper", "claim", "where"], sort=False):
-        head = ["measured", "value [95% interval] (n)", "rule", "verdict"] + (["record"] if source else [])
+        head = ["networks", "measured", "value [95% interval] (n)", "rule", "verdict"]
+        head += ["record"] if source else []
         lines = [f"**{paper}** ({where}): *\u201c{quote}\u201d*", "", "| " + " | ".join(head) + " |"]
         lines.append("|" + "---|" * len(head))
         for _, r in rows.iterrows():
-            cells = [r["measure"], r["measured"], f"`{r['rule']}`", f"**{r['verdict']}**"]
+            cells = [r["evidence"], r["measure"], r["measured"], f"`{r['rule']}`", f"**{r['verdict']}**"]
             lines.append("| " + " | ".join(cells + ([r["source"]] if source else [])) + " |")
         parts.append("\n".join(lines))
     text = "\n\n".join(parts)

@@ -233,7 +233,9 @@ class PairedTest:
 
     ``difference``: accuracy of a minus accuracy of b, with a 95% paired
     bootstrap interval; ``a_only`` / ``b_only``: images only a / only b gets
-    right (the discordant pairs); ``p_value``: two-sided exact McNemar test.
+    right (the discordant pairs); ``p_value``: two-sided exact McNemar test;
+    ``a_rate`` / ``b_rate``: the accuracy of each (both 0 or both 1: the
+    comparison sits at a floor or ceiling and says nothing, :func:`verdict`).
 
     Examples:
         >>> print(mcnemar([1, 1, 1, 0], [0, 0, 1, 0]))
@@ -244,6 +246,8 @@ class PairedTest:
     a_only: int
     b_only: int
     p_value: float
+    a_rate: float = math.nan
+    b_rate: float = math.nan
 
     def __str__(self) -> str:
         return (
@@ -251,12 +255,14 @@ class PairedTest:
         )
 
     def to_dict(self) -> dict:
-        """{"difference": Estimate.to_dict(), "a_only", "b_only", "p_value"}."""
+        """{"difference": Estimate.to_dict(), "a_only", "b_only", "p_value", "a_rate", "b_rate"}."""
         return {
             "difference": self.difference.to_dict(),
             "a_only": self.a_only,
             "b_only": self.b_only,
             "p_value": self.p_value,
+            "a_rate": self.a_rate,
+            "b_rate": self.b_rate,
         }
 
 
@@ -283,7 +289,7 @@ def mcnemar(a, b, *, resamples: int = 2000, seed: int = 0) -> PairedTest:
     a_only, b_only = int((a & ~b).sum()), int((b & ~a).sum())
     p = scipy.stats.binomtest(a_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
     diff = paired_mean_difference(a.double(), b.double(), resamples=resamples, seed=seed)
-    return PairedTest(diff, a_only, b_only, float(p))
+    return PairedTest(diff, a_only, b_only, float(p), float(a.double().mean()), float(b.double().mean()))
 
 
 class Verdict(str, Enum):
@@ -297,6 +303,7 @@ class Verdict(str, Enum):
     REPRODUCED = "reproduced"
     NOT_REPRODUCED = "not reproduced"
     NOT_SHOWN = "not shown"
+    AT_BOUND = "not judged: both arms at 0 or both at 1"
 
     def __str__(self) -> str:
         return self.value
@@ -306,24 +313,32 @@ _CLAIM = re.compile(r"\s*([<>])\s*(-?\d+(?:\.\d*)?(?:e-?\d+)?)\s*")
 _SIDES = {">": operator.gt, "<": operator.lt}
 
 
-def verdict(estimate: Estimate | None, claim: str) -> Verdict:
+def verdict(estimate: Estimate | None, claim: str, *, arms=None) -> Verdict:
     """The verdict on the claim "the quantity is ``claim``" (e.g. "> 1", "< 0") from its 95% interval.
 
     - reproduced: the whole interval lies on the claimed side of the bound;
     - not reproduced: the whole interval lies on the other side, the bound included;
     - not shown: the interval contains the bound, or there is no interval
-      (``estimate`` None, NaN bounds, n = 0).
+      (``estimate`` None, NaN bounds, n = 0);
+    - not judged: ``arms`` (the two compared rates, e.g. two networks'
+      robust accuracies) are both 0 or both 1. Their difference is then 0
+      by necessity: a floor or a ceiling, not evidence of equality, so the
+      comparison says nothing either way.
 
     Examples:
         >>> verdict(Estimate(1.4, 1.1, 1.8, 100), "> 1")
         <Verdict.REPRODUCED: 'reproduced'>
         >>> str(verdict(Estimate(0.02, -0.01, 0.05, 40), "> 0"))
         'not shown'
+        >>> str(verdict(Estimate(0.0, 0.0, 0.0, 40), "> 0", arms=(0.0, 0.0)))
+        'not judged: both arms at 0 or both at 1'
     """
     m = _CLAIM.fullmatch(claim) if isinstance(claim, str) else None
     if m is None:
         raise InputError(f"claim: expected '> c' or '< c' with a number c, got {claim!r}")
     side, bound = _SIDES[m.group(1)], float(m.group(2))
+    if arms is not None and len(set(float(a) for a in arms)) == 1 and float(arms[0]) in (0.0, 1.0):
+        return Verdict.AT_BOUND
     if estimate is None or not (math.isfinite(estimate.lo) and math.isfinite(estimate.hi)):
         return Verdict.NOT_SHOWN
     if side(estimate.lo, bound) and side(estimate.hi, bound):

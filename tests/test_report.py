@@ -87,6 +87,28 @@ def test_claims_table_judges_each_claim_by_its_rule_and_marks_missing():
     assert len(full) == len(CLAIMS) and (full["verdict"] == "missing").all()
 
 
+def test_a_comparison_with_both_arms_at_the_floor_is_not_judged():
+    claims = (
+        Claim("f", "P", "a beats b", "abstract", "06", "at.a-b", "> 0", "difference", arms="arms.a-b"),
+        Claim("g", "P", "a beats b", "abstract", "06", "at.c-d", "> 0", "difference", arms="arms.c-d"),
+        Claim("h", "P", "a beats b", "abstract", "06", "at.e-f", "> 0", "difference", arms="arms.e-f"),
+    )
+    zero = {"value": 0.0, "lo": 0.0, "hi": 0.0, "n": 200}
+    records = {
+        "06": {
+            "at": {"a-b": zero, "c-d": zero, "e-f": {"value": 0.1, "lo": 0.05, "hi": 0.15, "n": 200}},
+            "arms": {"a-b": [0.0, 0.0], "c-d": [0.4, 0.4], "e-f": [0.1, 0.0]},
+        }
+    }
+    df = report.claims_table(records, claims)
+    # both at 0: says nothing; equal and off the floor: a real "no difference"; off the floor: judged
+    assert df["verdict"].tolist() == [
+        "not judged: both arms at 0 or both at 1",
+        "not reproduced",
+        "reproduced",
+    ]
+
+
 def test_evaluate_all_has_every_metric():
     torch.manual_seed(0)
     x = torch.rand(6, 1, 6, 6)
