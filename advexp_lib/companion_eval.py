@@ -9,6 +9,9 @@ paired tests.
   at chosen budgets by a stronger attack of the same budget.
 - :func:`pgd_audit`: the audit: the margin loss and random restarts.
 - :func:`paired_tests`: McNemar tests of pairs of networks on the same images.
+- :func:`interpretation_robustness`: their ``aai_topk``, the attack on the true
+  class's CAM at its clean top-k cells, scored by Kendall's tau of the CAMs
+  before and after; :func:`interpretation_tests` compares networks on it.
 
 Hand-written: the protocol is the reference's; the statistics are scipy's
 (:func:`advexp_lib.stats.mcnemar`).
@@ -21,25 +24,32 @@ import torch
 from torch import nn
 
 from .attacks import pgd
+from .attributions import Cam
 from .checks import InputError, check_images, check_positive
 from .data import DatasetNotFoundError, load_tensors
-from .metrics import robust_accuracy_curve
-from .models import attack_view, eval_mode, tandem_margin
-from .stats import mcnemar, seed_mean_difference
+from .metrics import kendall_tau, robust_accuracy_curve, top_k_intersection
+from .models import attack_view, cam_view, eval_mode, tandem_margin
+from .stats import bootstrap_mean, mcnemar, paired_mean_difference, seed_mean_difference, wilson
 
 __all__ = [
     "REFERENCE_EPS_MNIST",
+    "REFERENCE_EPS_CIFAR",
     "reference_test_indices",
     "reference_mnist_test",
+    "reference_cifar10_test",
     "pgd_audit",
     "pgd_robustness",
     "paired_tests",
     "seed_differences",
     "eps_index",
     "figures",
+    "interpretation_robustness",
+    "interpretation_summary",
+    "interpretation_tests",
 ]
 
 REFERENCE_EPS_MNIST = (0.0, 0.05, 0.1, 0.2, 0.3, 0.35, 0.4)  # eval.py's MNIST grid (l-inf, [0, 1] pixels)
+REFERENCE_EPS_CIFAR = (0.0, 2 / 255, 4 / 255, 6 / 255, 8 / 255, 9 / 255, 10 / 255)  # its CIFAR-10 grid
 
 
 def reference_test_indices(total: int = 10000, n: int = 200, seed: int = 99) -> torch.Tensor:
@@ -80,6 +90,19 @@ def reference_mnist_test(n: int = 200, seed: int = 99, *, download: bool = True)
             f"({str(err).split('. ')[0]}). These are MNIST training digits; up to 149 of the 5,000 "
             "lie in the published networks' training set (train[5000:]), so these are not test-set figures"
         )
+    idx = reference_test_indices(x.shape[0], min(n, x.shape[0]), seed)
+    return x[idx], y[idx], source
+
+
+def reference_cifar10_test(n: int = 200, seed: int = 99, *, download: bool = True) -> tuple:
+    """(x, y, source): ``n`` CIFAR-10 test images drawn as the reference's ``eval.py`` draws them.
+
+    :func:`reference_test_indices` of the test images here
+    (:func:`advexp_lib.data.load_tensors`): on the original test set these are
+    the reference's own images; on the shipped JPEG copies the same rule picks
+    ``n`` of the copies, not the reference's images, and ``source`` says so.
+    """
+    x, y, source = load_tensors("cifar10", "test", download=download, return_source=True)
     idx = reference_test_indices(x.shape[0], min(n, x.shape[0]), seed)
     return x[idx], y[idx], source
 
@@ -240,28 +263,128 @@ def eps_index(eps: torch.Tensor, e: float) -> int:
     return int(hit[0])
 
 
-def figures(results: dict, tests: dict, reference_tests: dict | None = None) -> dict:
+def figures(
+    results: dict, tests: dict, reference_tests: dict | None = None, *, prefix: str = "published"
+) -> dict:
     """What a chapter records of :func:`pgd_robustness` ``results`` and ``tests`` ({"eps e": paired_tests}).
 
-    Keys: ``n_published``; ``published_robust_accuracy`` {network: {eps: accuracy}};
-    ``published_audit`` {network: {eps: accuracy under the audit}};
-    ``published_mcnemar_p`` {"eps e": {"a-b": p}}; and ``published_at_<e>``
-    (e.g. ``published_at_0_4``) {"a-b": Estimate of the paired difference} for each tested eps;
-    with ``reference_tests`` (the same under the reference's PGD alone), ``published_ref_at_<e>`` too.
+    Keys, with ``prefix`` (default "published"): ``n_<prefix>``; ``<prefix>_robust_accuracy``
+    {network: {eps: accuracy}}; ``<prefix>_audit`` {network: {eps: accuracy under the audit}};
+    ``<prefix>_mcnemar_p`` {"eps e": {"a-b": p}}; and for each tested budget e (its label after
+    "eps ", with "." and "/" as "_", e.g. ``0_4`` or ``8_255``), ``<prefix>_at_<e>`` {"a-b":
+    Estimate of the paired difference} and ``<prefix>_arms_at_<e>`` {"a-b": [rate of a, rate of
+    b]}; with ``reference_tests`` (the same under the reference's PGD alone), ``<prefix>_ref_at_<e>``
+    and ``<prefix>_ref_arms_at_<e>`` too.
     """
     out = {
-        "n_published": int(next(iter(results.values()))["robust"].shape[1]) if results else 0,
-        "published_robust_accuracy": {
+        f"n_{prefix}": int(next(iter(results.values()))["robust"].shape[1]) if results else 0,
+        f"{prefix}_robust_accuracy": {
             n: dict(zip(r["eps"].tolist(), r["accuracy"].tolist())) for n, r in results.items()
         },
-        "published_audit": {
+        f"{prefix}_audit": {
             n: {f"{e:g}": float(f.double().mean()) for e, f in r["audit"].items()} for n, r in results.items()
         },
-        "published_mcnemar_p": {e: {pair: t.p_value for pair, t in ts.items()} for e, ts in tests.items()},
+        f"{prefix}_mcnemar_p": {e: {pair: t.p_value for pair, t in ts.items()} for e, ts in tests.items()},
     }
-    for prefix, by_eps in (("published_at_", tests), ("published_ref_at_", reference_tests or {})):
+    for kind, by_eps in (("", tests), ("ref_", reference_tests or {})):
         for e, ts in by_eps.items():
-            out[prefix + e.removeprefix("eps ").replace(".", "_")] = {
-                pair: t.difference for pair, t in ts.items()
-            }
+            key = e.removeprefix("eps ").replace(".", "_").replace("/", "_")
+            out[f"{prefix}_{kind}at_{key}"] = {pair: t.difference for pair, t in ts.items()}
+            out[f"{prefix}_{kind}arms_at_{key}"] = {pair: [t.a_rate, t.b_rate] for pair, t in ts.items()}
+    return out
+
+
+def interpretation_robustness(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    *,
+    k: int = 8,
+    steps: int = 200,
+    step_size: float = 0.01,
+    seed: int = 0,
+) -> dict:
+    r"""Boopathy et al.'s attack on interpretation (``aai_topk`` of their ``eval.py``), and its scores.
+
+    With I = CAM_y at the last feature grid (:class:`~advexp_lib.attributions.Cam`,
+    not upsampled) and T the k cells where I(x) is largest (signed values),
+    l-inf PGD from a uniform random start in the eps-ball (``steps`` sign
+    steps of ``step_size``, pixels kept in [0, 1]) *minimizes*
+    sum_{i in T} I(x')_i: it pushes the evidence out of the map's clean top
+    cells, with no term on the prediction. The reference scores an image by
+    Kendall's tau-b of I(x) and I(x') over all cells, and averages it over the
+    images whose prediction the attack left unchanged (``kept``). The top-k
+    intersection of the two maps (signed ranking, :func:`~advexp_lib.metrics.top_k_intersection`)
+    is given beside it. The attack differentiates :func:`~advexp_lib.models.cam_view`
+    of the model (the same logits and CAM); the model itself scores x'.
+
+    Returns:
+        {"tau": (N,) Kendall tau-b (NaN where the prediction changed, or a map
+        is constant), "intersection": (N,) top-k intersection (NaN where the
+        prediction changed), "kept": (N,) bool, "x_adv": the attacked images,
+        "eps": eps, "k": k}.
+
+    Examples:
+        >>> r = interpretation_robustness(cam_model, x, y, 0.1, k=2, steps=3)
+        >>> sorted(r)
+        ['eps', 'intersection', 'k', 'kept', 'tau', 'x_adv']
+    """
+    check_images(x, "x")
+    check_positive(eps, "eps")
+    check_positive(k, "k", integer=True)
+    cam, view = Cam(upsample=False), cam_view(model)
+    clean = cam.attribute(model, x, y)
+    if k > clean[0].numel():
+        raise InputError(f"k: expected at most the {clean[0].numel()} cells of a map, got {k}")
+    top = clean.flatten(1).topk(k, dim=1).indices
+
+    def objective(xa):  # the clean top cells' CAM, to be pushed down
+        return -cam.attribute(view, xa, y, differentiable=True).flatten(1).gather(1, top).sum(1)
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        x_adv = pgd(
+            view, x, eps=eps, steps=steps, step_size=step_size, random_start=True, objective=objective
+        )
+    with eval_mode(model), torch.no_grad():
+        kept = model(x).argmax(1) == model(x_adv).argmax(1)
+    attacked = cam.attribute(model, x_adv, y)
+    nan = torch.full((x.shape[0],), float("nan"), dtype=clean.dtype, device=clean.device)
+    tau = torch.where(kept, kendall_tau(clean, attacked), nan)
+    inter = torch.where(kept, top_k_intersection(clean, attacked, k, absolute=False), nan)
+    out = {"tau": tau.cpu(), "intersection": inter.cpu(), "kept": kept.cpu(), "x_adv": x_adv}
+    return {**out, "eps": float(eps), "k": k}
+
+
+def interpretation_summary(results: dict) -> dict:
+    """{network: {"kept", "tau", "intersection"}} of {network: :func:`interpretation_robustness`}:
+    the share of images whose prediction survived (Wilson interval), and over those, the mean
+    Kendall tau and top-k intersection (bootstrap intervals): the reference's score is the mean tau."""
+    out = {}
+    for name, r in results.items():
+        kept = r["kept"]
+        row = {"kept": wilson(int(kept.sum()), kept.numel())}
+        for key in ("tau", "intersection"):
+            v = r[key][~r[key].isnan()].double()
+            row[key] = bootstrap_mean(v) if v.numel() else None
+        out[name] = row
+    return out
+
+
+def interpretation_tests(results: dict, pairs) -> dict:
+    """{"a-b": Estimate}: Kendall tau of network a minus b, paired over the images both kept.
+
+    ``results`` = {network: :func:`interpretation_robustness` on the same images
+    and eps}. Images where either prediction changed (or a map is constant) are
+    left out of the pair; the estimate's n says how many remain.
+    """
+    out = {}
+    for a, b in pairs:
+        for label in (a, b):
+            if label not in results:
+                raise InputError(f"pairs: no results for {label!r}; have {sorted(results)}")
+        ta, tb = results[a]["tau"].double(), results[b]["tau"].double()
+        both = ~(ta.isnan() | tb.isnan())
+        out[f"{a}-{b}"] = paired_mean_difference(ta[both], tb[both]) if both.sum() > 1 else None
     return out

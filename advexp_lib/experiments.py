@@ -71,13 +71,16 @@ __all__ = [
     "ShiftResult",
     "explanation_shift",
     "energy_outside_salient",
+    "energy_outside",
     "ae_reach",
     "ae_agreement",
     "FIDELITY_EXPLAINERS",
     "explanation_fidelity",
     "COUNTERFACTUAL_EXPLAINERS",
     "explanation_budget",
+    "accuracies",
     "counterfactual_fidelity",
+    "counterfactual_differences",
     "ara_results",
     "AuditResult",
     "robustness_audit",
@@ -539,7 +542,14 @@ COUNTERFACTUAL_EXPLAINERS = (
 """The maps :func:`counterfactual_fidelity` scores beside the AE's change (signed saliency)."""
 
 
-def explanation_budget(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, multiple: float = 1.5) -> dict:
+def explanation_budget(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    multiple: float = 1.5,
+    distances: torch.Tensor | None = None,
+) -> dict:
     """A per-network explanation budget: ``multiple`` x the median minimal RMSE of its correct images.
 
     The minimal RMSEs d_i are the ARA protocol's (:func:`~advexp_lib.metrics.accuracy_robustness_area`,
@@ -547,6 +557,9 @@ def explanation_budget(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, mu
     (d_i = 0) are left out of the median. Woods et al.'s rho = 0.1 is the reference code's budget
     for CIFAR-10; networks on other data, or of other robustness, need their own.
 
+    Args:
+        distances: (N,) those d_i of ``x``, e.g. an Attack ARA's ``distances`` already
+            computed, reused instead of searching again. Default None: searched here.
     Returns:
         {"rho": multiple * median, "median": the median, "n": images in it, "multiple": multiple}.
 
@@ -555,12 +568,90 @@ def explanation_budget(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, mu
         ['median', 'multiple', 'n', 'rho']
     """
     check_positive(multiple, "multiple")
-    d = accuracy_robustness_area(model, x, y, progress=False, on_late="flag").distances
-    d = d[d > 0]
+    if distances is None:
+        distances = accuracy_robustness_area(model, x, y, progress=False, on_late="flag").distances
+    elif tuple(distances.shape) != (x.shape[0],):
+        got = tuple(distances.shape)
+        raise InputError(f"distances: expected one per image of x, ({x.shape[0]},), got {got}")
+    d = distances[distances > 0]
     if d.numel() == 0:
         raise InputError("x: the model misclassifies every image, so it has no minimal RMSE to scale")
     median = float(d.median())
     return {"rho": multiple * median, "median": median, "n": int(d.numel()), "multiple": float(multiple)}
+
+
+def accuracies(models: dict, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """{label: Estimate}: each model's top-1 accuracy on (x, y), with a 95% Wilson interval.
+
+    Examples:
+        >>> accuracies({"m": model}, x, y)["m"].n
+        4
+    """
+    check_images(x, "x")
+    out = {}
+    for label, model in models.items():
+        with eval_mode(model), torch.no_grad():
+            logits = check_logits(model(x), x.shape[0])
+        check_labels(y, x.shape[0], logits.shape[1], "y")
+        out[label] = wilson(int((logits.argmax(1) == y).sum()), x.shape[0])
+    return out
+
+
+def counterfactual_differences(counterfactual: dict) -> dict:
+    """{network: {method: Estimate}}: the AE's Delta log p(t) minus each other map's, paired over images.
+
+    ``counterfactual`` = {network: :func:`counterfactual_fidelity` output}.
+
+    Examples:
+        >>> quick = replace(AE_PAPER, steps=3)
+        >>> t = (y + 1) % 3
+        >>> r = counterfactual_fidelity(model, x, t, rho=0.1, explainers=[Saliency()], ae_config=quick)
+        >>> sorted(counterfactual_differences({"m": r})["m"])
+        ['random', 'saliency']
+    """
+    return {
+        name: {
+            m: paired_mean_difference(r["ae"]["delta_log_p"].double(), r[m]["delta_log_p"].double())
+            for m in r
+            if m != "ae"
+        }
+        for name, r in counterfactual.items()
+    }
+
+
+def energy_outside(shifts: dict, fractions=(0.1, 0.2)) -> dict:
+    """Woods et al.'s spatial reading of invalidation, for :func:`explanation_shift` results.
+
+    For each {label: ShiftResult} and each of its methods, over its successful
+    attacks: the mean share of the attack's energy outside the clean map's
+    top-k region (:func:`energy_outside_salient`), and that share minus
+    chance (1 - k), each with a 95% bootstrap interval, for each k of ``fractions``.
+
+    Returns:
+        {(label, method): {"k 10%: outside": Estimate, "k 10%: minus chance": Estimate, ...}}.
+
+    Examples:
+        >>> r = explanation_shift(model, x, y, eps=0.05, config=replace(AE_PAPER, steps=5))
+        >>> sorted(energy_outside({"m": r}, fractions=(0.1,))[("m", "saliency")])
+        ['k 10%: minus chance', 'k 10%: outside']
+    """
+    out = {}
+    for label, res in shifts.items():
+        ok = res.success
+        for m, maps in res.maps.items():
+            row = {}
+            for k in fractions:
+                if not ok.any():  # no successful attack: nothing to read the energy of
+                    row[f"k {k:.0%}: outside"] = row[f"k {k:.0%}: minus chance"] = _UNDEFINED
+                    continue
+                share = energy_outside_salient(res.x[ok], res.x_adv[ok], maps["clean"][ok], k)
+                row[f"k {k:.0%}: outside"] = bootstrap_mean(share)
+                row[f"k {k:.0%}: minus chance"] = bootstrap_mean(share - (1 - k))
+            out[(label, m)] = row
+    return out
+
+
+_UNDEFINED = Estimate(math.nan, math.nan, math.nan, 0)
 
 
 def counterfactual_fidelity(

@@ -81,6 +81,7 @@ class AraResult(Result):
         accuracy: clean top-1 accuracy. kind: "attack" or "btr". num_classes: C.
         unreliable: bool per image, criterion first met after T/2 steps or never.
         retried: bool per image, searched again with unit-RMSE steps (``never_met="retry"``).
+        correct: bool per image, classified right unperturbed (None where not recorded).
 
     Examples:
         >>> quick = replace(ARA_PAPER, steps=30)
@@ -96,10 +97,35 @@ class AraResult(Result):
     num_classes: int
     unreliable: torch.Tensor
     retried: torch.Tensor | None = None
+    correct: torch.Tensor | None = None
 
     def interval(self, *, seed: int = 0) -> Estimate:
         """The ARA with a 95% bootstrap interval over the images."""
         return ara_interval(self.distances, self.num_classes, seed=seed)
+
+    def take(self, index) -> AraResult:
+        """The result on the images ``index`` selects (a slice, indices or a bool mask): ARA and accuracy
+        recomputed from their distances and ``correct`` flags. Each image is searched on its own, so
+        this is the result of searching those images alone, up to float32 rounding in batched kernels.
+
+        Examples:
+            >>> r = accuracy_robustness_area(model, x, y, config=replace(ARA_PAPER, steps=20), progress=False)
+            >>> r.take(slice(0, 2)).distances.shape
+            torch.Size([2])
+        """
+        if self.correct is None:
+            raise InputError("index: this result does not record which images were correct; search again")
+        distances, correct = self.distances[index], self.correct[index]
+        return AraResult(
+            ara_from_distances(distances, self.num_classes),
+            distances,
+            correct.double().mean().item(),
+            self.kind,
+            self.num_classes,
+            self.unreliable[index],
+            None if self.retried is None else self.retried[index],
+            correct,
+        )
 
     def curve(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Accuracy-robustness curve as step points (r, A(r)), A(r) = share of d_i > r."""
@@ -386,6 +412,7 @@ def accuracy_robustness_area(
         num_classes,
         unreliable,
         retried,
+        correct,
     )
 
 

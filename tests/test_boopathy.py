@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from advexp_lib import CheckpointError, InputError, companion_eval, published, report, zoo
+from advexp_lib import CheckpointError, InputError, attributions, companion_eval, published, report, zoo
 from advexp_lib.boopathy_import import BOOPATHY_LAYOUT, import_boopathy_network, read_boopathy_pickle
 from advexp_lib.data import load_dataset, load_tensors
 from advexp_lib.models import SmallGap, TFSameConv2d
@@ -308,5 +308,59 @@ def test_paired_tests_table_and_figures_carry_each_comparison():
     assert fig["published_at_0_3"]["a-b"].value == pytest.approx(0.5)
     assert fig["published_ref_at_0_3"]["a-b"].value == pytest.approx(0.75)
     assert fig["n_published"] == 4 and fig["published_mcnemar_p"]["eps 0.3"]["a-b"] == pytest.approx(0.5)
+    assert fig["published_arms_at_0_3"]["a-b"] == [0.5, 0.0] and fig["published_ref_arms_at_0_3"]["a-b"] == [
+        0.75,
+        0.0,
+    ]
+    cifar = companion_eval.figures(results, {"eps 8/255": audit["eps 0.3"]}, prefix="cifar")
+    assert cifar["cifar_at_8_255"]["a-b"].value == pytest.approx(0.5) and cifar["n_cifar"] == 4
     with pytest.raises(InputError, match="pairs: no results for 'c'"):
         companion_eval.paired_tests(results, [("a", "c")], 0.3)
+
+
+def test_the_interpretation_attack_pushes_the_clean_top_cells_down_and_scores_by_kendall_tau():
+    torch.manual_seed(0)
+    net = SmallGap().eval()
+    x, y = torch.rand(12, 1, 28, 28), torch.randint(0, 10, (12,))
+    tiny = companion_eval.interpretation_robustness(net, x, y, 1e-7, k=8, steps=5)
+    kept = tiny["kept"]
+    assert kept.all()  # a change far below any pixel's precision moves nothing ...
+    assert torch.allclose(tiny["tau"], torch.ones(12), atol=1e-6) and (tiny["intersection"] == 1).all()
+    big = companion_eval.interpretation_robustness(net, x, y, 0.3, k=8, steps=20)
+    # ... a real budget breaks the map's ranking: the measure can say "not robust"
+    assert big["tau"][big["kept"]].mean() < 0.9
+    cam = attributions.Cam(upsample=False)
+    clean = cam.attribute(net, x, y).flatten(1)
+    top = clean.topk(8, dim=1).indices
+    with torch.random.fork_rng():
+        torch.manual_seed(0)  # the attack's own random start, without its steps
+        start = (x + (torch.rand_like(x) * 2 - 1) * 0.3).clamp(0, 1)
+
+    def top_mass(images):
+        return cam.attribute(net, images, y).flatten(1).gather(1, top).sum(1)
+
+    assert (top_mass(big["x_adv"]) < top_mass(start)).all()  # the steps push the clean top cells down
+    with pytest.raises(InputError, match="k: expected at most the 49 cells"):
+        companion_eval.interpretation_robustness(net, x, y, 0.1, k=50, steps=1)
+
+
+def test_interpretation_tests_pair_only_the_images_both_networks_kept():
+    nan = float("nan")
+    results = {
+        "a": {"tau": torch.tensor([0.9, 0.8, nan, 0.7]), "kept": torch.tensor([1, 1, 0, 1]).bool()},
+        "b": {"tau": torch.tensor([0.5, nan, 0.6, 0.3]), "kept": torch.tensor([1, 0, 1, 1]).bool()},
+    }
+    est = companion_eval.interpretation_tests(results, [("a", "b")])["a-b"]
+    assert est.n == 2 and est.value == pytest.approx(0.4)  # images 0 and 3: (0.4 + 0.4) / 2
+    assert (
+        companion_eval.interpretation_tests({**results, "c": {"tau": torch.full((4,), nan)}}, [("a", "c")])[
+            "a-c"
+        ]
+        is None
+    )
+    summary = companion_eval.interpretation_summary(
+        {"a": {**results["a"], "intersection": results["a"]["tau"]}}
+    )
+    assert summary["a"]["kept"].value == pytest.approx(0.75) and summary["a"]["tau"].value == pytest.approx(
+        0.8
+    )

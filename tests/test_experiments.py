@@ -226,6 +226,26 @@ def test_explanation_budget_scales_the_median_minimal_rmse():
     assert b["n"] == 20 and b["rho"] == pytest.approx(2.0 * b["median"]) and b["median"] > 0
     with pytest.raises(InputError, match="multiple"):
         explanation_budget(model, x, y, multiple=0)
+    given = torch.linspace(0.0, 1.0, 20)  # distances already computed: reused, not searched again
+    reused = explanation_budget(model, x, y, multiple=2.0, distances=given)
+    assert reused["n"] == 19 and reused["median"] == pytest.approx(given[1:].median().item())
+    with pytest.raises(InputError, match="distances: expected one per image"):
+        explanation_budget(model, x, y, distances=given[:5])
+
+
+def test_accuracies_by_hand_and_the_paired_ae_differences():
+    from advexp_lib.experiments import accuracies, counterfactual_differences
+
+    w = torch.eye(3, 16)
+    model = linear_net(w, [0.0, 0.0, 0.0])
+    x = _images(8)
+    y = model(x).argmax(1)
+    y[:2] = (y[:2] + 1) % 3  # two wrong labels: 6 of 8 right
+    acc = accuracies({"m": model}, x, y)["m"]
+    assert acc.value == pytest.approx(0.75) and acc.n == 8 and acc.lo < 0.75 < acc.hi
+    r = {"ae": {"delta_log_p": torch.tensor([1.0, 2.0, 3.0])}, "saliency": {"delta_log_p": torch.ones(3)}}
+    d = counterfactual_differences({"net": r})["net"]
+    assert list(d) == ["saliency"] and d["saliency"].value == pytest.approx(1.0)
 
 
 def test_robustness_audit_reuses_given_ara_results_exactly_and_refuses_mismatched_ones():

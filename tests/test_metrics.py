@@ -45,6 +45,20 @@ def test_ara_on_linear_model_matches_analytic_distances():
     assert accuracy(m, x, y) == pytest.approx(2 / 3)
 
 
+def test_a_result_taken_on_some_images_is_the_search_of_those_images():
+    m = Linear2()
+    x = torch.tensor([[0.6, 0.4], [0.2, 0.9], [0.0, 0.0]], dtype=torch.float64).reshape(3, 1, 1, 2)
+    y = torch.tensor([0, 0, 1])
+    full = accuracy_robustness_area(m, x, y, progress=False)
+    part = full.take(slice(1, 3))
+    alone = accuracy_robustness_area(m, x[1:], y[1:], progress=False)
+    torch.testing.assert_close(part.distances, alone.distances)
+    assert part.ara == pytest.approx(alone.ara) and part.accuracy == pytest.approx(0.5) == alone.accuracy
+    assert part.correct.tolist() == [True, False] and part.unreliable.shape == (2,)
+    picked = full.take(torch.tensor([True, False, True]))
+    assert picked.distances.tolist() == [full.distances[0].item(), 0.0]
+
+
 def test_ara_rejects_unknown_kind():
     with pytest.raises(InputError, match="kind: unknown value 'worst'.*btr"):
         accuracy_robustness_area(Linear2(), torch.zeros(1, 1, 1, 2), torch.tensor([0]), kind="worst")
