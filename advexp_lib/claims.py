@@ -116,10 +116,12 @@ def _c(
     return Claim(id, paper, quote, where, record, key, rule, measure, kind, evidence, arms)
 
 
-# dataset -> (name, record prefix, (key, shown) of the large budget, the training budget)
+# dataset -> (name, record prefix, (key, shown) of the large budget, the training budget). "Large" is
+# judged at the first budget of the reference's grid above the training budget: beyond it (0.4 on MNIST)
+# both arms sit at 0 under the audit, where a comparison says nothing.
 _BOOPATHY_DATA = {
-    "mnist": ("MNIST", "published", ("0_4", "0.4"), "0.3"),
-    "cifar10": ("CIFAR-10", "cifar", ("10_255", "10/255"), "8/255"),
+    "mnist": ("MNIST", "published", ("0_35", "0.35"), "0.3"),
+    "cifar10": ("CIFAR-10", "cifar", ("9_255", "9/255"), "8/255"),
 }
 
 
@@ -462,7 +464,7 @@ def arm_rates(records: dict, c: Claim):
 
     Examples:
         >>> c = claim("boopathy-published-int-vs-adv")
-        >>> arm_rates({c.record: {"published_arms_at_0_4": {"int-adv": [0.0, 0.0]}}}, c)
+        >>> arm_rates({c.record: {"published_arms_at_0_35": {"int-adv": [0.0, 0.0]}}}, c)
         (0.0, 0.0)
     """
     value = lookup(records, c.record, c.arms) if c.arms else None

@@ -1,4 +1,4 @@
-"""The networks the papers' authors published: Woods et al.'s ResNet-44s and Boopathy et al.'s MNIST CNNs.
+"""The networks the papers' authors published: Woods et al.'s ResNet-44s, Boopathy et al.'s small CNNs.
 
 Woods et al. (2019).
 The repository wwoods/adversarial-explanations-cifar (MIT license) publishes, in

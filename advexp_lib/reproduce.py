@@ -163,6 +163,7 @@ def run_notebooks(
         )
     out = Path(out).resolve()
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
+    threads = os.environ.get("OMP_NUM_THREADS")  # the caller's, for the notebooks run last, alone
     _kernel_environment(out, jobs)
     paths = [Path(p) for p in (notebooks or notebook_paths())]
     first = [p for p in paths if p.name not in RUNS_LAST]
@@ -198,6 +199,10 @@ def run_notebooks(
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
         for done in [pool.submit(execute, nb) for nb in first]:
             done.result()  # the first failure stops the run, with its notebook and cell
+    if threads is None:  # the notebooks run last run alone: with the caller's thread count
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = threads
     for nb in [p for p in paths if p.name in RUNS_LAST]:
         execute(nb)
     timings = {p.name: timings[p.name] for p in paths}  # reading order

@@ -23,6 +23,8 @@ PAGES = {
     "notebooks/03_ara_evaluation.html": 4,
     "notebooks/05_interactive_explorer.html": 1,
     "notebooks/01_explanations_under_attack.html": 3,
+    "notebooks/06_interpretability_sneaking_and_int_training.html": 4,
+    "notebooks/09_papers_networks.html": 12,  # AE panels, maps, the reference's PNGs, ARA curves
 }
 
 
@@ -67,6 +69,15 @@ def test_notebook_page_shows_its_figures(name, minimum):
         if "_images/" in s:  # linked figures must exist on disk
             assert (page.parent / s).resolve().is_file(), f"{name}: missing image file {s}"
     assert "Traceback" not in dom, f"{name}: a cell error was rendered"
+    assert "Skipped" not in dom, f"{name}: a section says it was skipped"
+
+
+def test_the_papers_networks_page_glues_its_numbers_into_the_prose():
+    dom = _dom(HTML / "notebooks" / "09_papers_networks.html")
+    text = re.sub(r"<[^>]+>", "", dom)
+    found = re.search(r"Attack ARA is\s+([0-9.]+)\s+times the standard network", text)
+    assert found, "the glued ratio is missing from the prose"
+    assert "JPEG copies" in text or "CIFAR-10 test set" in text  # the page says which images it used
 
 
 def test_formulas_are_typeset_offline_by_the_bundled_mathjax():

@@ -370,3 +370,36 @@ def test_relative_data_folders_name_the_callers_folder_inside_the_kernels(tmp_pa
         "ADVEXP_WOODS_DIR": str(tmp_path.parent / "shared" / "woods"),
         "ADVEXP_DATA_DIR": str(tmp_path / "data"),
     }
+
+
+def test_notebooks_run_two_at_once_with_the_cores_shared_and_the_report_last(tmp_path, monkeypatch):
+    from advexp_lib.reproduce import RUNS_LAST, load_records, run_notebooks
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # restored after the test; the runner overrides it
+    src = tmp_path / "src"
+    src.mkdir()
+    made = [
+        _notebook(
+            src / f"0{i}_part.ipynb",
+            [
+                "value = 0",
+                f"import os\nfrom advexp_lib.reproduce import record\n"
+                f"record('part{i}', {{'threads': os.environ['OMP_NUM_THREADS']}})",
+            ],
+        )
+        for i in (1, 2, 3)
+    ]
+    report = _notebook(  # reads the others' records: it must find all of them
+        src / RUNS_LAST[0],
+        [
+            "value = 0",
+            "from advexp_lib.reproduce import load_records, record\n"
+            "record('report', {'seen': sorted(load_records())})",
+        ],
+    )
+    summary = run_notebooks(tmp_path / "out", notebooks=[report, *made], log=lambda *_: None, jobs=2)
+    records = load_records(tmp_path / "out")
+    threads = str(max(1, (os.cpu_count() or 1) // 2))
+    assert all(records[f"part{i}"]["threads"] == threads for i in (1, 2, 3))
+    assert records["report"]["seen"] == ["part1", "part2", "part3"]
+    assert list(summary["seconds"]) == [RUNS_LAST[0], *[p.name for p in made]] and summary["jobs"] == 2
