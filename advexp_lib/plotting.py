@@ -579,10 +579,11 @@ def _no_ticks(axes) -> None:
 def plot_reference_comparison(x: torch.Tensor, ours: torch.Tensor, reference: torch.Tensor, *, labels=None):
     """Figure: a reference implementation's images beside ours, and where they differ.
 
-    Rows: the input ``x``, the reference's images, ours, and |ours - reference|
-    (gray, white = the largest difference in the figure, its value in 8-bit
-    levels in the row label). Columns: the N images of ``x`` (N, C, H, W) in
-    [0, 1]; ``labels``: optional column titles.
+    Rows: the input ``x``, the reference's images, ours as an 8-bit PNG would hold
+    them (round(255 v), clamped), and |ours - reference| (gray, white = the largest
+    difference in the figure, its value in 8-bit levels in the row label; black
+    everywhere where the two are the same image). Columns: the N images of ``x``
+    (N, C, H, W) in [0, 1]; ``labels``: optional column titles.
     """
     check_images(x, "x")
     for name, t in (("ours", ours), ("reference", reference)):
@@ -591,13 +592,11 @@ def plot_reference_comparison(x: torch.Tensor, ours: torch.Tensor, reference: to
     n = x.shape[0]
     if labels is not None and len(labels) != n:
         raise InputError(f"labels: expected {n} titles, got {len(labels)}")
-    diff = (ours.detach().cpu().clamp(0, 1) - reference.detach().cpu()).abs().amax(1)
-    top = float(diff.max()) or 1.0
-    rows = [
-        ("image", x.detach().cpu()),
-        ("reference", reference.detach().cpu()),
-        ("ours", ours.detach().cpu().clamp(0, 1)),
-    ]
+    saved = ours.detach().cpu().clamp(0, 1).mul(255).add(0.5).floor().div(255)  # as a PNG holds it
+    diff = (saved - reference.detach().cpu()).abs().amax(1)
+    largest = float(diff.max())
+    top = largest or 1.0  # identical images: an all-black row, not noise scaled up
+    rows = [("image", x.detach().cpu()), ("reference", reference.detach().cpu()), ("ours", saved)]
     fig, axes = plt.subplots(4, n, figsize=(1.5 * n, 6.2), squeeze=False)
     for j in range(n):
         for i, (_, imgs) in enumerate(rows):
@@ -605,7 +604,8 @@ def plot_reference_comparison(x: torch.Tensor, ours: torch.Tensor, reference: to
         axes[3, j].imshow(diff[j].numpy(), cmap="gray", vmin=0, vmax=top)
         if labels is not None:
             axes[0, j].set_title(str(labels[j]), fontsize=8)
-    for i, name in enumerate([r[0] for r in rows] + [f"|difference|\n(white: {255 * top:.0f}/255)"]):
+    scale = f"white: {255 * largest:.0f}/255" if largest else "none"
+    for i, name in enumerate([r[0] for r in rows] + [f"|difference|\n({scale})"]):
         axes[i, 0].set_ylabel(name, fontsize=8)
     for ax in axes.flat:
         ax.set_xticks([])
