@@ -30,6 +30,7 @@ __all__ = [
     "for_record",
     "judge",
     "measurement",
+    "arm_rates",
     "lookup",
 ]
 

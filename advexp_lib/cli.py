@@ -658,14 +658,14 @@ def _explain(args) -> int:
             f"{args.image}: {original[0]}x{original[1]} image converted to {channels} channel(s) "
             f"and resized to {size}x{size}, the model's input size",
         )
-        name, y = Path(args.image).stem, None
+        name, y, images = Path(args.image).stem, None, str(args.image)
     else:
         dataset = args.dataset
         ds = load_dataset(dataset, "test")
         if not 0 <= args.index < len(ds):
             raise InputError(f"index: expected 0 <= index < {len(ds)}, got {args.index}")
         x, y = ds[args.index]
-        x, name, y = x[None], str(args.index), int(y)
+        x, name, y, images = x[None], str(args.index), int(y), ds.source
     x, classes = x.to(device), dataset_info(dataset).classes
     with torch.no_grad():
         p = model(x).softmax(1)[0]
@@ -673,6 +673,7 @@ def _explain(args) -> int:
         "version": __version__,
         "source": str(_source(args)),
         "dataset": dataset,
+        "images": images,  # where the image came from: a file, or the test images (CIFAR-10: which copy)
         "image": args.image if args.image is not None else args.index,
         "label": y,
         **dataclasses.asdict(config),

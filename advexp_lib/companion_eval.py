@@ -19,6 +19,8 @@ Hand-written: the protocol is the reference's; the statistics are scipy's
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -29,7 +31,7 @@ from .checks import InputError, check_images, check_positive
 from .data import DatasetNotFoundError, load_tensors
 from .metrics import kendall_tau, robust_accuracy_curve, top_k_intersection
 from .models import attack_view, cam_view, eval_mode, tandem_margin
-from .stats import bootstrap_mean, mcnemar, paired_mean_difference, seed_mean_difference, wilson
+from .stats import Estimate, bootstrap_mean, mcnemar, paired_mean_difference, seed_mean_difference, wilson
 
 __all__ = [
     "REFERENCE_EPS_MNIST",
@@ -79,10 +81,12 @@ def reference_mnist_test(n: int = 200, seed: int = 99, *, download: bool = True)
     images. ``source`` says which, and why: the ``mnist5k`` digits are MNIST
     *training* digits, some of which the published networks were trained on,
     so figures on them are not test-set figures.
+
+    Raises:
+        InputError: ``n`` is larger than the images there are.
     """
     try:
-        x, y = load_tensors("mnist", "test", download=download)
-        source = "the MNIST test set"
+        x, y, source = load_tensors("mnist", "test", download=download, return_source=True)
     except DatasetNotFoundError as err:
         x, y = load_tensors("mnist5k", "test")
         source = (
@@ -90,8 +94,7 @@ def reference_mnist_test(n: int = 200, seed: int = 99, *, download: bool = True)
             f"({str(err).split('. ')[0]}). These are MNIST training digits; up to 149 of the 5,000 "
             "lie in the published networks' training set (train[5000:]), so these are not test-set figures"
         )
-    idx = reference_test_indices(x.shape[0], min(n, x.shape[0]), seed)
-    return x[idx], y[idx], source
+    return _reference_draw(x, y, source, n, seed)
 
 
 def reference_cifar10_test(n: int = 200, seed: int = 99, *, download: bool = True) -> tuple:
@@ -101,9 +104,19 @@ def reference_cifar10_test(n: int = 200, seed: int = 99, *, download: bool = Tru
     (:func:`advexp_lib.data.load_tensors`): on the original test set these are
     the reference's own images; on the shipped JPEG copies the same rule picks
     ``n`` of the copies, not the reference's images, and ``source`` says so.
+
+    Raises:
+        InputError: ``n`` is larger than the images there are.
     """
     x, y, source = load_tensors("cifar10", "test", download=download, return_source=True)
-    idx = reference_test_indices(x.shape[0], min(n, x.shape[0]), seed)
+    return _reference_draw(x, y, source, n, seed)
+
+
+def _reference_draw(x, y, source: str, n: int, seed: int) -> tuple:
+    """The images :func:`reference_test_indices` picks from (x, y), with their source."""
+    if n > x.shape[0]:
+        raise InputError(f"n: asked for {n} test images but {source} holds {x.shape[0]}")
+    idx = reference_test_indices(x.shape[0], n, seed)
     return x[idx], y[idx], source
 
 
@@ -154,7 +167,7 @@ def pgd_audit(
             if r < 0:
                 x_adv = pgd(view, xi, objective=lambda xa: -tandem_margin(view(xa), yi), **settings)
             else:
-                with torch.random.fork_rng(devices=[]):
+                with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
                     torch.manual_seed(seed + r)
                     x_adv = pgd(view, xi, yi, random_start=True, **settings)
             with eval_mode(model), torch.no_grad():
@@ -377,7 +390,8 @@ def interpretation_tests(results: dict, pairs) -> dict:
 
     ``results`` = {network: :func:`interpretation_robustness` on the same images
     and eps}. Images where either prediction changed (or a map is constant) are
-    left out of the pair; the estimate's n says how many remain.
+    left out of the pair; the estimate's n says how many remain (with fewer than
+    two, an undefined estimate: NaN, n = the pairs left).
     """
     out = {}
     for a, b in pairs:
@@ -386,5 +400,8 @@ def interpretation_tests(results: dict, pairs) -> dict:
                 raise InputError(f"pairs: no results for {label!r}; have {sorted(results)}")
         ta, tb = results[a]["tau"].double(), results[b]["tau"].double()
         both = ~(ta.isnan() | tb.isnan())
-        out[f"{a}-{b}"] = paired_mean_difference(ta[both], tb[both]) if both.sum() > 1 else None
+        n = int(both.sum())
+        out[f"{a}-{b}"] = (
+            paired_mean_difference(ta[both], tb[both]) if n > 1 else Estimate(math.nan, math.nan, math.nan, n)
+        )
     return out

@@ -46,6 +46,7 @@ __all__ = [
     "class_name",
     "augmentation",
     "load_image",
+    "as_8bit",
 ]
 
 SPLITS = ("train", "test")
@@ -264,6 +265,17 @@ def load_image(path, *, channels: int, size: int) -> tuple[torch.Tensor, tuple[i
     return x[None], original
 
 
+def as_8bit(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in [0, 1] as an 8-bit image file stores it: floor(255 x + 0.5) / 255, clamped to [0, 1]
+    (what ``torchvision.utils.save_image`` writes).
+
+    Examples:
+        >>> as_8bit(torch.tensor([0.0, 0.5, 1.2])).mul(255).tolist()
+        [0.0, 128.0, 255.0]
+    """
+    return x.mul(255).add(0.5).floor().clamp(0, 255).div(255)
+
+
 def _check_name(name) -> None:
     check_choice(name, "dataset", [d for d in DATASETS if ":" not in d] + ["imagefolder:<path>"])
 
@@ -355,7 +367,7 @@ def _cifar10_copies(root: Path) -> TensorImageDataset | None:
     folder = root / CIFAR10_COPIES
     if not folder.is_dir():
         return None
-    found = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir()))
+    found = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")))
     if found != CIFAR10_CLASSES:
         raise DatasetNotFoundError(
             f"dataset 'cifar10': {folder} should hold one folder per CIFAR-10 class "

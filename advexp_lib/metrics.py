@@ -114,16 +114,19 @@ class AraResult(Result):
             torch.Size([2])
         """
         if self.correct is None:
-            raise InputError("index: this result does not record which images were correct; search again")
-        distances, correct = self.distances[index], self.correct[index]
+            raise InputError("self: this result does not record which images were correct; search again")
+        rows = torch.arange(self.distances.shape[0])[index].reshape(-1)  # an int, a slice, indices, a mask
+        if rows.numel() == 0:
+            raise InputError("index: selects no image")
+        distances, correct = self.distances[rows], self.correct[rows]
         return AraResult(
             ara_from_distances(distances, self.num_classes),
             distances,
             correct.double().mean().item(),
             self.kind,
             self.num_classes,
-            self.unreliable[index],
-            None if self.retried is None else self.retried[index],
+            self.unreliable[rows],
+            None if self.retried is None else self.retried[rows],
             correct,
         )
 

@@ -610,7 +610,7 @@ def attack_view(model: nn.Module, x: torch.Tensor) -> nn.Module:
       computed once by autograd in float64 and applied in float64 (exact for
       an affine map up to rounding; on MNIST about 7x fewer multiply-adds
       than conv3, benchmarks/bench_attack_view.py);
-    - a network with max-pooling on CPU: fed NHWC copies of its input
+    - a network with max-pooling or BatchNorm on CPU (:func:`prefers_nhwc`): fed NHWC copies of its input
       (:func:`prefers_nhwc`, as the RMSE search does);
     - any other network: ``model`` itself.
 

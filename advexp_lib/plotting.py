@@ -19,7 +19,7 @@ from torchvision.utils import make_grid
 from .attacks import AE_PAPER, SearchConfig
 from .attributions import adversarial_explanation
 from .checks import InputError, check_choice, check_images, check_labels, check_positive
-from .data import class_name
+from .data import as_8bit, class_name
 from .experiments import ShiftResult
 from .models import HalfHuberReLU, runner_up
 
@@ -592,7 +592,7 @@ def plot_reference_comparison(x: torch.Tensor, ours: torch.Tensor, reference: to
     n = x.shape[0]
     if labels is not None and len(labels) != n:
         raise InputError(f"labels: expected {n} titles, got {len(labels)}")
-    saved = ours.detach().cpu().clamp(0, 1).mul(255).add(0.5).floor().div(255)  # as a PNG holds it
+    saved = as_8bit(ours.detach().cpu())  # as a PNG holds it
     diff = (saved - reference.detach().cpu()).abs().amax(1)
     largest = float(diff.max())
     top = largest or 1.0  # identical images: an all-black row, not noise scaled up

@@ -289,7 +289,8 @@ def ship_woods_networks(source, dest=WOODS_SHIPPED_DIR) -> list[Path]:
     arguments that build it (``model_kwargs``), the file's ``training_options``
     (JSON-safe: the pickled stem function becomes its name), ``original`` and
     ``original_sha256``; ``dest/training_options.json`` (the same options, by
-    original file); and the example PNGs, copied byte for byte. Returns the paths written.
+    original file); the example PNGs, copied byte for byte; and ``dest/CONVERTED.sha256``,
+    the converted files' own SHA-256. Returns the paths written.
     """
     source, dest, written, options = Path(source), Path(dest), [], {}
     for recipe, file in WOODS_RECIPE_FILES.items():
@@ -313,13 +314,19 @@ def ship_woods_networks(source, dest=WOODS_SHIPPED_DIR) -> list[Path]:
         if name.startswith("example_output/"):
             content = _original(source, name, sha, "Woods et al.").read_bytes()
             written.append(write_atomic(dest / name, lambda f, c=content: f.write(c)))
-    return written
+    return written + [_write_digests(dest, [p for p in written if p.suffix == ".pt"])]
 
 
 def _save_converted(path: Path, state: dict, meta: dict, file: str, source: str) -> Path:
     """Write the converted copy of the published ``file``: an advexp checkpoint naming its original."""
     meta = {**meta, "original": file, "original_sha256": _all_sha256()[file], "source": source}
     return save_checkpoint(path, {"model": state, "meta": meta})
+
+
+def _write_digests(dest: Path, files: list[Path]) -> Path:
+    """``dest/CONVERTED.sha256``: the SHA-256 of each converted file (``sha256sum -c`` reads it)."""
+    lines = "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(dest)}\n" for p in files)
+    return write_atomic(dest / "CONVERTED.sha256", lambda f: f.write(lines.encode()))
 
 
 def _shipped_model(path: Path, file: str, sha: str, device) -> tuple[nn.Module, dict]:
@@ -413,7 +420,8 @@ def ship_boopathy_networks(source, dest=BOOPATHY_SHIPPED_DIR) -> list[Path]:
     For every dataset of :data:`BOOPATHY_FILES` and name of :data:`BOOPATHY_NETWORKS`,
     each checkpoint holds the :class:`~advexp_lib.models.SmallGap` state dict
     (``model``), ``original`` (the file name) and ``original_sha256``; each
-    original is checked against :data:`BOOPATHY_SHA256` first. Returns the paths written.
+    original is checked against :data:`BOOPATHY_SHA256` first; ``dest/CONVERTED.sha256`` lists the
+    converted files' own SHA-256. Returns the paths written.
     """
     written = []
     for dataset in BOOPATHY_FILES:
@@ -430,4 +438,4 @@ def ship_boopathy_networks(source, dest=BOOPATHY_SHIPPED_DIR) -> list[Path]:
             written.append(
                 _save_converted(dest_file, state, {"model_kwargs": kwargs}, file, BOOPATHY_RAW_URL)
             )
-    return written
+    return written + [_write_digests(Path(dest), written)]

@@ -588,12 +588,20 @@ def published_ara_beside(results: dict, accuracy: dict | None = None) -> pd.Data
     readme = published_ara_table()
     rows = {}
     for net, attack in results["attack"].items():
-        acc = accuracy[net] if accuracy else wilson(int(attack.correct.sum()), attack.correct.numel())
-        row = {"accuracy: here": str(acc), "accuracy: README": readme.loc[net, "accuracy"]}
+        if accuracy:
+            acc = str(accuracy[net])
+        else:
+            acc = (
+                str(wilson(int(attack.correct.sum()), attack.correct.numel()))
+                if attack.correct is not None
+                else ""
+            )
+        known = net in readme.index  # a network the README gives no figures for gets none
+        row = {"accuracy: here": acc, "accuracy: README": readme.loc[net, "accuracy"] if known else None}
         for kind in ("attack", "btr"):
             if kind in results:
                 row[f"{kind} ARA: here"] = str(results[kind][net].interval())
-                row[f"{kind} ARA: README"] = readme.loc[net, f"{kind}_ara"]
+                row[f"{kind} ARA: README"] = readme.loc[net, f"{kind}_ara"] if known else None
         rows[net] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("network")
 

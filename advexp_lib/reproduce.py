@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,13 +146,15 @@ def run_notebooks(
         parameters: overrides injected into each notebook's ``parameters`` cell
             (only the names that notebook declares).
         jobs: notebooks executed at once (default 1). With ``jobs`` > 1 each
-            kernel gets ``cpu_count // jobs`` threads (``OMP_NUM_THREADS``): on
+            kernel gets ``cores // jobs`` threads (``OMP_NUM_THREADS``, never more
+            than the caller's own setting): on
             a 2-core machine two single-threaded kernels get through more work
             than one two-threaded kernel, whose small convolutions scale poorly
             over threads. The notebooks then start in the order of their last
             recorded run times (``<out>/summary.json``), longest first, else in
             reverse reading order; :data:`RUNS_LAST` still runs after all others.
-            Thread counts change float rounding, not results beyond it.
+            Thread counts change float rounding, not results beyond it. The first
+            failure stops the run: queued notebooks never start.
     """
     import papermill as pm  # the book tools are an optional extra of the package
 
@@ -163,15 +166,16 @@ def run_notebooks(
         )
     out = Path(out).resolve()
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
-    threads = os.environ.get("OMP_NUM_THREADS")  # the caller's, for the notebooks run last, alone
-    _kernel_environment(out, jobs)
+    threads = os.environ.get("OMP_NUM_THREADS")  # the caller's: restored after, and for the last notebooks
     paths = [Path(p) for p in (notebooks or notebook_paths())]
     first = [p for p in paths if p.name not in RUNS_LAST]
     if jobs > 1:
         first = _longest_first(first, out)
-    timings = {}
+    timings, stop = {}, threading.Event()
 
     def execute(nb: Path) -> None:
+        if stop.is_set():  # another notebook failed: start nothing new
+            return
         declared = pm.inspect_notebook(str(nb))
         params = {k: v for k, v in (parameters or {}).items() if k in declared}
         target = out / "notebooks" / nb.name
@@ -188,6 +192,7 @@ def run_notebooks(
                 progress_bar=False,
             )
         except pm.PapermillExecutionError as err:
+            stop.set()
             raise NotebookError(
                 f"notebook {nb.name} failed in cell {err.exec_count} "
                 f"({err.ename}: {err.evalue}); partial output: {partial}"
@@ -196,22 +201,36 @@ def run_notebooks(
         timings[nb.name] = round(time.perf_counter() - t0, 1)
         log(f"[reproduce] {nb.name} done in {timings[nb.name]} s")
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        for done in [pool.submit(execute, nb) for nb in first]:
-            done.result()  # the first failure stops the run, with its notebook and cell
-    if threads is None:  # the notebooks run last run alone: with the caller's thread count
-        os.environ.pop("OMP_NUM_THREADS", None)
-    else:
-        os.environ["OMP_NUM_THREADS"] = threads
-    for nb in [p for p in paths if p.name in RUNS_LAST]:
-        execute(nb)
+    try:
+        _kernel_environment(out, jobs, threads)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(execute, nb) for nb in first]
+            done, _ = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+            failed = [f.exception() for f in futures if f in done and f.exception() is not None]
+            if failed:  # queued notebooks never start; those already running finish first
+                stop.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise failed[0]
+        _set_threads(threads)  # the notebooks run last run alone: with the caller's thread count
+        for nb in [p for p in paths if p.name in RUNS_LAST]:
+            execute(nb)
+    finally:
+        _set_threads(threads)
     timings = {p.name: timings[p.name] for p in paths}  # reading order
     summary = {"parameters": parameters or {}, "seconds": timings, "jobs": jobs, "figures": load_records(out)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     return summary
 
 
-def _kernel_environment(out: Path, jobs: int) -> None:
+def _set_threads(threads: str | None) -> None:
+    """Set (or, with None, unset) ``OMP_NUM_THREADS``, which kernels started after it inherit."""
+    if threads is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = threads
+
+
+def _kernel_environment(out: Path, jobs: int, threads: str | None) -> None:
     """The environment every kernel inherits (this process's, set before the first kernel starts)."""
     os.environ["ADVEXP_RESULTS_DIR"] = str(out)
     # kernels inherit the environment: a non-interactive MPLBACKEND (Agg, as tests set) would keep every
@@ -219,8 +238,9 @@ def _kernel_environment(out: Path, jobs: int) -> None:
     os.environ.pop("MPLBACKEND", None)
     # and draw no progress bars: the rendered book shows results, not tqdm's stderr
     os.environ.setdefault("ADVEXP_PROGRESS", "0")
-    if jobs > 1:  # share the cores out: oversubscribed OpenMP threads slow every kernel down
-        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+    if jobs > 1:  # share the cores out (never above the caller's own limit): oversubscription is slow
+        share = max(1, _cores() // jobs)
+        _set_threads(str(min(share, int(threads)) if threads and threads.isdigit() else share))
     # kernels run in each notebook's folder: a relative data folder the caller named is made absolute
     # (from the caller's working directory) so that it names the same folder there
     for var in ("ADVEXP_DATA_DIR", "ADVEXP_WOODS_DIR", "ADVEXP_BOOPATHY_DIR"):
@@ -231,14 +251,22 @@ def _kernel_environment(out: Path, jobs: int) -> None:
         os.environ["ADVEXP_DATA_PATH"] = os.pathsep.join(str(Path(p).resolve()) for p in folders if p)
 
 
+def _cores() -> int:
+    """The cores this process may run on (its affinity mask, which containers set), else cpu_count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity masks on this platform
+        return os.cpu_count() or 1
+
+
 def _longest_first(paths: list[Path], out: Path) -> list[Path]:
     """``paths`` by their last recorded run time in ``out/summary.json``, longest first; without one,
     in reverse reading order (the later chapters, on the authors' networks, are the longer ones)."""
     try:
         seconds = json.loads((out / "summary.json").read_text())["seconds"]
-    except (OSError, ValueError, KeyError):
-        return paths[::-1]
-    return sorted(paths, key=lambda p: -float(seconds.get(p.name, 0.0)))
+        return sorted(paths, key=lambda p: -float(seconds.get(p.name) or 0.0))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # absent or not a summary we wrote
+        return sorted(paths, key=lambda p: p.name, reverse=True)
 
 
 def build_book(results="results", html_out=None, strict=True) -> Path:

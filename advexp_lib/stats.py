@@ -337,7 +337,8 @@ def verdict(estimate: Estimate | None, claim: str, *, arms=None) -> Verdict:
     if m is None:
         raise InputError(f"claim: expected '> c' or '< c' with a number c, got {claim!r}")
     side, bound = _SIDES[m.group(1)], float(m.group(2))
-    if arms is not None and len(set(float(a) for a in arms)) == 1 and float(arms[0]) in (0.0, 1.0):
+    rates = None if arms is None else [float(a) for a in arms]
+    if rates and len(set(rates)) == 1 and rates[0] in (0.0, 1.0):
         return Verdict.AT_BOUND
     if estimate is None or not (math.isfinite(estimate.lo) and math.isfinite(estimate.hi)):
         return Verdict.NOT_SHOWN

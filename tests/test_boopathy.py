@@ -2,6 +2,7 @@
 the real MNIST test set, and their protocol's statistics."""
 
 import gzip
+import math
 import os
 import pickle
 import shutil
@@ -352,12 +353,10 @@ def test_interpretation_tests_pair_only_the_images_both_networks_kept():
     }
     est = companion_eval.interpretation_tests(results, [("a", "b")])["a-b"]
     assert est.n == 2 and est.value == pytest.approx(0.4)  # images 0 and 3: (0.4 + 0.4) / 2
-    assert (
-        companion_eval.interpretation_tests({**results, "c": {"tau": torch.full((4,), nan)}}, [("a", "c")])[
-            "a-c"
-        ]
-        is None
-    )
+    none = companion_eval.interpretation_tests({**results, "c": {"tau": torch.full((4,), nan)}}, [("a", "c")])
+    assert none["a-c"].n == 0 and math.isnan(none["a-c"].value)  # no pair left: undefined, not missing
+    with pytest.raises(InputError, match="n: asked for 3000 test images but"):
+        companion_eval.reference_cifar10_test(300 * 10, download=False)
     summary = companion_eval.interpretation_summary(
         {"a": {**results["a"], "intersection": results["a"]["tau"]}}
     )

@@ -245,9 +245,16 @@ def test_accuracies_by_hand_and_the_paired_ae_differences():
     y[:2] = (y[:2] + 1) % 3  # two wrong labels: 6 of 8 right
     acc = accuracies({"m": model}, x, y)["m"]
     assert acc.value == pytest.approx(0.75) and acc.n == 8 and acc.lo < 0.75 < acc.hi
-    r = {"ae": {"delta_log_p": torch.tensor([1.0, 2.0, 3.0])}, "saliency": {"delta_log_p": torch.ones(3)}}
+    yes = torch.ones(3, dtype=torch.bool)
+    r = {
+        "ae": {"delta_log_p": torch.tensor([1.0, 2.0, 3.0]), "reached": yes},
+        "saliency": {"delta_log_p": torch.ones(3), "reached": yes},
+    }
     d = counterfactual_differences({"net": r})["net"]
-    assert list(d) == ["saliency"] and d["saliency"].value == pytest.approx(1.0)
+    assert list(d) == ["saliency"] and d["saliency"].value == pytest.approx(1.0) and d["saliency"].n == 3
+    r["saliency"]["reached"] = torch.tensor([True, True, False])  # an edit short of rho is not compared
+    d = counterfactual_differences({"net": r})["net"]
+    assert d["saliency"].n == 2 and d["saliency"].value == pytest.approx(0.5)
 
 
 def test_robustness_audit_reuses_given_ara_results_exactly_and_refuses_mismatched_ones():

@@ -17,6 +17,7 @@ import sys
 import textwrap
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -399,7 +400,42 @@ def test_notebooks_run_two_at_once_with_the_cores_shared_and_the_report_last(tmp
     )
     summary = run_notebooks(tmp_path / "out", notebooks=[report, *made], log=lambda *_: None, jobs=2)
     records = load_records(tmp_path / "out")
-    threads = str(max(1, (os.cpu_count() or 1) // 2))
-    assert all(records[f"part{i}"]["threads"] == threads for i in (1, 2, 3))
+    assert all(records[f"part{i}"]["threads"] == "1" for i in (1, 2, 3))  # min(2 // 2 or cores // 2, 2)
     assert records["report"]["seen"] == ["part1", "part2", "part3"]
     assert list(summary["seconds"]) == [RUNS_LAST[0], *[p.name for p in made]] and summary["jobs"] == 2
+    assert os.environ["OMP_NUM_THREADS"] == "2"  # the caller's setting is back
+
+
+def test_with_two_at_once_a_failure_stops_the_queue_and_the_threads_come_back(tmp_path, monkeypatch):
+    from advexp_lib.reproduce import NotebookError, run_notebooks
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    src = tmp_path / "src"
+    src.mkdir()
+    # with no earlier run the last chapters start first: the failing one, then a slow one, then the queue
+    bad = _notebook(src / "09_bad.ipynb", ["value = 0", "raise ValueError('deliberate')"])
+    slow = _notebook(src / "08_slow.ipynb", ["value = 0", "import time\ntime.sleep(3)"])
+    queued = [_notebook(src / f"0{i}_queued.ipynb", ["value = 0", "x = 1"]) for i in (1, 2, 3)]
+    with pytest.raises(NotebookError, match="09_bad.ipynb failed"):
+        run_notebooks(tmp_path / "out", notebooks=[bad, slow, *queued], log=lambda *_: None, jobs=2)
+    ran = {p.name for p in (tmp_path / "out" / "notebooks").glob("*.ipynb")}
+    assert not any("queued" in name for name in ran)  # the failure cancelled what had not started
+    assert os.environ["OMP_NUM_THREADS"] == "2"
+
+
+def test_two_at_once_start_with_the_longest_of_the_last_run(tmp_path):
+    from advexp_lib.reproduce import _longest_first
+
+    paths = [Path(f"0{i}_x.ipynb") for i in range(4)]
+    assert _longest_first(paths, tmp_path) == paths[::-1]  # no earlier run: reverse reading order
+    (tmp_path / "summary.json").write_text(
+        '{"seconds": {"01_x.ipynb": 9, "02_x.ipynb": 30, "03_x.ipynb": null}}'
+    )
+    assert [p.name for p in _longest_first(paths, tmp_path)] == [
+        "02_x.ipynb",
+        "01_x.ipynb",
+        "00_x.ipynb",
+        "03_x.ipynb",
+    ]
+    (tmp_path / "summary.json").write_text('{"seconds": [1, 2]}')  # not one of ours: the default order
+    assert _longest_first(paths, tmp_path) == paths[::-1]

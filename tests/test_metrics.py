@@ -118,3 +118,13 @@ def test_seed_level_ara_ratio_widens_with_the_spread_between_seeds():
         ara_ratio_over_seeds({"standard": [d], "robust": [d[:10]]}, "standard", 10)
     with pytest.raises(InputError, match="list"):
         ara_ratio_over_seeds({"standard": d, "robust": [d]}, "standard", 10)
+
+
+def test_taking_one_image_keeps_a_batch_and_taking_none_is_refused():
+    m = Linear2()
+    x = torch.tensor([[0.6, 0.4], [0.2, 0.9]], dtype=torch.float64).reshape(2, 1, 1, 2)
+    res = accuracy_robustness_area(m, x, torch.tensor([0, 0]), progress=False)
+    one = res.take(0)
+    assert one.distances.shape == (1,) and one.interval().n == 1
+    with pytest.raises(InputError, match="index: selects no image"):
+        res.take(slice(0, 0))

@@ -270,3 +270,13 @@ def test_cam_view_keeps_smallgap_logits_and_cam_with_the_head_folded_into_conv3(
         )
     plain = CamCNN()
     assert cam_view(plain) is plain
+
+
+def test_the_search_feeds_nhwc_to_cpu_networks_with_max_pooling_or_batchnorm_only():
+    from advexp_lib.models import PreActResNet, prefers_nhwc
+
+    x = torch.rand(2, 3, 8, 8)
+    assert prefers_nhwc(PreActResNet(8), x)  # BatchNorm, no max-pooling: the published ResNets
+    assert prefers_nhwc(nn.Sequential(nn.Conv2d(3, 2, 3), nn.MaxPool2d(2)), x)
+    assert not prefers_nhwc(SmallGap(in_channels=3), x)  # neither: fed as given
+    assert not prefers_nhwc(nn.Sequential(nn.Flatten(), nn.Linear(192, 3)), x)

@@ -45,15 +45,22 @@ def offline(monkeypatch, isolated_data):
 
 @pytest.mark.parametrize("folder", ["testsets", "woods2019", "boopathy2020"])
 def test_every_shipped_file_matches_its_checksum(folder):
-    lines = (REPO / "data" / folder / "SHA256SUMS").read_text().splitlines()
-    assert lines
-    for line in lines:
+    base = REPO / "data" / folder
+    sums = (base / "SHA256SUMS").read_text().splitlines()
+    assert sums
+    for line in sums:
         digest, name = line.split(maxsplit=1)
-        path = REPO / "data" / folder / name
         if folder == "testsets" or name.startswith("example_output/"):  # shipped as they are
-            assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, name
-        else:  # converted: the checkpoint names its original and that original's digest
-            assert digest in (published.WOODS_SHA256 | published.BOOPATHY_SHA256).values()
+            assert hashlib.sha256((base / name).read_bytes()).hexdigest() == digest, name
+        else:  # an original: the library pins the same digest, which its converted copy names
+            assert (published.WOODS_SHA256 | published.BOOPATHY_SHA256)[name] == digest, name
+    if folder != "testsets":  # the converted copies' own digests, and every copy listed
+        listed = dict(
+            reversed(line.split(maxsplit=1)) for line in (base / "CONVERTED.sha256").read_text().splitlines()
+        )
+        assert sorted(listed) == sorted(str(p.relative_to(base)) for p in base.rglob("*.pt"))
+        for name, digest in listed.items():
+            assert hashlib.sha256((base / name).read_bytes()).hexdigest() == digest, name
 
 
 def test_the_mnist_test_set_loads_offline_and_is_the_original(offline):
@@ -98,6 +105,19 @@ def test_the_full_cifar10_wins_over_the_copies(offline, tmp_path, monkeypatch):
     monkeypatch.setenv("ADVEXP_DATA_PATH", str(tmp_path / "full"))
     x, y, source = data.load_tensors("cifar10", "test", download=False, return_source=True)
     assert x.shape == (3, 3, 32, 32) and "CIFAR-10 test set" in source and "JPEG" not in source
+
+
+def test_a_failed_download_falls_back_to_the_copies_and_says_so(offline, monkeypatch):
+    import torchvision.datasets.cifar as cifar
+
+    def refuse(self):
+        raise OSError("no network")  # what an offline download does
+
+    monkeypatch.setattr(cifar.CIFAR10, "download", refuse)
+    x, y, source = data.load_tensors("cifar10", "test", n=4, seed=0, download=True, return_source=True)
+    assert x.shape == (4, 3, 32, 32) and "JPEG copies" in source
+    with pytest.raises(data.DatasetNotFoundError, match="Download failed"):
+        data.load_dataset("cifar10", "train", download=True)  # no copies of the training split
 
 
 def test_copies_in_foreign_class_folders_are_refused(tmp_path):
