@@ -162,7 +162,7 @@ CLAIMS: tuple[Claim, ...] = (
             f"published_ratio.{kind}.{r}",
             GREATLY,
             f"{'Attack' if kind == 'attack' else 'BTR'} ARA, {r} / standard, the published ResNet-44s on "
-            f"CIFAR-10 test images, paired over images (greatly: above 2, fixed before measuring)",
+            f"CIFAR-10 test images (offline: the JPEG copies), paired over images (greatly: above 2)",
             evidence=AUTHORS,
         )
         for kind, r in (("attack", "robust"), ("attack", "all"), ("btr", "all"))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.stats
 import torch
 import torch.nn.functional as F
 
@@ -231,6 +232,14 @@ def test_mcnemar_matches_the_exact_binomial_by_hand():
     t = mcnemar([1, 1, 1, 0, 1], [0, 0, 0, 1, 1])
     assert t.p_value == pytest.approx(10 / 16)
     assert mcnemar([1, 0], [1, 0]).p_value == 1.0
+    # the interval is the exact one given the discordant images: 5 vs 0 of 200 is not significant
+    # (p = 2 * 0.5**5 = 0.0625) and its interval holds 0; 6 vs 0 is (p = 0.031) and it does not
+    five = mcnemar([1] * 5 + [0] * 195, [0] * 200)
+    assert five.p_value == pytest.approx(0.0625) and five.difference.lo < 0 < five.difference.hi
+    six = mcnemar([1] * 6 + [0] * 194, [0] * 200)
+    assert six.p_value < 0.05 and six.difference.lo > 0 and six.difference.hi == pytest.approx(0.03)
+    lo = scipy.stats.binomtest(6, 6).proportion_ci(method="exact").low
+    assert six.difference.lo == pytest.approx((2 * lo - 1) * 6 / 200)
     with pytest.raises(InputError, match="b: expected one outcome per outcome of a"):
         mcnemar([1, 0], [1])
 
@@ -304,6 +313,7 @@ def test_paired_tests_table_and_figures_carry_each_comparison():
     table = report.paired_tests_table(theirs)
     row = table.loc[("eps 0.3", "a-b")]
     assert (row["only a right"], row["only b right"], row["difference"]) == (3, 0, 0.75)
+    assert row["95% interval"].startswith("[-")  # 3 vs 0 of 4: p = 0.25, the interval holds 0
     assert row["McNemar p"] == pytest.approx(0.25)  # 2 * 0.5**3
     fig = companion_eval.figures(results, audit, theirs)
     assert fig["published_at_0_3"]["a-b"].value == pytest.approx(0.5)
@@ -355,8 +365,8 @@ def test_interpretation_tests_pair_only_the_images_both_networks_kept():
     assert est.n == 2 and est.value == pytest.approx(0.4)  # images 0 and 3: (0.4 + 0.4) / 2
     none = companion_eval.interpretation_tests({**results, "c": {"tau": torch.full((4,), nan)}}, [("a", "c")])
     assert none["a-c"].n == 0 and math.isnan(none["a-c"].value)  # no pair left: undefined, not missing
-    with pytest.raises(InputError, match="n: asked for 3000 test images but"):
-        companion_eval.reference_cifar10_test(300 * 10, download=False)
+    with pytest.raises(InputError, match="n: asked for 20000 test images but"):
+        companion_eval.reference_cifar10_test(20000, download=False)
     summary = companion_eval.interpretation_summary(
         {"a": {**results["a"], "intersection": results["a"]["tau"]}}
     )
