@@ -75,7 +75,7 @@ def test_notebook_page_shows_its_figures(name, minimum):
 def test_the_papers_networks_page_glues_its_numbers_into_the_prose():
     dom = _dom(HTML / "notebooks" / "09_papers_networks.html")
     text = re.sub(r"<[^>]+>", "", dom)
-    found = re.search(r"Attack ARA is\s+([0-9.]+)\s+times the standard network", text)
+    found = re.search(r"Attack ARA is\s+([0-9.]+)\s+times\s+the\s+standard\s+network", text)
     assert found, "the glued ratio is missing from the prose"
     assert "JPEG copies" in text or "CIFAR-10 test set" in text  # the page says which images it used
 
