@@ -12,11 +12,10 @@ The modules form layers (:data:`LAYERS`); a module imports only modules listed
 before it, so the package has no import cycle. From the bottom:
 
 1. base: ``errors``, ``checks`` (validation), ``protocols`` (the search's settings and the
-   reference's protocols), ``catalog`` (the names offered, without torch), ``results``
-   (result objects as JSON), ``stats`` (intervals, verdicts),
-   ``claims`` (the claims the book tests), ``data``, ``models``,
-   ``distributed``, ``checkpoints``, ``woods_import`` and ``boopathy_import`` (the
-   published networks' formats), ``published`` (finding those files);
+   reference's protocols), ``results`` (result objects as JSON), ``stats`` (intervals,
+   verdicts), ``data``, ``models``, ``speedups`` (faster
+   equivalents of a frozen network for attacks), ``distributed``, ``checkpoints``, ``woods_import`` and
+   ``boopathy_import`` (the published networks' formats), ``published`` (finding those files);
 2. ``attacks`` on the prediction: ``attacks.search`` (the RMSE search of Woods
    et al., its configs and criteria), ``attacks.projected_gradient``, ``attacks.bisection``,
    ``attacks.independent`` (foolbox);
@@ -24,13 +23,13 @@ before it, so the package has no import cycle. From the bottom:
 4. ``metrics``: ARA, robust accuracy, accuracy, map discrepancies, Gini, rank measures;
 5. attacks on explanations: ``attacks.sneaking`` (ISA), ``attacks.topk``;
 6. training hooks: ``hooks``, ``adversarial_training``, ``regularizers``;
-7. ``experiments``: the measurements behind the claims; ``companion_eval``: Boopathy et
-   al.'s robustness protocol with its audit and paired tests;
-8. ``training``: the one training loop;
-9. ``recipes``: the table of every training recipe, resolved into plain specs;
-10. ``zoo``: trained models, cached and loaded safely;
-11. ``report``: tables;
-12. the top: ``plotting`` (every figure), ``widgets``, ``reproduce`` (notebooks and the book), ``cli``.
+7. ``training``: the one training loop;
+8. ``recipes``: the table of every training recipe, resolved into plain specs;
+9. ``zoo``: trained models, cached and loaded safely;
+10. the top: ``plotting`` (the library's figures), ``widgets`` (the explorer), ``cli``.
+
+The book's machinery (chapter experiments, claims, report tables, chapter figures,
+running the notebooks) is the separate package ``advexp_book``, which imports this one.
 """
 
 from .errors import AdvexpError, CheckpointError, InputError, InputTypeError
@@ -73,12 +72,11 @@ LAYERS = (
         "errors",
         "checks",
         "protocols",
-        "catalog",
         "results",
         "stats",
-        "claims",
         "data",
         "models",
+        "speedups",
         "distributed",
         "checkpoints",
         "woods_import",
@@ -90,11 +88,9 @@ LAYERS = (
     ("metrics",),
     ("attacks.sneaking", "attacks.topk"),
     ("hooks", "adversarial_training", "regularizers"),
-    ("experiments", "companion_eval"),
     ("training",),
     ("recipes",),
     ("zoo",),
-    ("report",),
-    ("plotting", "widgets", "reproduce", "cli", "__main__"),
+    ("plotting", "widgets", "cli", "__main__"),
 )
 """The package's modules from the bottom up: each imports only modules listed before it."""

@@ -13,6 +13,7 @@ from .attacks import ATTACK, BUDGET, SearchConfig, pgd, rmse_search
 from .checks import check_choice
 from .distributed import global_draw
 from .hooks import InputTransform, PgdWarmup
+from .protocols import PGD_MNIST
 
 __all__ = ["RmseAdversarialTraining", "PgdAdversarialTraining"]
 
@@ -69,7 +70,7 @@ class PgdAdversarialTraining(PgdWarmup, InputTransform):
 
     Args:
         eps: budget; default 0.3 (MNIST l-inf, Madry/Chalasani).
-        steps, step_size: PGD settings; default 40 x 0.01 (MNIST).
+        steps, step_size: PGD settings; default 40 x 0.01 (:data:`~advexp_lib.protocols.PGD_MNIST`).
         norm: "linf" (default) or "l2". random_start: default True.
         warmup_epochs: linear eps warm-up length in epochs; default 0 (none).
         ramp_steps: (s0, s1): Boopathy et al.'s per-step ramp instead
@@ -79,9 +80,9 @@ class PgdAdversarialTraining(PgdWarmup, InputTransform):
     def __init__(
         self,
         *,
-        eps: float = 0.3,
-        steps: int = 40,
-        step_size: float = 0.01,
+        eps: float = PGD_MNIST.eps,
+        steps: int = PGD_MNIST.steps,
+        step_size: float = PGD_MNIST.step_size,
         norm: str = "linf",
         random_start: bool = True,
         warmup_epochs: int = 0,

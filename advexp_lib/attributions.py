@@ -23,12 +23,12 @@ import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 from captum.attr import GuidedGradCam as _CaptumGuidedGradCam
 from captum.attr import IntegratedGradients as _CaptumIntegratedGradients
 from captum.attr import LayerAttribution, LayerGradCam, NoiseTunnel
 from captum.attr import Saliency as _CaptumSaliency
-from captum.attr._utils.approximation_methods import approximation_parameters
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -67,6 +67,8 @@ __all__ = [
     "gradcam_layer",
     "GradCamResolutionWarning",
     "integrated_gradients_of",
+    "quadrature",
+    "IG_METHODS",
 ]
 
 INTERPOLATE_MODES = ("nearest", "bilinear", "bicubic", "area")
@@ -704,7 +706,7 @@ def integrated_gradients_of(
 
         IG(x) = (x - b) * sum_k w_k  d fn(b + a_k (x - b)) / dx
 
-    with Captum's quadrature nodes a_k and weights w_k for ``ig_method``
+    with Captum's quadrature nodes a_k and weights w_k for ``ig_method`` (:func:`quadrature`)
     (so it matches ``captum.attr.IntegratedGradients``), computed with
     ``create_graph=True``: gradients flow to ``x``, ``baseline`` and weights.
     Used by :class:`IntegratedGradients` (differentiable), the top-k
@@ -717,8 +719,7 @@ def integrated_gradients_of(
         True
     """
     check_positive(n_steps, "n_steps", integer=True)
-    step_fn, alpha_fn = approximation_parameters(ig_method)
-    weights, alphas = step_fn(n_steps), alpha_fn(n_steps)
+    alphas, weights = quadrature(ig_method, n_steps)
     diff = x - baseline
     total = torch.zeros_like(x)
     with torch.enable_grad():
@@ -729,6 +730,46 @@ def integrated_gradients_of(
             (g,) = torch.autograd.grad(fn(z).sum(), z, create_graph=True)
             total = total + w * g
     return diff * total
+
+
+IG_METHODS = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
+"""The quadratures of ``captum.attr.IntegratedGradients(method=...)``, which :func:`quadrature` reproduces."""
+
+
+def quadrature(method: str, n: int) -> tuple[list[float], list[float]]:
+    r"""Nodes a_k in [0, 1] and weights w_k of Captum's IG quadrature ``method`` with ``n`` points.
+
+    "gausslegendre": a_k = (1 + t_k) / 2, w_k = v_k / 2 with (t_k, v_k) the
+    Gauss-Legendre points on [-1, 1] (``numpy.polynomial.legendre.leggauss``);
+    "riemann_left" / "riemann_right" / "riemann_middle": w_k = 1/n at a_k =
+    k/n, (k+1)/n, (k+1/2)/n; "riemann_trapezoid": a_k = k/(n-1) with w_k = 1/n
+    and the two end weights halved (Captum's rule, whose weights sum to
+    1 - 1/n). Hand-written because Captum keeps its nodes private; tested
+    against ``captum.attr.IntegratedGradients``.
+
+    Examples:
+        >>> a, w = quadrature("gausslegendre", 2)
+        >>> [round(v, 4) for v in a], [round(v, 4) for v in w]
+        ([0.2113, 0.7887], [0.5, 0.5])
+    """
+    check_choice(method, "ig_method", IG_METHODS)
+    check_positive(n, "n_steps", integer=True)
+    if method == "gausslegendre":
+        t, v = np.polynomial.legendre.leggauss(n)
+        return [float(a) for a in (1 + t) / 2], [float(w) for w in v / 2]
+    if n < 2:
+        raise InputError(f"n_steps: Captum's Riemann rules need at least 2 steps, got {n}")
+    k = np.arange(n)
+    nodes = {
+        "riemann_left": k / n,
+        "riemann_right": (k + 1) / n,
+        "riemann_middle": (k + 0.5) / n,
+        "riemann_trapezoid": k / (n - 1),
+    }[method]
+    weights = np.full(n, 1 / n)
+    if method == "riemann_trapezoid":
+        weights[[0, -1]] /= 2
+    return [float(a) for a in nodes], [float(w) for w in weights]
 
 
 def _cam_parts(model, x):

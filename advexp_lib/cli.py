@@ -1,39 +1,41 @@
-"""Command line: ``python -m advexp_lib {train,reproduce,book,zoo,ara,explain} ...``.
+"""Command line: ``python -m advexp_lib {train,zoo,ara,explain} ...``.
 
 ``--help`` (of the program and of each command) shows every option's choices
-and default, and starts without loading torch: the parser needs only
-:mod:`advexp_lib.protocols` and :mod:`advexp_lib.catalog`, and each command
-imports what it runs when it runs. Bad input prints the library's message in
+and default; the choices come from the registries themselves
+(:data:`advexp_lib.data.DATASETS`, :func:`advexp_lib.recipes.recipe_names`,
+:data:`advexp_lib.attacks.independent.INDEPENDENT_ATTACKS`). Bad input prints the library's message in
 one line (no traceback) and exits with status 2. ``ara`` and ``explain`` score
 this project's checkpoints, Woods et al.'s published files, or a user's own
-network (``--model MODULE:CALLABLE --weights FILE``).
+network (``--model MODULE:CALLABLE --weights FILE``). Running the notebooks and
+building the book is the book's command line, ``python -m advexp_book``.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import importlib
 import json
-import math
 import os
 import sys
 import warnings
 from pathlib import Path
 
 from . import __version__
-from .catalog import DATASETS, INDEPENDENT_ATTACKS, RECIPE_NAMES
+from .attacks.independent import INDEPENDENT_ATTACKS
 from .checks import check_choice
+from .data import DATASETS
 from .errors import AdvexpError, CheckpointError, InputError
 from .protocols import AE_PAPER, ARA_N_IMAGES, ARA_PAPER, ARA_SEED, SearchConfig
+from .recipes import recipe_names
+from .results import to_json
 
 __all__ = ["main"]
 
 
 DESCRIPTION = """\
-The advexp command line: train and evaluate the book's models (or your own), explain images,
-run the notebooks and build the book.
+The advexp command line: train and evaluate the book's models (or your own), explain images.
+(Running the notebooks and building the book: python -m advexp_book --help.)
 
 Each command has its own help, e.g. python -m advexp_lib ara --help.
 Bad input prints a message (no traceback) and exits with status 2."""
@@ -81,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"advexp_lib {__version__}")
     sub = p.add_subparsers(required=True, metavar="command", title="commands")
-    for add in (_add_train, _add_reproduce, _add_book, _add_zoo, _add_ara, _add_explain):
+    for add in (_add_train, _add_zoo, _add_ara, _add_explain):
         add(sub)
     return p
 
@@ -177,7 +179,7 @@ def _add_train(sub) -> None:
     t = _command(sub, "train", "train a recipe (or a plain arch) and save a checkpoint")
     t.add_argument("--dataset", default="mnist5k", help=f"one of {_DATASETS}")
     t.add_argument(  # no choices=: the library checks the name, with its own message (exit status 2)
-        "--recipe", default="standard", help=_RECIPES % {"choices": ", ".join(RECIPE_NAMES)}
+        "--recipe", default="standard", help=_RECIPES % {"choices": ", ".join(recipe_names())}
     )
     t.add_argument("--arch", default=None, help="override the recipe's architecture")
     t.add_argument(
@@ -213,44 +215,6 @@ def _add_train(sub) -> None:
     t.set_defaults(run=_train)
 
 
-def _add_reproduce(sub) -> None:
-    """The ``reproduce`` subcommand."""
-    r = _command(
-        sub,
-        "reproduce",
-        "execute every notebook with papermill (the full book; ADVEXP_SMOKE=1 for a quick smoke run)",
-    )
-    r.add_argument("--out", default="results", help="folder of the executed notebooks and summary.json")
-    r.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="papermill override, e.g. -p dataset cifar10 -p device cuda",
-    )
-    r.add_argument("--notebook", action="append", default=None, help="run only these notebook paths")
-    r.add_argument(
-        "--jobs",
-        type=int,
-        default=1,
-        help="notebooks executed at once, each kernel given cpu_count / jobs threads (default 1)",
-    )
-    r.add_argument("-q", "--quiet", action="store_true", help="no per-notebook log lines")
-    r.set_defaults(run=_reproduce)
-
-
-def _add_book(sub) -> None:
-    """The ``book`` subcommand."""
-    b = _command(sub, "book", "build the Jupyter Book from executed notebooks")
-    b.add_argument("--results", default="results", help="folder of the executed notebooks")
-    b.add_argument(
-        "--html-out", default=None, help="write HTML_OUT/_build/html (if not given: in the repository)"
-    )
-    b.set_defaults(run=_book)
-
-
 def _add_zoo(sub) -> None:
     """The ``zoo`` subcommand."""
     z = _command(
@@ -265,7 +229,7 @@ def _add_zoo(sub) -> None:
         nargs="*",
         default=["standard", "adv", "robust", "all"],
         metavar="RECIPE",
-        help=_RECIPES % {"choices": ", ".join(RECIPE_NAMES)},
+        help=_RECIPES % {"choices": ", ".join(recipe_names())},
     )
     z.add_argument("--dataset", default="mnist5k", help=f"one of {_DATASETS}")
     z.add_argument("--retrain", action="store_true", help="train even if cached or shipped")
@@ -317,6 +281,23 @@ def _add_ara(sub) -> None:
         default=None,
         help="images per search batch (if not given: all at once, or this rank's share under torchrun)",
     )
+    _add_ara_attacks(a)
+    a.add_argument(
+        "--json",
+        default=None,
+        metavar="FILE",
+        help="also write the result here (atomically, folders created): the summary plus per-image "
+        'distances (RMSE; an infinite one, an attack\'s failure, as "inf"), unreliable and retried flags',
+    )
+    a.add_argument(
+        "--out", default=None, metavar="DIR", help="also write the --json file as DIR/<name>-ara.json"
+    )
+    _add_quiet(a)
+    a.set_defaults(run=_ara)
+
+
+def _add_ara_attacks(a) -> None:
+    """The ``ara`` flags of what happens to unbroken images, and of the ensemble of attacks."""
     a.add_argument(
         "--never-met",
         choices=["raise", "retry", "zero"],
@@ -338,18 +319,6 @@ def _add_ara(sub) -> None:
         help="with --ensemble: comma-separated, of rmse (the search above) and the foolbox attacks "
         f"{', '.join(INDEPENDENT_ATTACKS)} (if not given: {','.join(_ENSEMBLE)})",
     )
-    a.add_argument(
-        "--json",
-        default=None,
-        metavar="FILE",
-        help="also write the result here (atomically, folders created): the summary plus per-image "
-        "distances (RMSE; an infinite one, an attack's failure, as null), unreliable and retried flags",
-    )
-    a.add_argument(
-        "--out", default=None, metavar="DIR", help="also write the --json file as DIR/<name>-ara.json"
-    )
-    _add_quiet(a)
-    a.set_defaults(run=_ara)
 
 
 def _add_explain(sub) -> None:
@@ -384,7 +353,7 @@ def _add_explain(sub) -> None:
 
 
 # ------------------------------------------------------------------------------------------ the commands
-# Each imports what it runs here, not at the top of the module, so that --help needs no torch.
+# Each imports what it runs here, so that a command loads only the rooms it uses.
 
 
 def _device(name: str):
@@ -542,7 +511,7 @@ def _ara(args) -> int:
         distributed.shutdown()
     if not main_process:
         return 0
-    record = _ara_record(args, config, attacks, never_met, world, search, ens, images)
+    record = to_json(_ara_record(args, config, attacks, never_met, world, search, ens, images))
     summary = {k: v for k, v in record.items() if k not in _PER_IMAGE}
     print(json.dumps(summary, indent=1, allow_nan=False))
     text = json.dumps(record, indent=1, allow_nan=False) + "\n"
@@ -613,7 +582,7 @@ def _ara_record(args, config, attacks, never_met, world, search, ens, images: st
     }
     if ens is not None:
         record.update(
-            per_attack={a: _finite(v) for a, v in ens.per_attack.items()},
+            per_attack={a: float(v) for a, v in ens.per_attack.items()},
             wins=dict(ens.wins),
             failures=dict(ens.failures),
         )
@@ -627,45 +596,23 @@ def _ara_record(args, config, attacks, never_met, world, search, ens, images: st
     return record
 
 
-def _finite(value: float) -> float | None:
-    """``value`` as a float, None if infinite or NaN (JSON has no inf)."""
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
 def _floats(t) -> list:
-    return [_finite(v) for v in t.double().cpu().tolist()]
+    """Per-image floats (an attack's failure: an infinite distance, "inf" in the JSON file)."""
+    return t.double().cpu().tolist()
 
 
 def _explain(args) -> int:
     import torch
 
     from .checkpoints import write_atomic
-    from .data import dataset_info, load_dataset, load_image
-    from .models import runner_up
-    from .plotting import adversarial_explanation_panel, plot_views
-    from .widgets import explorer_views
+    from .data import dataset_info
+    from .plotting import adversarial_explanation_panel
 
     _source(args)
     config = _search_config(args)
     device = _device(args.device)
     model = _load_model(args, device)
-    if args.image is not None:
-        channels, size, dataset = _input_of(args)
-        x, original = load_image(args.image, channels=channels, size=size)
-        _note(
-            args,
-            f"{args.image}: {original[0]}x{original[1]} image converted to {channels} channel(s) "
-            f"and resized to {size}x{size}, the model's input size",
-        )
-        name, y, images = Path(args.image).stem, None, str(args.image)
-    else:
-        dataset = args.dataset
-        ds = load_dataset(dataset, "test")
-        if not 0 <= args.index < len(ds):
-            raise InputError(f"index: expected 0 <= index < {len(ds)}, got {args.index}")
-        x, y = ds[args.index]
-        x, name, y, images = x[None], str(args.index), int(y), ds.source
+    x, y, dataset, name, images = _explained_image(args)
     x, classes = x.to(device), dataset_info(dataset).classes
     with torch.no_grad():
         p = model(x).softmax(1)[0]
@@ -685,21 +632,8 @@ def _explain(args) -> int:
         fig = adversarial_explanation_panel(model, x, y, classes, config=config, title=title)
         record["targets"] = "every class"
     else:
-        if args.target is not None and not 0 <= args.target < p.shape[0]:
-            raise InputError(f"target: expected a class in [0, {p.shape[0] - 1}], got {args.target}")
-        target = args.target if args.target is not None else int(runner_up(p[None], p[None].argmax(1))[0])
-        views = explorer_views(model, x, target, config=config)
-        fig = plot_views(views, classes, title=title)
-        fig.tight_layout()
-        record.update(
-            target=target,
-            reached=views["reached"],
-            p_target=views["p_target"],
-            p_target_ae=views["p_target_ae"],
-            rmse=views["rmse"],
-        )
-        if not views["reached"]:
-            _note(args, f"note: the explanation did not reach class {target}; try a larger --rho")
+        fig, views = _one_target(args, model, x, p, classes, config, title)
+        record.update({k: views[k] for k in ("target", "reached", "p_target", "p_target_ae", "rmse")})
     # imagefolder:<path> names the folder in the file name, without the colon
     where = dataset if ":" not in dataset else f"imagefolder-{Path(dataset.split(':', 1)[1]).name}"
     png = Path(args.png) if args.png else Path(args.out) / f"{_label(args)}-{where}-{name}.png"
@@ -707,10 +641,47 @@ def _explain(args) -> int:
     fig.savefig(png, dpi=120)
     record["png"] = str(png)
     if args.json:
-        text = json.dumps(record, indent=1, allow_nan=False) + "\n"
+        text = json.dumps(to_json(record), indent=1, allow_nan=False) + "\n"
         write_atomic(args.json, lambda f: f.write(text.encode()))
     print(png)
     return 0
+
+
+def _one_target(args, model, x, p, classes, config, title) -> tuple:
+    """(figure, views) of the explanation toward --target (default: the runner-up class)."""
+    from .models import runner_up
+    from .plotting import plot_views
+    from .widgets import explorer_views
+
+    if args.target is not None and not 0 <= args.target < p.shape[0]:
+        raise InputError(f"target: expected a class in [0, {p.shape[0] - 1}], got {args.target}")
+    target = args.target if args.target is not None else int(runner_up(p[None], p[None].argmax(1))[0])
+    views = explorer_views(model, x, target, config=config)
+    fig = plot_views(views, classes, title=title)
+    fig.tight_layout()
+    if not views["reached"]:
+        _note(args, f"note: the explanation did not reach class {target}; try a larger --rho")
+    return fig, views
+
+
+def _explained_image(args) -> tuple:
+    """(x (1 x C x H x W), label or None, dataset, file-name stem, where it came from) of ``explain``."""
+    from .data import load_dataset, load_image
+
+    if args.image is not None:
+        channels, size, dataset = _input_of(args)
+        x, original = load_image(args.image, channels=channels, size=size)
+        _note(
+            args,
+            f"{args.image}: {original[0]}x{original[1]} image converted to {channels} channel(s) "
+            f"and resized to {size}x{size}, the model's input size",
+        )
+        return x, None, dataset, Path(args.image).stem, str(args.image)
+    ds = load_dataset(args.dataset, "test")
+    if not 0 <= args.index < len(ds):
+        raise InputError(f"index: expected 0 <= index < {len(ds)}, got {args.index}")
+    x, y = ds[args.index]
+    return x[None], int(y), args.dataset, str(args.index), ds.source
 
 
 def _input_of(args) -> tuple[int, int, str]:
@@ -768,28 +739,4 @@ def _train(args) -> int:
         distributed.shutdown()
     if int(os.environ.get("RANK", "0")) == 0:  # torchrun's rank (the group is already closed): print once
         print(json.dumps({"checkpoint": str(checkpoint), **history[-1]}, indent=1))
-    return 0
-
-
-def _literal(text: str):
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text  # a bare word is a string
-
-
-def _reproduce(args) -> int:
-    from .reproduce import run_notebooks
-
-    log = (lambda *a, **k: None) if args.quiet else print
-    parameters = {k: _literal(v) for k, v in args.parameter}
-    summary = run_notebooks(args.out, parameters, args.notebook, log=log, jobs=args.jobs)
-    print(json.dumps(summary["seconds"], indent=1))
-    return 0
-
-
-def _book(args) -> int:
-    from .reproduce import build_book
-
-    print(build_book(args.results, html_out=args.html_out))
     return 0

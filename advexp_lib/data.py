@@ -28,7 +28,6 @@ from torch.utils.data import Dataset
 from torchvision import datasets, transforms
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
-from .catalog import DATASETS
 from .checks import AdvexpError, InputError, check_choice, check_images, check_labels, check_positive
 
 __all__ = [
@@ -48,6 +47,9 @@ __all__ = [
     "load_image",
     "as_8bit",
 ]
+
+DATASETS = ("mnist5k", "mnist", "fashion_mnist", "cifar10", "imagefolder:<path>")
+"""Dataset names of :func:`load_dataset` (``imagefolder:<path>``: a folder of the user's)."""
 
 SPLITS = ("train", "test")
 MNIST5K_SPLIT_SEED = 0  # fixed: the split must never move with the user's seed

@@ -41,10 +41,11 @@ from .checks import (
     check_positive,
     progress_enabled,
 )
-from .models import attack_view, eval_mode
-from .protocols import ARA_N_IMAGES, ARA_SEED  # noqa: F401 (re-exported: the ARA protocol's images)
+from .models import eval_mode
+from .protocols import ARA_N_IMAGES, ARA_SEED, PGD_EVAL  # noqa: F401 (re-exported: the ARA protocol's images)
 from .results import Result
-from .stats import Estimate, bootstrap
+from .speedups import attack_view
+from .stats import Estimate, bootstrap, hierarchical_resamples
 
 __all__ = [
     "ARA_PAPER",
@@ -213,12 +214,10 @@ def ara_ratio_over_seeds(
 
     ``distances`` = {label: [(N,) distances of training seed s, ...]}, every tensor
     on the same N images. The interval resamples both sources of variation,
-    as a two-level (hierarchical) bootstrap: per resample the N images are
-    drawn with replacement once (the same draw for every network: the
-    pairing is kept), and each label's seeds are drawn with replacement; the
-    percentile interval of the resampled ratios. With S seeds per label it
-    can be no narrower than the spread between seeds allows. Hand-written:
-    scipy's ``bootstrap`` resamples one level only.
+    as a two-level (hierarchical) bootstrap (:func:`advexp_lib.stats.hierarchical_resamples`):
+    per resample the N images are drawn once (the same draw for every network:
+    the pairing is kept), and each label's seeds are drawn with replacement;
+    the percentile interval of the resampled ratios.
 
     Returns:
         {label: Estimate (n = images; seeds per label in ``seeds``)} for every label
@@ -241,13 +240,10 @@ def ara_ratio_over_seeds(
     if len(n) != 1:
         raise InputError(f"distances: every tensor must hold the same images, got sizes {sorted(n)}")
     n = n.pop()
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, n, size=(n_resamples, n))
-    boot = {}
-    for label, a in arrays.items():  # (resamples, seeds) ARA on the resampled images, then a seed draw
-        per = _ara_rows(a[:, images], num_classes).T  # a[:, images]: (S, B, N) -> ARA (S, B) -> (B, S)
-        pick = rng.integers(0, a.shape[0], size=per.shape)
-        boot[label] = np.take_along_axis(per, pick, axis=1).mean(1)
+    draws = hierarchical_resamples(
+        list(arrays.values()), lambda v: _ara_rows(v, num_classes), resamples=n_resamples, seed=seed
+    )
+    boot = dict(zip(arrays, draws))
     point = {label: float(_ara_rows(a, num_classes).mean()) for label, a in arrays.items()}
     out = {}
     for label in arrays:
@@ -340,60 +336,23 @@ def accuracy_robustness_area(
         ('attack', torch.Size([4]))
     """
     criterion = as_criterion(kind, ("attack", "btr"), name="kind")
-    kind = criterion.name
     check_choice(never_met, "never_met", ("raise", "zero", "retry"))
     if not isinstance(config, SearchConfig):
         raise InputError(f"config: expected a SearchConfig (e.g. ARA_PAPER), got {type(config).__name__}")
-    check_images(x, "x")
+    y, num_classes = _checked_ara_input(model, x, y)
     n = x.shape[0]
-    check_model_input(model, x)
-    y = as_labels(y, n, None, "y").to(
-        x.device
-    )  # length now: batches slice y, so a longer y would pass unnoticed
-    with eval_mode(model), torch.no_grad():  # wrong channels / output shape / labels: fail before the bar too
-        num_classes = check_logits(model(x[:1]), 1).shape[1]
-    check_labels(y, n, num_classes, "y")
     batch_size = n if batch_size is None else check_positive(batch_size, "batch_size", integer=True)
     rows = distributed.split_for_rank(n)  # under torchrun: this rank's contiguous share; else all
     x, y = x[rows], y[rows]
-    bar = None
-    if progress_enabled(progress) and distributed.is_main_process():
-        bar = tqdm(
-            total=x.shape[0] * config.steps,
-            desc=f"ARA ({kind})",
-            unit="img-step",
-            unit_scale=True,
-            leave=False,
-        )
-    dists, late = [torch.zeros(0, dtype=x.dtype)], [torch.zeros(0, dtype=torch.bool)]
-    correct = torch.zeros(0, dtype=torch.bool)
-    for i in range(0, x.shape[0], batch_size):
-        xb, yb = x[i : i + batch_size], y[i : i + batch_size]
-        res = rmse_search(model, xb, yb, criterion=criterion, config=config, on_late=on_late, progress=bar)
-        dists.append(res.distances.cpu())
-        late.append(res.unreliable.cpu())
-        with eval_mode(model), torch.no_grad():
-            correct = torch.cat([correct, (model(xb).argmax(1) == yb).cpu()])
-    if bar is not None:
-        bar.close()
-    distances, unreliable = torch.cat(dists), torch.cat(late)
+    search = dict(criterion=criterion, config=config, on_late=on_late)
+    distances, unreliable, correct = _searched_distances(model, x, y, batch_size, search, progress)
     retried = ~torch.isfinite(distances) & (never_met == "retry")
-    if retried.any():
-        idx = torch.nonzero(retried).flatten()
-        again = rmse_search(
-            model,
-            x[idx.to(x.device)],
-            y[idx.to(y.device)],
-            criterion=criterion,
-            config=replace(config, grad_floor=0.0),
-            on_late=on_late,
-        )
-        distances[idx] = again.distances.cpu()
+    if retried.any():  # unit-RMSE steps keep moving where the reference's shrink to nothing
+        idx = torch.nonzero(retried).flatten().to(x.device)
+        search["config"] = replace(config, grad_floor=0.0)
+        distances[idx.cpu()] = rmse_search(model, x[idx], y[idx], **search).distances.cpu()
     if distributed.world_size() > 1:  # every rank gets every image's result, in order
-        parts = [
-            t.to(x.device)
-            for t in (distances, unreliable.to(x.dtype), retried.to(x.dtype), correct.to(x.dtype))
-        ]
+        parts = [t.to(x.device, x.dtype) for t in (distances, unreliable, retried, correct)]
         distances, unreliable, retried, correct = (distributed.gather_cat(t).cpu() for t in parts)
         unreliable, retried, correct = unreliable.bool(), retried.bool(), correct.bool()
     never = ~torch.isfinite(distances)
@@ -401,22 +360,51 @@ def accuracy_robustness_area(
         distances = torch.where(never, torch.zeros_like(distances), distances)
     elif never.any():  # no finite d_i: the integral is undefined, not large
         raise InputError(
-            f"eps/steps: {int(never.sum())} of {n} image(s) never met the {kind!r} criterion within eps "
-            f"{config.eps} and {config.steps} steps, so their distance (and the ARA) is unknown; raise eps "
-            f"or steps, or pass never_met='retry' (unit-RMSE steps where the gradient vanishes) "
+            f"eps/steps: {int(never.sum())} of {n} image(s) never met the {criterion.name!r} criterion "
+            f"within eps {config.eps} and {config.steps} steps, so their distance (and the ARA) is unknown; "
+            f"raise eps or steps, or pass never_met='retry' (unit-RMSE steps where the gradient vanishes) "
             f"or 'zero' (the reference's 0)"
         )
+    ara = ara_from_distances(distances, num_classes)
     accuracy = correct.double().mean().item()
-    return AraResult(
-        ara_from_distances(distances, num_classes),
-        distances,
-        accuracy,
-        kind,
-        num_classes,
-        unreliable,
-        retried,
-        correct,
-    )
+    return AraResult(ara, distances, accuracy, criterion.name, num_classes, unreliable, retried, correct)
+
+
+def _checked_ara_input(model, x, y) -> tuple[torch.Tensor, int]:
+    """(labels on x's device, number of classes), after every check that can fail before the search."""
+    check_images(x, "x")
+    n = x.shape[0]
+    check_model_input(model, x)
+    y = as_labels(y, n, None, "y").to(x.device)  # length now: batches slice y, so a longer y would pass
+    with eval_mode(model), torch.no_grad():  # wrong channels / output shape / labels: fail before the bar too
+        num_classes = check_logits(model(x[:1]), 1).shape[1]
+    check_labels(y, n, num_classes, "y")
+    return y, num_classes
+
+
+def _searched_distances(model, x, y, batch_size: int, search: dict, progress) -> tuple:
+    """(distances, unreliable, correct) of the RMSE search over ``x`` in batches, with one progress bar."""
+    bar = None
+    if progress_enabled(progress) and distributed.is_main_process():
+        bar = tqdm(
+            total=x.shape[0] * search["config"].steps,
+            desc=f"ARA ({search['criterion'].name})",
+            unit="img-step",
+            unit_scale=True,
+            leave=False,
+        )
+    dists, late = [torch.zeros(0, dtype=x.dtype)], [torch.zeros(0, dtype=torch.bool)]
+    correct = [torch.zeros(0, dtype=torch.bool)]
+    for i in range(0, x.shape[0], batch_size):
+        xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+        res = rmse_search(model, xb, yb, **search, progress=bar)
+        dists.append(res.distances.cpu())
+        late.append(res.unreliable.cpu())
+        with eval_mode(model), torch.no_grad():
+            correct.append((model(xb).argmax(1) == yb).cpu())
+    if bar is not None:
+        bar.close()
+    return torch.cat(dists), torch.cat(late), torch.cat(correct)
 
 
 @dataclass
@@ -519,8 +507,13 @@ def ensemble_ara(
             logits.shape[1],
             (logits.argmax(1) == y.to(logits.device)).double().mean().item(),
         )
-    stacked = torch.stack([per[a] for a in attacks])
-    best = stacked.min(0).values
+    return _ensemble_result(per, kind, num_classes, accuracy)
+
+
+def _ensemble_result(per: dict, kind: str, num_classes: int, accuracy: float) -> EnsembleAraResult:
+    """The :class:`EnsembleAraResult` of {attack: (N,) distances}: each image's smallest, and who won."""
+    attacks = list(per)
+    best = torch.stack([per[a] for a in attacks]).min(0).values
     if not torch.isfinite(best).all():
         raise InputError(
             f"attacks: {int((~torch.isfinite(best)).sum())} image(s) broken by no attack: ARA unknown"
@@ -788,8 +781,8 @@ def robust_accuracy_curve(
     y: torch.Tensor,
     eps_grid,
     *,
-    steps: int = 200,
-    step_size: float = 0.01,
+    steps: int = PGD_EVAL.steps,
+    step_size: float = PGD_EVAL.step_size,
     norm: str = "linf",
     random_start: bool = False,
     cumulative: bool = False,
@@ -806,14 +799,15 @@ def robust_accuracy_curve(
     misses at a larger one, so this curve need not fall monotonically. With
     ``cumulative`` an image counts as robust at eps_j only if it survived
     every budget eps_i <= eps_j (a non-increasing curve; images that fell are
-    not attacked again). PGD differentiates :func:`advexp_lib.models.attack_view`
+    not attacked again). PGD differentiates :func:`advexp_lib.speedups.attack_view`
     of the model (the same function up to rounding, faster); the model itself
     classifies its result.
 
     Args:
         eps_grid: budgets >= 0 (l-inf, or per-image l2 with ``norm="l2"``), any order; sorted,
             duplicates dropped.
-        steps, step_size: PGD settings; defaults are the papers' 200 steps of 0.01.
+        steps, step_size: PGD settings; default 200 steps of 0.01, Boopathy et al.'s evaluation
+            (:data:`advexp_lib.protocols.PGD_EVAL`).
         norm: "linf" (default) or "l2"; random_start: PGD random start (default False).
         cumulative: see above. Default False.
         batch_size: images per PGD batch (default None: all at once).

@@ -4,8 +4,11 @@
 :func:`advexp_lib.attacks.search.rmse_search` and everything built on it);
 :data:`ARA_PAPER` and :data:`AE_PAPER` are the protocols of Woods et al.'s
 reference code, :data:`ARA_N_IMAGES` and :data:`ARA_SEED` the images its ARA
-command scores. Importing this module loads no torch, so the command line
-builds its flags from these fields without it.
+command scores. :class:`PgdProtocol` holds an l-inf PGD's budget and steps:
+:data:`PGD_MNIST` (Madry et al.'s MNIST attack, the inner attack of Boopathy et
+al. and Chalasani et al.), :data:`PGD_CIFAR10` (Boopathy et al.'s CIFAR-10 inner
+attack) and :data:`PGD_EVAL` (Boopathy et al.'s evaluation attack). Importing
+this module loads no torch.
 """
 
 from __future__ import annotations
@@ -14,7 +17,18 @@ from dataclasses import dataclass, field
 
 from .checks import InputError, check_positive
 
-__all__ = ["SearchConfig", "ARA_PAPER", "AE_PAPER", "AE_REFERENCE", "ARA_N_IMAGES", "ARA_SEED"]
+__all__ = [
+    "SearchConfig",
+    "ARA_PAPER",
+    "AE_PAPER",
+    "AE_REFERENCE",
+    "ARA_N_IMAGES",
+    "ARA_SEED",
+    "PgdProtocol",
+    "PGD_MNIST",
+    "PGD_CIFAR10",
+    "PGD_EVAL",
+]
 
 
 @dataclass(frozen=True)
@@ -64,3 +78,32 @@ AE_REFERENCE = SearchConfig(steps=35, eps=0.1, overshoot=5.0, clip=False)
 
 ARA_N_IMAGES = 1000  # the reference code's ARA command: the first 1,000 test images ...
 ARA_SEED = 1776  # ... of the permutation with this seed
+
+
+@dataclass(frozen=True)
+class PgdProtocol:
+    """An l-inf PGD protocol: budget ``eps``, ``steps`` iterations of ``step_size`` (pixels in [0, 1]).
+
+    Examples:
+        >>> PGD_MNIST.steps * PGD_MNIST.step_size >= PGD_MNIST.eps  # the steps can reach the budget
+        True
+    """
+
+    eps: float
+    steps: int
+    step_size: float
+
+    def __post_init__(self):
+        check_positive(self.eps, "eps")
+        check_positive(self.steps, "steps", integer=True)
+        check_positive(self.step_size, "step_size")
+
+
+PGD_MNIST = PgdProtocol(eps=0.3, steps=40, step_size=0.01)
+"""Madry et al.'s MNIST training attack (40 x 0.01 at eps 0.3, random start): Boopathy et al.'s and
+Chalasani et al.'s inner attack on digits."""
+PGD_CIFAR10 = PgdProtocol(eps=8 / 255, steps=10, step_size=2 / 255)
+"""Boopathy et al.'s CIFAR-10 inner attack (10 x 2/255 at eps 8/255)."""
+PGD_EVAL = PgdProtocol(eps=0.3, steps=200, step_size=0.01)
+"""Boopathy et al.'s evaluation attack: 200 steps of 0.01 at each budget of a grid (MNIST's eps 0.3 shown;
+the grid sets eps)."""

@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field, replace
 from .adversarial_training import PgdAdversarialTraining, RmseAdversarialTraining
 from .checks import InputError, check_choice
 from .data import dataset_info
+from .protocols import PGD_CIFAR10, PGD_MNIST
 from .regularizers import (
     IGNormRegularizer,
     InterpretabilityRegularizer,
@@ -209,15 +210,15 @@ def linf_settings(dataset: str, *, steps: int = 5, training: bool = True, warmup
     with a 2-epoch warm-up in training.
     """
     if dataset == "cifar10":
-        return {"eps": 8 / 255, "steps": 10, "step_size": 2 / 255, "warmup_epochs": 5}
+        return {**asdict(PGD_CIFAR10), "warmup_epochs": 5}
     if dataset == "mnist5k" and training:
         return {
-            "eps": 0.3,
+            "eps": PGD_MNIST.eps,
             "steps": steps,
-            "step_size": round(2.5 * 0.3 / steps, 6),
+            "step_size": round(2.5 * PGD_MNIST.eps / steps, 6),
             "warmup_epochs": warmup_epochs,
         }
-    return {"eps": 0.3, "steps": 40, "step_size": 0.01, "warmup_epochs": 2 if training else 0}
+    return {**asdict(PGD_MNIST), "warmup_epochs": 2 if training else 0}
 
 
 def cam_standard(dataset: str) -> Recipe:
@@ -348,7 +349,7 @@ def smallgap_settings(dataset: str) -> dict:
     which scaled to 640 (9, 58) would leave no natural phase.
     """
     budget = _smallgap_budget(dataset)
-    return {"eps": 0.3, "steps": 40, "step_size": 0.01, "ramp_steps": budget["ramp"]}
+    return {**asdict(PGD_MNIST), "ramp_steps": budget["ramp"]}
 
 
 def _smallgap_recipe(name: str, dataset: str, **hook) -> Recipe:

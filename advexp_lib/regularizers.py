@@ -25,6 +25,7 @@ from .checks import InputError, check_choice, check_positive
 from .distributed import global_draw
 from .hooks import LossTerm, PgdWarmup
 from .models import tandem_margin
+from .protocols import PGD_MNIST
 
 __all__ = [
     "AdaptivePsi",
@@ -200,7 +201,8 @@ class InterpretabilityRegularizer(_PgdLossTerm):
     Args:
         lambda_: weight of D~; default 0.01 (the paper's).
         eps: l-inf budget; default 0.3 (MNIST; CIFAR-10: 8/255).
-        steps, step_size: PGD; default 40 x 0.01 (MNIST; CIFAR-10: 10 x 2/255).
+        steps, step_size: PGD; default 40 x 0.01 (:data:`~advexp_lib.protocols.PGD_MNIST`;
+            CIFAR-10: :data:`~advexp_lib.protocols.PGD_CIFAR10`, 10 x 2/255).
         variant: "int" (default) or "int2".
         warmup_epochs: linear eps warm-up, eps_e = eps * min(1, (e + 1) / W); default 0.
         ramp_steps: (s0, s1): the reference's per-step ramp instead (``train.py``: eps 0 up to
@@ -213,9 +215,9 @@ class InterpretabilityRegularizer(_PgdLossTerm):
         self,
         *,
         lambda_: float = 0.01,
-        eps: float = 0.3,
-        steps: int = 40,
-        step_size: float = 0.01,
+        eps: float = PGD_MNIST.eps,
+        steps: int = PGD_MNIST.steps,
+        step_size: float = PGD_MNIST.step_size,
         variant: str = "int",
         warmup_epochs: int = 0,
         ramp_steps: tuple[int, int] | None = None,
@@ -325,7 +327,8 @@ class IGNormRegularizer(_PgdLossTerm):
 
     Args:
         lambda_: strength; default 1.0 (Chen et al.'s MNIST value).
-        eps: l-inf budget; default 0.3 (MNIST). steps, step_size: PGD; default 40 x 0.01.
+        eps: l-inf budget; default 0.3. steps, step_size: PGD; default 40 x 0.01
+            (:data:`~advexp_lib.protocols.PGD_MNIST`).
         n_steps: IG nodes of the loss (>= 2); default 10.
         ig_method: Captum's quadrature for the loss's IG: "riemann_right" (the
             reference's, with 50 nodes) or "riemann_trapezoid" (default).
@@ -338,9 +341,9 @@ class IGNormRegularizer(_PgdLossTerm):
         self,
         *,
         lambda_: float = 1.0,
-        eps: float = 0.3,
-        steps: int = 40,
-        step_size: float = 0.01,
+        eps: float = PGD_MNIST.eps,
+        steps: int = PGD_MNIST.steps,
+        step_size: float = PGD_MNIST.step_size,
         n_steps: int = 10,
         ig_method: str = "riemann_trapezoid",
         x_adv: str = "ce",

@@ -18,6 +18,7 @@ only :class:`Explorer` and :func:`explorer` need it.
 
 from __future__ import annotations
 
+import functools
 import html
 from dataclasses import replace
 
@@ -208,7 +209,8 @@ class Explorer:
             (the menus show :data:`MODEL_LABELS` and method names; their values stay the keys).
         note: ``ipywidgets.HTML`` under the controls: empty, or a hint when the
             explanation missed its target.
-        output: ``ipywidgets.Output`` holding the current figure.
+        output: the ``ipywidgets.Output`` of ``ipywidgets.interactive_output``, which redraws the
+            figure whenever a control changes; the views are cached per setting (``functools.lru_cache``).
         widget: the ``ipywidgets.VBox`` to display (controls, note, figure).
         views: the last :func:`explorer_views` result; ``updates``: how many times it was computed.
     """
@@ -249,73 +251,69 @@ class Explorer:
             target = int(runner_up(logits, y[int(index) : int(index) + 1])[0])
         if not 0 <= int(target) < num_classes:
             raise InputError(f"target: expected a class in [0, {num_classes - 1}], got {target}")
-        labels = {**MODEL_LABELS, **(labels or {})}
-        wide = {"layout": ipywidgets.Layout(width="max-content"), "style": {"description_width": "initial"}}
-        self.controls = {
-            "model": ipywidgets.Dropdown(
-                options=[(labels.get(n, n), n) for n in self.models], description="model", **wide
-            ),
-            "method": ipywidgets.Dropdown(
-                options=[(METHOD_NAMES.get(m, m), m) for m in methods], description="method", **wide
-            ),
-            "index": ipywidgets.IntSlider(int(index), min=0, max=x.shape[0] - 1, description="image"),
-            "target": ipywidgets.IntSlider(
-                int(target), min=0, max=num_classes - 1, description="target class"
-            ),
-            "rho": ipywidgets.FloatSlider(config.eps, min=0.02, max=0.5, step=0.02, description="rho (RMSE)"),
-        }
-        for c in self.controls.values():
-            c.continuous_update = False  # sliders recompute on release, not on every pixel of drag
-            c.observe(self._on_change, names="value")
-        self.note = ipywidgets.HTML()
-        self.output = ipywidgets.Output()
-        self.widget = ipywidgets.VBox(
-            [
-                ipywidgets.HBox(list(self.controls.values())[:2]),
-                ipywidgets.HBox(list(self.controls.values())[2:]),
-                self.note,
-                self.output,
-            ]
+        self.controls = _controls(
+            ipywidgets,
+            self.models,
+            methods,
+            {**MODEL_LABELS, **(labels or {})},
+            int(index),
+            int(target),
+            x.shape[0],
+            num_classes,
+            config.eps,
         )
-        self.views, self.updates, self._cache = None, 0, {}
-        self.update()
+        self.note = ipywidgets.HTML()
+        self.views, self.updates = None, 0
+        self._views = functools.lru_cache(maxsize=256)(self._compute)  # one search per setting
+        # redraws on every change of a control, into its own Output area (drawn once now)
+        self.output = ipywidgets.interactive_output(lambda **_: self.update(), self.controls)
+        rows = list(self.controls.values())
+        self.widget = ipywidgets.VBox(
+            [ipywidgets.HBox(rows[:2]), ipywidgets.HBox(rows[2:]), self.note, self.output]
+        )
 
     def settings(self) -> dict:
         """The controls' current values."""
         return {k: c.value for k, c in self.controls.items()}
 
+    def _compute(self, model: str, method: str, index: int, target: int, rho: float) -> dict:
+        x = self.x[index : index + 1]
+        return explorer_views(self.models[model], x, target, method=method, rho=rho, config=self.config)
+
     def update(self):
-        """Recompute the views for the current settings and redraw; returns the views dict."""
+        """Recompute the views for the current settings (cached) and redraw; returns the views dict."""
         from IPython import get_ipython  # comes with ipywidgets
         from IPython.display import display
 
         s = self.settings()
-        key = tuple(s.values())
-        if key not in self._cache:
-            i = int(s["index"])
-            self._cache[key] = explorer_views(
-                self.models[s["model"]],
-                self.x[i : i + 1],
-                s["target"],
-                method=s["method"],
-                rho=s["rho"],
-                config=self.config,
-            )
-        v = self._cache[key]
-        self.views = v
-        self.updates += 1
+        v = self._views(s["model"], s["method"], int(s["index"]), int(s["target"]), float(s["rho"]))
+        self.views, self.updates = v, self.updates + 1
         self.note.value = "" if v["reached"] else html.escape(_miss_hint(v, self.classes))
         fig = plot_views(v, self.classes, label=f"y {class_name(self.y[int(s['index'])], self.classes)}: ")
         fig.tight_layout()
         if get_ipython() is not None:  # outside a notebook there is no output area: print nothing
-            with self.output:
-                self.output.clear_output(wait=True)
-                display(fig)
+            display(fig)
         plt.close(fig)
         return v
 
-    def _on_change(self, change):
-        self.update()
+
+def _controls(ipywidgets, models, methods, labels, index, target, n, num_classes, rho) -> dict:
+    """The explorer's controls; sliders recompute on release, not on every pixel of a drag."""
+    wide = {"layout": ipywidgets.Layout(width="max-content"), "style": {"description_width": "initial"}}
+    controls = {
+        "model": ipywidgets.Dropdown(
+            options=[(labels.get(m, m), m) for m in models], description="model", **wide
+        ),
+        "method": ipywidgets.Dropdown(
+            options=[(METHOD_NAMES.get(m, m), m) for m in methods], description="method", **wide
+        ),
+        "index": ipywidgets.IntSlider(index, min=0, max=n - 1, description="image"),
+        "target": ipywidgets.IntSlider(target, min=0, max=num_classes - 1, description="target class"),
+        "rho": ipywidgets.FloatSlider(rho, min=0.02, max=0.5, step=0.02, description="rho (RMSE)"),
+    }
+    for c in controls.values():
+        c.continuous_update = False
+    return controls
 
 
 def explorer(models: dict, x: torch.Tensor, y: torch.Tensor, classes=None, **kwargs):

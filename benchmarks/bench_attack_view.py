@@ -1,4 +1,4 @@
-"""PGD on ``models.attack_view(model)`` against PGD on the model itself, as ratios within one run.
+"""PGD on ``speedups.attack_view(model)`` against PGD on the model itself, as ratios within one run.
 
     .venv/bin/python benchmarks/bench_attack_view.py [--n 100] [--steps 20] [--rounds 3] [--published]
 
@@ -16,6 +16,11 @@ on the first ``--n`` of the reference's test images (seed 99), runs
 ``metrics.robust_accuracy_curve`` (200 steps) at eps 0, .1, .3, .35, .4 with
 the view and with ``attack_view`` replaced by the identity, and prints both
 curves, their seconds and how many (eps, image) robustness flags differ ("differing").
+
+``--cam``: for ``smallgap_adv``, ``--steps`` gradient steps of the interpretability
+sneaking attack's costly part (the CAM of the true class and its input gradient) on the
+model and on ``speedups.cam_view(model)``, in alternating rounds: median seconds, their
+ratio, and the largest CAM difference.
 """
 
 from __future__ import annotations
@@ -26,9 +31,37 @@ import time
 
 import torch
 
-from advexp_lib import companion_eval, data, metrics, zoo
+from advexp_book import companion_eval
+from advexp_lib import data, metrics, zoo
 from advexp_lib.attacks import pgd
-from advexp_lib.models import attack_view
+from advexp_lib.attributions import Cam
+from advexp_lib.speedups import attack_view, cam_view
+
+
+def cam(n: int, steps: int, rounds: int) -> None:
+    """Seconds of CAM + input gradient on SmallGap and on its ``cam_view``, median of ``rounds``."""
+    x, y = data.load_tensors("mnist5k", "test", n=n, seed=0)
+    model = zoo.get_model("mnist5k", "smallgap_adv", progress=False).eval()
+    view, explain = cam_view(model), Cam(upsample=False)
+
+    def run(net):
+        for _ in range(steps):
+            z = x.clone().requires_grad_(True)
+            (g,) = torch.autograd.grad(explain.attribute(net, z, y, differentiable=True).sum(), z)
+        return g
+
+    times = {"model": [], "view": []}
+    for _ in range(rounds):
+        for label, net in (("model", model), ("view", view)):
+            t0 = time.perf_counter()
+            run(net)
+            times[label].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    with torch.no_grad():
+        diff = (explain.attribute(model, x, y) - explain.attribute(view, x, y)).abs().max().item()
+    print(f"smallgap_adv CAM + gradient, n={n}, {steps} steps:")
+    print(f"  model {med['model']:.3f} s  view {med['view']:.3f} s  ratio {med['model'] / med['view']:.2f}")
+    print(f"  largest CAM difference {diff:.2e}")
 
 
 def main():
@@ -37,9 +70,12 @@ def main():
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--published", action="store_true")
+    p.add_argument("--cam", action="store_true")
     a = p.parse_args()
     if a.published:
         return published(a.n)
+    if a.cam:
+        return cam(a.n, a.steps, a.rounds)
     x, y = data.load_tensors("mnist5k", "test", n=a.n, seed=0)
     for recipe in ("smallgap_adv", "cam_standard"):
         model = zoo.get_model("mnist5k", recipe, progress=False).eval()

@@ -9,7 +9,7 @@ protocol's seed-1776 permutation), runs the Attack ARA search at the protocol's
 settings (``attacks.ARA_PAPER``: 450 steps, eps 20, momentum 0.9) twice per
 round after a short warm-up of each layout, alternating the order between
 rounds: the images fed as NCHW tensors (the search's layout for these networks
-before the channels-last change) and as NHWC copies (``models.nhwc_copy``,
+before the channels-last change) and as NHWC copies (``speedups.nhwc_copy``,
 today's default on CPU). Prints each run's seconds, the median speed ratio
 (NCHW time / NHWC time), and the largest change of a per-image minimal
 distance and of the ARA between the layouts: float32 rounding of the

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import torch
 
-from advexp_lib import attacks, attributions, data, experiments, metrics, recipes, zoo
+from advexp_book import experiments
+from advexp_lib import attacks, attributions, data, metrics, recipes, zoo
 from advexp_lib.attacks import AE_PAPER, AE_REFERENCE, ARA_PAPER, SearchConfig
 from advexp_lib.attacks.sneaking import interpretability_sneaking_attack
 from advexp_lib.attacks.topk import topk_attribution_attack

@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from woods_reference import reference_search  # noqa: E402
 
+from advexp_book.experiments import reference_difference  # noqa: E402
 from advexp_lib.attacks import AE_REFERENCE, rmse  # noqa: E402
 from advexp_lib.attributions import adversarial_explanation  # noqa: E402
-from advexp_lib.experiments import reference_difference  # noqa: E402
 from advexp_lib.metrics import accuracy_robustness_area, ara_from_distances  # noqa: E402
 from advexp_lib.published import EXAMPLE_NETWORK_ORDER, example_images, published_model  # noqa: E402
 

@@ -5,7 +5,7 @@ commits, but a notebook saved with outputs still changes size on disk, and `git 
 modified without looking at its cleaned content. This pre-save hook runs the same clean filter on every
 notebook JupyterLab saves into such a checkout, so the file on disk is what git stores: sources, cell
 ids, tags and the kernelspec; no outputs, execution counts, widget state or language_info. Executed
-copies with their outputs are what ``python -m advexp_lib reproduce`` writes to results/.
+copies with their outputs are what ``python -m advexp_book reproduce`` writes to results/.
 
 scripts/bootstrap.sh links this file as <venv>/etc/jupyter/jupyter_server_config.py, so the venv's
 `jupyter lab` loads it; elsewhere: jupyter lab --config scripts/jupyter_server_config.py. A notebook

@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 VENV="${ADVEXP_VENV:-.venv}"
-"$VENV/bin/python" -m advexp_lib reproduce --out results --jobs 2 "$@"
-"$VENV/bin/python" -m advexp_lib book --results results
+"$VENV/bin/python" -m advexp_book reproduce --out results --jobs 2 "$@"
+"$VENV/bin/python" -m advexp_book book --results results

@@ -13,7 +13,7 @@ export MPLBACKEND=Agg
 "$PY" -m pytest tests --ignore=tests/test_book_render.py "$@"
 # smoke runs never write over the main job's results/ or _build/
 scratch="$(mktemp -d)"
-ADVEXP_SMOKE=1 "$PY" -m advexp_lib reproduce --out "$scratch" --jobs 2
-"$PY" -m advexp_lib book --results "$scratch" --html-out "$scratch"
+ADVEXP_SMOKE=1 "$PY" -m advexp_book reproduce --out "$scratch" --jobs 2
+"$PY" -m advexp_book book --results "$scratch" --html-out "$scratch"
 ADVEXP_BOOK_HTML="$scratch/_build/html" "$PY" -m pytest tests/test_book_render.py -p no:cacheprovider
 ADVEXP_RESULTS_DIR="$scratch/nbval" ADVEXP_SMOKE=1 "$PY" -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks

@@ -212,3 +212,26 @@ def test_grad_cam_of_a_resnet_weighs_its_last_feature_map_by_hand():
     maps = GradCam(upsample=False).attribute(model, x, t)
     assert hand.shape[-1] == 8 and hand.abs().max() > 0
     assert torch.allclose(maps, hand, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "method", ["gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"]
+)
+def test_differentiable_ig_matches_captums_for_every_quadrature(method):
+    """quadrature() rebuilds Captum's private nodes and weights: IG of a nonlinear net matches Captum's."""
+    from captum.attr import IntegratedGradients as CaptumIG
+
+    from advexp_lib.attributions import integrated_gradients_of
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)
+    )
+    x = torch.rand(2, 1, 4, 4, dtype=torch.float64)
+    net = net.double()
+    y = torch.tensor([0, 2])
+    ours = integrated_gradients_of(
+        lambda z: net(z).gather(1, y[:, None])[:, 0], x, torch.zeros_like(x), n_steps=7, ig_method=method
+    )
+    theirs = CaptumIG(net).attribute(x, target=y, n_steps=7, method=method)
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-9)  # Captum builds some nodes in float32

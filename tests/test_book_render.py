@@ -1,7 +1,7 @@
 """The rendered book in a headless browser: notebook pages carry their figures, formulas typeset offline.
 
 Reads the book built at ``$ADVEXP_BOOK_HTML`` (default ``_build/html``, by
-``python -m advexp_lib book``); the test command builds a smoke book there.
+``python -m advexp_book book``); the test command builds a smoke book there.
 Chromium renders each page with JavaScript on (``--dump-dom``), so the test
 sees what a reader's browser sees. Without a built book or a browser the tests
 skip and say why; with ``CI=true`` they fail instead, so CI never passes
@@ -38,7 +38,7 @@ def _need(ok: bool, why: str) -> None:
 
 @pytest.fixture(autouse=True)
 def _prerequisites():
-    _need(HTML.is_dir(), f"book not built: {HTML} missing (run python -m advexp_lib book)")
+    _need(HTML.is_dir(), f"book not built: {HTML} missing (run python -m advexp_book book)")
     _need(CHROMIUM is not None, MISSING)
 
 

@@ -14,7 +14,8 @@ import scipy.stats
 import torch
 import torch.nn.functional as F
 
-from advexp_lib import CheckpointError, InputError, attributions, companion_eval, published, report, zoo
+from advexp_book import companion_eval, report
+from advexp_lib import CheckpointError, InputError, attributions, published, zoo
 from advexp_lib.boopathy_import import BOOPATHY_LAYOUT, import_boopathy_network, read_boopathy_pickle
 from advexp_lib.data import load_dataset, load_tensors
 from advexp_lib.models import SmallGap, TFSameConv2d

@@ -7,11 +7,12 @@ import pytest
 import torch
 from torch import nn
 
+from advexp_book.experiments import explanation_shift
+from advexp_book.figures import plot_shift, plot_shift_distribution
 from advexp_lib import InputError
 from advexp_lib.attributions import Cam, Saliency
-from advexp_lib.experiments import explanation_shift
 from advexp_lib.models import build_model
-from advexp_lib.plotting import plot_attributions, plot_shift, plot_shift_distribution
+from advexp_lib.plotting import plot_attributions
 
 from tiny_models import linear_net
 
@@ -137,7 +138,7 @@ def test_share_beyond_class_swap_is_high_where_the_attack_moves_the_new_class_ma
 
 
 def test_energy_outside_salient_by_hand_and_where_it_must_say_no():
-    from advexp_lib.experiments import energy_outside_salient
+    from advexp_book.experiments import energy_outside_salient
 
     x = torch.zeros(2, 1, 2, 2)
     maps = torch.tensor([[[4.0, 3.0], [2.0, 1.0]], [[4.0, 3.0], [2.0, 1.0]]])
@@ -172,7 +173,7 @@ class _AntiSaliency(Saliency):
 def test_counterfactual_fidelity_on_a_linear_model_by_hand_and_where_it_must_say_no():
     """Two classes, logits (-w.x, w.x): the edit c sign(w) on the 4 largest |w| (c = rho sqrt(16/4))
     is computed by hand; it beats k random pixels, and the negated map must lower log p(t)."""
-    from advexp_lib.experiments import counterfactual_fidelity
+    from advexp_book.experiments import counterfactual_fidelity
 
     w = torch.randn(16, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     model = linear_net(torch.stack([-w, w]).float())
@@ -206,7 +207,7 @@ def test_counterfactual_fidelity_on_a_linear_model_by_hand_and_where_it_must_say
 
 def test_counterfactual_edit_that_clipping_cuts_short_says_so():
     """Black image, a map asking to darken it: no edit is possible, rmse 0 and reached False."""
-    from advexp_lib.experiments import counterfactual_fidelity
+    from advexp_book.experiments import counterfactual_fidelity
 
     w = torch.ones(16)
     model = linear_net(torch.stack([w, -w]))  # class 1 wants every pixel darker
@@ -218,7 +219,7 @@ def test_counterfactual_edit_that_clipping_cuts_short_says_so():
 
 
 def test_explanation_budget_scales_the_median_minimal_rmse():
-    from advexp_lib.experiments import explanation_budget
+    from advexp_book.experiments import explanation_budget
 
     w = torch.randn(3, 16, generator=torch.Generator().manual_seed(0))
     model = linear_net(w, [0.0, 0.0, 0.0])
@@ -236,7 +237,7 @@ def test_explanation_budget_scales_the_median_minimal_rmse():
 
 
 def test_accuracies_by_hand_and_the_paired_ae_differences():
-    from advexp_lib.experiments import accuracies, counterfactual_differences
+    from advexp_book.experiments import accuracies, counterfactual_differences
 
     w = torch.eye(3, 16)
     model = linear_net(w, [0.0, 0.0, 0.0])
@@ -260,8 +261,8 @@ def test_accuracies_by_hand_and_the_paired_ae_differences():
 def test_robustness_audit_reuses_given_ara_results_exactly_and_refuses_mismatched_ones():
     from dataclasses import replace
 
+    from advexp_book.experiments import ara_results, robustness_audit
     from advexp_lib.attacks import ARA_PAPER
-    from advexp_lib.experiments import ara_results, robustness_audit
 
     torch.manual_seed(0)
     models = {"a": build_model("small_cnn").eval(), "b": build_model("small_cnn").eval()}

@@ -301,7 +301,7 @@ def _notebook(path, cells):
 
 
 def test_failing_notebook_is_named_with_its_cell_and_earlier_results_stay(tmp_path, monkeypatch):
-    from advexp_lib.reproduce import NotebookError, load_records, run_notebooks
+    from advexp_book.reproduce import NotebookError, load_records, run_notebooks
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     src, out = tmp_path / "src", tmp_path / "out"
@@ -310,7 +310,7 @@ def test_failing_notebook_is_named_with_its_cell_and_earlier_results_stay(tmp_pa
         src / "01_good.ipynb",
         [
             "value = 1",
-            "from advexp_lib.reproduce import record\nrecord('good', {'value': value})",
+            "from advexp_book.reproduce import record\nrecord('good', {'value': value})",
         ],
     )
     bad = _notebook(
@@ -351,7 +351,7 @@ def test_failing_notebook_is_named_with_its_cell_and_earlier_results_stay(tmp_pa
 
 def test_relative_data_folders_name_the_callers_folder_inside_the_kernels(tmp_path, monkeypatch):
     """Kernels run in the notebooks' folder; ADVEXP_WOODS_DIR=../shared/... must still mean the caller's."""
-    from advexp_lib.reproduce import load_records, run_notebooks
+    from advexp_book.reproduce import load_records, run_notebooks
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.chdir(tmp_path)
@@ -362,7 +362,7 @@ def test_relative_data_folders_name_the_callers_folder_inside_the_kernels(tmp_pa
         tmp_path / "nbs" / "01_env.ipynb",
         [
             "value = 0",
-            "import os\nfrom advexp_lib.reproduce import record\n"
+            "import os\nfrom advexp_book.reproduce import record\n"
             "record('env', {k: os.environ[k] for k in ('ADVEXP_WOODS_DIR', 'ADVEXP_DATA_DIR')})",
         ],
     )
@@ -374,7 +374,7 @@ def test_relative_data_folders_name_the_callers_folder_inside_the_kernels(tmp_pa
 
 
 def test_notebooks_run_two_at_once_with_the_cores_shared_and_the_report_last(tmp_path, monkeypatch):
-    from advexp_lib.reproduce import RUNS_LAST, load_records, run_notebooks
+    from advexp_book.reproduce import RUNS_LAST, load_records, run_notebooks
 
     monkeypatch.setenv("OMP_NUM_THREADS", "2")  # restored after the test; the runner overrides it
     src = tmp_path / "src"
@@ -384,7 +384,7 @@ def test_notebooks_run_two_at_once_with_the_cores_shared_and_the_report_last(tmp
             src / f"0{i}_part.ipynb",
             [
                 "value = 0",
-                f"import os\nfrom advexp_lib.reproduce import record\n"
+                f"import os\nfrom advexp_book.reproduce import record\n"
                 f"record('part{i}', {{'threads': os.environ['OMP_NUM_THREADS']}})",
             ],
         )
@@ -394,7 +394,7 @@ def test_notebooks_run_two_at_once_with_the_cores_shared_and_the_report_last(tmp
         src / RUNS_LAST[0],
         [
             "value = 0",
-            "from advexp_lib.reproduce import load_records, record\n"
+            "from advexp_book.reproduce import load_records, record\n"
             "record('report', {'seen': sorted(load_records())})",
         ],
     )
@@ -407,7 +407,7 @@ def test_notebooks_run_two_at_once_with_the_cores_shared_and_the_report_last(tmp
 
 
 def test_with_two_at_once_a_failure_stops_the_queue_and_the_threads_come_back(tmp_path, monkeypatch):
-    from advexp_lib.reproduce import NotebookError, run_notebooks
+    from advexp_book.reproduce import NotebookError, run_notebooks
 
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     src = tmp_path / "src"
@@ -424,7 +424,7 @@ def test_with_two_at_once_a_failure_stops_the_queue_and_the_threads_come_back(tm
 
 
 def test_two_at_once_start_with_the_longest_of_the_last_run(tmp_path):
-    from advexp_lib.reproduce import _longest_first
+    from advexp_book.reproduce import _longest_first
 
     paths = [Path(f"0{i}_x.ipynb") for i in range(4)]
     assert _longest_first(paths, tmp_path) == paths[::-1]  # no earlier run: reverse reading order
@@ -439,3 +439,19 @@ def test_two_at_once_start_with_the_longest_of_the_last_run(tmp_path):
     ]
     (tmp_path / "summary.json").write_text('{"seconds": [1, 2]}')  # not one of ours: the default order
     assert _longest_first(paths, tmp_path) == paths[::-1]
+
+
+def test_records_write_non_finite_floats_as_the_library_does_and_read_them_back(tmp_path, monkeypatch):
+    """One JSON encoding of inf and NaN everywhere (advexp_lib.results.to_json), valid JSON on disk."""
+    import json
+    import math
+
+    from advexp_book.reproduce import load_records, record
+    from advexp_lib.stats import Estimate
+
+    monkeypatch.setenv("ADVEXP_RESULTS_DIR", str(tmp_path))
+    record("k", {"est": Estimate(0.5, math.nan, math.nan, 1), "d": torch.tensor([1.0, math.inf])})
+    text = (tmp_path / "records" / "k.json").read_text()
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in the record"))
+    back = load_records(tmp_path)["k"]
+    assert math.isnan(back["est"]["lo"]) and back["d"] == [1.0, math.inf] and back["est"]["value"] == 0.5

@@ -1,6 +1,6 @@
 """The package's import graph, read with ``ast``: layers that import only downward.
 
-Rules, checked on every module of ``advexp_lib``:
+Rules, checked on every module of ``advexp_lib`` and of the book's package ``advexp_book``:
 
 - every module is placed in ``advexp_lib.LAYERS``;
 - a module imports only modules listed before it (no import against the layer order);
@@ -16,16 +16,18 @@ import ast
 import re
 from pathlib import Path
 
+import advexp_book
 import advexp_lib
 
 PACKAGE = Path(advexp_lib.__file__).resolve().parent
+BOOK = Path(advexp_book.__file__).resolve().parent
 
 
-def _sources() -> dict[str, str]:
+def _sources(package: Path = PACKAGE) -> dict[str, str]:
     """Module name (``attacks.search`` for a subpackage's module, ``attacks`` for its __init__) -> code."""
     out = {}
-    for p in sorted(PACKAGE.rglob("*.py")):
-        parts = p.relative_to(PACKAGE).with_suffix("").parts
+    for p in sorted(package.rglob("*.py")):
+        parts = p.relative_to(package).with_suffix("").parts
         if parts[-1] == "__init__":
             parts = parts[:-1]
         if parts:
@@ -33,23 +35,23 @@ def _sources() -> dict[str, str]:
     return out
 
 
-def _resolve(module: str, node: ast.ImportFrom, is_package: bool) -> str | None:
-    """The absolute module (without ``advexp_lib.``) a ``from`` import names, or None outside the package."""
+def _resolve(module: str, node: ast.ImportFrom, is_package: bool, top: str = "advexp_lib") -> str | None:
+    """The absolute module (without ``top.``) a ``from`` import names, or None outside the package ``top``."""
     if node.level == 0:
         name = node.module or ""
-        if name == "advexp_lib":
+        if name == top:
             return ""
-        return name.removeprefix("advexp_lib.") if name.startswith("advexp_lib.") else None
+        return name.removeprefix(top + ".") if name.startswith(top + ".") else None
     package = module.split(".") if is_package else module.split(".")[:-1]
     base = package[: len(package) - (node.level - 1)]
     return ".".join([*base, *([node.module] if node.module else [])])
 
 
-def _sibling(node, names, module: str, is_package: bool = False) -> list[tuple[str, list[str]]]:
-    """(module, imported names) for each sibling module an import node brings in."""
+def _sibling(node, names, module: str, is_package: bool = False, top: str = "advexp_lib") -> list:
+    """(module, imported names) for each sibling module (of the package ``top``) an import node brings in."""
     out = []
     if isinstance(node, ast.ImportFrom):
-        target = _resolve(module, node, is_package)
+        target = _resolve(module, node, is_package, top)
         if target is None:
             return out
         if target in names:
@@ -61,9 +63,9 @@ def _sibling(node, names, module: str, is_package: bool = False) -> list[tuple[s
                     out.append((sub, []))
     elif isinstance(node, ast.Import):
         out += [
-            (a.name.removeprefix("advexp_lib."), [])
+            (a.name.removeprefix(top + "."), [])
             for a in node.names
-            if a.name.startswith("advexp_lib.") and a.name.removeprefix("advexp_lib.") in names
+            if a.name.startswith(top + ".") and a.name.removeprefix(top + ".") in names
         ]
     return out
 
@@ -71,8 +73,8 @@ def _sibling(node, names, module: str, is_package: bool = False) -> list[tuple[s
 LAZY = {"cli"}  # imports what a command runs when it runs, so --help needs no torch (still downward only)
 
 
-def violations(sources: dict[str, str], layers, lazy=LAZY) -> list[str]:
-    """Every broken rule in ``sources`` (module name -> code) under the order ``layers``.
+def violations(sources: dict[str, str], layers, lazy=LAZY, top: str = "advexp_lib") -> list[str]:
+    """Every broken rule in ``sources`` (module -> code, of the package ``top``) under the order ``layers``.
 
     Modules in ``lazy`` may import inside functions; every import still has to go downward.
     """
@@ -86,7 +88,7 @@ def violations(sources: dict[str, str], layers, lazy=LAZY) -> list[str]:
         aliases = {}  # local name -> sibling module, for attribute access like attacks._nhwc
         is_package = any(m.startswith(mod + ".") for m in sources)
         for node in ast.walk(tree):
-            for target, imported in _sibling(node, sources, mod, is_package):
+            for target, imported in _sibling(node, sources, mod, is_package, top):
                 graph[mod].add(target)
                 if id(node) not in top_level and not _guarded_top_level(tree, node) and mod not in lazy:
                     found.append(f"{mod}: imports {target} inside a function (line {node.lineno})")
@@ -142,6 +144,40 @@ def test_the_package_imports_only_downward():
 
 def test_every_layer_module_exists():
     assert {m for layer in advexp_lib.LAYERS for m in layer} == set(_sources())
+    assert {m for layer in advexp_book.LAYERS for m in layer} == set(_sources(BOOK))
+
+
+def test_the_book_package_imports_only_downward():
+    assert violations(_sources(BOOK), advexp_book.LAYERS, lazy=(), top="advexp_book") == []
+
+
+def _imports_of(code: str) -> list[tuple[str, list[str]]]:
+    """(absolute module, imported names) of every import statement in ``code``."""
+    out = []
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.ImportFrom) and node.level == 0:
+            out.append((node.module or "", [a.name for a in node.names]))
+        elif isinstance(node, ast.Import):
+            out += [(a.name, []) for a in node.names]
+    return out
+
+
+def test_the_library_never_imports_the_book_and_the_book_uses_its_public_names():
+    for mod, code in _sources().items():
+        assert not [m for m, _ in _imports_of(code) if m.split(".")[0] == "advexp_book"], mod
+    for mod, code in _sources(BOOK).items():
+        private = [f"{m}.{n}" for m, names in _imports_of(code) if m.startswith("advexp_lib") for n in names]
+        assert not [p for p in private if p.rsplit(".", 1)[1].startswith("_")], mod
+
+
+def test_the_cross_package_rules_say_no():
+    """The two checks above fail on a library that imports the book and a book that takes a private name."""
+    assert _imports_of("from advexp_book.report import claims_table\n")[0][0].split(".")[0] == "advexp_book"
+    assert _imports_of("from advexp_lib.models import _nhwc\n") == [("advexp_lib.models", ["_nhwc"])]
+    up = {"claims": "from .report import claims_table\n", "report": "from .claims import CLAIMS\n"}
+    assert "claims: imports report, which is not below it in LAYERS" in violations(
+        up, (("claims",), ("report",)), lazy=(), top="advexp_book"
+    )
 
 
 def test_each_rule_says_no_on_a_broken_package():
@@ -181,3 +217,5 @@ def test_the_api_page_documents_every_module():
     api = (PACKAGE.parent / "book" / "api.md").read_text()
     documented = set(re.findall(r"automodule:: advexp_lib\.([\w.]+)", api))
     assert documented == {m for layer in advexp_lib.LAYERS for m in layer} - {"__main__"}
+    documented = set(re.findall(r"automodule:: advexp_book\.([\w.]+)", api))
+    assert documented == {m for layer in advexp_book.LAYERS for m in layer} - {"__main__"}

@@ -191,3 +191,4 @@ def test_the_wheel_ships_every_module_and_checkpoint(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "advexp_lib").rglob("*.py")}
     assert modules <= names, f"modules missing from the wheel: {sorted(modules - names)}"
+    assert not [n for n in names if n.startswith("advexp_book/")], "the book's package is not the library's"

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from advexp_lib import experiments, report
+from advexp_book import experiments, report
+from advexp_book.claims import CLAIMS, Claim
 from advexp_lib.attacks import ARA_PAPER, SearchConfig
 from advexp_lib.checks import InputError
-from advexp_lib.claims import CLAIMS, Claim
 
 from tiny_models import Linear2
 
@@ -146,7 +146,7 @@ def test_evaluate_all_has_every_metric():
 def test_shift_table_uses_successes_medians_and_defined_taus():
     from types import SimpleNamespace
 
-    from advexp_lib.report import shift_table
+    from advexp_book.report import shift_table
     from advexp_lib.stats import wilson
 
     ok = torch.tensor([True, True, True, False])

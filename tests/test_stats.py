@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import scipy.stats
 import torch
@@ -91,3 +92,21 @@ def test_seed_mean_difference_by_hand_and_its_interval_widens_with_the_spread_be
         seed_mean_difference(a, b[:199])
     with pytest.raises(InputError, match=r"a: expected finite values of shape \(seeds, images\)"):
         seed_mean_difference(torch.ones(2, 3, 4), b)
+
+
+def test_hierarchical_resamples_draws_images_once_for_every_group_then_each_groups_seeds():
+    """Recomputed by hand from the same generator: one image draw shared by both groups, then seed draws."""
+    from advexp_lib.stats import hierarchical_resamples
+
+    a = np.array([[0.0, 1.0, 2.0], [10.0, 11.0, 12.0]])
+    b = np.array([[5.0, 6.0, 7.0]])
+    ta, tb = hierarchical_resamples([a, b], lambda v: v.mean(-1), resamples=3, seed=7)
+    rng = np.random.default_rng(7)
+    images = rng.integers(0, 3, size=(3, 3))
+    pick_a = rng.integers(0, 2, size=(3, 2))
+    pick_b = rng.integers(0, 1, size=(3, 1))
+    want_a = [np.mean([a[s, images[i]].mean() for s in pick_a[i]]) for i in range(3)]
+    want_b = [np.mean([b[s, images[i]].mean() for s in pick_b[i]]) for i in range(3)]
+    np.testing.assert_allclose(ta, want_a)
+    np.testing.assert_allclose(tb, want_b)
+    assert not np.allclose(ta, ta[0])  # the draws vary: the test can tell a shared draw from none

@@ -3,7 +3,7 @@
 Adapters only: the attacks are foolbox's (DDN, FMN, the Boundary Attack); this
 module runs them for a criterion of :mod:`advexp_lib.attacks.search` and
 verifies every image they return. The attacks run on
-:func:`advexp_lib.models.attack_view` of the model (the same function, faster).
+:func:`advexp_lib.speedups.attack_view` of the model (the same function, faster).
 """
 
 from __future__ import annotations
@@ -14,12 +14,19 @@ import warnings
 import torch
 from torch import nn
 
-from ..catalog import INDEPENDENT_ATTACKS
 from ..checks import InputError, check_choice, check_images, check_labels, check_logits, check_positive
-from ..models import attack_view, eval_mode
+from ..models import eval_mode
+from ..speedups import attack_view
 from .search import ARA_PAPER, SearchResult, as_criterion, criterion_met, rmse
 
 __all__ = ["INDEPENDENT_ATTACKS", "independent_attack"]
+
+INDEPENDENT_ATTACKS = {
+    "ddn": "foolbox DDNAttack: decoupled direction and norm (Rony et al. 2019)",
+    "fmn": "foolbox L2FMNAttack: fast minimum-norm (Pintor et al. 2021)",
+    "boundary": "foolbox BoundaryAttack: gradient-free, decision-based (Brendel et al. 2018)",
+}
+"""The minimal-norm attacks of :func:`independent_attack`: name -> foolbox class and paper."""
 
 
 def independent_attack(

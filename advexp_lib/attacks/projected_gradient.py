@@ -25,6 +25,7 @@ from ..checks import (
     progress_enabled,
 )
 from ..models import eval_mode
+from ..protocols import PGD_MNIST
 
 __all__ = ["NORMS", "pgd"]
 
@@ -37,8 +38,8 @@ def pgd(
     y: torch.Tensor | None = None,
     *,
     eps: float,
-    steps: int = 40,
-    step_size: float = 0.01,
+    steps: int = PGD_MNIST.steps,
+    step_size: float = PGD_MNIST.step_size,
     norm: str = "linf",
     random_start: bool = False,
     targets: torch.Tensor | None = None,
@@ -62,7 +63,8 @@ def pgd(
 
     Args:
         eps: the budget (l-inf: the largest change of a pixel; l2: of the whole image).
-        steps, step_size: iterations and step length. Default 40 x 0.01 (MNIST's protocol).
+        steps, step_size: iterations and step length. Default 40 x 0.01
+            (:data:`advexp_lib.protocols.PGD_MNIST`, Madry et al.'s MNIST attack).
         random_start: start uniformly in the l-inf ball, or at a random
             direction with radius U(0, eps) for l2. Default False.
         progress: a progress bar over the steps (default: on, see

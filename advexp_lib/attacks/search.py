@@ -24,9 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checks import InputError, check_choice, check_images, check_labels, check_logits, check_model_input
-from ..models import eval_mode, nhwc_copy, prefers_nhwc, training_mode
+from ..models import eval_mode, training_mode
 from ..protocols import AE_PAPER, AE_REFERENCE, ARA_PAPER, SearchConfig  # noqa: F401 (re-exported: the search's settings)
 from ..results import Result
+from ..speedups import nhwc_copy, prefers_nhwc
 
 __all__ = [
     "SearchConfig",

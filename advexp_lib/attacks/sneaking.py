@@ -14,8 +14,9 @@ from torch import nn
 from ..attributions import Cam, as_explainer
 from ..checks import InputError, check_choice, check_images, check_labels, check_logits, check_positive
 from ..metrics import DISCREPANCY_NORMS, map_discrepancy
-from ..models import cam_view, eval_mode, tandem_margin
+from ..models import eval_mode, tandem_margin
 from ..results import Result
+from ..speedups import cam_view
 from ..stats import paired_mean_difference
 from .bisection import Bisection
 
@@ -207,7 +208,7 @@ def interpretability_sneaking_attack(
        (lo + hi) / 2); on failure hi = gamma and gamma = (lo + hi) / 2; then
        the attack with gamma = lo.
 
-    With a CAM explainer the searches run on :func:`advexp_lib.models.cam_view`
+    With a CAM explainer the searches run on :func:`advexp_lib.speedups.cam_view`
     of the model (for SmallGap, the head folded into the last convolution: the
     same logits and maps up to rounding, cheaper). The multiples are ours (the
     reference takes them on its command line and records none); p = 1 leaves
@@ -234,19 +235,11 @@ def interpretability_sneaking_attack(
         torch.Size([3, 4])
     """
     check_images(x, "x")
-    measures = tuple(measures)
-    for m in measures:
-        check_choice(m, "measures", ISA_MEASURES)
+    measures, multiples = tuple(measures), tuple(float(p) for p in multiples)
+    _check_isa_settings(
+        measures, norm, multiples, eps_max, eps_start, gamma_start, steps, search_steps, kappa
+    )
     explainer = _differentiable(explainer)
-    check_choice(norm, "norm", DISCREPANCY_NORMS)
-    for name, v in (("eps_max", eps_max), ("eps_start", eps_start), ("gamma_start", gamma_start)):
-        check_positive(v, name)
-    check_positive(steps, "steps", integer=True)
-    check_positive(search_steps, "search_steps", integer=True)
-    check_positive(kappa, "kappa", allow_zero=True)
-    multiples = tuple(float(p) for p in multiples)
-    if not multiples or any(not p >= 1 for p in multiples):
-        raise InputError(f"multiples: expected budgets as multiples >= 1 of the minimal eps, got {multiples}")
     n = x.shape[0]
     if isinstance(explainer, Cam):  # the same logits and CAM, cheaper (SmallGap; others as they are)
         model = cam_view(model)
@@ -296,6 +289,22 @@ def interpretability_sneaking_attack(
     return IsaResult(
         eps, success, x_attack, {"one": b_one.detach(), "two": b_two.detach()}, multiples, hidden
     )
+
+
+def _check_isa_settings(
+    measures, norm, multiples, eps_max, eps_start, gamma_start, steps, search_steps, kappa
+):
+    """Every setting of :func:`interpretability_sneaking_attack`, checked before any attack runs."""
+    for m in measures:
+        check_choice(m, "measures", ISA_MEASURES)
+    check_choice(norm, "norm", DISCREPANCY_NORMS)
+    for name, v in (("eps_max", eps_max), ("eps_start", eps_start), ("gamma_start", gamma_start)):
+        check_positive(v, name)
+    check_positive(steps, "steps", integer=True)
+    check_positive(search_steps, "search_steps", integer=True)
+    check_positive(kappa, "kappa", allow_zero=True)
+    if not multiples or any(not p >= 1 for p in multiples):
+        raise InputError(f"multiples: expected budgets as multiples >= 1 of the minimal eps, got {multiples}")
 
 
 def _differentiable(explainer):

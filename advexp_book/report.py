@@ -1,8 +1,8 @@
-"""Tables: measured results (from :mod:`advexp_lib.experiments` and friends) as ``pandas.DataFrame``\\ s.
+"""Tables: measured results (from :mod:`advexp_book.experiments` and friends) as ``pandas.DataFrame``\\ s.
 
 Formatting only: every function here takes results already computed and lays
 them out, with each figure's 95% interval beside it, so notebooks never type
-a number. Literature values come only from :mod:`advexp_lib.claims` and
+a number. Literature values come only from :mod:`advexp_book.claims` and
 :mod:`advexp_lib.published`, labelled as such. Figures live in
 :mod:`advexp_lib.plotting`.
 """
@@ -14,13 +14,14 @@ import math
 import pandas as pd
 import torch
 
-from .checks import InputError, check_choice, check_positive
-from .claims import CLAIMS, arm_rates, claim, for_record, judge, measurement
+from advexp_lib.checks import InputError, check_choice, check_positive
+from advexp_lib.metrics import ara_interval, ara_ratio
+from advexp_lib.published import WOODS_PUBLISHED_CIFAR10
+from advexp_lib.recipes import recipe
+from advexp_lib.stats import Estimate, bootstrap_mean, bootstrap_median, verdict, wilson
+
+from .claims import CLAIMS, arm_rates, for_record, measurement
 from .companion_eval import eps_index
-from .metrics import ara_interval, ara_ratio
-from .published import WOODS_PUBLISHED_CIFAR10
-from .recipes import recipe
-from .stats import Estimate, bootstrap_mean, bootstrap_median, verdict, wilson
 
 __all__ = [
     "published_ara_table",
@@ -44,7 +45,6 @@ __all__ = [
     "chapter_claims",
     "claims_markdown",
     "verdict_counts",
-    "verdict_sentence",
     "published_comparison",
     "ara_record_comparison",
     "reproduction_summary",
@@ -110,7 +110,7 @@ def training_table(histories: dict, n_test: int) -> pd.DataFrame:
 
 
 def ara_table(results: dict) -> pd.DataFrame:
-    """One row per model of :func:`advexp_lib.experiments.ara_results` output {kind: {label: AraResult}}.
+    """One row per model of :func:`advexp_book.experiments.ara_results` output {kind: {label: AraResult}}.
 
     Columns: ``accuracy``; per kind ``<kind>_ara`` with its 95% bootstrap
     interval ``<kind>_ara_95``, ``<kind>_median_rmse``, ``<kind>_unreliable``
@@ -166,7 +166,7 @@ def seed_ratio_table(ratios: dict, reference: str) -> pd.DataFrame:
 
 
 def shift_table(results: dict) -> pd.DataFrame:
-    """One row per (label, method) of :func:`advexp_lib.experiments.explanation_shift` results.
+    """One row per (label, method) of :func:`advexp_book.experiments.explanation_shift` results.
 
     Columns: images attacked successfully (n), the success rate and the share
     of successful attacks whose map shift exceeds the noise control's 95th
@@ -197,7 +197,7 @@ def shift_table(results: dict) -> pd.DataFrame:
 
 
 def comparison_table(results: dict) -> pd.DataFrame:
-    """The unconfounded comparisons of :func:`advexp_lib.experiments.explanation_shift` results.
+    """The unconfounded comparisons of :func:`advexp_book.experiments.explanation_shift` results.
 
     One row per (label, method): the successful attacks (n), then the share of
     them beyond noise (95% Wilson interval) for the confounded before/after
@@ -220,7 +220,7 @@ def comparison_table(results: dict) -> pd.DataFrame:
 
 
 def audit_table(audit) -> pd.DataFrame:
-    """One row per model of :func:`advexp_lib.experiments.robustness_audit` (an ``AuditResult``).
+    """One row per model of :func:`advexp_book.experiments.robustness_audit` (an ``AuditResult``).
 
     The check names carry their settings (the number of restarts, the
     reference model, the boundary attack's images); ``ok`` says whether the
@@ -266,7 +266,7 @@ def ensemble_table(ensembles: dict, reference: str | None = None) -> pd.DataFram
 
 
 def agreement_table(results: dict) -> pd.DataFrame:
-    """One row per (explained model, judge) of :func:`advexp_lib.experiments.ae_agreement` results.
+    """One row per (explained model, judge) of :func:`advexp_book.experiments.ae_agreement` results.
 
     Columns: n, the share of AEs the judge classifies as their target class
     (Wilson interval), the judge's mean probability of that class on the AEs and
@@ -289,14 +289,14 @@ def agreement_table(results: dict) -> pd.DataFrame:
 
 
 def counterfactual_table(results: dict, budgets: dict | None = None) -> pd.DataFrame:
-    """One row per (model, method) of :func:`advexp_lib.experiments.counterfactual_fidelity` results.
+    """One row per (model, method) of :func:`advexp_book.experiments.counterfactual_fidelity` results.
 
     Columns: rho (from ``budgets``: {model: explanation_budget(...)}, if given), n,
     mean Delta log p(t) (bootstrap interval), the share of edits the model calls t
     and the share that reached the budget rho (Wilson intervals).
 
     Examples:
-        >>> from advexp_lib.experiments import counterfactual_fidelity
+        >>> from advexp_book.experiments import counterfactual_fidelity
         >>> r = {"m": counterfactual_fidelity(model, x, (y + 1) % 3, rho=0.1, explainers=[])}
         >>> list(counterfactual_table(r).index.get_level_values("method"))
         ['ae', 'random']
@@ -325,7 +325,7 @@ def estimates_table(rows: dict) -> pd.DataFrame:
 
 
 def fidelity_table(results: dict) -> pd.DataFrame:
-    """One row per (model, method) of :func:`advexp_lib.experiments.explanation_fidelity` results.
+    """One row per (model, method) of :func:`advexp_book.experiments.explanation_fidelity` results.
 
     Each metric's mean over the images where it is defined, with a 95%
     bootstrap interval; ``n`` counts the images.
@@ -405,7 +405,7 @@ def robust_accuracy_table(curves: dict, n: int) -> pd.DataFrame:
 def pgd_audit_table(results: dict) -> pd.DataFrame:
     """Robust accuracy under the reference's PGD, under each attack of the audit, and under all of them.
 
-    ``results`` as :func:`advexp_lib.companion_eval.pgd_robustness` returns;
+    ``results`` as :func:`advexp_book.companion_eval.pgd_robustness` returns;
     one row per (network, audited eps), each cell a share with its 95% Wilson
     interval. Each audit attack runs on the images the reference's PGD left
     standing, so every column is at most "their PGD"; a large drop says that
@@ -429,7 +429,7 @@ def pgd_audit_table(results: dict) -> pd.DataFrame:
 def seed_robustness_table(by_seed: dict, eps) -> pd.DataFrame:
     """Each training seed's robust accuracy, under the reference's PGD and under the audit, at each ``eps``.
 
-    ``by_seed`` = {seed: {network: :func:`advexp_lib.companion_eval.pgd_robustness` row}};
+    ``by_seed`` = {seed: {network: :func:`advexp_book.companion_eval.pgd_robustness` row}};
     one row per (network, seed), the ``smallgap_`` prefix of a recipe name dropped.
     """
     rows = {}
@@ -462,7 +462,7 @@ def paired_tests_table(tests: dict) -> pd.DataFrame:
 
 
 def evaluation_table(rows: dict) -> pd.DataFrame:
-    """:func:`advexp_lib.experiments.evaluate_all` output as a table: each metric and its 95% interval.
+    """:func:`advexp_book.experiments.evaluate_all` output as a table: each metric and its 95% interval.
 
     One row per model; for each metric a column with its value and a
     ``<metric>_95`` column with the interval.
@@ -478,7 +478,7 @@ def evaluation_table(rows: dict) -> pd.DataFrame:
 
 
 def claims_table(records: dict, claims=CLAIMS) -> pd.DataFrame:
-    """The reproduction report: one row per claim of :data:`~advexp_lib.claims.CLAIMS`, judged from records.
+    """The reproduction report: one row per claim of :data:`~advexp_book.claims.CLAIMS`, judged from records.
 
     Each claim names the record and key that measure it and its rule (e.g.
     "> 1"); the verdict is :func:`advexp_lib.stats.verdict` of that
@@ -508,20 +508,6 @@ def claims_table(records: dict, claims=CLAIMS) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-def verdict_sentence(claim_id: str, estimate: Estimate | None, measured: str) -> str:
-    """One Markdown sentence: the claim in its paper's words, what was measured, and the verdict.
-
-    ``measured`` names the measurement (e.g. "all / standard Attack ARA");
-    the verdict is :func:`advexp_lib.claims.judge` of ``estimate``.
-    """
-    c = claim(claim_id)
-    shown = "not measured" if estimate is None else str(estimate)
-    return (
-        f'{c.paper} ({c.where}): "{c.quote}". {measured}: {shown}, rule {c.rule}: '
-        f"**{judge(claim_id, estimate)}**."
-    )
 
 
 def published_comparison(table: pd.DataFrame, published: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -562,7 +548,7 @@ def ara_record_comparison(records: dict, record: str = "03_ara_evaluation") -> p
 
 
 def reproduction_summary(result: dict) -> pd.DataFrame:
-    """:func:`advexp_lib.experiments.reference_explanations` in one row per model: for our AEs against the
+    """:func:`advexp_book.experiments.reference_explanations` in one row per model: for our AEs against the
     reference's, and for our own search against itself (input moved, float64), the mean pixel difference
     (of 255) and the smallest correlation of the two edits over the images."""
     rows = {}
@@ -579,9 +565,9 @@ def reproduction_summary(result: dict) -> pd.DataFrame:
 def published_ara_beside(results: dict, accuracy: dict | None = None) -> pd.DataFrame:
     """The published networks measured here beside the reference README's figures.
 
-    ``results``: {kind: {recipe: AraResult}} (:func:`advexp_lib.experiments.ara_results`);
+    ``results``: {kind: {recipe: AraResult}} (:func:`advexp_book.experiments.ara_results`);
     ``accuracy``: {recipe: Estimate} on more images, e.g.
-    :func:`advexp_lib.experiments.accuracies` (default: the ARA images' accuracy).
+    :func:`advexp_book.experiments.accuracies` (default: the ARA images' accuracy).
     One row per recipe; for accuracy, Attack ARA and BTR ARA, the value
     measured here with its 95% interval and n, then the README's value.
     """

@@ -25,13 +25,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from .attacks import pgd
-from .attributions import Cam
-from .checks import InputError, check_images, check_positive
-from .data import DatasetNotFoundError, load_tensors
-from .metrics import kendall_tau, robust_accuracy_curve, top_k_intersection
-from .models import attack_view, cam_view, eval_mode, tandem_margin
-from .stats import Estimate, bootstrap_mean, mcnemar, paired_mean_difference, seed_mean_difference, wilson
+from advexp_lib.attacks import pgd
+from advexp_lib.attributions import Cam
+from advexp_lib.checks import InputError, check_images, check_positive
+from advexp_lib.data import DatasetNotFoundError, load_tensors
+from advexp_lib.metrics import kendall_tau, robust_accuracy_curve, top_k_intersection
+from advexp_lib.models import eval_mode, tandem_margin
+from advexp_lib.protocols import PGD_EVAL
+from advexp_lib.speedups import attack_view, cam_view
+from advexp_lib.stats import (
+    Estimate,
+    bootstrap_mean,
+    mcnemar,
+    paired_mean_difference,
+    seed_mean_difference,
+    wilson,
+)
 
 __all__ = [
     "REFERENCE_EPS_MNIST",
@@ -127,8 +136,8 @@ def pgd_audit(
     eps: float,
     *,
     robust: torch.Tensor | None = None,
-    steps: int = 200,
-    step_size: float = 0.01,
+    steps: int = PGD_EVAL.steps,
+    step_size: float = PGD_EVAL.step_size,
     restarts: int = 2,
     seed: int = 0,
 ) -> dict:
@@ -142,7 +151,7 @@ def pgd_audit(
     starts in the ball (seeds ``seed``, ``seed + 1`` ...). A gap between the
     reference's robust accuracy and the audit's flags an attack too weak for
     the network (masked gradients, or a start point the attack cannot leave).
-    The attacks differentiate :func:`advexp_lib.models.attack_view` of the
+    The attacks differentiate :func:`advexp_lib.speedups.attack_view` of the
     model; the model itself classifies their results.
 
     Returns:
@@ -183,8 +192,8 @@ def pgd_robustness(
     y: torch.Tensor,
     eps_grid=REFERENCE_EPS_MNIST,
     *,
-    steps: int = 200,
-    step_size: float = 0.01,
+    steps: int = PGD_EVAL.steps,
+    step_size: float = PGD_EVAL.step_size,
     audit_eps=(),
     restarts: int = 2,
     seed: int = 0,
@@ -314,8 +323,8 @@ def interpretation_robustness(
     eps: float,
     *,
     k: int = 8,
-    steps: int = 200,
-    step_size: float = 0.01,
+    steps: int = PGD_EVAL.steps,
+    step_size: float = PGD_EVAL.step_size,
     seed: int = 0,
 ) -> dict:
     r"""Boopathy et al.'s attack on interpretation (``aai_topk`` of their ``eval.py``), and its scores.
@@ -329,7 +338,7 @@ def interpretation_robustness(
     Kendall's tau-b of I(x) and I(x') over all cells, and averages it over the
     images whose prediction the attack left unchanged (``kept``). The top-k
     intersection of the two maps (signed ranking, :func:`~advexp_lib.metrics.top_k_intersection`)
-    is given beside it. The attack differentiates :func:`~advexp_lib.models.cam_view`
+    is given beside it. The attack differentiates :func:`~advexp_lib.speedups.cam_view`
     of the model (the same logits and CAM); the model itself scores x'.
 
     Returns:

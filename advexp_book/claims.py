@@ -7,7 +7,7 @@ that turns the measurement's 95% interval into a verdict
 authors published (:data:`AUTHORS`, the primary evidence) or the book's own
 re-training of their recipes at CPU budgets (:data:`OURS`). A chapter judges its claims with
 :func:`judge`; the reproduction report renders the whole table
-(:func:`advexp_lib.report.claims_table`) from the records, so every verdict
+(:func:`advexp_book.report.claims_table`) from the records, so every verdict
 is computed once, by one rule, from one measurement. ``kind`` is "paper" for
 a claim of the papers and "check" for a check of our own (e.g. the
 independent attacks), which the report lists apart.
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .checks import check_choice
-from .stats import Estimate, Verdict, verdict
+from advexp_lib.checks import check_choice
+from advexp_lib.stats import Estimate, Verdict, verdict
 
 __all__ = [
     "Claim",
@@ -488,7 +488,7 @@ def lookup(records: dict, record: str, key: str):
 def measurement(records: dict, c: Claim) -> Estimate | None:
     """The claim's measurement from the records (an Estimate, or one stored as a dict), or None if absent.
 
-    ``records`` maps record names to figures: what :func:`advexp_lib.reproduce.load_records` reads, or a
+    ``records`` maps record names to figures: what :func:`advexp_book.reproduce.load_records` reads, or a
     chapter's own figures before it records them (``{run.name: figures}``).
 
     Examples:

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .attacks import (
+from advexp_lib.attacks import (
     AE_PAPER,
     AE_REFERENCE,
     ARA_PAPER,
@@ -39,8 +39,8 @@ from .attacks import (
     rmse,
     rmse_search,
 )
-from .attacks.topk import topk_attribution_attack
-from .attributions import (
+from advexp_lib.attacks.topk import topk_attribution_attack
+from advexp_lib.attributions import (
     AdversarialExplanation,
     GradCam,
     IntegratedGradients,
@@ -48,9 +48,16 @@ from .attributions import (
     adversarial_explanation,
     as_explainer,
 )
-from .checks import InputError, check_choice, check_images, check_labels, check_logits, check_positive
-from .data import as_8bit
-from .metrics import (
+from advexp_lib.checks import (
+    InputError,
+    check_choice,
+    check_images,
+    check_labels,
+    check_logits,
+    check_positive,
+)
+from advexp_lib.data import as_8bit
+from advexp_lib.metrics import (
     accuracy_robustness_area,
     ara_from_distances,
     ensemble_ara,
@@ -60,10 +67,11 @@ from .metrics import (
     predict,
     robust_accuracy_curve,
 )
-from .models import eval_mode, runner_up
-from .regularizers import IGNormRegularizer, ig_norm
-from .results import Result
-from .stats import Estimate, bootstrap_mean, paired_mean_difference, wilson
+from advexp_lib.models import eval_mode, runner_up
+from advexp_lib.protocols import PGD_MNIST
+from advexp_lib.regularizers import IGNormRegularizer, ig_norm
+from advexp_lib.results import Result
+from advexp_lib.stats import Estimate, bootstrap_mean, paired_mean_difference, wilson
 
 __all__ = [
     "ShiftResult",
@@ -767,7 +775,7 @@ def ara_results(
     Algorithm 1; RMSE distances, no clipping, as the reference) for every
     model and every kind, retrying with unit steps the images the reference
     search cannot move (``never_met="retry"``; ``AraResult.retried``).
-    :func:`advexp_lib.report.ara_table` tabulates the result.
+    :func:`advexp_book.report.ara_table` tabulates the result.
 
     Examples:
         >>> r = ara_results({"m": model}, x, y, config=replace(ARA_PAPER, steps=30))
@@ -793,7 +801,7 @@ class AuditResult(Result):
     """Output of :func:`robustness_audit`.
 
     Attributes:
-        rows: {model: {check: value}} (the columns :func:`advexp_lib.report.audit_table` shows).
+        rows: {model: {check: value}} (the columns :func:`advexp_book.report.audit_table` shows).
         ensembles: {model: EnsembleAraResult} of the RMSE search, DDN and FMN.
         searches: {model: AraResult} of the RMSE search itself.
         reference: the model whose perturbations were transferred.
@@ -867,7 +875,7 @@ def robustness_audit(
     ``tolerance`` of the images broken more cheaply by transfer or by the boundary attack.
 
     Returns:
-        :class:`AuditResult`; :func:`advexp_lib.report.audit_table` tabulates it.
+        :class:`AuditResult`; :func:`advexp_book.report.audit_table` tabulates it.
 
     Examples:
         >>> quick = dict(config=replace(ARA_PAPER, steps=10), boundary_steps=20, n_boundary=2)
@@ -970,8 +978,8 @@ def evaluate_all(
     *,
     config: SearchConfig = ARA_PAPER,
     linf_eps=(0.1, 0.2),
-    pgd_steps: int = 40,
-    pgd_step_size: float = 0.01,
+    pgd_steps: int = PGD_MNIST.steps,
+    pgd_step_size: float = PGD_MNIST.step_size,
     ig_steps: int = 50,
     progress: bool = False,
 ) -> dict:
@@ -983,7 +991,7 @@ def evaluate_all(
     ``pgd_step_size``, through :func:`advexp_lib.metrics.robust_accuracy_curve`;
     Wilson); ``ig_gini`` (Chalasani et al.; mean Gini index of integrated
     gradients of the true class, zero baseline, ``ig_steps`` nodes; bootstrap
-    over the images whose map is not blank). :func:`advexp_lib.report.evaluation_table`
+    over the images whose map is not blank). :func:`advexp_book.report.evaluation_table`
     tabulates it.
 
     Examples:
@@ -1116,7 +1124,7 @@ def ig_norm_attacks(
         "recipe: CE-PGD": IGNormRegularizer(**settings, x_adv="ce"),
         "reference objective, recipe's steps": IGNormRegularizer(**settings, x_adv="ig"),
         "reference objective, 40 x 0.01": IGNormRegularizer(
-            **{**settings, "steps": 40, "step_size": 0.01}, x_adv="ig"
+            **{**settings, "steps": PGD_MNIST.steps, "step_size": PGD_MNIST.step_size}, x_adv="ig"
         ),
     }
     out = {}

@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoints import write_atomic
-from .checks import AdvexpError, InputError, check_positive
+from advexp_lib.checkpoints import write_atomic
+from advexp_lib.checks import AdvexpError, InputError, check_positive
+from advexp_lib.results import from_json, to_json
 
 __all__ = [
     "REPO",
@@ -106,29 +107,37 @@ def record(key: str, figures: dict) -> Path:
     Values may be numbers, strings, lists and dicts of them, and also
     :class:`~advexp_lib.stats.Estimate`\\ s (stored as {value, lo, hi, n}) and
     other dataclasses (their fields), verdicts (their words), tensors and
-    numpy values (as lists and numbers).
+    numpy values (as lists and numbers). Non-finite floats are written as the
+    library writes them everywhere (:func:`advexp_lib.results.to_json`: "inf",
+    "-inf", "nan"), and :func:`load_records` reads them back as floats.
     """
-    text = json.dumps(figures, indent=2, sort_keys=True, default=_jsonable)
+    text = json.dumps(to_json(_plain(figures)), indent=2, sort_keys=True, allow_nan=False)
     return write_atomic(results_dir() / "records" / f"{key}.json", lambda f: f.write(text.encode()))
 
 
-def _jsonable(value):
-    """What :func:`json.dumps` cannot encode itself, as something it can."""
+def _plain(value):
+    """``value`` with dataclasses, tensors and numpy values turned into dicts, lists and numbers."""
     if hasattr(value, "to_dict"):
-        return value.to_dict()
+        return _plain(value.to_dict())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().tolist()
     if isinstance(value, np.ndarray | np.generic):
         return value.tolist()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, str | int | float):
+        return value
     return float(value)
 
 
 def load_records(directory=None) -> dict:
-    """All recorded figures: {key: figures}."""
+    """All recorded figures: {key: figures}, non-finite floats restored (:func:`record`)."""
     folder = Path(directory or results_dir()) / "records"
-    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+    return {p.stem: from_json(json.loads(p.read_text())) for p in sorted(folder.glob("*.json"))}
 
 
 def notebook_paths() -> list[Path]:
@@ -289,7 +298,7 @@ def build_book(results="results", html_out=None, strict=True) -> Path:
         if not executed.is_file():
             raise NotebookError(
                 f"notebook {nb.name} has no executed copy in {executed.parent}: "
-                f"run `python -m advexp_lib reproduce` first"
+                f"run `python -m advexp_book reproduce` first"
             )
         shutil.copy2(executed, stage / "notebooks" / nb.name)
     build = Path(html_out or REPO).resolve()

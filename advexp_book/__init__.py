@@ -1,0 +1,30 @@
+"""advexp_book: the book's machinery, beside the library it reads.
+
+Each chapter's experiments, the claims the book tests and their report tables,
+the chapter figures, and running the notebooks and building the book. It
+imports :mod:`advexp_lib`; the library never imports it (``tests/test_layering.py``).
+It is not part of the library's wheel: the repository's set-up puts it on the
+path of its virtual environment (``scripts/bootstrap.sh``).
+
+The modules form layers (:data:`LAYERS`); a module imports only modules listed
+before it. From the bottom:
+
+1. ``claims`` (the claims the book tests, each with its quote and rule) and
+   ``reproduce`` (notebooks, their records and the book build);
+2. ``experiments`` (the measurements behind the chapters) and ``companion_eval``
+   (Boopathy et al.'s protocol with its audit and paired tests);
+3. ``figures``: the chapter figures;
+4. ``report``: tables and the claims' verdicts;
+5. the command line: ``cli``, ``__main__`` (``python -m advexp_book reproduce|book``).
+"""
+
+__all__ = ["LAYERS"]
+
+LAYERS = (
+    ("claims", "reproduce"),
+    ("experiments", "companion_eval"),
+    ("figures",),
+    ("report",),
+    ("cli", "__main__"),
+)
+"""The package's modules from the bottom up: each imports only modules listed before it."""
