@@ -9,18 +9,21 @@ path of its virtual environment (``scripts/bootstrap.sh``).
 The modules form layers (:data:`LAYERS`); a module imports only modules listed
 before it. From the bottom:
 
-1. ``claims`` (the claims the book tests, each with its quote and rule) and
-   ``reproduce`` (notebooks, their records and the book build);
-2. ``experiments`` (the measurements behind the chapters) and ``companion_eval``
+1. ``records``: each chapter's typed record;
+2. ``claims`` (the claims the book tests, each with its quote, its rule and the function that
+   reads its measurement from the records) and ``reproduce`` (notebooks, their records on
+   disk and the book build);
+3. ``experiments`` (the measurements behind the chapters) and ``companion_eval``
    (Boopathy et al.'s protocol with its audit and paired tests);
-3. ``figures``: the chapter figures;
-4. ``report``: tables and the claims' verdicts;
-5. the command line: ``cli``, ``__main__`` (``python -m advexp_book reproduce|book``).
+4. ``figures``: the chapter figures;
+5. ``report``: tables and the claims' verdicts;
+6. the command line: ``cli``, ``__main__`` (``python -m advexp_book reproduce|book``).
 """
 
 __all__ = ["LAYERS"]
 
 LAYERS = (
+    ("records",),
     ("claims", "reproduce"),
     ("experiments", "companion_eval"),
     ("figures",),

@@ -1,7 +1,8 @@
-"""The claims the book tests, as data: one record per claim, with where it stands and how it is judged.
+"""The claims the book tests, as code: one :class:`Claim` each, with where it stands and how it is judged.
 
 Each :class:`Claim` quotes the paper (its abstract unless ``where`` says
-otherwise), names the notebook record and key that measure it, the rule
+otherwise), names the chapter that measures it and the function that reads its
+measurement from the typed records (:class:`advexp_book.records.Records`), the rule
 that turns the measurement's 95% interval into a verdict
 (:func:`advexp_lib.stats.verdict`), and its ``evidence``: the networks the
 authors published (:data:`AUTHORS`, the primary evidence) or the book's own
@@ -15,10 +16,21 @@ independent attacks), which the report lists apart.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from advexp_lib.checks import check_choice
 from advexp_lib.stats import Estimate, Verdict, verdict
+
+from .records import (
+    AdversarialExplanations,
+    AraEvaluation,
+    CompanionPapers,
+    ConciseExplanations,
+    ExplanationsUnderAttack,
+    PapersNetworks,
+    Records,
+)
 
 __all__ = [
     "Claim",
@@ -31,7 +43,6 @@ __all__ = [
     "judge",
     "measurement",
     "arm_rates",
-    "lookup",
 ]
 
 WOODS = "Woods et al. 2019"
@@ -47,11 +58,13 @@ figures for the published networks give 11x to 15x)."""
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim: ``paper``, ``quote`` (its words) and ``where`` it stands; the ``record`` and dotted
-    ``key`` of its measurement (an :class:`~advexp_lib.stats.Estimate`); the ``rule`` ("> c" or "< c")
-    that judges it; ``kind`` ("paper" or "check"); ``evidence`` (:data:`AUTHORS` or :data:`OURS`);
-    ``arms``: the dotted key of the two compared rates, where the measurement is a difference of
-    rates, so that a comparison with both at 0 (or 1) is reported as not judged (:func:`judge`).
+    """One claim: ``paper``, ``quote`` (its words) and ``where`` it stands; the chapter ``record`` (its
+    notebook's name) and ``estimate``, the function from :class:`~advexp_book.records.Records` to its
+    measurement (an :class:`~advexp_lib.stats.Estimate`); the ``rule`` ("> c" or "< c") that judges
+    it; ``measure`` (what is measured, in words); ``kind`` ("paper" or "check"); ``evidence``
+    (:data:`AUTHORS` or :data:`OURS`); ``arms``: where the measurement is a difference of rates, the
+    function giving the two rates, so that a comparison with both at 0 (or 1) is reported as not
+    judged (:func:`judge`).
 
     Examples:
         >>> c = claim("woods-published-ara-all")
@@ -64,12 +77,12 @@ class Claim:
     quote: str
     where: str
     record: str
-    key: str
+    estimate: Callable
     rule: str
     measure: str = ""
     kind: str = "paper"
     evidence: str = OURS
-    arms: str = ""
+    arms: Callable | None = None
 
 
 _ARA_GAIN = (
@@ -103,52 +116,66 @@ _SPARSER_THAN_L1 = (
     "l1-regularized natural training"
 )
 
-_ARA = "03_ara_evaluation"
-_SHIFT = "01_explanations_under_attack"
-_AE = "04_adversarial_explanations"
-_BOOPATHY = "06_interpretability_sneaking_and_int_training"
-_CONCISE = "07_concise_explanations"
-_PUBLISHED = "09_papers_networks"
+_ARA = AraEvaluation.NAME
+_SHIFT = ExplanationsUnderAttack.NAME
+_AE = AdversarialExplanations.NAME
+_BOOPATHY = CompanionPapers.NAME
+_CONCISE = ConciseExplanations.NAME
+_PUBLISHED = PapersNetworks.NAME
 
 
 def _c(
-    id, paper, quote, record, key, rule, measure, *, where="abstract", kind="paper", evidence=OURS, arms=""
+    id,
+    paper,
+    quote,
+    record,
+    estimate,
+    rule,
+    measure,
+    *,
+    where="abstract",
+    kind="paper",
+    evidence=OURS,
+    arms=None,
 ) -> Claim:
-    return Claim(id, paper, quote, where, record, key, rule, measure, kind, evidence, arms)
+    return Claim(id, paper, quote, where, record, estimate, rule, measure, kind, evidence, arms)
 
 
 # dataset -> (name, record prefix, (key, shown) of the large budget, the training budget). "Large" is
 # judged at the first budget of the reference's grid above the training budget: beyond it (0.4 on MNIST)
 # both arms sit at 0 under the audit, where a comparison says nothing.
 _BOOPATHY_DATA = {
-    "mnist": ("MNIST", "published", ("0_35", "0.35"), "0.3"),
-    "cifar10": ("CIFAR-10", "cifar", ("9_255", "9/255"), "8/255"),
+    "mnist": ("MNIST", "published", "0.35", "0.3"),
+    "cifar10": ("CIFAR-10", "cifar", "9/255", "8/255"),
 }
 
 
 def _published_pgd(data: str, r: str, b: str, audit: bool) -> Claim:
     """A row on the authors' networks: robust accuracy of r minus b, the large budget (the training
     budget for the control, b = intone), under the audit or under the reference's PGD alone."""
-    name, prefix, (at, shown), trained = _BOOPATHY_DATA[data]
+    name, part, at, trained = _BOOPATHY_DATA[data]
     control = b == "intone"
-    if control:
-        at, shown = trained.replace(".", "_").replace("/", "_"), trained
-    where = "" if audit else "ref_"
-    attack = "the audit (their PGD, margin loss, random restart)" if audit else "their PGD alone (from x)"
+    at = trained if control else at
+    attack = "audit" if audit else "their PGD"
+    shown = "the audit (their PGD, margin loss, random restart)" if audit else "their PGD alone (from x)"
+
+    def read(records: Records, what: str):
+        return getattr(records.companion, part)[what][attack][at][f"{r}-{b}"]
+
     return _c(
         f"{'check-' if control else 'boopathy-'}published{'' if data == 'mnist' else '-cifar'}-{r}-vs-{b}"
         + ("" if audit else "-their-pgd"),
         BOOPATHY,
         _CONTROL if control else _INT,
         _BOOPATHY,
-        f"{prefix}_{where}at_{at}.{r}-{b}",
+        lambda records: read(records, "difference"),
         "> 0",
-        f"the authors' {name} networks: robust accuracy at l-inf eps {shown} under {attack}, {r} minus {b}, "
+        f"the authors' {name} networks: robust accuracy at l-inf eps {at} under {shown}, {r} minus {b}, "
         f"paired (McNemar p in the chapter)",
         where="our reading of the paper's control" if control else "abstract",
         kind="check" if control else "paper",
         evidence=AUTHORS,
-        arms=f"{prefix}_{where}arms_at_{at}.{r}-{b}",
+        arms=lambda records: read(records, "arms"),
     )
 
 
@@ -159,7 +186,7 @@ CLAIMS: tuple[Claim, ...] = (
             WOODS,
             _ARA_GAIN,
             _PUBLISHED,
-            f"published_ratio.{kind}.{r}",
+            lambda records, kind=kind, r=r: records.published.published_ratio[kind][r],
             GREATLY,
             f"{'Attack' if kind == 'attack' else 'BTR'} ARA, {r} / standard, the published ResNet-44s on "
             f"CIFAR-10 test images (offline: the JPEG copies), paired over images (greatly: above 2)",
@@ -172,7 +199,7 @@ CLAIMS: tuple[Claim, ...] = (
         WOODS,
         _ARA_GAIN,
         _PUBLISHED,
-        "ratio_over_adv.attack.all",
+        lambda records: records.published.ratio_over_adv["attack"]["all"],
         "> 1",
         "Attack ARA, all / adv: the robust additions with adversarial training against adversarial "
         "training alone, the published ResNet-44s, paired over images",
@@ -185,7 +212,7 @@ CLAIMS: tuple[Claim, ...] = (
             WOODS,
             _INVALIDATE,
             _PUBLISHED,
-            f"share_beyond_class_swap.standard.{m}",
+            lambda records, m=m: records.published.share_beyond_class_swap["standard"][m],
             "> 0.05",
             f"{m.replace('_', ' ')}: share of attacks moving the new class's map beyond noise, "
             f"D(I_t(x), I_t(x')), the published standard ResNet-44",
@@ -199,7 +226,7 @@ CLAIMS: tuple[Claim, ...] = (
             WOODS,
             _FIDELITY,
             _PUBLISHED,
-            f"counterfactual_difference.all.{m}",
+            lambda records, m=m: records.published.counterfactual_difference["all"][m],
             "> 0",
             f"Delta log p(t) of an equal-RMSE edit on the map's top 10% pixels, AE minus "
             f"{m.replace('_', ' ')}, the published all ResNet-44 at 1.5 x its median minimal RMSE, paired",
@@ -212,7 +239,7 @@ CLAIMS: tuple[Claim, ...] = (
         WOODS,
         _ARA_GAIN,
         _ARA,
-        "ratio_over_seeds.attack.robust",
+        lambda records: records.ara.ratio_over_seeds["attack"]["robust"],
         GREATLY,
         "Attack ARA, robust / standard, means over 3 training seeds each (greatly: above 2)",
     ),
@@ -221,7 +248,7 @@ CLAIMS: tuple[Claim, ...] = (
         WOODS,
         _ARA_GAIN,
         _ARA,
-        "ratio_over_seeds.attack.all",
+        lambda records: records.ara.ratio_over_seeds["attack"]["all"],
         GREATLY,
         "Attack ARA, all / standard, means over 3 training seeds each (greatly: above 2)",
     ),
@@ -230,7 +257,7 @@ CLAIMS: tuple[Claim, ...] = (
         WOODS,
         _ARA_GAIN,
         _ARA,
-        "ratio_over_seeds.btr.all",
+        lambda records: records.ara.ratio_over_seeds["btr"]["all"],
         GREATLY,
         "BTR ARA, all / standard, means over 3 training seeds each (greatly: above 2)",
     ),
@@ -240,7 +267,7 @@ CLAIMS: tuple[Claim, ...] = (
             WOODS,
             _INVALIDATE,
             _SHIFT,
-            f"share_beyond_class_swap.standard.{m}",
+            lambda records, m=m: records.shift.share_beyond_class_swap["standard"][m],
             "> 0.05",
             f"{m.replace('_', ' ')}: share of attacks moving the new class's map beyond noise, "
             f"D(I_t(x), I_t(x')), i.e. beyond what the class change alone explains (standard)",
@@ -253,7 +280,7 @@ CLAIMS: tuple[Claim, ...] = (
             WOODS,
             _FIDELITY,
             _AE,
-            f"counterfactual_difference.all.{m}",
+            lambda records, m=m: records.ae.counterfactual_difference["all"][m],
             "> 0",
             f"Delta log p(t) of an equal-RMSE edit on the map's top 10% pixels, AE minus "
             f"{m.replace('_', ' ')} (all, at 1.5 x its median minimal RMSE), paired",
@@ -266,7 +293,7 @@ CLAIMS: tuple[Claim, ...] = (
             BOOPATHY,
             _ISA,
             _BOOPATHY,
-            f"isa_reduction_difference.{p}",
+            lambda records, p=p: records.companion.isa_reduction_difference[p],
             "> 0",
             f"ISA at {p} x the minimal eps: reduction of D1 minus reduction of D2, paired",
         )
@@ -277,7 +304,7 @@ CLAIMS: tuple[Claim, ...] = (
         BOOPATHY,
         _ISA,
         _BOOPATHY,
-        "published_isa_slope.difference",
+        lambda records: records.companion.published_isa_slope["difference"],
         "> 0",
         "the authors' natural network: the reference's normalized slope of the ISA's monotone envelope, "
         "hiding from D1 minus hiding from D2, paired",
@@ -298,7 +325,9 @@ CLAIMS: tuple[Claim, ...] = (
             BOOPATHY,
             _INT,
             _BOOPATHY,
-            f"interpretation_difference.{data}.{r}-{b}",
+            lambda records, data=data, r=r, b=b: records.companion.interpretation_difference[data][
+                f"{r}-{b}"
+            ],
             "> 0",
             f"robust interpretation as the reference's eval.py measures it (aai_topk): Kendall tau of the "
             f"true class's CAM before and after the attack on its top-8 cells, {r} minus {b}, the authors' "
@@ -315,7 +344,7 @@ CLAIMS: tuple[Claim, ...] = (
         CHALASANI,
         _SPARSE,
         _CONCISE,
-        "gini_differences.pgd_linf-cam_standard",
+        lambda records: records.concise.gini_differences["pgd_linf-cam_standard"],
         "> 0",
         "Gini of IG, pgd_linf minus cam_standard, paired",
     ),
@@ -324,7 +353,7 @@ CLAIMS: tuple[Claim, ...] = (
         CHALASANI,
         _SPARSE,
         _CONCISE,
-        "gini_digit_differences.pgd_linf-cam_standard",
+        lambda records: records.concise.gini_digit_differences["pgd_linf-cam_standard"],
         "> 0",
         "Gini of IG over each digit's own pixels (x > 0), pgd_linf minus cam_standard, paired",
         where="our check: the paper's Gini counts the black background too",
@@ -335,7 +364,7 @@ CLAIMS: tuple[Claim, ...] = (
         CHALASANI,
         _SPARSER_THAN_L1,
         _CONCISE,
-        "one_layer_vs_l1.pgd_0_1",
+        lambda records: records.concise.one_layer_vs_l1["pgd_0_1"],
         "> 0",
         "logistic regression (the theorem's setting): Gini of IG, PGD at eps 0.1 minus the sparsest l1 "
         "model of matched accuracy, paired",
@@ -347,7 +376,7 @@ CLAIMS: tuple[Claim, ...] = (
         CHALASANI,
         _SPARSER_THAN_L1,
         _CONCISE,
-        "gini_differences.pgd_linf-l1",
+        lambda records: records.concise.gini_differences["pgd_linf-l1"],
         "> 0",
         "Gini of IG, pgd_linf minus l1 (the reference's strength), paired",
     ),
@@ -356,7 +385,7 @@ CLAIMS: tuple[Claim, ...] = (
         CHALASANI,
         _SPARSER_THAN_L1,
         _CONCISE,
-        "gini_differences.pgd_linf-l1_matched",
+        lambda records: records.concise.gini_differences["pgd_linf-l1_matched"],
         "> 0",
         "Gini of IG, pgd_linf minus the sparsest l1 network of matched accuracy, paired",
     ),
@@ -367,7 +396,7 @@ CLAIMS: tuple[Claim, ...] = (
             "other networks see the target class in a robust network's AEs more often than in a "
             "standard network's",
             _AE,
-            f"agreement_difference.{j}",
+            lambda records, j=j: records.ae.agreement_difference[j],
             "> 0",
             f"share of AEs a {j} network (cam_cnn) calls their target, all minus standard, each at "
             f"its own budget, paired",
@@ -381,7 +410,7 @@ CLAIMS: tuple[Claim, ...] = (
         WOODS,
         "Quantus's faithfulness correlation ranks the robust network's AE above its saliency map",
         _AE,
-        "ae_minus_saliency",
+        lambda records: records.ae.ae_minus_saliency,
         "> 0",
         "faithfulness correlation (pixels set to black), AE minus saliency (all), paired",
         where="our check with a black-baseline metric (biased against additive edits)",
@@ -393,7 +422,7 @@ CLAIMS: tuple[Claim, ...] = (
         "natural model-training while encouraging stable explanations (via an extra term in the loss "
         "function), is equivalent to adversarial training",
         _CONCISE,
-        "stability_difference.pgd_linf.Kendall tau",
+        lambda records: records.concise.stability_difference["pgd_linf"]["Kendall tau"],
         "> 0",
         "Kendall tau of IG maps under the top-k attack, pgd_linf minus cam_standard, paired",
         where="abstract, proven for 1-layer networks; our check on a deep one",
@@ -404,7 +433,7 @@ CLAIMS: tuple[Claim, ...] = (
         WOODS,
         "the robust recipe's ARA gain over standard training survives the strongest attack we have",
         _PUBLISHED,
-        "ensemble_ratio.all",
+        lambda records: records.published.ensemble_ratio["all"],
         "> 1",
         "ensemble (RMSE search, DDN, FMN) Attack ARA, all / standard, the published ResNet-44s, the "
         "audit's images",
@@ -417,7 +446,7 @@ CLAIMS: tuple[Claim, ...] = (
         WOODS,
         "the robust recipe's ARA gain over standard training survives the strongest attack we have",
         _ARA,
-        "ensemble_ratio.all",
+        lambda records: records.ara.ensemble_ratio["all"],
         "> 1",
         "ensemble (RMSE search, DDN, FMN) Attack ARA, all / standard",
         where="our check (Carlini et al. 2019)",
@@ -460,46 +489,40 @@ def judge(claim_id: str, estimate: Estimate | None, arms=None) -> Verdict:
     return verdict(estimate, claim(claim_id).rule, arms=arms)
 
 
-def arm_rates(records: dict, c: Claim):
-    """The two rates the claim's measurement compares (its ``arms`` key), or None (no key, or absent).
+def arm_rates(records: Records, c: Claim):
+    """The two rates the claim's measurement compares (its ``arms``), or None (none, or not recorded).
 
     Examples:
+        >>> from advexp_book.records import CompanionPapers
         >>> c = claim("boopathy-published-int-vs-adv")
-        >>> arm_rates({c.record: {"published_arms_at_0_35": {"int-adv": [0.0, 0.0]}}}, c)
+        >>> part = {"arms": {"audit": {"0.35": {"int-adv": [0.0, 0.0]}}}}
+        >>> companion = CompanionPapers(*[None] * 4, part, None, *[None] * 7)
+        >>> arm_rates(Records(companion=companion), c)
         (0.0, 0.0)
     """
-    value = lookup(records, c.record, c.arms) if c.arms else None
+    if c.arms is None or records.chapter(c.record) is None:
+        return None
+    value = c.arms(records)
     return tuple(float(v) for v in value) if isinstance(value, list | tuple) and len(value) == 2 else None
 
 
-def lookup(records: dict, record: str, key: str):
-    """``records[record]`` descended along the dotted ``key``; None where anything is missing.
+def measurement(records: Records, c: Claim) -> Estimate | None:
+    """The claim's measurement: its ``estimate`` function on ``records``; None if its chapter has not
+    recorded. A recorded chapter without the measurement raises (KeyError): a claim never goes
+    silently missing.
 
     Examples:
-        >>> lookup({"03": {"a": {"b": 1}}}, "03", "a.b"), lookup({}, "03", "a.b")
-        (1, None)
-    """
-    value = records.get(record)
-    for part in key.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
-
-
-def measurement(records: dict, c: Claim) -> Estimate | None:
-    """The claim's measurement from the records (an Estimate, or one stored as a dict), or None if absent.
-
-    ``records`` maps record names to figures: what :func:`advexp_book.reproduce.load_records` reads, or a
-    chapter's own figures before it records them (``{run.name: figures}``).
-
-    Examples:
+        >>> from advexp_book.records import AraEvaluation
         >>> c = claim("woods-ara-all")
-        >>> figures = {"ratio_over_seeds": {"attack": {"all": Estimate(2.0, 1.5, 2.5, 100)}}}
-        >>> measurement({c.record: figures}, c).value
-        2.0
+        >>> ara = AraEvaluation(*[None] * 7, {"attack": {"all": Estimate(2.0, 1.5, 2.5, 100)}}, *[None] * 3)
+        >>> measurement(Records(ara=ara), c).value, measurement(Records(), c)
+        (2.0, None)
     """
-    value = lookup(records, c.record, c.key)
+    if records.chapter(c.record) is None:
+        return None
+    value = c.estimate(records)
     if isinstance(value, Estimate):
         return value
     if isinstance(value, dict) and {"value", "lo", "hi", "n"} <= set(value):
         return Estimate.from_dict(value)
-    return None
+    raise TypeError(f"claim {c.id}: expected an Estimate, got {type(value).__name__}")

@@ -53,7 +53,7 @@ __all__ = [
     "paired_tests",
     "seed_differences",
     "eps_index",
-    "figures",
+    "pgd_record",
     "interpretation_robustness",
     "interpretation_summary",
     "interpretation_tests",
@@ -285,35 +285,44 @@ def eps_index(eps: torch.Tensor, e: float) -> int:
     return int(hit[0])
 
 
-def figures(
-    results: dict, tests: dict, reference_tests: dict | None = None, *, prefix: str = "published"
-) -> dict:
-    """What a chapter records of :func:`pgd_robustness` ``results`` and ``tests`` ({"eps e": paired_tests}).
+def pgd_record(results: dict, tests: dict) -> dict:
+    """What a chapter records of :func:`pgd_robustness` ``results`` and their :func:`paired_tests`.
 
-    Keys, with ``prefix`` (default "published"): ``n_<prefix>``; ``<prefix>_robust_accuracy``
-    {network: {eps: accuracy}}; ``<prefix>_audit`` {network: {eps: accuracy under the audit}};
-    ``<prefix>_mcnemar_p`` {"eps e": {"a-b": p}}; and for each tested budget e (its label after
-    "eps ", with "." and "/" as "_", e.g. ``0_4`` or ``8_255``), ``<prefix>_at_<e>`` {"a-b":
-    Estimate of the paired difference} and ``<prefix>_arms_at_<e>`` {"a-b": [rate of a, rate of
-    b]}; with ``reference_tests`` (the same under the reference's PGD alone), ``<prefix>_ref_at_<e>``
-    and ``<prefix>_ref_arms_at_<e>`` too.
+    ``tests`` = {"audit" | "their PGD": {budget: {"a-b": PairedTest}}}, budgets as labels
+    such as "0.35" or "9/255". Returns {"n": images, "robust_accuracy": {network: {eps:
+    accuracy}}, "audit": {network: {eps: accuracy under the audit}}, "difference":
+    {attack: {budget: {"a-b": Estimate of the paired difference}}}, "arms": {attack:
+    {budget: {"a-b": [rate of a, rate of b]}}}, "mcnemar_p": {attack: {budget: {"a-b": p}}}}.
+
+    Examples:
+        >>> row = {"eps": torch.tensor([0.0, 0.3], dtype=torch.float64),
+        ...        "accuracy": torch.tensor([1.0, 0.5]), "audit": {},
+        ...        "robust": torch.tensor([[True, True], [True, False]])}
+        >>> other = dict(row, robust=torch.tensor([[True, True], [False, False]]))
+        >>> tests = {"their PGD": {"0.3": paired_tests({"a": row, "b": other}, [("a", "b")], 0.3)}}
+        >>> pgd_record({"a": row, "b": other}, tests)["difference"]["their PGD"]["0.3"]["a-b"].value
+        0.5
     """
-    out = {
-        f"n_{prefix}": int(next(iter(results.values()))["robust"].shape[1]) if results else 0,
-        f"{prefix}_robust_accuracy": {
+    return {
+        "n": int(next(iter(results.values()))["robust"].shape[1]) if results else 0,
+        "robust_accuracy": {
             n: dict(zip(r["eps"].tolist(), r["accuracy"].tolist())) for n, r in results.items()
         },
-        f"{prefix}_audit": {
+        "audit": {
             n: {f"{e:g}": float(f.double().mean()) for e, f in r["audit"].items()} for n, r in results.items()
         },
-        f"{prefix}_mcnemar_p": {e: {pair: t.p_value for pair, t in ts.items()} for e, ts in tests.items()},
+        **{
+            part: {
+                attack: {budget: {pair: get(t) for pair, t in ts.items()} for budget, ts in by_budget.items()}
+                for attack, by_budget in tests.items()
+            }
+            for part, get in (
+                ("difference", lambda t: t.difference),
+                ("arms", lambda t: [t.a_rate, t.b_rate]),
+                ("mcnemar_p", lambda t: t.p_value),
+            )
+        },
     }
-    for kind, by_eps in (("", tests), ("ref_", reference_tests or {})):
-        for e, ts in by_eps.items():
-            key = e.removeprefix("eps ").replace(".", "_").replace("/", "_")
-            out[f"{prefix}_{kind}at_{key}"] = {pair: t.difference for pair, t in ts.items()}
-            out[f"{prefix}_{kind}arms_at_{key}"] = {pair: [t.a_rate, t.b_rate] for pair, t in ts.items()}
-    return out
 
 
 def interpretation_robustness(

@@ -22,6 +22,7 @@ from advexp_lib.stats import Estimate, bootstrap_mean, bootstrap_median, verdict
 
 from .claims import CLAIMS, arm_rates, for_record, measurement
 from .companion_eval import eps_index
+from .records import Record, Records
 
 __all__ = [
     "published_ara_table",
@@ -477,21 +478,25 @@ def evaluation_table(rows: dict) -> pd.DataFrame:
     return pd.DataFrame.from_dict(table, orient="index")
 
 
-def claims_table(records: dict, claims=CLAIMS) -> pd.DataFrame:
+def claims_table(records: Records, claims=CLAIMS) -> pd.DataFrame:
     """The reproduction report: one row per claim of :data:`~advexp_book.claims.CLAIMS`, judged from records.
 
-    Each claim names the record and key that measure it and its rule (e.g.
-    "> 1"); the verdict is :func:`advexp_lib.stats.verdict` of that
-    measurement and rule, the same call the chapter makes. Columns: id, kind
-    ("paper" or "check"), paper, claim (quoted), where (in the paper),
-    evidence (the authors' networks or our re-training), measure
-    (what is measured), measured (value, 95% interval, n), rule, verdict,
-    source (the record key); "missing"
-    where the notebook did not run or ran on other settings.
+    Each claim reads its measurement from the typed records (its ``estimate``
+    function) and has its rule (e.g. "> 1"); the verdict is
+    :func:`advexp_lib.stats.verdict` of that measurement and rule, the same call
+    the chapter makes. Columns: id, kind ("paper" or "check"), paper, claim
+    (quoted), where (in the paper), evidence (the authors' networks or our
+    re-training), measure (what is measured), measured (value, 95% interval, n),
+    rule, verdict, source (the chapter's record); "missing" where the chapter has
+    not recorded, and "missing: <what>" where it recorded without the measurement
+    (a run on other settings, e.g. ``-p recipes ...``), so a gap is never silent.
     """
     rows = []
     for c in claims:
-        est, arms = measurement(records, c), arm_rates(records, c)
+        try:
+            est, arms, why = measurement(records, c), arm_rates(records, c), "missing"
+        except (KeyError, IndexError) as err:
+            est, arms, why = None, None, f"missing: {type(err).__name__} {err}"
         rows.append(
             {
                 "id": c.id,
@@ -501,10 +506,10 @@ def claims_table(records: dict, claims=CLAIMS) -> pd.DataFrame:
                 "where": c.where,
                 "evidence": c.evidence,
                 "measure": c.measure,
-                "measured": "missing" if est is None else str(est),
+                "measured": why if est is None else str(est),
                 "rule": c.rule,
                 "verdict": "missing" if est is None else str(verdict(est, c.rule, arms=arms)),
-                "source": f"{c.record}: {c.key}",
+                "source": c.record,
             }
         )
     return pd.DataFrame(rows)
@@ -530,17 +535,17 @@ def published_comparison(table: pd.DataFrame, published: pd.DataFrame | None = N
     return pd.concat([both, ratios], axis=1)
 
 
-def ara_record_comparison(records: dict, record: str = "03_ara_evaluation") -> pd.DataFrame:
+def ara_record_comparison(records: Records, record: str = "03_ara_evaluation") -> pd.DataFrame:
     """:func:`published_comparison` from a chapter's record (its ``attack_ara`` and ``btr_ara`` Estimates).
 
     An empty table when the record is missing.
     """
-    figures = records.get(record) or {}
-    if not figures.get("attack_ara"):
+    figures = records.chapter(record)
+    if figures is None or not figures.attack_ara:
         return pd.DataFrame()
     table = pd.DataFrame(
         {
-            f"{kind}_ara": {r: e["value"] for r, e in figures[f"{kind}_ara"].items()}
+            f"{kind}_ara": {r: e.value for r, e in getattr(figures, f"{kind}_ara").items()}
             for kind in ("attack", "btr")
         }
     )
@@ -592,14 +597,14 @@ def published_ara_beside(results: dict, accuracy: dict | None = None) -> pd.Data
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("network")
 
 
-def chapter_claims(record: str, figures: dict):
-    """The claims a chapter measures, judged from its figures before it records them, as Markdown.
+def chapter_claims(record: Record):
+    """The claims a chapter measures, judged from its typed record, as Markdown.
 
-    :func:`claims_markdown` of ``claims_table({record: figures}, for_record(record))``:
+    :func:`claims_markdown` of ``claims_table(Records.of(record), for_record(record.NAME))``:
     what a chapter shows at its end, the same verdicts the reproduction report
     then reads from the record.
     """
-    return claims_markdown(claims_table({record: figures}, for_record(record)))
+    return claims_markdown(claims_table(Records.of(record), for_record(record.NAME)))
 
 
 def claims_markdown(table: pd.DataFrame, *, source: bool = False):

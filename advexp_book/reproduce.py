@@ -64,8 +64,11 @@ class NotebookRun:
     smoke: bool
     seed: int
 
-    def record(self, figures: dict) -> Path:
-        """Save the notebook's key figures under its name (:func:`record`)."""
+    def record(self, figures) -> Path:
+        """Save the notebook's record (:mod:`advexp_book.records`) under its name (:func:`record`)."""
+        name = getattr(figures, "NAME", self.name)
+        if name != self.name:
+            raise InputError(f"figures: a record of {name!r}, but this notebook is {self.name!r}")
         return record(self.name, figures)
 
 

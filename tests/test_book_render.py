@@ -89,3 +89,23 @@ def test_formulas_are_typeset_offline_by_the_bundled_mathjax():
     assert (page.parent / scripts[0]).resolve().is_file(), f"MathJax not copied into the build: {scripts[0]}"
     dom = _dom(page)
     assert dom.count("<mjx-container") >= 10, "formulas were not typeset (raw \\( \\) left in the page)"
+
+
+@pytest.mark.parametrize(
+    "name,code",
+    [
+        (
+            "notebooks/02_robust_training.html",
+            ("class _HalfHuber", "def __call__(self, model, x, y, logits)"),
+        ),
+        (
+            "notebooks/03_ara_evaluation.html",
+            ("def _step(self, state, grad, push, active, x, t)", "def _ara_rows"),
+        ),
+    ],
+)
+def test_chapters_show_the_librarys_own_code_for_what_they_teach(name, code):
+    """Lecture cells include the library's source (literalinclude): the book and the code never differ."""
+    text = re.sub(r"<[^>]+>", "", (HTML / name).read_text())
+    for snippet in code:
+        assert snippet in text.replace("&gt;", ">"), f"{name}: {snippet!r} not shown"

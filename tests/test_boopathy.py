@@ -309,23 +309,24 @@ def test_paired_tests_table_and_figures_carry_each_comparison():
         "audit": {0.3: torch.zeros(4).bool()},
     }
     results = {"a": a, "b": b}
-    audit = {"eps 0.3": companion_eval.paired_tests(results, [("a", "b")], 0.3, audit=True)}
-    theirs = {"eps 0.3": companion_eval.paired_tests(results, [("a", "b")], 0.3)}
-    table = report.paired_tests_table(theirs)
-    row = table.loc[("eps 0.3", "a-b")]
+    tests = {
+        "audit": {"0.3": companion_eval.paired_tests(results, [("a", "b")], 0.3, audit=True)},
+        "their PGD": {"0.3": companion_eval.paired_tests(results, [("a", "b")], 0.3)},
+    }
+    table = report.paired_tests_table(tests["their PGD"])
+    row = table.loc[("0.3", "a-b")]
     assert (row["only a right"], row["only b right"], row["difference"]) == (3, 0, 0.75)
     assert row["95% interval"].startswith("[-")  # 3 vs 0 of 4: p = 0.25, the interval holds 0
     assert row["McNemar p"] == pytest.approx(0.25)  # 2 * 0.5**3
-    fig = companion_eval.figures(results, audit, theirs)
-    assert fig["published_at_0_3"]["a-b"].value == pytest.approx(0.5)
-    assert fig["published_ref_at_0_3"]["a-b"].value == pytest.approx(0.75)
-    assert fig["n_published"] == 4 and fig["published_mcnemar_p"]["eps 0.3"]["a-b"] == pytest.approx(0.5)
-    assert fig["published_arms_at_0_3"]["a-b"] == [0.5, 0.0] and fig["published_ref_arms_at_0_3"]["a-b"] == [
+    rec = companion_eval.pgd_record(results, tests)
+    assert rec["difference"]["audit"]["0.3"]["a-b"].value == pytest.approx(0.5)
+    assert rec["difference"]["their PGD"]["0.3"]["a-b"].value == pytest.approx(0.75)
+    assert rec["n"] == 4 and rec["mcnemar_p"]["audit"]["0.3"]["a-b"] == pytest.approx(0.5)
+    assert rec["arms"]["audit"]["0.3"]["a-b"] == [0.5, 0.0] and rec["arms"]["their PGD"]["0.3"]["a-b"] == [
         0.75,
         0.0,
     ]
-    cifar = companion_eval.figures(results, {"eps 8/255": audit["eps 0.3"]}, prefix="cifar")
-    assert cifar["cifar_at_8_255"]["a-b"].value == pytest.approx(0.5) and cifar["n_cifar"] == 4
+    assert rec["audit"] == {"a": {"0.3": 0.5}, "b": {"0.3": 0.0}}
     with pytest.raises(InputError, match="pairs: no results for 'c'"):
         companion_eval.paired_tests(results, [("a", "c")], 0.3)
 

@@ -1,15 +1,17 @@
 """report: tables built from measured results, literature values labelled as such."""
 
+import dataclasses
 from dataclasses import replace
 
 import pytest
 import torch
 from torch import nn
 
-from advexp_book import experiments, report
+from advexp_book import experiments, records, report
 from advexp_book.claims import CLAIMS, Claim
 from advexp_lib.attacks import ARA_PAPER, SearchConfig
 from advexp_lib.checks import InputError
+from advexp_lib.stats import Estimate
 
 from tiny_models import Linear2
 
@@ -48,23 +50,35 @@ def test_ara_table_matches_metrics():
         report.ara_table({})
 
 
+def _ara_record(**fields):
+    """An AraEvaluation record with only ``fields`` set (the rest None)."""
+    names = [f.name for f in dataclasses.fields(records.AraEvaluation)]
+    return records.AraEvaluation(**{n: fields.get(n) for n in names})
+
+
 def test_claims_table_judges_each_claim_by_its_rule_and_marks_missing():
+    ara = "03_ara_evaluation"
     claims = (
-        Claim("a", "P", "it grows", "abstract", "03", "ratio.all", "> 1", "ratio"),
-        Claim("a2", "P", "it grows", "abstract", "03", "ratio.all", "> 1.5", "ratio, again"),
-        Claim("b", "P", "it shrinks", "abstract", "03", "ratio.all", "< 1"),
-        Claim("c", "P", "it moves", "abstract", "03", "diff", "> 0"),
-        Claim("d", "P", "absent", "abstract", "07", "gini", "> 0"),
-        Claim("e", "P", "not an estimate", "abstract", "03", "note", "> 0"),
+        Claim("a", "P", "it grows", "abstract", ara, lambda r: r.ara.ratio_over_seeds["all"], "> 1", "ratio"),
+        Claim(
+            "a2", "P", "it grows", "abstract", ara, lambda r: r.ara.ratio_over_seeds["all"], "> 1.5", "again"
+        ),
+        Claim("b", "P", "it shrinks", "abstract", ara, lambda r: r.ara.ratio_over_seeds["all"], "< 1"),
+        Claim("c", "P", "it moves", "abstract", ara, lambda r: r.ara.ratio_to_standard["diff"], "> 0"),
+        Claim("d", "P", "absent", "abstract", "07_concise_explanations", lambda r: r.concise.gini, "> 0"),
+        Claim("e", "P", "renamed", "abstract", ara, lambda r: r.ara.ratio_to_standard["gone"], "> 0"),
     )
-    records = {
-        "03": {
-            "ratio": {"all": {"value": 1.8, "lo": 1.2, "hi": 2.5, "n": 100}},
-            "diff": {"value": 0.01, "lo": -0.02, "hi": 0.04, "n": 40},
-            "note": "text",
+    chapters = records.Records.from_dicts(
+        {
+            ara: dataclasses.asdict(
+                _ara_record(
+                    ratio_over_seeds={"all": {"value": 1.8, "lo": 1.2, "hi": 2.5, "n": 100}},
+                    ratio_to_standard={"diff": {"value": 0.01, "lo": -0.02, "hi": 0.04, "n": 40}},
+                )
+            )
         }
-    }
-    df = report.claims_table(records, claims)
+    )
+    df = report.claims_table(chapters, claims)
     assert df["verdict"].tolist() == [
         "reproduced",
         "not shown",
@@ -78,29 +92,47 @@ def test_claims_table_judges_each_claim_by_its_rule_and_marks_missing():
         "1.8 [1.2, 2.5] (n=100)",
         "0.01 [-0.02, 0.04] (n=40)",
     ]
-    assert df["source"].tolist()[0] == "03: ratio.all" and df["claim"].tolist()[0] == "it grows"
+    # a chapter that has not run is "missing"; one that ran without the measurement says what is missing
+    assert df["measured"].tolist()[4:] == ["missing", "missing: KeyError 'gone'"]
+    assert df["source"].tolist()[0] == ara and df["claim"].tolist()[0] == "it grows"
     counts = report.verdict_counts(df)
     assert counts["missing"] == 2 and counts["reproduced"] == 1 and counts["not shown"] == 2
     text = str(report.claims_markdown(df).data)
     assert text.count("it grows") == 1 and "**reproduced**" in text and "| `> 1` |" in text
-    full = report.claims_table({})  # the book's own table, with no notebook run: every claim missing
+    full = report.claims_table(records.Records())  # the book's own table, with no notebook run: all missing
     assert len(full) == len(CLAIMS) and (full["verdict"] == "missing").all()
 
 
+def test_a_record_file_with_other_fields_than_its_chapter_is_refused():
+    good = dataclasses.asdict(_ara_record())
+    with pytest.raises(records.RecordError, match="unknown \\['ratio'\\], missing \\['ratio_over_seeds'\\]"):
+        records.AraEvaluation.from_dict(
+            {**{k: v for k, v in good.items() if k != "ratio_over_seeds"}, "ratio": 1}
+        )
+    with pytest.raises(TypeError):  # a chapter building its record with a misspelt field fails as it runs
+        records.AraEvaluation(**{**good, "ratio": 1})
+
+
 def test_a_comparison_with_both_arms_at_the_floor_is_not_judged():
-    claims = (
-        Claim("f", "P", "a beats b", "abstract", "06", "at.a-b", "> 0", "difference", arms="arms.a-b"),
-        Claim("g", "P", "a beats b", "abstract", "06", "at.c-d", "> 0", "difference", arms="arms.c-d"),
-        Claim("h", "P", "a beats b", "abstract", "06", "at.e-f", "> 0", "difference", arms="arms.e-f"),
+    zero = Estimate(0.0, 0.0, 0.0, 200)
+    at = {"a-b": zero, "c-d": zero, "e-f": Estimate(0.1, 0.05, 0.15, 200)}
+    arms = {"a-b": [0.0, 0.0], "c-d": [0.4, 0.4], "e-f": [0.1, 0.0]}
+    chapters = records.Records(ara=_ara_record(ratio_to_standard=at, ratio_over_seeds=arms))
+    claims = tuple(
+        Claim(
+            pair,
+            "P",
+            "a beats b",
+            "abstract",
+            "03_ara_evaluation",
+            lambda r, pair=pair: r.ara.ratio_to_standard[pair],
+            "> 0",
+            "difference",
+            arms=lambda r, pair=pair: r.ara.ratio_over_seeds[pair],
+        )
+        for pair in ("a-b", "c-d", "e-f")
     )
-    zero = {"value": 0.0, "lo": 0.0, "hi": 0.0, "n": 200}
-    records = {
-        "06": {
-            "at": {"a-b": zero, "c-d": zero, "e-f": {"value": 0.1, "lo": 0.05, "hi": 0.15, "n": 200}},
-            "arms": {"a-b": [0.0, 0.0], "c-d": [0.4, 0.4], "e-f": [0.1, 0.0]},
-        }
-    }
-    df = report.claims_table(records, claims)
+    df = report.claims_table(chapters, claims)
     # both at 0: says nothing; equal and off the floor: a real "no difference"; off the floor: judged
     assert df["verdict"].tolist() == [
         "not judged: both arms at 0 or both at 1",
