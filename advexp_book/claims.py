@@ -234,32 +234,18 @@ CLAIMS: tuple[Claim, ...] = (
         )
         for m in ("saliency", "integrated_gradients", "grad_cam")
     ),
-    _c(
-        "woods-ara-robust",
-        WOODS,
-        _ARA_GAIN,
-        _ARA,
-        lambda records: records.ara.ratio_over_seeds["attack"]["robust"],
-        GREATLY,
-        "Attack ARA, robust / standard, means over 3 training seeds each (greatly: above 2)",
-    ),
-    _c(
-        "woods-ara-all",
-        WOODS,
-        _ARA_GAIN,
-        _ARA,
-        lambda records: records.ara.ratio_over_seeds["attack"]["all"],
-        GREATLY,
-        "Attack ARA, all / standard, means over 3 training seeds each (greatly: above 2)",
-    ),
-    _c(
-        "woods-btr-all",
-        WOODS,
-        _ARA_GAIN,
-        _ARA,
-        lambda records: records.ara.ratio_over_seeds["btr"]["all"],
-        GREATLY,
-        "BTR ARA, all / standard, means over 3 training seeds each (greatly: above 2)",
+    *(
+        _c(
+            f"woods-{'ara' if kind == 'attack' else 'btr'}-{r}",
+            WOODS,
+            _ARA_GAIN,
+            _ARA,
+            lambda records, kind=kind, r=r: records.ara.ratio_over_seeds[kind][r],
+            GREATLY,
+            f"{'Attack' if kind == 'attack' else 'BTR'} ARA, {r} / standard, means over 3 training seeds "
+            f"each (greatly: above 2)",
+        )
+        for kind, r in (("attack", "robust"), ("attack", "all"), ("btr", "all"))
     ),
     *(
         _c(

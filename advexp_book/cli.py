@@ -11,9 +11,8 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import sys
 
-from advexp_lib.errors import AdvexpError
+from advexp_lib.cli import HelpFormatter, run
 
 from .reproduce import build_book, run_notebooks
 
@@ -29,25 +28,18 @@ ADVEXP_SMOKE=1 runs every notebook at its smoke sizes (seconds each)."""
 
 def main(argv=None) -> int:
     """Parse ``argv`` (default: ``sys.argv[1:]``) and run the command; 2 on bad input."""
-    args = _parser().parse_args(argv)
-    try:
-        return args.run(args) or 0
-    except AdvexpError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-
-
-class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows every option's default and keeps the descriptions' line breaks."""
+    return run(_parser().parse_args(argv))
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m advexp_book", description=DESCRIPTION, formatter_class=_Help)
+    p = argparse.ArgumentParser(
+        prog="python -m advexp_book", description=DESCRIPTION, formatter_class=HelpFormatter
+    )
     sub = p.add_subparsers(required=True, metavar="command", title="commands")
     r = sub.add_parser(
         "reproduce",
         help="execute every notebook with papermill (ADVEXP_SMOKE=1 for a quick smoke run)",
-        formatter_class=_Help,
+        formatter_class=HelpFormatter,
     )
     r.add_argument("--out", default="results", help="folder of the executed notebooks and summary.json")
     r.add_argument(
@@ -68,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("-q", "--quiet", action="store_true", help="no per-notebook log lines")
     r.set_defaults(run=_reproduce)
-    b = sub.add_parser("book", help="build the Jupyter Book from executed notebooks", formatter_class=_Help)
+    b = sub.add_parser(
+        "book", help="build the Jupyter Book from executed notebooks", formatter_class=HelpFormatter
+    )
     b.add_argument("--results", default="results", help="folder of the executed notebooks")
     b.add_argument(
         "--html-out", default=None, help="write HTML_OUT/_build/html (if not given: in the repository)"

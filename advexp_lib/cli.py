@@ -30,7 +30,7 @@ from .protocols import AE_PAPER, ARA_N_IMAGES, ARA_PAPER, ARA_SEED, SearchConfig
 from .recipes import recipe_names
 from .results import to_json
 
-__all__ = ["main"]
+__all__ = ["main", "run", "HelpFormatter"]
 
 
 DESCRIPTION = """\
@@ -61,8 +61,12 @@ examples:
 
 
 def main(argv=None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    """Parse ``argv`` (default: ``sys.argv[1:]``) and :func:`run` the command."""
+    return run(_parser().parse_args(argv))
+
+
+def run(args) -> int:
+    """Run a parsed command (its ``args.run``): 0, or 2 with the library's one-line message on bad input."""
     try:
         with warnings.catch_warnings():
             if getattr(args, "quiet", False):  # -q: the result only (the library's warnings are notes)
@@ -73,13 +77,13 @@ def main(argv=None) -> int:
         return 2
 
 
-class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Shows every option's default and keeps the descriptions' line breaks."""
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m advexp_lib", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=_Help
+        prog="python -m advexp_lib", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=HelpFormatter
     )
     p.add_argument("--version", action="version", version=f"advexp_lib {__version__}")
     sub = p.add_subparsers(required=True, metavar="command", title="commands")
@@ -89,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _command(sub, name, help, description=None) -> argparse.ArgumentParser:
-    return sub.add_parser(name, help=help, description=description or help, formatter_class=_Help)
+    return sub.add_parser(name, help=help, description=description or help, formatter_class=HelpFormatter)
 
 
 def _add_quiet(p) -> None:

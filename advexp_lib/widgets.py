@@ -265,8 +265,15 @@ class Explorer:
         self.note = ipywidgets.HTML()
         self.views, self.updates = None, 0
         self._views = functools.lru_cache(maxsize=256)(self._compute)  # one search per setting
-        # redraws on every change of a control, into its own Output area (drawn once now)
-        self.output = ipywidgets.interactive_output(lambda **_: self.update(), self.controls)
+        from IPython import get_ipython  # comes with ipywidgets
+
+        if get_ipython() is not None:  # redraws on every change of a control, into its Output (drawn now)
+            self.output = ipywidgets.interactive_output(lambda **_: self.update(), self.controls)
+        else:  # no notebook: interactive_output's clear_output would print escape codes to stdout
+            self.output = ipywidgets.Output()
+            for c in self.controls.values():
+                c.observe(lambda _: self.update(), names="value")
+            self.update()
         rows = list(self.controls.values())
         self.widget = ipywidgets.VBox(
             [ipywidgets.HBox(rows[:2]), ipywidgets.HBox(rows[2:]), self.note, self.output]

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from advexp_book import experiments, reproduce
 from advexp_lib import (
     AdvexpError,
     CheckpointError,
@@ -25,12 +26,10 @@ from advexp_lib import (
     attributions,
     checkpoints,
     data,
-    experiments,
     metrics,
     models,
     plotting,
     regularizers,
-    reproduce,
     training,
     widgets,
     zoo,
