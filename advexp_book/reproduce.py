@@ -285,7 +285,8 @@ def build_book(results="results", html_out=None, strict=True) -> Path:
     """Build the Jupyter Book (1.x) with the executed notebooks; return ``_build/html/index.html``.
 
     The book's sources are staged in ``<results>/book_src`` with executed
-    notebooks in place of the sources, then built to ``<repo>/_build/html``.
+    notebooks in place of the sources (and the library's code, which chapters
+    include), then built to ``<repo>/_build/html``.
     """
     results = Path(results).resolve()
     stage = results / "book_src"
@@ -295,6 +296,10 @@ def build_book(results="results", html_out=None, strict=True) -> Path:
     for name in ("_config.yml", "_toc.yml", "book"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, stage / name)
+    # the library's code, which chapters show with literalinclude (not its shipped checkpoints)
+    shutil.copytree(
+        REPO / "advexp_lib", stage / "advexp_lib", ignore=shutil.ignore_patterns("__pycache__", "checkpoints")
+    )
     (stage / "notebooks").mkdir()
     for nb in notebook_paths():
         executed = results / "notebooks" / nb.name
