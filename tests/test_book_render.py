@@ -102,6 +102,8 @@ def test_formulas_are_typeset_offline_by_the_bundled_mathjax():
             "notebooks/03_ara_evaluation.html",
             ("def _step(self, state, grad, push, active, x, t)", "def _ara_rows"),
         ),
+        ("notebooks/06_interpretability_sneaking_and_int_training.html", ("def cam_discrepancy",)),
+        ("notebooks/07_concise_explanations.html", ("def gini",)),
     ],
 )
 def test_chapters_show_the_librarys_own_code_for_what_they_teach(name, code):
