@@ -104,6 +104,7 @@ def test_formulas_are_typeset_offline_by_the_bundled_mathjax():
         ),
         ("notebooks/06_interpretability_sneaking_and_int_training.html", ("def cam_discrepancy",)),
         ("notebooks/07_concise_explanations.html", ("def gini",)),
+        ("notebooks/04_adversarial_explanations.html", ("class _Explain(_WithinBudget)",)),
     ],
 )
 def test_chapters_show_the_librarys_own_code_for_what_they_teach(name, code):
