@@ -6,8 +6,8 @@ measurement from the typed records (:class:`advexp_book.records.Records`), the r
 that turns the measurement's 95% interval into a verdict
 (:func:`advexp_lib.stats.verdict`), and its ``evidence``: the networks the
 authors published (:data:`AUTHORS`, the primary evidence) or the book's own
-re-training of their recipes at CPU budgets (:data:`OURS`). A chapter judges its claims with
-:func:`judge`; the reproduction report renders the whole table
+re-training of their recipes at CPU budgets (:data:`OURS`). A chapter shows its claims with
+:func:`advexp_book.report.chapter_claims`; the reproduction report renders the whole table
 (:func:`advexp_book.report.claims_table`) from the records, so every verdict
 is computed once, by one rule, from one measurement. ``kind`` is "paper" for
 a claim of the papers and "check" for a check of our own (e.g. the
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from advexp_lib.checks import check_choice
-from advexp_lib.stats import Estimate, Verdict, verdict
+from advexp_lib.stats import Estimate
 
 from .records import (
     AdversarialExplanations,
@@ -40,7 +40,6 @@ __all__ = [
     "GREATLY",
     "claim",
     "for_record",
-    "judge",
     "measurement",
     "arm_rates",
 ]
@@ -64,7 +63,7 @@ class Claim:
     it; ``measure`` (what is measured, in words); ``kind`` ("paper" or "check"); ``evidence``
     (:data:`AUTHORS` or :data:`OURS`); ``arms``: where the measurement is a difference of rates, the
     function giving the two rates, so that a comparison with both at 0 (or 1) is reported as not
-    judged (:func:`judge`).
+    judged (:func:`advexp_lib.stats.verdict`).
 
     Examples:
         >>> c = claim("woods-published-ara-all")
@@ -461,18 +460,6 @@ def for_record(record: str) -> tuple[Claim, ...]:
         ['woods-invalidate-saliency']
     """
     return tuple(c for c in CLAIMS if c.record == record)
-
-
-def judge(claim_id: str, estimate: Estimate | None, arms=None) -> Verdict:
-    """The verdict on the claim ``claim_id``: ``verdict(estimate, claim.rule, arms=arms)``.
-
-    ``arms``: the two compared rates (:func:`arm_rates`), or None.
-
-    Examples:
-        >>> str(judge("woods-ara-all", Estimate(2.8, 2.3, 3.4, 100)))
-        'reproduced'
-    """
-    return verdict(estimate, claim(claim_id).rule, arms=arms)
 
 
 def arm_rates(records: Records, c: Claim):

@@ -15,7 +15,7 @@ network names, budgets), not by display labels.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from advexp_lib.errors import AdvexpError
@@ -261,13 +261,6 @@ class Records:
     concise: ConciseExplanations | None = None
     report: ReproductionReport | None = None
     published: PapersNetworks | None = None
-    _by_name: dict = field(default_factory=dict, init=False, repr=False, compare=False)
-
-    def __post_init__(self):
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, Record):
-                self._by_name[value.NAME] = f.name
 
     @classmethod
     def of(cls, *records: Record) -> Records:
@@ -286,8 +279,7 @@ class Records:
 
     def chapter(self, name: str) -> Record | None:
         """The record of the notebook ``name`` (e.g. "03_ara_evaluation"), or None."""
-        attr = self._by_name.get(name)
-        return getattr(self, attr) if attr else None
+        return getattr(self, _FIELD[RECORD_TYPES[name]]) if name in RECORD_TYPES else None
 
 
 _FIELD = {

@@ -4,7 +4,7 @@ Formatting only: every function here takes results already computed and lays
 them out, with each figure's 95% interval beside it, so notebooks never type
 a number. Literature values come only from :mod:`advexp_book.claims` and
 :mod:`advexp_lib.published`, labelled as such. Figures live in
-:mod:`advexp_lib.plotting`.
+:mod:`advexp_lib.plotting` and :mod:`advexp_book.figures`.
 """
 
 from __future__ import annotations
