@@ -209,8 +209,8 @@ class Explorer:
             (the menus show :data:`MODEL_LABELS` and method names; their values stay the keys).
         note: ``ipywidgets.HTML`` under the controls: empty, or a hint when the
             explanation missed its target.
-        output: the ``ipywidgets.Output`` of ``ipywidgets.interactive_output``, which redraws the
-            figure whenever a control changes; the views are cached per setting (``functools.lru_cache``).
+        output: ``ipywidgets.Output`` holding the current figure, redrawn whenever a control changes;
+            the views are cached per setting (``functools.lru_cache``).
         widget: the ``ipywidgets.VBox`` to display (controls, note, figure).
         views: the last :func:`explorer_views` result; ``updates``: how many times it was computed.
     """
@@ -265,15 +265,12 @@ class Explorer:
         self.note = ipywidgets.HTML()
         self.views, self.updates = None, 0
         self._views = functools.lru_cache(maxsize=256)(self._compute)  # one search per setting
-        from IPython import get_ipython  # comes with ipywidgets
-
-        if get_ipython() is not None:  # redraws on every change of a control, into its Output (drawn now)
-            self.output = ipywidgets.interactive_output(lambda **_: self.update(), self.controls)
-        else:  # no notebook: interactive_output's clear_output would print escape codes to stdout
-            self.output = ipywidgets.Output()
-            for c in self.controls.values():
-                c.observe(lambda _: self.update(), names="value")
-            self.update()
+        # not ipywidgets.interactive_output: outside a notebook its clear_output prints escape codes,
+        # and a call of update() from Python would draw outside the widget
+        self.output = ipywidgets.Output()
+        for c in self.controls.values():
+            c.observe(lambda _: self.update(), names="value")
+        self.update()
         rows = list(self.controls.values())
         self.widget = ipywidgets.VBox(
             [ipywidgets.HBox(rows[:2]), ipywidgets.HBox(rows[2:]), self.note, self.output]
@@ -299,7 +296,9 @@ class Explorer:
         fig = plot_views(v, self.classes, label=f"y {class_name(self.y[int(s['index'])], self.classes)}: ")
         fig.tight_layout()
         if get_ipython() is not None:  # outside a notebook there is no output area: print nothing
-            display(fig)
+            with self.output:
+                self.output.clear_output(wait=True)
+                display(fig)
         plt.close(fig)
         return v
 
