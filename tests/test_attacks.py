@@ -197,3 +197,25 @@ def test_search_runs_nhwc_inside_and_returns_the_callers_layout(channels, nhwc_i
         model.double(), x.double(), y, criterion="attack", config=SearchConfig(steps=6, eps=5.0)
     )
     torch.testing.assert_close(res.distances.double(), ref.distances, rtol=1e-4, atol=1e-6)
+
+
+class _OnePixelLogits(torch.nn.Module):
+    """Two classes, decided by pixel (3, 3) alone: logits (5 - 10 x33, 10 x33 - 5)."""
+
+    def forward(self, x):
+        z = 10 * x[:, 0, 3, 3]
+        return torch.stack([5 - z, z - 5], 1)
+
+
+@pytest.mark.parametrize("start", [0.0, 1.0])
+def test_clipped_search_moves_saturated_pixels(start):
+    """A pixel at exactly 0 (or 1) must move: clamp's gradient is 0 at its bounds, so a search that
+    differentiated through it could never leave a black background (or a white stroke)."""
+    x = torch.zeros(2, 1, 8, 8)
+    x[:, 0, 3, 3] = start
+    target = torch.full((2,), 1 if start == 0.0 else 0)
+    config = SearchConfig(steps=20, eps=0.5, overshoot=5.0, clip=True)
+    r = rmse_search(_OnePixelLogits(), x, target, criterion="explain", config=config)
+    moved = (r.x_adv - x)[:, 0, 3, 3]
+    assert (moved.abs() > 0.5).all() and r.x_adv.min() >= 0 and r.x_adv.max() <= 1
+    assert (_OnePixelLogits()(r.x_adv).argmax(1) == target).all()

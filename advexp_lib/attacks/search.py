@@ -391,7 +391,9 @@ class _Search:
         n, c, crit = x.shape[0], self.config, self.criterion
         for t in ts:
             d = state.delta.detach().requires_grad_(t < c.steps)
-            xd = _apply(x, d, c.clip)
+            # no clamp here: with clip, _step already keeps x + delta in [0, 1], and clamp's gradient is 0
+            # at the bounds, which would freeze every saturated pixel (a digit's black background)
+            xd = x + d
             logits = model(nhwc_copy(xd) if self.nhwc else xd)
             if t == 0:
                 check_logits(logits, n)
