@@ -13,8 +13,9 @@ before it. From the bottom:
 2. ``claims`` (the claims the book tests, each with its quote, its rule and the function that
    reads its measurement from the records) and ``reproduce`` (notebooks, their records on
    disk and the book build);
-3. ``experiments`` (the measurements behind the chapters) and ``companion_eval``
-   (Boopathy et al.'s protocol with its audit and paired tests);
+3. ``experiments`` (the measurements behind the chapters), ``companion_eval``
+   (Boopathy et al.'s protocol with its audit and paired tests) and ``one_layer``
+   (Chalasani et al.'s logistic-regression experiments on UCI Mushroom and Spambase);
 4. ``figures``: the chapter figures;
 5. ``report``: tables and the claims' verdicts;
 6. the command line: ``cli``, ``__main__`` (``python -m advexp_book reproduce|book``).
@@ -25,7 +26,7 @@ __all__ = ["LAYERS"]
 LAYERS = (
     ("records",),
     ("claims", "reproduce"),
-    ("experiments", "companion_eval"),
+    ("experiments", "companion_eval", "one_layer"),
     ("figures",),
     ("report",),
     ("cli", "__main__"),

@@ -11,17 +11,23 @@ test set (its two ``t10k`` files) and 1,000 CIFAR-10 test images as JPEG
 copies (100 per class). It is the last of :func:`data_folders`, so a
 complete torchvision copy anywhere else wins; every dataset carries a
 ``source`` string saying what was loaded (``load_tensors(..., return_source=True)``).
+
+Two tabular data sets ship in :data:`UCI_DIR` (``data/uci/``, tracked): UCI Mushroom and
+Spambase as Chalasani et al. (2020) used them; :func:`load_uci` returns them as tensors.
 """
 
 from __future__ import annotations
 
 import functools
 import gzip
+import math
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch.utils.data import Dataset
@@ -33,6 +39,10 @@ from .checks import AdvexpError, InputError, check_choice, check_images, check_l
 __all__ = [
     "DATASETS",
     "TESTSETS_DIR",
+    "UCI_DIR",
+    "UCI_DATASETS",
+    "TabularSplit",
+    "load_uci",
     "DatasetInfo",
     "TensorImageDataset",
     "DatasetNotFoundError",
@@ -55,6 +65,12 @@ SPLITS = ("train", "test")
 MNIST5K_SPLIT_SEED = 0  # fixed: the split must never move with the user's seed
 MNIST5K_TEST_PER_CLASS = 100
 TESTSETS_DIR = Path(__file__).resolve().parents[1] / "data" / "testsets"  # tracked in git, read only
+UCI_DIR = Path(__file__).resolve().parents[1] / "data" / "uci"  # tracked in git, read only
+UCI_DATASETS = ("mushroom", "spambase")
+"""Names of :func:`load_uci`'s tabular data sets."""
+UCI_FILES = {"mushroom": ("all.csv",), "spambase": ("train.csv", "test.csv")}
+MUSHROOM_TEST_SHARE = 0.2  # the reference's train_test_split(test_size=0.2) ...
+MUSHROOM_VALIDATION_SHARE = 0.2  # ... then again on the rest, for a validation set it never uses
 CIFAR10_COPIES = "cifar10_test_jpg"  # <folder>/<class>/<file>.jpg: CIFAR-10 test images as JPEG copies
 
 MNIST_CLASSES = tuple(str(i) for i in range(10))
@@ -231,6 +247,87 @@ def load_tensors(
         items = [ds[i] for i in index.tolist()]
         x, y = torch.stack([a for a, _ in items]), torch.tensor([b for _, b in items], dtype=torch.int64)
     return (x, y, ds.source) if return_source else (x, y)
+
+
+class TabularSplit(NamedTuple):
+    """A tabular data set, split: ``x_*`` float32 (N, F), ``y_*`` int64 (N,), ``features`` the F names."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    features: tuple[str, ...]
+
+
+def load_uci(name: str, *, seed: int = 0) -> TabularSplit:
+    """UCI Mushroom or Spambase as Chalasani et al. (2020) used them, from :data:`UCI_DIR` (offline).
+
+    - "mushroom" (``all.csv``, 8,124 rows): each of the 22 categorical columns coded
+      one-hot, one indicator per value present in the file, values sorted, columns in
+      file order: 117 features named ``"cap-shape=3"`` (the file's column name without
+      its number). Split by one permutation seeded with ``seed``: test = its first 20%
+      (1,625 rows), train = its last 64% (5,199). The 16% between (1,300 rows) is left
+      out: the reference splits 80/20, then the 80% again 80/20 for a validation set it
+      never uses. Rows keep the permutation's order.
+    - "spambase" (``train.csv``, ``test.csv``): 3,450 / 1,151 rows, 57 features, used as
+      shipped: already standardized by a scaler fit on the training split, and neither
+      re-scaled nor re-split here (the reference script reads an ``all.csv`` that its
+      repository does not hold). ``seed`` plays no part.
+
+    Labels are the files' ``target`` column (0 or 1).
+
+    Args:
+        name: "mushroom" or "spambase".
+        seed: seed of mushroom's split (a ``torch.Generator``). Default 0.
+    Returns:
+        :class:`TabularSplit` ``(x_train, y_train, x_test, y_test, features)``.
+
+    Examples:
+        >>> d = load_uci("mushroom")
+        >>> tuple(d.x_train.shape), tuple(d.x_test.shape), d.features[:2]
+        ((5199, 117), (1625, 117), ('cap-shape=0', 'cap-shape=1'))
+    """
+    import pandas as pd  # here, not at the top: only this loader needs it, and it is slow to import
+
+    check_choice(name, "name", UCI_DATASETS)
+    paths = [UCI_DIR / name / f for f in UCI_FILES[name]]
+    if missing := [str(p) for p in paths if not p.is_file()]:
+        raise DatasetNotFoundError(
+            f"dataset {name!r}: {', '.join(missing)} missing; the repository ships it in data/uci/ "
+            f"(restore it with git checkout -- data/uci)"
+        )
+    frames = [pd.read_csv(p) for p in paths]
+    if name == "spambase":
+        (x_train, y_train, features), (x_test, y_test, _) = (_table(f, one_hot=False) for f in frames)
+        return TabularSplit(x_train, y_train, x_test, y_test, features)
+    x, y, features = _table(frames[0], one_hot=True)
+    n = len(y)
+    n_test = math.ceil(MUSHROOM_TEST_SHARE * n)  # sklearn's rounding: 1,625 of 8,124
+    n_left_out = math.ceil(MUSHROOM_VALIDATION_SHARE * (n - n_test))  # 1,300
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    test, train = order[:n_test], order[n_test + n_left_out :]
+    return TabularSplit(x[train], y[train], x[test], y[test], features)
+
+
+def _table(frame, *, one_hot: bool) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+    """(x float32, y int64, feature names) of a frame whose last column is ``target``."""
+    if "target" not in frame.columns:
+        raise AdvexpError(
+            f"dataset: a shipped CSV has no 'target' column (its last: {list(frame.columns)[-3:]})"
+        )
+    # torch.tensor copies: pandas hands out read-only arrays
+    y = torch.tensor(frame["target"].to_numpy(), dtype=torch.int64)
+    columns = [c for c in frame.columns if c != "target"]
+    names = [re.sub(r"^\d+_", "", c) for c in columns]  # "00000_cap-shape" -> "cap-shape"
+    if not one_hot:
+        return torch.tensor(frame[columns].to_numpy(), dtype=torch.float32), y, tuple(names)
+    blocks, features = [], []
+    for column, name in zip(columns, names):
+        codes = torch.tensor(frame[column].to_numpy())
+        values = torch.unique(codes)  # sorted
+        blocks.append(codes[:, None] == values[None, :])
+        features += [f"{name}={int(v)}" for v in values]
+    return torch.cat(blocks, 1).float(), y, tuple(features)
 
 
 def class_name(c, classes=None) -> str:
