@@ -9,6 +9,10 @@ paired tests.
   at chosen budgets by a stronger attack of the same budget.
 - :func:`pgd_audit`: the audit: the margin loss and random restarts.
 - :func:`paired_tests`: McNemar tests of pairs of networks on the same images.
+- :func:`isa_run`: the interpretability sneaking attack on a network's correctly
+  classified images toward random wrong classes; :func:`isa_summary` keeps its
+  D1-minus-D2 reductions against the attack alone at the minimal budget and at
+  the ISA's own (the equal-budget control).
 - :func:`interpretation_robustness`: their ``aai_topk``, the attack on the true
   class's CAM at its clean top-k cells, scored by Kendall's tau of the CAMs
   before and after; :func:`interpretation_tests` compares networks on it.
@@ -26,6 +30,7 @@ import torch
 from torch import nn
 
 from advexp_lib.attacks import pgd
+from advexp_lib.attacks.sneaking import IsaResult, interpretability_sneaking_attack
 from advexp_lib.attributions import Cam
 from advexp_lib.checks import InputError, check_images, check_positive
 from advexp_lib.data import DatasetNotFoundError, load_tensors
@@ -52,6 +57,9 @@ __all__ = [
     "pgd_robustness",
     "paired_tests",
     "seed_differences",
+    "seed_arm_rates",
+    "isa_run",
+    "isa_summary",
     "eps_index",
     "pgd_record",
     "interpretation_robustness",
@@ -265,6 +273,50 @@ def seed_differences(arms: dict, pairs, eps: float, *, audit: bool = False, seed
             flags.append(torch.stack([_robust_flags(r, eps, audit) for r in arms[label]]))
         out[f"{a}-{b}"] = seed_mean_difference(*flags, seed=seed)
     return out
+
+
+def seed_arm_rates(arms: dict, pairs, eps: float, *, audit: bool = False) -> dict:
+    """{"a-b": [rate of a, rate of b]}: each arm's robust accuracy at ``eps``, averaged over its seeds
+    (``arms`` as :func:`seed_differences`), so that a comparison with both at 0 or 1 is not judged.
+
+    Examples:
+        >>> row = {"eps": torch.tensor([0.0, 0.3], dtype=torch.float64),
+        ...        "robust": torch.tensor([[True, True], [True, False]]), "audit": {}}
+        >>> seed_arm_rates({"a": [row, row], "b": [row]}, [("a", "b")], 0.3)
+        {'a-b': [0.5, 0.5]}
+    """
+    return {
+        f"{a}-{b}": [
+            float(torch.stack([_robust_flags(r, eps, audit) for r in arms[k]]).double().mean())
+            for k in (a, b)
+        ]
+        for a, b in pairs
+    }
+
+
+def isa_run(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, generator: torch.Generator, **settings
+) -> tuple[IsaResult, torch.Tensor, torch.Tensor]:
+    """(ISA result, images, labels): :func:`~advexp_lib.attacks.sneaking.interpretability_sneaking_attack`
+    on the images of ``x`` that ``model`` classifies correctly, each toward a wrong class drawn
+    uniformly with ``generator`` (as the reference draws its targets); ``settings`` go to the attack."""
+    with eval_mode(model), torch.no_grad():
+        logits = model(x)
+    keep = logits.argmax(1) == y
+    xk, yk = x[keep], y[keep]
+    k = logits.shape[1]
+    t = ((yk.cpu() + 1 + torch.randint(k - 1, yk.shape, generator=generator)) % k).to(y.device)
+    return interpretability_sneaking_attack(model, xk, yk, t, **settings), xk, yk
+
+
+def isa_summary(result: IsaResult) -> dict:
+    """{"minimal" | "equal": {p: Estimate or None}}: the D1-minus-D2 reduction difference at each
+    multiple p (as "2"), against the attack alone at the minimal eps (the paper's comparison) and
+    at the ISA's own p x eps (:meth:`~advexp_lib.attacks.sneaking.IsaResult.reduction_difference`)."""
+    return {
+        against: {f"{p:g}": d for p, d in result.reduction_difference(against=against).items()}
+        for against in ("minimal", "equal")
+    }
 
 
 def _robust_flags(row: dict, eps: float, audit: bool) -> torch.Tensor:

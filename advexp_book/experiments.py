@@ -22,6 +22,7 @@ import copy
 import math
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -71,11 +72,23 @@ from advexp_lib.models import eval_mode, runner_up
 from advexp_lib.protocols import PGD_MNIST
 from advexp_lib.regularizers import IGNormRegularizer, ig_norm
 from advexp_lib.results import Result
-from advexp_lib.stats import Estimate, bootstrap_mean, paired_mean_difference, wilson
+from advexp_lib.stats import (
+    Estimate,
+    bootstrap_mean,
+    hierarchical_resamples,
+    paired_mean_difference,
+    seed_mean_difference,
+    wilson,
+)
 
 __all__ = [
     "ShiftResult",
     "explanation_shift",
+    "sparsity_over_seeds",
+    "seed_mean",
+    "true_class_edit",
+    "deletion_fidelity",
+    "fidelity_interaction",
     "energy_outside_salient",
     "energy_outside",
     "ae_reach",
@@ -136,7 +149,16 @@ class ShiftResult(Result):
             the share of successful attacks whose attacked map of the new class
             differs, beyond noise, from that class's clean map, i.e. more than
             the class change alone explains.
-        x, x_adv, x_control, y, targets, clean_pred, adv_pred: images and classes.
+        share_beyond_structured_null: method -> Estimate,
+            ``comparison_share[m]["new_class_vs_structured"]``: the same share
+            against the structured null x_s instead of noise: an edit of the
+            attack's RMSE up the gradient of log p_y, which moves the image as
+            far along the model's own gradients without leaving the true class.
+            A map that moves as much under it is moved by any gradient-aligned
+            edit, not by the attack's change of class.
+        structured_keeps_class: Estimate (Wilson): the share of the successful
+            attacks' x_s still classified y.
+        x, x_adv, x_control, x_structured, y, targets, clean_pred, adv_pred: images and classes.
         maps: method -> {"clean", "attacked", "control"}: the maps as seen (N, H, W).
         attack, eps: the attack used ("rmse": per-image RMSE budget; "linf").
 
@@ -167,6 +189,9 @@ class ShiftResult(Result):
     comparisons: dict = field(default_factory=dict, repr=False)
     comparison_share: dict = field(default_factory=dict)
     share_beyond_class_swap: dict = field(default_factory=dict)
+    x_structured: torch.Tensor | None = field(default=None, repr=False)
+    share_beyond_structured_null: dict = field(default_factory=dict)
+    structured_keeps_class: Estimate | None = None
 
 
 def explanation_shift(
@@ -252,12 +277,15 @@ def explanation_shift(
     x_adv = x_adv.clamp(0, 1)  # rmse_search adds the clipped delta back to x: remove round-off outside [0, 1]
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed), dtype=x.dtype).to(x.device)
     x_control = (x + noise * (rmse(x_adv - x) / rmse(noise))[:, None, None, None]).clamp(0, 1)
+    x_structured = true_class_edit(model, x, y, rmse(x_adv - x))
     with eval_mode(model), torch.no_grad():
-        adv_pred = model(x_adv).argmax(1)
+        adv_pred, structured_pred = model(x_adv).argmax(1), model(x_structured).argmax(1)
     correct = clean_pred == y
     success = correct & (adv_pred == targets)
     keys = ("shift", "control_shift", "rank", "control_rank", "threshold", "share", "maps", "comparisons")
-    fields_ = {k: {} for k in (*keys, "comparison_share", "share_beyond_class_swap")}
+    fields_ = {
+        k: {} for k in (*keys, "comparison_share", "share_beyond_class_swap", "share_beyond_structured_null")
+    }
     for e in explainers:
         m = e.name
         clean = _as_seen(e.attribute(model, x, y))
@@ -278,17 +306,22 @@ def explanation_shift(
             "new_class": map_discrepancy(new_clean, _as_seen(e.attribute(model, x_adv, targets))),
             "same_class_control": fields_["control_shift"][m],
             "new_class_control": map_discrepancy(new_clean, _as_seen(e.attribute(model, x_control, targets))),
+            "new_class_structured": map_discrepancy(
+                new_clean, _as_seen(e.attribute(model, x_structured, targets))
+            ),
         }
         fields_["comparisons"][m] = c
         fields_["comparison_share"][m] = {
-            name: _share_beyond(c[name], c[ctrl], success)[0]
-            for name, ctrl in (
-                ("same_class", "same_class_control"),
-                ("class_swap", "same_class_control"),
-                ("new_class", "new_class_control"),
+            name: _share_beyond(c[value], c[ctrl], success)[0]
+            for name, value, ctrl in (
+                ("same_class", "same_class", "same_class_control"),
+                ("class_swap", "class_swap", "same_class_control"),
+                ("new_class", "new_class", "new_class_control"),
+                ("new_class_vs_structured", "new_class", "new_class_structured"),
             )
         }
         fields_["share_beyond_class_swap"][m] = fields_["comparison_share"][m]["new_class"]
+        fields_["share_beyond_structured_null"][m] = fields_["comparison_share"][m]["new_class_vs_structured"]
     return ShiftResult(
         success=success,
         success_rate=wilson(int(success.sum()), int(correct.sum())),
@@ -301,8 +334,31 @@ def explanation_shift(
         adv_pred=adv_pred,
         attack=attack,
         eps=float(eps),
+        x_structured=x_structured.detach(),
+        structured_keeps_class=wilson(int((structured_pred == y)[success].sum()), int(success.sum())),
         **fields_,
     )
+
+
+def true_class_edit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
+    r"""The structured null of :func:`explanation_shift`: x_s = clip(x + s_i g / RMSE(g), 0, 1).
+
+    Here g = grad_x log p_y(x).
+
+    One step of per-image RMSE ``size`` (N,) up the gradient of the true class's
+    log-probability (its logit against the others'): an edit as large as the
+    attack, along the model's own gradient, that pushes toward no other class.
+
+    Examples:
+        >>> xs = true_class_edit(model, x, y, torch.full((x.shape[0],), 0.01))
+        >>> bool((xs >= 0).all() and (xs <= 1).all()), xs.shape == x.shape
+        (True, True)
+    """
+    z = x.detach().clone().requires_grad_(True)
+    with eval_mode(model), torch.enable_grad():
+        (g,) = torch.autograd.grad(torch.log_softmax(model(z), 1).gather(1, y[:, None]).sum(), z)
+    step = g * (size / rmse(g).clamp_min(1e-30))[:, None, None, None]
+    return (x + step).clamp(0, 1).detach()
 
 
 def energy_outside_salient(
@@ -622,6 +678,82 @@ def counterfactual_differences(counterfactual: dict) -> dict:
     return {
         name: {m: paired_mean_difference(at_rho(r, "ae"), at_rho(r, m)) for m in r if m != "ae"}
         for name, r in counterfactual.items()
+    }
+
+
+def deletion_fidelity(
+    model: nn.Module, shift: ShiftResult, *, fraction: float = 0.1, sigma: float = 2.0, seed: int = 0
+) -> dict:
+    r"""Fidelity by blurred deletion (MoRF with a blurred baseline, as ROAD), a test no map optimizes.
+
+    ROAD: Rong et al. 2022, "A consistent and efficient evaluation strategy for attribution methods".
+
+    For each map of the true class y in an :func:`explanation_shift` result
+    (its ``maps[m]["clean"]``), the attack as an explanation ("ae": the energy
+    sum_c delta_c^2 of its edit x' - x per pixel: the attack shows where the
+    image must change to leave y) and a random ranking ("random", the floor):
+    the ``fraction`` of pixels with the largest |map| are replaced by a
+    Gaussian blur of the image (``sigma`` pixels, torchvision's
+    ``gaussian_blur``), and the drop of the true class's log-probability,
+
+        Delta_i = log p_y(x_i) - log p_y(x_i with its top pixels blurred),
+
+    is recorded per image. A faithful map's top pixels carry the evidence, so
+    blurring them costs the most. No map here is computed to maximize
+    Delta: the attack maximizes log p_t of an additive edit, not the loss of
+    y under blurring, so a lead of the AE is not one by construction.
+
+    Returns:
+        {method: (N,) float64 Delta}, every image of the result (a failed
+        attack still has an edit to rank pixels by).
+
+    Examples:
+        >>> r = explanation_shift(model, x, y, eps=0.05, config=replace(AE_PAPER, steps=5))
+        >>> sorted(deletion_fidelity(model, r))
+        ['ae', 'random', 'saliency']
+    """
+    from torchvision.transforms.functional import gaussian_blur  # the field's blur, on (N, C, H, W)
+
+    if not 0.0 < fraction < 1.0:
+        raise InputError(f"fraction: expected a share in (0, 1), got {fraction!r}")
+    check_positive(sigma, "sigma")
+    x, y = shift.x, shift.y
+    size = 2 * math.ceil(3 * sigma) + 1
+    blurred = gaussian_blur(x, [size, size], [sigma, sigma])
+    g = torch.Generator().manual_seed(seed)
+    maps = {m: v["clean"].abs() for m, v in shift.maps.items()}
+    maps["ae"] = (shift.x_adv - x).pow(2).sum(1)
+    maps["random"] = torch.rand(maps["ae"].shape, generator=g).to(x.device)
+    with eval_mode(model), torch.no_grad():
+        before = torch.log_softmax(model(x), 1).gather(1, y[:, None])[:, 0]
+        out = {}
+        for m, a in maps.items():
+            flat = a.flatten(1)
+            k = max(1, round(fraction * flat.shape[1]))
+            top = torch.zeros_like(flat, dtype=torch.bool).scatter_(1, flat.topk(k, dim=1).indices, True)
+            mask = top.view(a.shape)[:, None].to(x.dtype)
+            after = torch.log_softmax(model(x * (1 - mask) + blurred * mask), 1).gather(1, y[:, None])[:, 0]
+            out[m] = (before - after).double().cpu()
+    return out
+
+
+def fidelity_interaction(robust: dict, standard: dict, methods=None) -> dict:
+    """{method: Estimate}: the AE's lead over each map on the robust network minus its lead on the
+    standard one, (Delta_ae - Delta_m)_robust - (Delta_ae - Delta_m)_standard, paired over images.
+
+    ``robust`` and ``standard``: :func:`deletion_fidelity` outputs on the same images. Above 0:
+    the attack explains the robust network better, relative to the map, than it does the standard
+    one (Woods et al.'s "with very robust networks"). ``methods``: default every map but "ae".
+
+    Examples:
+        >>> a = {"ae": torch.tensor([3.0, 4.0]), "saliency": torch.tensor([1.0, 1.0])}
+        >>> b = {"ae": torch.tensor([1.0, 1.0]), "saliency": torch.tensor([1.0, 1.0])}
+        >>> fidelity_interaction(a, b)["saliency"].value
+        2.5
+    """
+    methods = [m for m in robust if m != "ae"] if methods is None else list(methods)
+    return {
+        m: paired_mean_difference(robust["ae"] - robust[m], standard["ae"] - standard[m]) for m in methods
     }
 
 
@@ -1034,7 +1166,7 @@ def sparsity(models: dict, x: torch.Tensor, y: torch.Tensor, *, explainer=None) 
     Examples:
         >>> s = sparsity({"m": model}, x, y, explainer=IntegratedGradients(n_steps=4))
         >>> sorted(s["m"])
-        ['accuracy', 'gini', 'gini_digit', 'per_image', 'per_image_digit']
+        ['accuracy', 'correct', 'gini', 'gini_digit', 'per_image', 'per_image_digit']
     """
     explainer = IntegratedGradients() if explainer is None else as_explainer(explainer)
     out = {}
@@ -1046,6 +1178,7 @@ def sparsity(models: dict, x: torch.Tensor, y: torch.Tensor, *, explainer=None) 
         gd = gini(maps, mask=x > 0).cpu() if maps.shape == x.shape else torch.full_like(g, float("nan"))
         out[label] = {"accuracy": wilson(int(hit.sum()), hit.numel()), "gini": bootstrap_mean(g[~g.isnan()])}
         out[label].update(per_image=g, gini_digit=bootstrap_mean(gd[~gd.isnan()]), per_image_digit=gd)
+        out[label]["correct"] = hit.cpu()
     return out
 
 
@@ -1078,13 +1211,57 @@ def attribution_stability(
     return out
 
 
+def sparsity_over_seeds(models: dict, x: torch.Tensor, y: torch.Tensor, *, explainer=None) -> dict:
+    """:func:`sparsity` of several training seeds per label, pooled: {label: {"accuracy", "gini",
+    "gini_digit": Estimates over seeds and images (two-level bootstrap, :func:`seed_mean`),
+    "per_image", "per_image_digit", "correct": (S, N) tensors, one row per seed}}.
+
+    ``models`` = {label: [one network per training seed]}, all on the same images. Compare two
+    labels with :func:`advexp_lib.stats.seed_mean_difference` of their (S, N) rows.
+
+    Examples:
+        >>> s = sparsity_over_seeds({"m": [model, model]}, x, y, explainer=IntegratedGradients(n_steps=4))
+        >>> tuple(s["m"]["per_image"].shape) == (2, x.shape[0])
+        True
+    """
+    out = {}
+    for label, nets in models.items():
+        runs = [sparsity({label: m}, x, y, explainer=explainer)[label] for m in nets]
+        rows = {k: torch.stack([r[k] for r in runs]) for k in ("per_image", "per_image_digit", "correct")}
+        out[label] = {
+            "accuracy": seed_mean(rows["correct"]),
+            "gini": seed_mean(rows["per_image"]),
+            "gini_digit": seed_mean(rows["per_image_digit"]),
+            **rows,
+        }
+    return out
+
+
+def seed_mean(rows: torch.Tensor) -> Estimate:
+    """Mean of (S, N) values (training seeds x the same images; bool as 0 / 1), with the two-level
+    bootstrap interval of :func:`advexp_lib.stats.hierarchical_resamples`; NaN entries are left out
+    of each seed's mean.
+
+    Examples:
+        >>> seed_mean(torch.tensor([[1.0, 0.0], [1.0, 1.0]])).value
+        0.75
+    """
+    v = torch.as_tensor(rows, dtype=torch.float64).cpu().numpy()
+    v = v[None] if v.ndim == 1 else v
+    draws = hierarchical_resamples([v], lambda a: np.nanmean(a, -1))[0]
+    lo, hi = np.nanpercentile(draws, [2.5, 97.5])
+    return Estimate(float(np.nanmean(np.nanmean(v, -1))), float(lo), float(hi), int(v.shape[1]))
+
+
 def accuracy_matched(points: dict, reference: str, candidates) -> tuple[str | None, Estimate | None]:
     """The sparsest of ``candidates`` whose accuracy is within reach of ``reference``'s, and the paired
     Gini difference reference minus it.
 
-    ``points`` as :func:`sparsity` returns; a candidate is within reach when
-    the upper end of its accuracy interval reaches the lower end of the
-    reference's (the intervals meet). Returns (None, None) when none is.
+    ``points`` as :func:`sparsity` or :func:`sparsity_over_seeds` returns; a
+    candidate is within reach when the upper end of its accuracy interval
+    reaches the lower end of the reference's (the intervals meet). The
+    difference is :func:`advexp_lib.stats.seed_mean_difference` (images paired;
+    a single network is one seed). Returns (None, None) when none is.
 
     Examples:
         >>> s = sparsity({"a": model, "b": model}, x, y, explainer=IntegratedGradients(n_steps=4))
@@ -1096,7 +1273,7 @@ def accuracy_matched(points: dict, reference: str, candidates) -> tuple[str | No
     if not near:
         return None, None
     best = max(near, key=lambda c: points[c]["gini"].value)
-    return best, paired_mean_difference(ref["per_image"], points[best]["per_image"])
+    return best, seed_mean_difference(ref["per_image"], points[best]["per_image"])
 
 
 def ig_norm_attacks(

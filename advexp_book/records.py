@@ -100,8 +100,12 @@ class ExplanationsUnderAttack(Record):
     success_rate: dict
     share_above_control: dict
     share_beyond_class_swap: dict
+    share_beyond_structured_null: dict
+    structured_keeps_class: dict
     energy_outside_minus_chance: dict
     comparison_share: dict
+    deletion: dict
+    fidelity_interaction: dict
 
 
 @dataclass
@@ -154,12 +158,16 @@ class AdversarialExplanations(Record):
 class CompanionPapers(Record):
     """Chapter 06: Boopathy et al. ``published``, ``cifar`` and ``matched`` are
     :func:`advexp_book.companion_eval.pgd_record` dicts: ``difference`` and ``arms``
-    {"audit" | "their PGD": {budget: {"a-b": ...}}} with budgets as "0.35" or "9/255"."""
+    {"audit" | "their PGD": {budget: {"a-b": ...}}} with budgets as "0.35" or "9/255".
+    ``isa_control``: {network ("ours", "mnist normal", "cifar10 normal"): {"minimal" | "equal":
+    {p: Estimate}}}, the ISA's D1-minus-D2 reduction against the attack alone at the minimal
+    eps or at its own (:func:`advexp_book.companion_eval.isa_summary`). ``matched_over_seeds``
+    and ``matched_arms_over_seeds``: {budget: {attack: {"a-b": Estimate | [rate a, rate b]}}}."""
 
     NAME: ClassVar[str] = "06_interpretability_sneaking_and_int_training"
     n_isa: int
     isa_attack_success: int
-    isa_reduction_difference: dict
+    isa_control: dict
     published_test_source: str
     published: dict
     cifar_test_source: str
@@ -169,18 +177,26 @@ class CompanionPapers(Record):
     matched: dict
     matched_seeds: list
     matched_over_seeds: dict
+    matched_arms_over_seeds: dict
     published_isa_slope: dict
 
 
 @dataclass
 class ConciseExplanations(Record):
-    """Chapter 07: Chalasani et al.; Gini differences {"a-b": Estimate}."""
+    """Chapter 07: Chalasani et al.; Gini differences {"a-b": Estimate} over ``seeds``;
+    ``degradation`` {"digits": accuracy of pgd_linf minus cam_standard}; ``uci``: one row per
+    one-layer run (data, training, seed, accuracy, gini) and ``uci_differences`` {data: {what:
+    Estimate}} (:mod:`advexp_book.one_layer`)."""
 
     NAME: ClassVar[str] = "07_concise_explanations"
     n_eval: int
     points: dict
     gini_differences: dict
     gini_digit_differences: dict
+    seeds: list
+    degradation: dict
+    uci: list
+    uci_differences: dict
     one_layer_vs_l1: dict
     one_layer: dict
     l1_matched: Any
@@ -220,7 +236,11 @@ class PapersNetworks(Record):
     ensemble_ratio: dict
     budgets: dict
     share_beyond_class_swap: dict
+    share_beyond_structured_null: dict
+    structured_keeps_class: dict
     energy_outside_minus_chance: dict
+    deletion: dict
+    fidelity_interaction: dict
     counterfactual_difference: dict
     reference_max_diff: dict
 

@@ -20,7 +20,7 @@ from advexp_lib.published import WOODS_PUBLISHED_CIFAR10
 from advexp_lib.recipes import recipe
 from advexp_lib.stats import Estimate, bootstrap_mean, bootstrap_median, verdict, wilson
 
-from .claims import CLAIMS, arm_rates, for_record, measurement
+from .claims import AUTHORS, CLAIMS, OURS, arm_rates, combine, for_record, measurement
 from .companion_eval import eps_index
 from .records import Record, Records
 
@@ -45,6 +45,7 @@ __all__ = [
     "claims_table",
     "chapter_claims",
     "claims_markdown",
+    "quote_verdicts",
     "verdict_counts",
     "published_comparison",
     "ara_record_comparison",
@@ -204,7 +205,9 @@ def comparison_table(results: dict) -> pd.DataFrame:
     them beyond noise (95% Wilson interval) for the confounded before/after
     comparison D(I_y(x), I_t(x')), for (a) the same class D(I_y(x), I_y(x')),
     (b) the class change alone D(I_y(x), I_t(x)), and (c) the new class,
-    D(I_t(x), I_t(x')): ``share_beyond_class_swap``.
+    D(I_t(x), I_t(x')): ``share_beyond_class_swap``; then (c) against the
+    structured null instead of noise (``share_beyond_structured_null``) and
+    the share of the null's edits that keep the true class.
     """
     rows = {}
     for label, res in results.items():
@@ -216,6 +219,8 @@ def comparison_table(results: dict) -> pd.DataFrame:
                 "(a) I_y(x) vs I_y(x')": str(c["same_class"]),
                 "(b) class swap alone": str(c["class_swap"]),
                 "(c) I_t(x) vs I_t(x'): beyond class swap": str(c["new_class"]),
+                "(c) vs the structured null": str(c["new_class_vs_structured"]),
+                "null keeps y": str(res.structured_keeps_class),
             }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["model", "method"])
 
@@ -343,44 +348,55 @@ def fidelity_table(results: dict) -> pd.DataFrame:
 def isa_table(result) -> pd.DataFrame:
     """The ISA table of Boopathy et al. from an :class:`~advexp_lib.attacks.sneaking.IsaResult`.
 
-    One row for the attack alone at the minimal eps, then one per (measure
-    hidden from, multiple p of the minimal eps): the share of the images whose
-    attack alone succeeded that the ISA still moves to the target (Wilson
-    interval), and the mean normalized D1 and D2 (bootstrap intervals) over the
-    images where it did; D_hidden / D_alone is the mean, over those images, of
-    the hidden measure's ratio to the attack alone's (< 1: the ISA hid).
+    Rows: the attack alone at the minimal eps and at each multiple p of it (the
+    equal-budget control), then one per (measure hidden from, p): the share of
+    the images whose attack alone succeeded at the minimal eps that the run
+    moves to the target (Wilson interval), and the mean normalized D1 and D2
+    (bootstrap intervals) over the images where it did. For the ISA rows,
+    "D_hidden / D_alone" is the mean, over those images, of the hidden measure's
+    ratio to the attack alone's at the minimal eps (< 1: the ISA hid), and
+    "... at equal eps" its ratio to the attack alone's at the same p x eps.
     """
     base_ok = result.success
     n = int(base_ok.sum())
     if n == 0:
         raise InputError("result: the attack alone reached the target on no image; nothing to tabulate")
-    rows = [
-        {
-            "run": "attack alone",
-            "eps": "minimal",
-            "n": n,
-            "success": str(wilson(n, n)),
-            "D1": str(bootstrap_mean(result.baseline["one"][base_ok])),
-            "D2": str(bootstrap_mean(result.baseline["two"][base_ok])),
-            "D_hidden / D_alone": "",
-        }
-    ]
+
+    def row(run, eps, ok, d1, d2, ratios=("", "")):
+        k = int(ok.sum())
+        out = {"run": run, "eps": eps, "n": k, "success": str(wilson(k, n))}
+        out.update(D1=_defined(bootstrap_mean, d1[ok]), D2=_defined(bootstrap_mean, d2[ok]))
+        out.update(zip(("D_hidden / D_alone", "D_hidden / D_alone at equal eps"), ratios, strict=True))
+        return out
+
+    rows = [row("attack alone", "minimal", base_ok, result.baseline["one"], result.baseline["two"])]
+    for i, p in enumerate(result.multiples):
+        if result.alone:
+            a = result.alone
+            rows.append(
+                row("attack alone", f"{p:g} x minimal", a["success"][i] & base_ok, a["one"][i], a["two"][i])
+            )
     for measure, h in result.hidden.items():
         for i, p in enumerate(result.multiples):
             ok = h["success"][i] & base_ok
-            k = int(ok.sum())
-            alone = result.baseline[measure][ok]
-            ratio = h[measure][i][ok] / alone.clamp(min=1e-12)
+            ratios = [
+                _defined(bootstrap_mean, (h[measure][i] / result.baseline[measure].clamp(min=1e-12))[ok])
+            ]
+            if result.alone:
+                both = ok & result.alone["success"][i]
+                equal = h[measure][i] / result.alone[measure][i].clamp(min=1e-12)
+                ratios.append(_defined(bootstrap_mean, equal[both]))
+            else:
+                ratios.append("")
             rows.append(
-                {
-                    "run": f"hiding from D{1 if measure == 'one' else 2}",
-                    "eps": f"{p:g} x minimal",
-                    "n": k,
-                    "success": str(wilson(k, n)),
-                    "D1": str(bootstrap_mean(h["one"][i][ok])) if k else "undefined",
-                    "D2": str(bootstrap_mean(h["two"][i][ok])) if k else "undefined",
-                    "D_hidden / D_alone": str(bootstrap_mean(ratio)) if k else "undefined",
-                }
+                row(
+                    f"hiding from D{1 if measure == 'one' else 2}",
+                    f"{p:g} x minimal",
+                    ok,
+                    h["one"][i],
+                    h["two"][i],
+                    ratios,
+                )
             )
     return pd.DataFrame(rows).set_index(["run", "eps"])
 
@@ -632,6 +648,29 @@ def claims_markdown(table: pd.DataFrame, *, source: bool = False):
     except ImportError:
         return text
     return Markdown(text)
+
+
+def quote_verdicts(table: pd.DataFrame) -> pd.DataFrame:
+    """One verdict per quoted claim of the papers (``kind`` "paper" rows of a :func:`claims_table`).
+
+    Per quote: the rows on the authors' networks and on our re-training, each
+    combined by :func:`advexp_book.claims.combine` ("verdict (k of n rows
+    reproduced)", empty where there are none), and the quote's verdict: the
+    authors' networks' where there are rows on them, else ours
+    (:data:`advexp_book.claims.COMBINE`).
+    """
+    rows = []
+    papers = table[table["kind"] == "paper"]
+    for (paper, quote), group in papers.groupby(["paper", "claim"], sort=False):
+        row = {"paper": paper, "claim": quote}
+        for evidence in (AUTHORS, OURS):
+            v = group.loc[group["evidence"] == evidence, "verdict"].tolist()
+            k = sum(x == "reproduced" for x in v)
+            row[evidence] = f"{combine(v)} ({k} of {len(v)} rows reproduced)" if v else ""
+        primary = AUTHORS if row[AUTHORS] else OURS
+        row["verdict"] = combine(group.loc[group["evidence"] == primary, "verdict"])
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def verdict_counts(table: pd.DataFrame) -> pd.Series:

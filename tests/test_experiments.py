@@ -287,3 +287,35 @@ def test_robustness_audit_reuses_given_ara_results_exactly_and_refuses_mismatche
     btr = ara_results(models, x, y, config=quick["config"], kinds=("btr",))["btr"]
     with pytest.raises(InputError, match="base: expected a 'attack' ARA"):
         robustness_audit(models, x, y, base=btr, **quick)
+
+
+class _OnePixel(nn.Module):
+    """Two classes; the evidence for class 0 is pixel (3, 3) alone: logits (10 x33 - 5, 5 - 10 x33)."""
+
+    def forward(self, x):
+        z = 10 * x[:, 0, 3, 3]
+        return torch.stack([z - 5, 5 - z], 1)
+
+
+def test_blurred_deletion_costs_most_where_the_evidence_is():
+    from dataclasses import replace
+
+    from advexp_book.experiments import deletion_fidelity, fidelity_interaction, true_class_edit
+    from advexp_lib.attacks import AE_PAPER
+
+    x = torch.zeros(4, 1, 8, 8)
+    x[:, 0, 3, 3] = 0.6  # inside (0, 1): at exactly 1, clamp passes the search no gradient
+    y = torch.zeros(4, dtype=torch.long)
+    model = _OnePixel()
+    r = explanation_shift(model, x, y, [Saliency()], eps=0.05, config=replace(AE_PAPER, steps=20))
+    d = deletion_fidelity(model, r, fraction=1 / 64, sigma=1.0)
+    # one pixel deleted: saliency and the attack both name (3, 3), a random pixel almost never does
+    assert (d["saliency"] > 0.1).all() and (d["ae"] > 0.1).all()  # blur leaves 16% of the pixel
+    assert d["random"].abs().max() < d["saliency"].min()
+    same = fidelity_interaction(d, d)["saliency"]
+    assert same.value == 0.0  # a network against itself: no interaction
+    # the structured null raises log p_y, so it keeps the true class
+    xs = true_class_edit(model, x, y, torch.full((4,), 0.05))
+    assert (xs[:, 0, 3, 3] >= x[:, 0, 3, 3] - 1e-6).all() and (model(xs).argmax(1) == y).all()
+    with pytest.raises(InputError, match="fraction"):
+        deletion_fidelity(model, r, fraction=1.0)

@@ -294,3 +294,28 @@ def test_reference_difference_by_hand():
     assert row["corr of changes"] == pytest.approx(float(expected))
     with pytest.raises(InputError, match="reference"):
         experiments.reference_difference(ours, reference[..., :2], x)
+
+
+def test_one_verdict_per_quote_rests_on_the_authors_networks_first():
+    import pandas as pd
+
+    from advexp_book.claims import AUTHORS, OURS
+
+    rows = [
+        ("q1", AUTHORS, "reproduced"),
+        ("q1", AUTHORS, "not shown"),
+        ("q1", OURS, "reproduced"),
+        ("q2", OURS, "reproduced"),
+        ("q2", OURS, "reproduced"),
+        ("q3", AUTHORS, "reproduced"),
+        ("q3", OURS, "not reproduced"),
+    ]
+    table = pd.DataFrame(
+        [{"kind": "paper", "paper": "P", "claim": q, "evidence": e, "verdict": v} for q, e, v in rows]
+        + [{"kind": "check", "paper": "P", "claim": "q4", "evidence": OURS, "verdict": "reproduced"}]
+    )
+    out = report.quote_verdicts(table).set_index("claim")
+    assert list(out.index) == ["q1", "q2", "q3"]  # checks are no quotes
+    assert out.loc["q1", "verdict"] == "not shown" and out.loc["q1", AUTHORS].startswith("not shown (1 of 2")
+    assert out.loc["q2", "verdict"] == "reproduced" and out.loc["q2", AUTHORS] == ""
+    assert out.loc["q3", "verdict"] == "reproduced" and out.loc["q3", OURS].startswith("not reproduced")

@@ -244,3 +244,26 @@ def test_attribution_stability_is_perfect_only_where_no_input_can_move_the_map()
     # a map that follows the input: the attack must move its top-k set somewhere (the measure can say no)
     assert (s["quadratic"]["intersection"] < 1).any()
     assert s["quadratic"]["kendall_tau"].mean() < 1
+
+
+def test_isa_control_is_the_attack_alone_at_each_isa_budget(isa_net, isa_batch):
+    """The equal-budget control: gamma = 0 at p x eps; at p = 1 it is the attack alone itself, so both
+    baselines agree there, and at a larger p it is measured against its own budget, not the minimal one."""
+    x, y, t = isa_batch
+    r = interpretability_sneaking_attack(isa_net, x, y, t, multiples=(1.0, 2.0), search_steps=3, eps_max=0.5)
+    assert r.alone["x_adv"].shape[:2] == (2, x.shape[0])
+    torch.testing.assert_close(r.alone["x_adv"][0], r.x_attack)
+    torch.testing.assert_close(r.alone["one"][0], r.baseline["one"])
+    size = (r.alone["x_adv"][1] - x).flatten(1).abs().amax(1)
+    assert (size <= (2 * r.eps).clamp(max=0.5) + 1e-6).all()
+    with torch.no_grad():
+        assert torch.equal(r.alone["success"][1], isa_net(r.alone["x_adv"][1]).argmax(1) == t)
+    for m in ("one", "two"):
+        a, ok_a = r.reduction(m, 0, against="minimal")
+        b, ok_b = r.reduction(m, 0, against="equal")
+        assert torch.equal(ok_a, ok_b) and torch.allclose(a[ok_a], b[ok_b])
+        eq, ok = r.reduction(m, 1, against="equal")
+        expected = 1 - r.hidden[m][m][1] / r.alone[m][1].clamp(min=1e-12)
+        torch.testing.assert_close(eq[ok], expected[ok])
+    with pytest.raises(InputError, match="against"):
+        r.reduction("one", 0, against="same")

@@ -39,6 +39,9 @@ class IsaResult(Result):
             "success": (P, N), "one": D1 (P, N), "two": D2 (P, N)}: the ISA hiding
             from that measure at each multiple, with the largest gamma found
             that still succeeds (0 where none does: then it is the attack alone).
+        alone: {"x_adv", "success", "one", "two"}, each (P, ...): the attack alone
+            (gamma = 0) at each eps_p, the control at equal budget: the ISA at p
+            times the minimal eps against the attack alone at the same budget.
     D1 and D2 are the normalized discrepancies of the reported maps
     (:func:`advexp_lib.metrics.map_discrepancy`).
 
@@ -54,22 +57,35 @@ class IsaResult(Result):
     baseline: dict
     multiples: tuple
     hidden: dict = field(repr=False)
+    alone: dict = field(repr=False, default_factory=dict)
 
-    def reduction(self, measure: str, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def reduction(
+        self, measure: str, i: int, *, against: str = "minimal"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(1 - D_hidden / D_alone, ok) at multiple ``i`` when hiding from ``measure``: the relative
-        reduction of the measure the ISA hid from, and where it is defined (both attacks succeeded)."""
-        h = self.hidden[measure]
-        return 1 - h[measure][i] / self.baseline[measure].clamp(min=1e-12), h["success"][i] & self.success
+        reduction of the measure the ISA hid from, and where it is defined (both attacks succeeded).
 
-    def reduction_difference(self) -> dict:
+        ``against``: "minimal" (default), D_alone of the attack alone at the minimal eps (the
+        paper's comparison, where the ISA also has p times the budget); "equal": of the attack
+        alone at the ISA's own budget p x eps (the control: budget alone cannot explain a reduction).
+        """
+        check_choice(against, "against", ("minimal", "equal"))
+        h = self.hidden[measure]
+        if against == "minimal":
+            alone, ok = self.baseline[measure], self.success
+        else:
+            alone, ok = self.alone[measure][i], self.alone["success"][i] & self.success
+        return 1 - h[measure][i] / alone.clamp(min=1e-12), h["success"][i] & ok
+
+    def reduction_difference(self, *, against: str = "minimal") -> dict:
         """Per multiple p: the paired mean, over the images where both ISA runs succeeded, of the relative
         reduction of D1 (hiding from it) minus that of D2 (hiding from it), with a 95% bootstrap interval;
         None where no image qualifies. Positive: hiding from the one-class measure is easier (the
-        paper's claim).
+        paper's claim). ``against``: the attack alone it is relative to, as :meth:`reduction`.
         """
         out = {}
         for i, p in enumerate(self.multiples):
-            (r1, ok1), (r2, ok2) = self.reduction("one", i), self.reduction("two", i)
+            (r1, ok1), (r2, ok2) = (self.reduction(m, i, against=against) for m in ("one", "two"))
             both = ok1 & ok2
             out[p] = paired_mean_difference(r1[both], r2[both]) if both.any() else None
         return out
@@ -272,6 +288,11 @@ def interpretability_sneaking_attack(
         return d_y, (d_y + d_t) / 2
 
     b_one, b_two = reported(x_attack)
+    alone = {"x_adv": [], "success": [], "one": [], "two": []}
+    for p in multiples:  # the control: the attack alone at each ISA budget
+        x_adv, ok = attack((p * eps).clamp(max=eps_max), zeros)
+        for k, v in zip(("x_adv", "success", "one", "two"), (x_adv, ok, *reported(x_adv)), strict=True):
+            alone[k].append(v.detach())
     hidden = {}
     for measure in measures:
         rows = {"x_adv": [], "gamma": [], "success": [], "one": [], "two": []}
@@ -286,9 +307,9 @@ def interpretability_sneaking_attack(
             for k, v in (("x_adv", x_adv), ("gamma", weight.lo), ("success", ok), ("one", one), ("two", two)):
                 rows[k].append(v.detach())
         hidden[measure] = {k: torch.stack(v) for k, v in rows.items()}
-    return IsaResult(
-        eps, success, x_attack, {"one": b_one.detach(), "two": b_two.detach()}, multiples, hidden
-    )
+    baseline = {"one": b_one.detach(), "two": b_two.detach()}
+    alone = {k: torch.stack(v) for k, v in alone.items()}
+    return IsaResult(eps, success, x_attack, baseline, multiples, hidden, alone)
 
 
 def _check_isa_settings(
