@@ -312,9 +312,14 @@ def isa_run(
 def isa_summary(result: IsaResult) -> dict:
     """{"minimal" | "equal": {p: Estimate or None}}: the D1-minus-D2 reduction difference at each
     multiple p (as "2"), against the attack alone at the minimal eps (the paper's comparison) and
-    at the ISA's own p x eps (:meth:`~advexp_lib.attacks.sneaking.IsaResult.reduction_difference`)."""
+    at the ISA's own p x eps (:meth:`~advexp_lib.attacks.sneaking.IsaResult.reduction_difference`);
+    an undefined Estimate (n = 0) where no image qualifies."""
+    undefined = Estimate(math.nan, math.nan, math.nan, 0)  # no image where both runs succeeded: not shown
     return {
-        against: {f"{p:g}": d for p, d in result.reduction_difference(against=against).items()}
+        against: {
+            f"{p:g}": undefined if d is None else d
+            for p, d in result.reduction_difference(against=against).items()
+        }
         for against in ("minimal", "equal")
     }
 

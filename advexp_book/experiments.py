@@ -86,8 +86,12 @@ __all__ = [
     "explanation_shift",
     "sparsity_over_seeds",
     "seed_mean",
+    "seed_difference",
+    "correct_over_seeds",
     "true_class_edit",
+    "edit_of_size",
     "deletion_fidelity",
+    "fidelity_lead",
     "fidelity_interaction",
     "energy_outside_salient",
     "energy_outside",
@@ -152,7 +156,7 @@ class ShiftResult(Result):
         share_beyond_structured_null: method -> Estimate,
             ``comparison_share[m]["new_class_vs_structured"]``: the same share
             against the structured null x_s instead of noise: an edit of the
-            attack's RMSE up the gradient of log p_y, which moves the image as
+            attack's RMSE up the gradient of the true class's logit margin, which moves the image as
             far along the model's own gradients without leaving the true class.
             A map that moves as much under it is moved by any gradient-aligned
             edit, not by the attack's change of class.
@@ -221,7 +225,8 @@ def explanation_shift(
 
     with D Boopathy et al.'s normalized discrepancy
     (:func:`advexp_lib.metrics.map_discrepancy`, l1) and x_c = x + noise of the
-    same RMSE as the image's attack (Gaussian direction, clipped to [0, 1]).
+    same RMSE as the image's attack after clipping to [0, 1] (Gaussian
+    direction, :func:`edit_of_size`).
     ``share`` counts the successful attacks whose shift exceeds the 95th
     percentile of their controls' shifts; Kendall's tau-b of the same map
     pairs is reported beside it. The shift changes the input and the class
@@ -276,7 +281,7 @@ def explanation_shift(
         x_adv = pgd(model, x, targets=targets, **settings)
     x_adv = x_adv.clamp(0, 1)  # rmse_search adds the clipped delta back to x: remove round-off outside [0, 1]
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed), dtype=x.dtype).to(x.device)
-    x_control = (x + noise * (rmse(x_adv - x) / rmse(noise))[:, None, None, None]).clamp(0, 1)
+    x_control = edit_of_size(x, noise, rmse(x_adv - x))  # as large as the attack after clipping
     x_structured = true_class_edit(model, x, y, rmse(x_adv - x))
     with eval_mode(model), torch.no_grad():
         adv_pred, structured_pred = model(x_adv).argmax(1), model(x_structured).argmax(1)
@@ -341,13 +346,14 @@ def explanation_shift(
 
 
 def true_class_edit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
-    r"""The structured null of :func:`explanation_shift`: x_s = clip(x + s_i g / RMSE(g), 0, 1).
+    r"""The structured null of :func:`explanation_shift`: x_s = clip(x + c_i g_i, 0, 1) of RMSE size_i.
 
-    Here g = grad_x log p_y(x).
-
-    One step of per-image RMSE ``size`` (N,) up the gradient of the true class's
-    log-probability (its logit against the others'): an edit as large as the
-    attack, along the model's own gradient, that pushes toward no other class.
+    g = grad_x (z_y - max_{j != y} z_j), the gradient of the true class's logit
+    margin over the strongest other class (a margin, not log p_y, whose float32
+    gradient vanishes where the softmax saturates): an edit along the model's
+    own gradient that pushes toward no other class. c_i is found per image
+    (:func:`edit_of_size`) so that the edit *after* clipping to [0, 1] is as
+    large as the attack's, ``size`` (N,).
 
     Examples:
         >>> xs = true_class_edit(model, x, y, torch.full((x.shape[0],), 0.01))
@@ -356,9 +362,38 @@ def true_class_edit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, size: to
     """
     z = x.detach().clone().requires_grad_(True)
     with eval_mode(model), torch.enable_grad():
-        (g,) = torch.autograd.grad(torch.log_softmax(model(z), 1).gather(1, y[:, None]).sum(), z)
-    step = g * (size / rmse(g).clamp_min(1e-30))[:, None, None, None]
-    return (x + step).clamp(0, 1).detach()
+        logits = model(z)
+        others = logits.scatter(1, y[:, None], float("-inf")).amax(1)
+        (g,) = torch.autograd.grad((logits.gather(1, y[:, None])[:, 0] - others).sum(), z)
+    return edit_of_size(x, g, size)
+
+
+def edit_of_size(
+    x: torch.Tensor, direction: torch.Tensor, size: torch.Tensor, *, rounds: int = 40
+) -> torch.Tensor:
+    r"""clip(x + c_i d_i, 0, 1) with c_i >= 0 such that RMSE(result_i - x_i) = size_i, per image.
+
+    The RMSE after clipping grows with c, so c is bisected (``rounds`` halvings,
+    between 0 and the scale at which the unclipped edit is 1,000 times
+    ``size``); where even that falls short (the direction points out of the
+    box almost everywhere), the largest edit is returned. Hand-written: a
+    null edit must be as large as the attack it is compared with, and
+    clipping alone can remove a third of it on a digit's black background.
+
+    Examples:
+        >>> x = torch.zeros(1, 1, 2, 2); d = torch.tensor([[[[1.0, -1.0], [1.0, -1.0]]]])
+        >>> e = edit_of_size(x, d, torch.tensor([0.1]))
+        >>> round(float(rmse(e - x)), 6)
+        0.1
+    """
+    unit = direction / rmse(direction).clamp_min(1e-30)[:, None, None, None]
+    lo = torch.zeros_like(size, dtype=torch.float64)
+    hi = 1000 * size.double()
+    for _ in range(rounds):
+        mid = (lo + hi) / 2
+        big = rmse((x + unit * mid.to(x.dtype)[:, None, None, None]).clamp(0, 1) - x).double() > size.double()
+        hi, lo = torch.where(big, mid, hi), torch.where(big, lo, mid)
+    return (x + unit * lo.to(x.dtype)[:, None, None, None]).clamp(0, 1).detach()
 
 
 def energy_outside_salient(
@@ -735,6 +770,19 @@ def deletion_fidelity(
             after = torch.log_softmax(model(x * (1 - mask) + blurred * mask), 1).gather(1, y[:, None])[:, 0]
             out[m] = (before - after).double().cpu()
     return out
+
+
+def fidelity_lead(deletion: dict, methods=None) -> dict:
+    """{method: Estimate}: the AE's drop of log p_y minus each map's, paired over images, for one
+    :func:`deletion_fidelity` output; above 0, the attack is the more faithful explanation there.
+
+    Examples:
+        >>> d = {"ae": torch.tensor([3.0, 4.0]), "saliency": torch.tensor([1.0, 1.0])}
+        >>> fidelity_lead(d)["saliency"].value
+        2.5
+    """
+    methods = [m for m in deletion if m != "ae"] if methods is None else list(methods)
+    return {m: paired_mean_difference(deletion["ae"], deletion[m]) for m in methods}
 
 
 def fidelity_interaction(robust: dict, standard: dict, methods=None) -> dict:
@@ -1217,7 +1265,7 @@ def sparsity_over_seeds(models: dict, x: torch.Tensor, y: torch.Tensor, *, expla
     "per_image", "per_image_digit", "correct": (S, N) tensors, one row per seed}}.
 
     ``models`` = {label: [one network per training seed]}, all on the same images. Compare two
-    labels with :func:`advexp_lib.stats.seed_mean_difference` of their (S, N) rows.
+    labels with :func:`seed_difference` of their (S, N) rows.
 
     Examples:
         >>> s = sparsity_over_seeds({"m": [model, model]}, x, y, explainer=IntegratedGradients(n_steps=4))
@@ -1237,20 +1285,53 @@ def sparsity_over_seeds(models: dict, x: torch.Tensor, y: torch.Tensor, *, expla
     return out
 
 
+def correct_over_seeds(models, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 500) -> torch.Tensor:
+    """(S, N) bool: whether each network of ``models`` (one per training seed) classifies each image right.
+
+    Examples:
+        >>> tuple(correct_over_seeds([model, model], x, y).shape) == (2, x.shape[0])
+        True
+    """
+    rows = []
+    for m in models:
+        with eval_mode(m), torch.no_grad():
+            pred = torch.cat([m(x[i : i + batch_size]).argmax(1) for i in range(0, x.shape[0], batch_size)])
+        rows.append((pred == y).cpu())
+    return torch.stack(rows)
+
+
+def seed_difference(a: torch.Tensor, b: torch.Tensor) -> Estimate:
+    """:func:`advexp_lib.stats.seed_mean_difference` of (S_a, N) and (S_b, N) rows, on the images where
+    every seed of both sides is defined (a NaN, e.g. the Gini of a blank map, drops its image from
+    both; ``n`` counts the images kept).
+
+    Examples:
+        >>> a = torch.tensor([[1.0, float("nan"), 3.0], [1.0, 2.0, 3.0]])
+        >>> seed_difference(a, torch.zeros(3)).n
+        2
+    """
+    a, b = (torch.as_tensor(v, dtype=torch.float64).cpu() for v in (a, b))
+    a, b = (v[None] if v.dim() == 1 else v for v in (a, b))
+    keep = ~(a.isnan().any(0) | b.isnan().any(0))
+    return seed_mean_difference(a[:, keep], b[:, keep])
+
+
 def seed_mean(rows: torch.Tensor) -> Estimate:
     """Mean of (S, N) values (training seeds x the same images; bool as 0 / 1), with the two-level
-    bootstrap interval of :func:`advexp_lib.stats.hierarchical_resamples`; NaN entries are left out
-    of each seed's mean.
+    bootstrap interval of :func:`advexp_lib.stats.hierarchical_resamples`, on the images where every
+    seed is defined (as :func:`seed_difference`).
 
     Examples:
         >>> seed_mean(torch.tensor([[1.0, 0.0], [1.0, 1.0]])).value
         0.75
     """
-    v = torch.as_tensor(rows, dtype=torch.float64).cpu().numpy()
-    v = v[None] if v.ndim == 1 else v
-    draws = hierarchical_resamples([v], lambda a: np.nanmean(a, -1))[0]
-    lo, hi = np.nanpercentile(draws, [2.5, 97.5])
-    return Estimate(float(np.nanmean(np.nanmean(v, -1))), float(lo), float(hi), int(v.shape[1]))
+    v = torch.as_tensor(rows, dtype=torch.float64).cpu()
+    v = (v[None] if v.dim() == 1 else v)[:, ~v.isnan().reshape(-1, v.shape[-1]).any(0)].numpy()
+    if v.shape[1] < 2:
+        return Estimate(float(v.mean()) if v.size else math.nan, math.nan, math.nan, int(v.shape[1]))
+    (draws,) = hierarchical_resamples([v], lambda a: a.mean(-1))
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    return Estimate(float(v.mean()), float(lo), float(hi), int(v.shape[1]))
 
 
 def accuracy_matched(points: dict, reference: str, candidates) -> tuple[str | None, Estimate | None]:
@@ -1273,7 +1354,7 @@ def accuracy_matched(points: dict, reference: str, candidates) -> tuple[str | No
     if not near:
         return None, None
     best = max(near, key=lambda c: points[c]["gini"].value)
-    return best, seed_mean_difference(ref["per_image"], points[best]["per_image"])
+    return best, seed_difference(ref["per_image"], points[best]["per_image"])
 
 
 def ig_norm_attacks(

@@ -156,7 +156,7 @@ def _logistic(model, hook: str) -> Logistic:
 
 
 class KernelL1(LossTerm):
-    r"""The l1 penalty on the kernel, lambda_ * sum_i |w_i| (not the bias), added to the batch-mean loss.
+    r"""The l1 penalty on the kernel, ``lambda_ * sum_i |w_i|`` (not the bias), added to the batch-mean loss.
 
     Keras' ``kernel_regularizer=l1(lambda_)`` of the reference. Reports ``l1`` (the penalty).
 

@@ -105,6 +105,7 @@ class ExplanationsUnderAttack(Record):
     energy_outside_minus_chance: dict
     comparison_share: dict
     deletion: dict
+    fidelity_lead: dict
     fidelity_interaction: dict
 
 
@@ -240,6 +241,7 @@ class PapersNetworks(Record):
     structured_keeps_class: dict
     energy_outside_minus_chance: dict
     deletion: dict
+    fidelity_lead: dict
     fidelity_interaction: dict
     counterfactual_difference: dict
     reference_max_diff: dict

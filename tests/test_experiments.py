@@ -304,7 +304,7 @@ def test_blurred_deletion_costs_most_where_the_evidence_is():
     from advexp_lib.attacks import AE_PAPER
 
     x = torch.zeros(4, 1, 8, 8)
-    x[:, 0, 3, 3] = 0.6  # inside (0, 1): at exactly 1, clamp passes the search no gradient
+    x[:, 0, 3, 3] = 0.6
     y = torch.zeros(4, dtype=torch.long)
     model = _OnePixel()
     r = explanation_shift(model, x, y, [Saliency()], eps=0.05, config=replace(AE_PAPER, steps=20))
