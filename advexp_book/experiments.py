@@ -93,6 +93,7 @@ __all__ = [
     "deletion_fidelity",
     "fidelity_lead",
     "fidelity_interaction",
+    "win_rates",
     "energy_outside_salient",
     "energy_outside",
     "ae_reach",
@@ -786,23 +787,42 @@ def fidelity_lead(deletion: dict, methods=None) -> dict:
 
 
 def fidelity_interaction(robust: dict, standard: dict, methods=None) -> dict:
-    """{method: Estimate}: the AE's lead over each map on the robust network minus its lead on the
-    standard one, (Delta_ae - Delta_m)_robust - (Delta_ae - Delta_m)_standard, paired over images.
+    """{method: Estimate}: how much more often the AE beats each map on the robust network than on the
+    standard one, mean_i 1[Delta_ae > Delta_m]_robust - mean_i 1[Delta_ae > Delta_m]_standard, paired
+    over images.
 
-    ``robust`` and ``standard``: :func:`deletion_fidelity` outputs on the same images. Above 0:
-    the attack explains the robust network better, relative to the map, than it does the standard
-    one (Woods et al.'s "with very robust networks"). ``methods``: default every map but "ae".
+    ``robust`` and ``standard``: :func:`deletion_fidelity` outputs on the same images. A win rate
+    compares two rankings on one network, so it does not depend on how strongly that network reacts
+    to blur at all (a standard network's drops are larger for every ranking, random included, which
+    a difference of raw leads would read as fidelity). Above 0: the attack is the better explanation
+    more often on the robust network (Woods et al.'s "with very robust networks"). ``methods``:
+    default every map but "ae".
 
     Examples:
         >>> a = {"ae": torch.tensor([3.0, 4.0]), "saliency": torch.tensor([1.0, 1.0])}
-        >>> b = {"ae": torch.tensor([1.0, 1.0]), "saliency": torch.tensor([1.0, 1.0])}
+        >>> b = {"ae": torch.tensor([1.0, 9.0]), "saliency": torch.tensor([2.0, 1.0])}
         >>> fidelity_interaction(a, b)["saliency"].value
-        2.5
+        0.5
     """
     methods = [m for m in robust if m != "ae"] if methods is None else list(methods)
     return {
-        m: paired_mean_difference(robust["ae"] - robust[m], standard["ae"] - standard[m]) for m in methods
+        m: paired_mean_difference(
+            (robust["ae"] > robust[m]).double(), (standard["ae"] > standard[m]).double()
+        )
+        for m in methods
     }
+
+
+def win_rates(deletion: dict, methods=None) -> dict:
+    """{method: share of images where the AE's drop of log p_y beats the map's}, for one
+    :func:`deletion_fidelity` output (the arms of :func:`fidelity_interaction`).
+
+    Examples:
+        >>> win_rates({"ae": torch.tensor([3.0, 0.0]), "saliency": torch.tensor([1.0, 1.0])})
+        {'saliency': 0.5}
+    """
+    methods = [m for m in deletion if m != "ae"] if methods is None else list(methods)
+    return {m: float((deletion["ae"] > deletion[m]).double().mean()) for m in methods}
 
 
 def energy_outside(shifts: dict, fractions=(0.1, 0.2)) -> dict:

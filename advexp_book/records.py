@@ -107,6 +107,7 @@ class ExplanationsUnderAttack(Record):
     deletion: dict
     fidelity_lead: dict
     fidelity_interaction: dict
+    fidelity_win_rate: dict
 
 
 @dataclass
@@ -243,6 +244,7 @@ class PapersNetworks(Record):
     deletion: dict
     fidelity_lead: dict
     fidelity_interaction: dict
+    fidelity_win_rate: dict
     counterfactual_difference: dict
     reference_max_diff: dict
 
