@@ -51,6 +51,9 @@ def test_shift_says_no_when_no_map_a_user_sees_changes():
     assert torch.equal(
         r.rank["saliency"][r.success], torch.ones(int(r.success.sum()), dtype=r.rank["saliency"].dtype)
     )
+    # the structured null says no as well: no map moves, so nothing lies beyond it
+    assert r.share_beyond_structured_null["saliency"].value == 0.0
+    assert r.structured_keeps_class.value == 1.0
 
 
 def test_shift_says_yes_when_each_class_has_its_own_pixels():
