@@ -1,35 +1,15 @@
 """advexp_lib: adversarial attacks, robustness and explanations of image classifiers.
 
-The library behind the advexp book: data, models (incl. the half-Huber ReLU),
-the robust-training regularizers, one training loop, attacks, explanations and
-metrics (ARA). Submodules are imported on demand: ``from advexp_lib import zoo``; the shortcuts
-``advexp_lib.ara`` (:func:`~advexp_lib.metrics.accuracy_robustness_area`), ``advexp_lib.attribute``
-(:func:`~advexp_lib.attributions.attribute`), ``advexp_lib.explain``
-(:func:`~advexp_lib.attributions.adversarial_explanation`) and ``advexp_lib.pgd``
-(:func:`~advexp_lib.attacks.projected_gradient.pgd`) reach the four most used calls.
+The library behind the advexp book (whose machinery is the separate package ``advexp_book``).
+Submodules load on demand (``from advexp_lib import zoo``); shortcuts to the most used calls:
+``ara`` = :func:`~advexp_lib.metrics.accuracy_robustness_area`, ``attribute`` =
+:func:`~advexp_lib.attributions.attribute`, ``pgd`` = :func:`~advexp_lib.attacks.projected_gradient.pgd`,
+``explain`` = :func:`~advexp_lib.attributions.adversarial_explanation`.
 
-The modules form layers (:data:`LAYERS`); a module imports only modules listed
-before it, so the package has no import cycle. From the bottom:
-
-1. base: ``errors``, ``checks`` (validation), ``protocols`` (the search's settings and the
-   reference's protocols), ``results`` (result objects as JSON), ``stats`` (intervals,
-   verdicts), ``data``, ``models``, ``speedups`` (faster
-   equivalents of a frozen network for attacks), ``distributed``, ``checkpoints``, ``woods_import`` and
-   ``boopathy_import`` (the published networks' formats), ``published`` (finding those files);
-2. ``attacks`` on the prediction: ``attacks.search`` (the RMSE search of Woods
-   et al., its configs and criteria), ``attacks.projected_gradient``, ``attacks.bisection``,
-   ``attacks.independent`` (foolbox);
-3. ``attributions``: explanation methods as classes (Captum, CAM, the adversarial explanation);
-4. ``metrics``: ARA, robust accuracy, accuracy, map discrepancies, Gini, rank measures;
-5. attacks on explanations: ``attacks.sneaking`` (ISA), ``attacks.topk``;
-6. training hooks: ``hooks``, ``adversarial_training``, ``regularizers``;
-7. ``training``: the one training loop;
-8. ``recipes``: the table of every training recipe, resolved into plain specs;
-9. ``zoo``: trained models, cached and loaded safely;
-10. the top: ``plotting`` (the library's figures), ``widgets`` (the explorer), ``cli``.
-
-The book's machinery (chapter experiments, claims, report tables, chapter figures,
-running the notebooks) is the separate package ``advexp_book``, which imports this one.
+Modules form layers (:data:`LAYERS`), each importing only those before it: base (errors, checks,
+protocols, results, stats, data, models, speedups, distributed, checkpoints, the published networks);
+attacks on the prediction; ``attributions``; ``metrics``; attacks on explanations; training hooks;
+``training``; ``recipes``; ``zoo``; the top (``plotting``, ``widgets``, ``cli``).
 """
 
 from .errors import AdvexpError, CheckpointError, InputError, InputTypeError

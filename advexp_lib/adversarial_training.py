@@ -1,8 +1,6 @@
 """Adversarial training as input transforms: Woods et al.'s RMSE search and Madry et al.'s PGD.
 
-Each class is an :class:`~advexp_lib.hooks.InputTransform`: the training loop
-replaces every batch's inputs by what it returns and then takes an ordinary
-step on them.
+Each class is an :class:`~advexp_lib.hooks.InputTransform`: the loop trains on the batch it returns.
 """
 
 from __future__ import annotations
@@ -21,22 +19,14 @@ __all__ = ["RmseAdversarialTraining", "PgdAdversarialTraining"]
 class RmseAdversarialTraining(InputTransform):
     """Woods et al.'s adversarial training: each batch is replaced by its RMSE-search examples.
 
-    As the reference implementation computes it: :func:`~advexp_lib.attacks.rmse_search`
-    (no momentum) runs with the model in training mode over the whole batch,
-    so BatchNorm normalizes with the perturbed batch's statistics and updates
-    its running averages at every search step; the model then trains on the
-    returned batch. With ``half`` each example is perturbed with probability
-    1/2 and the others stay clean: the reference's half-and-half, which it
-    uses only together with the robust additions (the ``all`` recipe).
+    As the reference: :func:`~advexp_lib.attacks.rmse_search` with ``model_mode="train"`` (BatchNorm uses and
+    updates the perturbed batch's statistics). With ``half`` each example is perturbed with probability 1/2
+    (the reference's half-and-half, which it uses only with the robust additions: the ``all`` recipe).
 
     Args:
-        minimal: False (default): the paper's "l2" mode, ascend the CE in
-            ``steps`` normalized steps of total RMSE length ``eps``; True: the
-            paper's "l2min" mode, the smallest-RMSE perturbation on that path
-            that changes the prediction, the clean image where none does.
-        eps: RMSE budget; the paper's are 0.01 ("l2") and 0.1 ("l2min").
-        steps: search steps (default 7, the paper's). half: default False.
-        momentum, overshoot: search settings (defaults 0 and 1, the paper's).
+        minimal: False (default): the paper's "l2" mode (ascend the CE, total RMSE ``eps``); True: "l2min",
+            the smallest-RMSE perturbation on that path changing the prediction (else the clean image).
+        eps: RMSE budget (paper: 0.01 "l2", 0.1 "l2min"); steps: default 7; momentum, overshoot: 0, 1.
     """
 
     def __init__(
@@ -63,18 +53,12 @@ class RmseAdversarialTraining(InputTransform):
 class PgdAdversarialTraining(PgdWarmup, InputTransform):
     r"""Madry et al. (2018) adversarial training: train on PGD examples x' = pgd(model, x, y).
 
-    x' maximizes CE(f(x'), y) in the l-inf (or per-image l2) eps-ball within
-    [0, 1] (:func:`~advexp_lib.attacks.projected_gradient.pgd`, random start by default, as
-    Madry). With ``warmup_epochs`` = W > 0 the budget grows linearly over the
-    first W epochs: eps_e = eps * min(1, (e + 1) / W) for epoch e = 0, 1, ...
+    x' maximizes CE(f(x'), y) in the eps-ball in [0, 1] (:func:`~advexp_lib.attacks.projected_gradient.pgd`).
 
     Args:
-        eps: budget; default 0.3 (MNIST l-inf, Madry/Chalasani).
-        steps, step_size: PGD settings; default 40 x 0.01 (:data:`~advexp_lib.protocols.PGD_MNIST`).
-        norm: "linf" (default) or "l2". random_start: default True.
-        warmup_epochs: linear eps warm-up length in epochs; default 0 (none).
-        ramp_steps: (s0, s1): Boopathy et al.'s per-step ramp instead
-            (:class:`~advexp_lib.hooks.PgdWarmup`); default None.
+        eps: 0.3 (MNIST, l-inf); steps, step_size: 40 x 0.01 (:data:`~advexp_lib.protocols.PGD_MNIST`).
+        norm: "linf" (default) or "l2"; random_start: default True (as Madry).
+        warmup_epochs, ramp_steps: eps warm-up per epoch or step (:class:`~advexp_lib.hooks.PgdWarmup`).
     """
 
     def __init__(

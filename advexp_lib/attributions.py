@@ -1,19 +1,6 @@
-"""Explanation methods as small classes: Captum's attributions, CAM, and the adversarial explanation.
+"""Explanation methods as :class:`Explainer` classes: Captum's attributions, CAM, the adversarial explanation.
 
-Each method is an :class:`Explainer` holding its options, with one call,
-``attribute(model, x, target, differentiable=False)``, and two class
-attributes saying whether its map is shaped like ``x`` and whether it can keep
-its autograd graph. :func:`explainer` builds one from its name; :func:`attribute`
-is the one-line form. All but CAM and the adversarial explanation wrap
-Captum (``Saliency``, ``IntegratedGradients``, ``NoiseTunnel``,
-``LayerGradCam``, ``GuidedGradCam``); CAM (Zhou et al. 2016, used by Boopathy
-et al. 2020) is hand-written because Captum has none, and the adversarial
-explanation is Woods et al.'s search (:mod:`advexp_lib.attacks.search`).
-Where Captum cannot keep the graph (Integrated Gradients) the same
-quadrature is written out here (:func:`integrated_gradients_of`).
-
-Shapes: maps shaped like ``x`` are N x C x H x W; Grad-CAM and CAM give
-N x 1 x H x W (one map per image, upsampled from the last conv layer's grid).
+CAM (Zhou et al. 2016) is hand-written because Captum has none. Maps: N x C x H x W like x, or N x 1 x H x W.
 """
 
 from __future__ import annotations
@@ -75,11 +62,7 @@ INTERPOLATE_MODES = ("nearest", "bilinear", "bicubic", "area")
 
 
 class Explainer:
-    """An explanation method: its options, set once, and :meth:`attribute`.
-
-    Subclasses set ``name``, ``shaped_like_x`` (the map is N x C x H x W like
-    ``x``; else N x 1 x H x W) and ``differentiable`` (:meth:`attribute` can
-    keep the autograd graph), and implement ``_attribute``.
+    """An explanation method: subclasses set ``name``, ``shaped_like_x``, ``differentiable``, ``_attribute``.
 
     Examples:
         >>> e = IntegratedGradients(n_steps=8)
@@ -94,20 +77,11 @@ class Explainer:
     def attribute(
         self, model: nn.Module, x: torch.Tensor, target, differentiable: bool = False
     ) -> torch.Tensor:
-        """The map of ``model`` at images ``x`` for class(es) ``target``.
+        """The map of ``model`` (in eval mode) at ``x`` for ``target``: an int or (N,) int tensor in [0, C).
 
         Args:
-            model: classifier taking raw [0, 1] pixels, returning N x C logits.
-            x: images, float N x C x H x W in [0, 1].
-            target: class per image: an int (the same class for all) or an
-                integer tensor of shape (N,) in [0, C).
-            differentiable: keep the autograd graph so the map can be
-                differentiated w.r.t. ``x`` and the model's weights (default
-                False: a detached map); methods whose ``differentiable`` is
-                False raise.
-        Returns:
-            The map (see ``shaped_like_x``). The model is in eval mode during
-            the call and restored to its previous mode after.
+            model, x: a classifier of raw [0, 1] pixels (N x C logits); float N x C x H x W images in [0, 1].
+            differentiable: keep the autograd graph (default False: detached); raises if the method cannot.
         """
         check_images(x, "x")
         check_model_input(model, x)
@@ -146,10 +120,7 @@ class Explainer:
 
 
 class Saliency(Explainer):
-    """|d f_t / dx| (Captum ``Saliency``), f_t the logit of class t.
-
-    Args:
-        abs: take the absolute value. Default: True (False keeps the signed gradient).
+    """|d f_t / dx| (Captum ``Saliency``), f_t the class-t logit; ``abs=False`` (default True) keeps the sign.
 
     Examples:
         >>> Saliency().attribute(model, x, y).shape
@@ -172,14 +143,9 @@ class Saliency(Explainer):
 
 
 class IntegratedGradients(Explainer):
-    r"""(x - 0) * \int_0^1 d f_t(a x) / dx da, the zero (black) baseline (Captum ``IntegratedGradients``).
+    r"""(x - 0) * \int_0^1 d f_t(a x) / dx da, zero baseline (Captum ``IntegratedGradients``), differentiable.
 
-    Differentiable through :func:`integrated_gradients_of` (the same quadrature, written out).
-
-    Args:
-        n_steps: quadrature nodes. Default: 50.
-        ig_method: Captum's quadrature. Default: "gausslegendre".
-        internal_batch_size: Captum's batching of the nodes. Default: None (all at once).
+    Defaults: ``n_steps`` 50 nodes, ``ig_method`` "gausslegendre", ``internal_batch_size`` None (all at once).
 
     Examples:
         >>> ig = IntegratedGradients(n_steps=16).attribute(model, x, y)
@@ -216,13 +182,8 @@ class IntegratedGradients(Explainer):
 class SmoothGrad(Explainer):
     """SmoothGrad (Smilkov et al. 2017): mean saliency at x + N(0, stdevs^2) (Captum ``NoiseTunnel``).
 
-    Noise comes from torch's global RNG. Not differentiable (Captum detaches).
-
-    Args:
-        nt_samples: noisy copies. Default: 25.
-        stdevs: noise std, in [0, 1] pixel units. Default: 0.15 (15% of the range, as Smilkov et al. advise).
-        abs: absolute saliency. Default: True.
-        nt_samples_batch_size: Captum's batching. Default: None.
+    Options: ``nt_samples`` (default 25), ``stdevs`` in [0, 1] pixel units (default 0.15, Smilkov et al.'s
+    15%), ``abs`` (default True), ``nt_samples_batch_size`` (default None). Global RNG; not differentiable.
 
     Examples:
         >>> SmoothGrad(nt_samples=4).attribute(model, x, y).shape
@@ -263,19 +224,8 @@ class GradCamResolutionWarning(UserWarning):
 class GradCam(Explainer):
     r"""Grad-CAM (Selvaraju et al. 2017): sum_k mean_{hw}(d f_t / dA_k) A_k (Captum ``LayerGradCam``).
 
-    A is the output of :func:`gradcam_layer`.
-
-    Args:
-        relu: ReLU of the map, as in the Grad-CAM paper. Default: True.
-        interpolate_mode: upsampling to H x W (``LayerAttribution.interpolate``). Default: "bilinear".
-        upsample: False returns the layer's grid. Default: True.
-        layer: the module whose output A is weighed, or its name in ``model.named_modules()``
-            (e.g. "layer3"). Default: None, :func:`gradcam_layer`.
-
-    A layer whose map is 1 x 1 at this input size (a torchvision resnet's
-    last stage at 32 x 32), or constant, gives a map that says nothing about
-    where; a :class:`GradCamResolutionWarning` then names the last layer with
-    a larger grid.
+    ``relu`` (default True), ``interpolate_mode`` (default "bilinear"), ``upsample`` (default True, else the
+    layer's grid), ``layer`` (A's module or name, default :func:`gradcam_layer`); 1 x 1 / constant maps warn.
 
     Examples:
         >>> GradCam().attribute(model, x, y).shape
@@ -325,10 +275,7 @@ class GradCam(Explainer):
 class GuidedGradCam(Explainer):
     """Guided backprop x upsampled Grad-CAM on :func:`gradcam_layer` (Captum ``GuidedGradCam``).
 
-    Guided backprop overrides ``nn.ReLU`` modules only. Not differentiable.
-
-    Args:
-        interpolate_mode: Default: "nearest" (Captum's).
+    Guided backprop overrides ``nn.ReLU`` only. ``interpolate_mode``: default "nearest". Not differentiable.
 
     Examples:
         >>> GuidedGradCam().attribute(model, x, y).shape
@@ -349,16 +296,10 @@ class GuidedGradCam(Explainer):
 
 
 class Cam(Explainer):
-    r"""CAM (Zhou et al. 2016) of the target class: CAM_t = sum_k W_tk A_k (:func:`class_activation_maps`).
+    r"""CAM (Zhou et al. 2016) of the target class, CAM_t = sum_k W_tk A_k; hand-written (Captum has none).
 
-    For conv -> global-average-pool -> linear networks: this library's ``cam_cnn`` and
-    pre-activation ResNets, and any network whose last nn.AdaptiveAvgPool2d feeds its last
-    nn.Linear (e.g. torchvision's resnets); others are refused with the reason. Hand-written
-    (Captum has no CAM).
-
-    Args:
-        interpolate_mode: Default: "bilinear".
-        upsample: False returns the feature-grid map (Boopathy et al.'s scale). Default: True.
+    For ``cam_cnn``, pre-activation ResNets and nets whose last nn.AdaptiveAvgPool2d feeds the last nn.Linear
+    (others refused). Defaults: ``interpolate_mode`` "bilinear", ``upsample`` True (False: the feature grid).
 
     Examples:
         >>> Cam(upsample=False).attribute(cam_model, x, y).shape
@@ -382,16 +323,7 @@ class Cam(Explainer):
 
 
 class AdversarialExplanation(Explainer):
-    """The adversarial explanation's change, x' - x (Woods et al. 2019), used as a map shaped like x.
-
-    x' is the explanation-mode RMSE search toward the target
-    (:func:`~advexp_lib.attacks.search.rmse_search` with the
-    :data:`~advexp_lib.attacks.search.EXPLAIN` criterion), model in eval mode;
-    explanations that meet their budget late are not flagged here
-    (:func:`adversarial_explanation` reports them).
-
-    Args:
-        config: the search. Default: ``AE_PAPER``, the reference's explanation protocol.
+    """x' - x of :func:`adversarial_explanation` (Woods et al. 2019), a map; ``config`` default ``AE_PAPER``.
 
     Examples:
         >>> AdversarialExplanation().attribute(model, x, y).shape
@@ -426,17 +358,12 @@ class UnreachedTargetWarning(UserWarning):
 
 @dataclass
 class ExplanationResult(Result):
-    """Output of :func:`adversarial_explanation` (N images).
+    """Output of :func:`adversarial_explanation` (N images); tensors are (N,) unless noted.
 
     Attributes:
-        x_adv: the explanations x' (N, C, H, W), detached.
-        targets: (N,) the classes explained toward.
-        reached: bool (N,): the model classifies x' as its target.
-        p_target: (N,) the model's probability of the target on x'.
-        rmse: (N,) RMSE(x' - x), the budget each explanation used.
-        rho, steps: the search's budget and steps (``config.eps``, ``config.steps``).
-        unreliable: bool (N,): the RMSE had not reached rho by step T // 2 (the search barely moved).
-
+        x_adv: the explanations x' (N, C, H, W), detached. targets: the classes explained toward.
+        reached: bool, x' is classified as its target. p_target: the model's probability of it on x'.
+        rmse: RMSE(x' - x). rho, steps: ``config.eps``, ``.steps``. unreliable: bool, RMSE < rho at T // 2.
     Examples:
         >>> r = adversarial_explanation(model, x, (y + 1) % 3, on_miss="flag")
         >>> r.x_adv.shape, r.reached.dtype, sorted(r.to_dict())[:3]
@@ -466,30 +393,16 @@ def adversarial_explanation(
 ) -> ExplanationResult:
     r"""Adversarial explanation (Woods et al. 2019): x' = x + delta, delta descending CE(model(x'), target).
 
-    The explanation mode of Algorithm 1 (:func:`advexp_lib.attacks.rmse_search`
-    with :data:`~advexp_lib.attacks.search.EXPLAIN`), with the model in eval
-    mode: a path of length rho * overshoot in ``steps`` linearly shrinking
-    steps, descending the target's cross-entropy while RMSE(delta) < rho
-    (rho = ``config.eps``) and stepping back toward x otherwise. On a robust
-    network the result shows what the network needs to see to call the image
-    ``target``. An explanation whose RMSE has not reached rho by step T // 2
-    is unreliable (the search barely moved, e.g. on a saturated network): the
-    reference implementation raises there.
-
     Args:
-        targets: the classes to explain toward: an int (every image), a list or an (N,) tensor;
-            ``target=`` is the same argument under Captum's name.
-        config: the search. Default: :data:`~advexp_lib.protocols.AE_PAPER` (the
-            reference's explanation protocol, x' kept in [0, 1]).
-        on_late: "warn" (default: a ``LateCriterionWarning``), "raise" (the
-            reference's behaviour) or "flag" (silent) for unreliable explanations.
-        on_miss: "warn" (default: an :class:`UnreachedTargetWarning` naming rho)
-            or "flag" (silent) where x' is not classified as its target.
-        progress: a progress bar over the steps (default: on, see
-            :func:`advexp_lib.checks.progress_enabled`).
+        targets: an int (every image), a list or an (N,) tensor; or ``target=``, Captum's name.
+        config: Algorithm 1's explanation mode (:func:`~advexp_lib.attacks.rmse_search`, ``EXPLAIN``, eval
+            mode): ``steps`` linearly shrinking steps (path rho * overshoot) descending while RMSE(delta) <
+            rho (``config.eps``), else back. Default :data:`~advexp_lib.protocols.AE_PAPER` (x' in [0, 1]).
+        on_late: RMSE below rho at step T // 2: "warn" (default), "raise" (the reference) or "flag".
+        on_miss: x' not classified as its target: "warn" (default, :class:`UnreachedTargetWarning`) or "flag".
+        progress: a bar over the steps (default on, :func:`advexp_lib.checks.progress_enabled`).
     Returns:
         :class:`ExplanationResult`.
-
     Examples:
         >>> r = adversarial_explanation(model, x, (y + 1) % 3, on_late="flag", on_miss="flag")
         >>> r.x_adv.shape == x.shape, r.reached.dtype
@@ -597,9 +510,7 @@ def attribute(
     differentiable: bool = False,
     **options,
 ) -> torch.Tensor:
-    """``as_explainer(method, **options).attribute(model, x, targets, differentiable)`` in one call.
-
-    ``targets`` (an int, a list or an (N,) tensor) may also be given as ``target=``, Captum's name.
+    """``as_explainer(method, **options).attribute(model, x, targets, differentiable)`` (or ``target=``).
 
     Examples:
         >>> attribute(model, x, y, method="integrated_gradients", n_steps=8).shape
@@ -613,20 +524,9 @@ def class_activation_maps(
 ) -> torch.Tensor:
     r"""CAM of every class (Zhou et al. 2016): N x num_classes x h x w, differentiable.
 
-    For a conv -> global average pooling -> linear network with last conv
-    features A (N x K x h x w) and classifier weights W (C x K),
-
-        CAM_c = sum_k W_ck A_k,    so   logit_c = mean_{hw} CAM_c + b_c.
-
-    Supported: :class:`~advexp_lib.models.CamCNN` (A = features(normalize(x)),
-    classifier nn.Linear) and :class:`~advexp_lib.models.PreActResNet`
-    (A = features(x), which normalizes itself; 1 x 1 conv classifier).
-    Hand-written: Captum has no CAM. The caller controls eval/train mode.
-
-    Args:
-        upsample: resize to the input's H x W with Captum's
-            ``LayerAttribution.interpolate`` (default True).
-        interpolate_mode: "bilinear" (default), "nearest", "bicubic" or "area".
+    CAM_c = sum_k W_ck A_k, so logit_c = mean_{hw} CAM_c + b_c (A: N x K x h x w last conv features, W: C x K
+    classifier; nets as :class:`Cam`). Hand-written (Captum has none); model mode untouched. ``upsample``
+    (default True): to H x W; ``interpolate_mode``: "bilinear" (default), "nearest", "bicubic" or "area".
 
     Examples:
         >>> class_activation_maps(cam_model, x, upsample=False).shape
@@ -641,12 +541,7 @@ def class_activation_maps(
 
 
 def gradcam_layer(model: nn.Module) -> nn.Module:
-    """Grad-CAM's layer: ``model.gradcam_layer`` where the model names one, else its last ``nn.Conv2d``.
-
-    The last ``nn.Conv2d`` in ``model.modules()`` order is the last feature map of
-    a plain CNN; a network whose classifier is a 1 x 1 convolution after pooling
-    (the pre-activation ResNet, :class:`advexp_lib.models.PreActResNet`) names
-    its last spatial layer instead, whose output Grad-CAM weighs. Raises if neither.
+    """Grad-CAM's layer: ``model.gradcam_layer`` if set, else the last ``nn.Conv2d`` (``InputError`` if none).
 
     Examples:
         >>> gradcam_layer(model)
@@ -679,8 +574,7 @@ def _resolve_layer(model, layer):
 
 
 def _finest_coarse_layer(model, x, grid: tuple[int, int]) -> str | None:
-    """The name of the last module (a conv or a stage) whose 4-d output grid at this input is larger than
-    ``grid``."""
+    """Name of the last conv or stage whose 4-d output grid at this input is larger than ``grid``."""
     sizes, hooks = {}, []
     for name, m in model.named_modules():
         if name and (isinstance(m, nn.Conv2d) or len(list(m.children())) > 0):
@@ -702,15 +596,10 @@ def _finest_coarse_layer(model, x, grid: tuple[int, int]) -> str | None:
 def integrated_gradients_of(
     fn, x: torch.Tensor, baseline: torch.Tensor, *, n_steps: int = 50, ig_method: str = "gausslegendre"
 ) -> torch.Tensor:
-    r"""Differentiable IG of a per-example scalar function ``fn`` from ``baseline`` to ``x``.
+    r"""Differentiable IG of a per-example scalar function ``fn(z) -> (N,)`` from ``baseline`` to ``x``.
 
-        IG(x) = (x - b) * sum_k w_k  d fn(b + a_k (x - b)) / dx
-
-    with Captum's quadrature nodes a_k and weights w_k for ``ig_method`` (:func:`quadrature`)
-    (so it matches ``captum.attr.IntegratedGradients``), computed with
-    ``create_graph=True``: gradients flow to ``x``, ``baseline`` and weights.
-    Used by :class:`IntegratedGradients` (differentiable), the top-k
-    attribution attack and IG-NORM training. ``fn(z) -> (N,)``.
+    IG(x) = (x - b) * sum_k w_k  d fn(b + a_k (x - b)) / dx, with Captum's nodes a_k and weights w_k for
+    ``ig_method`` (:func:`quadrature`); ``create_graph=True``: gradients flow to ``x``, ``baseline``, weights.
 
     Examples:
         >>> square = lambda z: z.flatten(1).pow(2).sum(1)
@@ -737,15 +626,11 @@ IG_METHODS = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle"
 
 
 def quadrature(method: str, n: int) -> tuple[list[float], list[float]]:
-    r"""Nodes a_k in [0, 1] and weights w_k of Captum's IG quadrature ``method`` with ``n`` points.
+    r"""Nodes a_k in [0, 1] and weights w_k of Captum's IG ``method`` with ``n`` points (private in Captum).
 
-    "gausslegendre": a_k = (1 + t_k) / 2, w_k = v_k / 2 with (t_k, v_k) the
-    Gauss-Legendre points on [-1, 1] (``numpy.polynomial.legendre.leggauss``);
-    "riemann_left" / "riemann_right" / "riemann_middle": w_k = 1/n at a_k =
-    k/n, (k+1)/n, (k+1/2)/n; "riemann_trapezoid": a_k = k/(n-1) with w_k = 1/n
-    and the two end weights halved (Captum's rule, whose weights sum to
-    1 - 1/n). Hand-written because Captum keeps its nodes private; tested
-    against ``captum.attr.IntegratedGradients``.
+    "gausslegendre": a_k = (1 + t_k) / 2, w_k = v_k / 2, (t_k, v_k) = numpy's ``leggauss(n)`` on [-1, 1];
+    "riemann_left" / "riemann_right" / "riemann_middle": w_k = 1/n at a_k = k/n, (k+1)/n, (k+1/2)/n;
+    "riemann_trapezoid": a_k = k/(n-1), w_k = 1/n, end weights halved (sum 1 - 1/n). Riemann rules: n >= 2.
 
     Examples:
         >>> a, w = quadrature("gausslegendre", 2)
@@ -784,12 +669,7 @@ def _cam_parts(model, x):
 
 
 def _pooled_linear_parts(model, x):
-    """(A, W) of any network ending in conv features -> nn.AdaptiveAvgPool2d(1) -> (flatten) -> nn.Linear.
-
-    A is caught at the pooling's input; the CAM identity logits = mean_hw(A) W^T + b is
-    checked on ``x``, so a network with anything else between the pooling and the
-    classifier is refused with the reason.
-    """
+    """(A, W) of conv -> nn.AdaptiveAvgPool2d(1) -> nn.Linear; refused unless logits = mean_hw(A) W^T + b."""
     name = type(model).__name__
     pools = [m for m in model.modules() if isinstance(m, nn.AdaptiveAvgPool2d)]
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]

@@ -1,11 +1,8 @@
 """Checkpoint files: atomic saves and loads that never execute code.
 
-A checkpoint is a ``torch.save`` of a plain dict (tensors, numbers, strings,
-lists, dicts) tagged with :data:`CHECKPOINT_FORMAT`. Saves are atomic (temp
-file in the same folder, flush, fsync, rename). Loads use
-``torch.load(weights_only=True)``, which refuses any pickle naming a function
-or class, and first verify the CRC-32 of every member of the zip archive,
-which ``torch.load`` itself does not check.
+A checkpoint is a ``torch.save`` of a plain dict tagged with :data:`CHECKPOINT_FORMAT`. Saves: temp file in
+the same folder, fsync, rename. Loads: the CRC-32 of every zip member checked (``torch.load`` does not),
+then ``torch.load(weights_only=True)``, which refuses any pickle naming a function or class.
 """
 
 from __future__ import annotations
@@ -40,11 +37,9 @@ def save_checkpoint(path, state: dict) -> Path:
 
 
 def write_atomic(path, write) -> Path:
-    """Create or replace the file ``path`` atomically: ``write(f)`` fills a temp file, fsync, rename.
+    """Create or replace ``path`` atomically: ``write(f)`` fills a temp file beside it, fsync, rename.
 
-    The temp file lives in the same folder; a failure or a kill before the
-    rename leaves an existing file at ``path`` intact. The new file gets the
-    permissions ``open()`` would give it.
+    A failure before the rename leaves an existing file intact; the new file gets ``open()``'s permissions.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,12 +60,7 @@ def write_atomic(path, write) -> Path:
 
 
 def load_checkpoint(path, *, map_location="cpu") -> dict:
-    """Load a checkpoint written by :func:`save_checkpoint` without executing code.
-
-    Uses ``torch.load(weights_only=True)``: a pickle naming any function or
-    class outside tensors and plain containers is refused. Raises
-    CheckpointError for unsafe, truncated, corrupt or foreign files.
-    """
+    """Load a :func:`save_checkpoint` file, running no code; CheckpointError if unsafe, corrupt or foreign."""
     path = Path(path)
     state = _load_weights_only(
         path,
@@ -88,13 +78,10 @@ def load_checkpoint(path, *, map_location="cpu") -> dict:
 def load_weights(path, *, key: str | None = None, map_location="cpu") -> dict:
     """A state dict from a user's weights file, loaded without executing code (``weights_only=True``).
 
-    The file may hold the state dict itself, a dict holding it under ``key``
-    (e.g. "state_dict", "model"), or an advexp checkpoint (its "model" entry).
-    Zip-format files have every member's CRC-32 checked first.
+    The file holds the state dict, a dict with it under ``key`` (e.g. "state_dict"), or an advexp checkpoint.
 
     Raises:
-        CheckpointError: a missing, corrupt or unsafe file, or no state dict
-            where one was expected; the message lists the file's keys.
+        CheckpointError: a missing, corrupt or unsafe file, or no state dict where expected (lists its keys).
     """
     path = Path(path)
     obj = _load_weights_only(path, "weights", map_location, _pickled_object_hint)
@@ -115,8 +102,7 @@ def load_weights(path, *, key: str | None = None, map_location="cpu") -> dict:
 
 
 def _load_weights_only(path: Path, name: str, map_location, refusal) -> object:
-    """``torch.load(path, weights_only=True)`` after the file and CRC checks; every failure a
-    CheckpointError starting with ``name``. ``refusal(err)`` ends the message of a refused pickle."""
+    """``torch.load(path, weights_only=True)`` after file and CRC checks; failures: CheckpointError."""
     if not path.is_file():
         raise CheckpointError(f"{name}: no file at {path}")
     _check_zip_crc(path)
@@ -139,12 +125,10 @@ def _pickled_object_hint(err) -> str:
 
 
 def load_model_state(model: nn.Module, state: dict, source) -> None:
-    """Load the state dict ``state`` into ``model``, all or nothing.
+    """Load the state dict ``state`` into ``model``, all or nothing: names and shapes are compared first.
 
-    ``nn.Module.load_state_dict`` copies the matching tensors before it raises
-    on a mismatch; here names and shapes are compared first, so a checkpoint of
-    another architecture or number of classes raises a CheckpointError (naming
-    ``source``) and leaves every weight of ``model`` as it was.
+    Raises:
+        CheckpointError: another architecture or number of classes (naming ``source``); ``model`` unchanged.
     """
     own = model.state_dict()
     if not isinstance(state, dict):
@@ -167,11 +151,7 @@ def load_model_state(model: nn.Module, state: dict, source) -> None:
 
 
 def _check_zip_crc(path: Path) -> None:
-    """Verify the CRC-32 of every member of a zip-format checkpoint.
-
-    torch.save writes them but torch.load does not check them, so a flipped
-    bit in tensor data would load silently as different weights.
-    """
+    """Verify the CRC-32 of every member of a zip-format checkpoint (``torch.load`` does not)."""
     if not zipfile.is_zipfile(path):
         return  # legacy (non-zip) format or garbage: torch.load decides
     try:

@@ -1,11 +1,4 @@
-"""Input validation shared by every public entry point.
-
-Bad input raises a subclass of :class:`~advexp_lib.errors.AdvexpError` naming
-the argument, what was expected and what came. Nothing is clipped or coerced
-silently. The scalar checks need no torch; the tensor checks import it where
-they run, so modules that only validate settings (the command line's parser,
-:mod:`advexp_lib.protocols`) start without loading it.
-"""
+"""Input validation for every public entry point; errors name the argument, the expectation and the value."""
 
 from __future__ import annotations
 
@@ -17,7 +10,7 @@ from .errors import AdvexpError, CheckpointError, InputError, InputTypeError  # 
 
 def check_images(x, name: str = "x", *, channels: int | None = None):
     """Check ``x`` is a float tensor N x C x H x W with finite values in [0, 1]."""
-    import torch  # here, not at the top: see the module docstring
+    import torch  # here, not at the top: settings-only modules (the CLI parser) start without torch
 
     if not isinstance(x, torch.Tensor):
         raise InputTypeError(f"{name}: expected a torch.Tensor of images, got {type(x).__name__}")
@@ -114,8 +107,7 @@ def check_model_input(model, x, name: str = "x") -> None:
 
 
 def as_labels(value, n: int, num_classes: int | None, name: str = "y"):
-    """Class labels from an int (the same class for all ``n`` images), a list or tuple of ints, or a
-    tensor, as an int64 (n,) tensor checked by :func:`check_labels` (a bool or a float is refused)."""
+    """Labels (an int for all ``n`` images, ints, or a tensor) as int64 (n,), :func:`check_labels`-checked."""
     import torch
 
     if isinstance(value, bool) or (
@@ -134,8 +126,7 @@ def as_labels(value, n: int, num_classes: int | None, name: str = "y"):
 
 
 def progress_enabled(progress) -> bool:
-    """A function's ``progress`` argument: True or False as given; None (the default) means on, unless the
-    environment sets ``ADVEXP_PROGRESS=0`` (the notebook runner does, so the rendered book has no bars)."""
+    """``progress`` as given; None (default): on unless ``ADVEXP_PROGRESS=0`` (the notebook runner's)."""
     if progress is None:
         import os
 

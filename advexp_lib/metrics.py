@@ -1,11 +1,4 @@
-"""Metrics: the Accuracy-Robustness Area (Woods et al. 2019), robust accuracy, and measures of maps.
-
-ARA is hand-written (no library has it); it is measured with the RMSE search
-of :mod:`advexp_lib.attacks.search` under the :data:`ARA_PAPER` protocol, so
-distances are per-image RMSE in [0, 1] pixel units. Robust accuracy uses
-l-inf PGD. The map measures (discrepancy, Kendall's tau through
-``scipy.stats.kendalltau``, top-k intersection, Gini) compare attribution maps.
-"""
+"""Metrics: Accuracy-Robustness Area (Woods et al. 2019; no library has it), robust accuracy, map measures."""
 
 from __future__ import annotations
 
@@ -75,15 +68,12 @@ __all__ = [
 
 @dataclass
 class AraResult(Result):
-    """ARA of one model.
+    """ARA of one model; per-image tensors are (N,).
 
     Attributes:
-        ara: the area. distances: per-image minimal RMSE d_i (0 if failed at the start).
-        accuracy: clean top-1 accuracy. kind: "attack" or "btr". num_classes: C.
-        unreliable: bool per image, criterion first met after T/2 steps or never.
-        retried: bool per image, searched again with unit-RMSE steps (``never_met="retry"``).
-        correct: bool per image, classified right unperturbed (None where not recorded).
-
+        ara: the area. distances: minimal RMSE d_i (0: failed at the start). accuracy: clean top-1 accuracy.
+        kind: "attack" or "btr". num_classes: C. unreliable: bool, criterion met after T/2 steps or never.
+        retried: bool, searched again with unit-RMSE steps. correct: bool, right unperturbed (None: unknown).
     Examples:
         >>> quick = replace(ARA_PAPER, steps=30)
         >>> r = accuracy_robustness_area(model, x, y, config=quick, progress=False, on_late="flag")
@@ -105,9 +95,7 @@ class AraResult(Result):
         return ara_interval(self.distances, self.num_classes, seed=seed)
 
     def take(self, index) -> AraResult:
-        """The result on the images ``index`` selects (a slice, indices or a bool mask): ARA and accuracy
-        recomputed from their distances and ``correct`` flags. Each image is searched on its own, so
-        this is the result of searching those images alone, up to float32 rounding in batched kernels.
+        """The result on the images ``index`` selects (slice, indices or bool mask), as if searched alone.
 
         Examples:
             >>> r = accuracy_robustness_area(model, x, y, config=replace(ARA_PAPER, steps=20), progress=False)
@@ -143,8 +131,8 @@ class AraResult(Result):
 def ara_from_distances(distances: torch.Tensor, num_classes: int) -> float:
     r"""ARA = \int_0^\infty max(0, A(r) - 1/C) dr with A(r) = share of d_i > r (exact, step function).
 
-    With d sorted ascending (d_0 = 0), A = (N - k) / N on [d_k, d_{k+1}), so
-    ARA = sum_k (d_{k+1} - d_k) max(0, (N - k) / N - 1/C).
+    With d sorted ascending (d_0 = 0): ARA = sum_k (d_{k+1} - d_k) max(0, (N - k) / N - 1/C).
+    Deviation on purpose: the reference sums 1,000 histogram bins, which is at most max_i d_i / 1000 lower.
 
     Examples:
         >>> round(ara_from_distances(torch.tensor([0.0, 0.1, 0.2, 0.3]), 10), 6)  # (0.65 + 0.4 + 0.15) * 0.1
@@ -168,11 +156,7 @@ def ara_interval(distances: torch.Tensor, num_classes: int, *, seed: int = 0) ->
 def ara_ratio(
     distances: torch.Tensor, reference_distances: torch.Tensor, num_classes: int, *, seed: int = 0
 ) -> Estimate:
-    """ARA(distances) / ARA(reference_distances) on the same images, with a 95% paired bootstrap interval.
-
-    Both (N,) tensors hold the distances of the same N images (e.g. a robust
-    and the standard network); each bootstrap resample draws images, not
-    distances, so the pairing is kept (:func:`advexp_lib.stats.bootstrap`).
+    """ARA(distances) / ARA(reference_distances), same (N,) images, with a 95% paired bootstrap interval.
 
     Examples:
         >>> d = torch.linspace(0, 0.5, 50)
@@ -193,9 +177,7 @@ def ara_ratio(
 
 
 def ara_ratios(distances: dict, reference: str, num_classes: int, *, seed: int = 0) -> dict:
-    """:func:`ara_ratio` of every entry of {label: distances} to ``distances[reference]`` (same images).
-
-    Returns {label: Estimate} for every label but the reference.
+    """:func:`ara_ratio` of every other entry of ``distances`` to ``distances[reference]``: {label: Estimate}.
 
     Examples:
         >>> d = torch.linspace(0, 0.5, 50)
@@ -210,18 +192,11 @@ def ara_ratios(distances: dict, reference: str, num_classes: int, *, seed: int =
 def ara_ratio_over_seeds(
     distances: dict, reference: str, num_classes: int, *, n_resamples: int = 4000, seed: int = 0
 ) -> dict:
-    r"""Seed-level ARA ratios: mean_s ARA(label, s) / mean_s ARA(reference, s), hierarchical 95% interval.
+    r"""Seed-level mean_s ARA(label, s) / mean_s ARA(reference, s), 95% hierarchical percentile interval.
 
-    ``distances`` = {label: [(N,) distances of training seed s, ...]}, every tensor
-    on the same N images. The interval resamples both sources of variation,
-    as a two-level (hierarchical) bootstrap (:func:`advexp_lib.stats.hierarchical_resamples`):
-    per resample the N images are drawn once (the same draw for every network:
-    the pairing is kept), and each label's seeds are drawn with replacement;
-    the percentile interval of the resampled ratios.
-
-    Returns:
-        {label: Estimate (n = images; seeds per label in ``seeds``)} for every label
-        but the reference, and "per_seed": {label: [ARA of each seed]}.
+    ``distances``: {label: [(N,) distances per seed]}, same images; resamples draw the images once for all
+    labels (paired), each label's seeds with replacement (:func:`~advexp_lib.stats.hierarchical_resamples`).
+    Returns {label: Estimate (n = images)} but the reference, and "per_seed": {label: [ARA per seed]}.
 
     Examples:
         >>> d = torch.linspace(0, 0.5, 50)
@@ -291,45 +266,19 @@ def accuracy_robustness_area(
     on_late: str = "warn",
     never_met: str = "raise",
 ) -> AraResult:
-    r"""Accuracy-Robustness Area of ``model`` on ``(x, y)`` (Woods et al. 2019).
+    r"""Accuracy-Robustness Area of ``model`` on ``(x, y)`` (Woods et al. 2019), as an :class:`AraResult`.
 
-    For each image the RMSE search (:func:`advexp_lib.attacks.rmse_search`,
-    model in eval mode) finds the smallest perturbation d_i that breaks the
-    criterion (d_i = 0 for an image that fails it unperturbed); with A(r) the
-    share of images with d_i > r,
-
-        ARA = \int_0^\infty max(0, A(r) - 1/C) dr,
-
-    integrated exactly over the step function A (the reference sums 1,000
-    histogram bins, which comes out at most one bin width, max_i d_i / 1000,
-    lower). Under ``torchrun`` (a torch.distributed process group is up) each
-    process searches a contiguous share of the images and every process
-    returns the result for all of them (:mod:`advexp_lib.distributed`).
+    d_i: smallest RMSE ([0, 1] pixel units) breaking the criterion, by :func:`advexp_lib.attacks.rmse_search`
+    (eval mode; 0 if broken unperturbed); A(r): share of d_i > r; ARA = \int_0^\infty max(0, A(r) - 1/C) dr.
+    Exact. Under ``torchrun`` each process searches a contiguous share and returns every image's result.
 
     Args:
-        kind: "attack" (top-1 no longer correct) or "btr" (true-class
-            probability no longer above chance, 1/C), or the criteria
-            ``ATTACK`` / ``BTR``. Default: "attack".
-        config: the search. Default: :data:`ARA_PAPER` (the reference's
-            protocol; no clipping to [0, 1]).
-        batch_size: images per search batch; default None = all at once.
-            Chunks bound the memory. Each image is searched on its own, so
-            the distances depend on the chunking only through float32
-            rounding in the batched convolutions, which the search can
-            amplify on a ReLU network.
-        on_late: what to do when an image meets the criterion after T/2 steps
-            ("warn" default, "raise", "flag"); see ``AraResult.unreliable``.
-        never_met: an image that never meets the criterion has no distance.
-            "raise" (default): an InputError, since an unknown distance is not 0.
-            "zero": distance 0, what the reference returns (its best buffer
-            starts at zero; its late check would refuse such a run).
-            "retry": search those images again with unit-RMSE steps
-            (``grad_floor=0``), which keep moving where the reference's steps
-            shrink to nothing on a saturated network; they are marked in
-            ``AraResult.retried`` and raise if they still never meet it.
-    Returns:
-        AraResult with ``ara``, per-image ``distances``, ``accuracy``, ``interval()``, ``curve()``.
-
+        kind: "attack" (top-1 wrong; default), "btr" (true-class probability <= 1/C), or ``ATTACK`` / ``BTR``.
+        config: the search. Default :data:`ARA_PAPER` (the reference's; no clipping to [0, 1]).
+        batch_size: images per search batch (default None: all); d_i change only by float32 rounding.
+        on_late: criterion met after T/2 steps: "warn" (default), "raise", "flag" (``AraResult.unreliable``).
+        never_met: if never met: "raise" (default; unknown is not 0), "zero" (the reference's 0) or "retry"
+            (unit-RMSE steps, ``grad_floor=0``; see ``AraResult.retried``; raises if still unmet).
     Examples:
         >>> r = accuracy_robustness_area(model, x, y, config=replace(ARA_PAPER, steps=40), progress=False)
         >>> r.kind, r.distances.shape
@@ -409,18 +358,13 @@ def _searched_distances(model, x, y, batch_size: int, search: dict, progress) ->
 
 @dataclass
 class EnsembleAraResult(Result):
-    """Output of :func:`ensemble_ara`.
+    """Output of :func:`ensemble_ara`; per-attack fields are {attack: value}.
 
     Attributes:
-        ara: ARA of each image's smallest distance over all attacks.
-        distances: (N,) those smallest distances (RMSE). accuracy, kind, num_classes: as AraResult.
-        per_attack: attack -> its own ARA (inf where it failed on some image).
-        per_attack_distances: attack -> (N,) its verified distances (inf: failed).
-        wins: attack -> share of the attacked images (correct at first) on which
-            it found the smallest distance (ties count for every attack tied, so
-            shares can sum to more than 1).
-        failures: attack -> number of images it failed on.
-
+        ara: ARA of each image's smallest distance over the attacks. distances: (N,) those RMSE distances.
+        accuracy, kind, num_classes: as :class:`AraResult`. failures: number of images failed on.
+        per_attack: ARA (inf if failed on some image). per_attack_distances: (N,) verified (inf: failed).
+        wins: share of attacked images (correct at first) where it found the smallest (ties: all tied win).
     Examples:
         >>> quick = replace(ARA_PAPER, steps=20)
         >>> e = ensemble_ara(model, x, y, attacks=("rmse", "ddn"), config=quick, progress=False)
@@ -457,20 +401,10 @@ def ensemble_ara(
 ) -> EnsembleAraResult:
     r"""ARA from the strongest of several minimal-perturbation attacks (Carlini et al. 2019's advice).
 
-    Each image's distance is the smallest verified RMSE over the attacks:
-    "rmse" is Woods et al.'s search (:func:`accuracy_robustness_area` with
-    ``config`` and ``never_met``); the others are independent minimal-norm l2
-    attacks from foolbox (:func:`advexp_lib.attacks.independent_attack`:
-    "ddn", "fmn", and the gradient-free "boundary"), given ``config.steps``
-    steps. Every distance of every attack is checked to meet the criterion;
-    a failure counts as infinite, not 0. Since every attack's distance is an
-    upper bound on the true minimal one, the ensemble ARA is at most every
-    per-attack ARA, and closer to the true area. ``kind`` as
-    :func:`accuracy_robustness_area`; ``rmse_result``: that function's result
-    on the same images and kind, to reuse instead of searching again.
-
-    Returns:
-        :class:`EnsembleAraResult`.
+    Per image, the smallest verified RMSE over ``attacks``: "rmse" (:func:`accuracy_robustness_area` with
+    ``config``, ``never_met``, ``kind``, or its ``rmse_result`` here) and foolbox's minimal-norm l2 "ddn",
+    "fmn", gradient-free "boundary" (:func:`~advexp_lib.attacks.independent_attack`, ``config.steps`` steps).
+    Failures count as inf; the ARA is at most each per-attack one. Returns :class:`EnsembleAraResult`.
 
     Examples:
         >>> e = ensemble_ara(model, x, y, config=replace(ARA_PAPER, steps=30), progress=False)
@@ -563,10 +497,8 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Interpretability metrics: map discrepancy (Boopathy et al. 2020), Kendall tau and top-k intersection
-# (Ghorbani et al. 2019, Chen et al. 2019), Gini sparsity (Chalasani et al. 2020), and robust accuracy
-# under l-inf PGD over an eps grid. Maps come from advexp_lib.attributions.attribute; all are hand-written
-# (no library has the normalized discrepancy or the per-example batched forms).
+# Map measures (discrepancy, Kendall tau, top-k intersection, Gini) and robust accuracy, all hand-written:
+# no library has the normalized discrepancy or the per-example batched forms.
 
 DISCREPANCY_MEASURES = ("one", "two", "all")
 DISCREPANCY_NORMS = ("l1", "l2")
@@ -575,20 +507,8 @@ DISCREPANCY_NORMS = ("l1", "l2")
 def map_discrepancy(maps: torch.Tensor, maps_adv: torch.Tensor, *, norm: str = "l1") -> torch.Tensor:
     r"""Normalized discrepancy between two maps of the same class, per example (Boopathy et al. 2020).
 
-        D(I, I') = ||I - I'||_p / (max I - min I),    p = 1 ("l1") or 2 ("l2"),
-
-    norms and the range over all entries of each example's map; the range
-    is that of the *reference* ``maps`` (the clean image's). A constant
-    reference map (range 0) divides by 1e-12 instead, so a nonzero
-    difference shows up as huge rather than as NaN. Differentiable (the ISA
-    attack descends it).
-
-    Args:
-        maps: reference maps I (N x ...), e.g. of the clean images.
-        maps_adv: maps I' of the perturbed images, same shape.
-        norm: "l1" (default) or "l2".
-    Returns:
-        (N,) tensor of discrepancies.
+    D(I, I') = ||I - I'||_p / (max I - min I), p = 1 ("l1", default) or 2 ("l2"), over each example's entries;
+    I = ``maps`` (the reference, e.g. clean), I' = ``maps_adv``; a range of 0 counts as 1e-12. Differentiable.
 
     Examples:
         >>> a = torch.tensor([[0.0, 1.0, 2.0]])
@@ -614,26 +534,15 @@ def discrepancy(
     explainer=None,
     norm: str = "l1",
 ) -> torch.Tensor:
-    r"""One-, two- or all-class interpretation discrepancy between x and x' (Boopathy et al. 2020).
+    r"""One-, two- or all-class interpretation discrepancy of x and x' (Boopathy et al. 2020); (N,), detached.
 
-    With D the normalized :func:`map_discrepancy` and I_c the map of class c
-    (``explainer.attribute``):
-
-    - "one":  D1 = D(I_y(x), I_y(x'))                                  (true class y)
-    - "two":  D2 = (D(I_y(x), I_y(x')) + D(I_t(x), I_t(x'))) / 2       (t = ``targets``)
-    - "all":  mean over every class c of D(I_c(x), I_c(x'))
+    ``measure``: "one" D(I_y(x), I_y(x')), y: true class; "two" (D(I_y(x), I_y(x')) + D(I_t(x), I_t(x'))) / 2,
+    t = ``targets``; "all" mean_c D(I_c(x), I_c(x')). D: :func:`map_discrepancy`; I_c: class c's map.
 
     Args:
-        x, x_adv: clean and perturbed images, N x C x H x W in [0, 1].
-        y: true classes (N,); targets: the attack's target classes (measure "two").
-        explainer: an :class:`~advexp_lib.attributions.Explainer` or a method
-            name. Default: ``Cam(upsample=False)``, the paper's and its
-            reference code's maps at the last conv layer's resolution, which
-            sets D's scale.
-        norm: "l1" (default) or "l2".
-    Returns:
-        (N,) tensor, detached.
-
+        x, x_adv: clean, perturbed N x C x H x W in [0, 1]. y: (N,) true classes. norm: "l1" (default), "l2".
+        explainer: an :class:`~advexp_lib.attributions.Explainer` or name. Default ``Cam(upsample=False)``,
+            the paper's maps at the last conv layer's resolution (sets D's scale).
     Examples:
         >>> d = discrepancy(cam_model, x, x.clone(), y, measure="two", targets=(y + 1) % 3)
         >>> bool((d == 0).all())
@@ -664,15 +573,10 @@ def discrepancy(
 
 
 def kendall_tau(maps: torch.Tensor, maps_adv: torch.Tensor) -> torch.Tensor:
-    r"""Kendall rank correlation tau-b between two maps, per example (``scipy.stats.kendalltau``).
+    r"""Kendall rank correlation tau-b between two maps, per example (``scipy.stats.kendalltau``, O(n log n)).
 
-    Over the n entries of each example (all channels), with sgn the sign function,
-
-        S = sum_{i<j} sgn(a_i - a_j) sgn(b_i - b_j),
-        tau_b = S / sqrt(P_a P_b),   P_a = #{i<j : a_i != a_j} (pairs not tied in a).
-
-    Ties count as in scipy's default tau-b; NaN where a map is constant.
-    O(n log n) per example (scipy's algorithm).
+    Over each example's n entries, tau_b = S / sqrt(P_a P_b) with S = sum_{i<j} sgn(a_i - a_j) sgn(b_i - b_j)
+    and P_a = #{i<j : a_i != a_j}. Ties as scipy's default tau-b; NaN where a map is constant.
 
     Examples:
         >>> kendall_tau(torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[1.0, 3.0, 2.0]]))
@@ -696,12 +600,10 @@ def _tau_b(a: np.ndarray, b: np.ndarray) -> float:
 def top_k_intersection(
     maps: torch.Tensor, maps_adv: torch.Tensor, k: int, *, absolute: bool = True
 ) -> torch.Tensor:
-    """Share of the top-k entries of ``maps`` that are also top-k in ``maps_adv``, per example.
+    """Share of the top-k entries of ``maps`` also top-k in ``maps_adv``, per example, in [0, 1] (1: same).
 
-    Entries are ranked over all pixels and channels by |value| (``absolute``,
-    default True, as for attribution magnitude) or by signed value. Result in
-    [0, 1]; 1 = same top-k set (Ghorbani et al. 2019; Chen et al. 2019).
-    Ties are broken by ``torch.topk``.
+    Ranks |value| (``absolute``, default True) or value; ties by ``torch.topk``.
+    Ghorbani et al. 2019; Chen et al. 2019.
 
     Examples:
         >>> top_k_intersection(torch.tensor([[3.0, 2.0, 1.0, 0.0]]), torch.tensor([[3.0, 0.0, 1.0, 2.0]]), 2)
@@ -722,24 +624,10 @@ def top_k_intersection(
 
 
 def gini(attributions: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    r"""Gini index of |attributions| per example: sparsity (Chalasani et al. 2020).
+    r"""Gini index of |attributions| per example: sparsity (Chalasani et al. 2020); (N,) in the input's dtype.
 
-    With a_1 <= ... <= a_n the absolute values of an example's n entries (all
-    channels) sorted ascending,
-
-        G = sum_i (2 i - n - 1) a_i / (n sum_i a_i),
-
-    0 for a uniform map, (n - 1) / n for a single nonzero entry; higher =
-    sparser = more concise. NaN for an all-zero map (undefined).
-
-    Args:
-        attributions: N x ... tensor (e.g. IG maps, same shape as x).
-        mask: optional bool tensor of the same shape: each example's Gini over
-            its True entries only (n = their count), e.g. ``x > 0``, the
-            digit's pixels, where a black-baseline IG can be nonzero at all.
-            Default None: every entry.
-    Returns:
-        (N,) tensor in the input's dtype.
+    G = sum_i (2 i - n - 1) a_i / (n sum_i a_i), a_1 <= ... <= a_n the sorted absolute entries: 0 if uniform,
+    (n - 1) / n for one nonzero entry, NaN if all zero. ``mask`` (bool, same shape): True entries only.
 
     Examples:
         >>> gini(torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 4.0]]))
@@ -790,35 +678,17 @@ def robust_accuracy_curve(
     per_image: bool = False,
     progress=None,
 ):
-    r"""Accuracy under untargeted PGD at each budget of a grid (the companion papers' protocol).
+    r"""(eps, accuracy[, robust]), float64, eps ascending: accuracy under untargeted PGD at each budget.
 
-    Each budget eps > 0 attacks the clean images afresh
-    (:func:`advexp_lib.attacks.projected_gradient.pgd`, CE ascent from x, no random start by
-    default), as Boopathy et al.'s reference code does; eps = 0 gives the
-    clean accuracy. A fixed-step attack can find at a small budget what it
-    misses at a larger one, so this curve need not fall monotonically. With
-    ``cumulative`` an image counts as robust at eps_j only if it survived
-    every budget eps_i <= eps_j (a non-increasing curve; images that fell are
-    not attacked again). PGD differentiates :func:`advexp_lib.speedups.attack_view`
-    of the model (the same function up to rounding, faster); the model itself
-    classifies its result.
+    Each eps > 0 attacks the clean images afresh (:func:`~advexp_lib.attacks.pgd`, CE ascent from x, on
+    :func:`~advexp_lib.speedups.attack_view`), as Boopathy et al.'s code does, so the curve need not fall.
 
     Args:
-        eps_grid: budgets >= 0 (l-inf, or per-image l2 with ``norm="l2"``), any order; sorted,
-            duplicates dropped.
-        steps, step_size: PGD settings; default 200 steps of 0.01, Boopathy et al.'s evaluation
-            (:data:`advexp_lib.protocols.PGD_EVAL`).
-        norm: "linf" (default) or "l2"; random_start: PGD random start (default False).
-        cumulative: see above. Default False.
-        batch_size: images per PGD batch (default None: all at once).
-        per_image: also return which images are robust at each budget. Default False.
-        progress: a progress bar over the budgets (default: on, see
-            :func:`advexp_lib.checks.progress_enabled`).
-    Returns:
-        (eps, accuracy): float64 tensors of equal length, eps ascending; with
-        ``per_image``, (eps, accuracy, robust) with robust a bool (E, N) tensor
-        (paired comparisons of two models on the same images need it).
-
+        eps_grid: budgets >= 0 (0: clean; l-inf, or per-image l2 if ``norm="l2"``), sorted and deduplicated.
+        steps, step_size: PGD's; default 200 of 0.01 (:data:`advexp_lib.protocols.PGD_EVAL`, Boopathy et al.).
+        norm: "linf" (default) or "l2". random_start: default False. batch_size: default None (all at once).
+        cumulative: robust at eps_j only if robust at every eps_i <= eps_j (non-increasing). Default False.
+        per_image: also return robust, bool (E, N) (default False). progress: a bar (default on).
     Examples:
         >>> eps, acc = robust_accuracy_curve(model, x, y, [0.0, 0.1], steps=5)
         >>> acc.shape

@@ -1,16 +1,10 @@
-"""Architectures. Every model takes raw [0, 1] pixels and normalizes them in its first layer.
+"""Architectures; every model takes raw [0, 1] pixels and normalizes them in its first layer.
 
-- :class:`HalfHuberReLU`, the smooth-at-zero ReLU of Woods et al. (2019).
-- ``linear``: multi-class logistic regression, the one-layer setting of
-  Chalasani et al.'s theorem.
-- ``small_cnn``: a fast CNN for 28 x 28 digits (conv-pool-conv-pool-fc).
-- ``cam_cnn``: conv features -> global average pooling -> linear, so that
-  CAM_c = sum_k W_kc A_k and logit_c = mean(CAM_c) + b_c (Boopathy et al.).
-- ``resnet<6n+2>`` (e.g. ``resnet44``): the pre-activation ResNet of Woods et al.,
-  residual branches initialized to zero.
-- :class:`SmallGap`: Boopathy et al.'s "MNIST-Small" CNN with global average
-  pooling, with TensorFlow's SAME padding (:class:`TFSameConv2d`), the
-  architecture of their published MNIST networks.
+- :class:`HalfHuberReLU`: the smooth-at-zero ReLU of Woods et al. (2019).
+- ``linear``: logistic regression (Chalasani et al.'s one-layer setting); ``small_cnn``: a fast
+  CNN for 28 x 28 digits; ``cam_cnn``: conv -> global average pooling -> linear (Boopathy et al.).
+- ``resnet<6n+2>`` (e.g. ``resnet44``): Woods et al.'s pre-activation ResNet.
+- :class:`SmallGap`: Boopathy et al.'s "MNIST-Small" GAP CNN, TensorFlow SAME padding.
 
 Faster equivalents of a frozen network for attacks are :mod:`advexp_lib.speedups`.
 """
@@ -61,16 +55,11 @@ class HalfHuberReLU(nn.Module):
                x^2 / (2 d)   for 0 < x <= d
                x - d / 2     for x > d,          f'(x) = clamp(x, 0, d) / d.
 
-    Hand-written autograd Functions (no library has it), fused for double
-    backprop: with c = clamp(x, 0, d) and s = c / d = f'(x), the forward is
-    f = s (x - c/2), the first backward g * s (reusing s), and the second
-    backward uses f'' = 1/d on (0, d), else 0. Third derivatives raise
-    (``once_differentiable``).
+    Hand-written autograd Functions (no library has it), fused for double backprop;
+    third derivatives raise (``once_differentiable``).
 
     Args:
-        delta: the quadratic zone's width d > 0. Default: 0.5 (the paper's).
-            Stored as a buffer (checkpoints carry it) and as a Python float
-            (scalar kernels, no device sync), kept equal on load.
+        delta: the quadratic zone's width d > 0. Default: 0.5 (the paper's). A buffer: checkpoints carry it.
     """
 
     def __init__(self, delta: float = 0.5):
@@ -150,10 +139,7 @@ class Normalize(nn.Module):
 
 
 class WithNormalization(nn.Module):
-    """A network trained on normalized inputs, made to take raw [0, 1] pixels: ``net(normalize(x))``.
-
-    See :func:`with_normalization`.
-    """
+    """``net(normalize(x))``: a network trained on normalized inputs, taking raw [0, 1] pixels."""
 
     def __init__(self, net: nn.Module, mean, std):
         super().__init__()
@@ -172,14 +158,10 @@ class WithNormalization(nn.Module):
 
 
 def with_normalization(net: nn.Module, mean, std) -> WithNormalization:
-    """Wrap a network trained on inputs (x - mean) / std so that it takes raw [0, 1] pixels.
+    """Wrap ``net``, trained on inputs (x - mean) / std, so that it takes raw [0, 1] pixels.
 
-    Every attack, explanation and metric here works in pixel space on [0, 1]
-    images; a torchvision-style network that expects normalized inputs
-    becomes one of those: ``with_normalization(resnet18(), IMAGENET_MEAN,
-    IMAGENET_STD)``. ``mean`` and ``std``: one number per channel, or one
-    number for every channel (a 1-channel model then). The wrapped network
-    is the ``net`` attribute; its weights are shared, not copied.
+    ``mean``, ``std``: one number per channel, or one for every channel. The weights are
+    shared, not copied (attribute ``net``).
 
     Examples:
         >>> wrapped = with_normalization(torch.nn.Conv2d(3, 2, 3), [0.5, 0.5, 0.5], [0.25, 0.25, 0.25])
@@ -218,13 +200,8 @@ def check_activation(name) -> float | None:
 class PoolFirst(nn.Sequential):
     """nn.Sequential that evaluates every ``activation, MaxPool2d`` pair as ``MaxPool2d, activation``.
 
-    Both activations here (ReLU, half-Huber) are monotone non-decreasing, so
-    f(max_i x_i) = max_i f(x_i): the same outputs and the same first and second
-    derivatives (up to the tie-breaking among equal positive maxima), with the
-    activation and its backward passes on a quarter of the elements, most of
-    the elementwise work of a double-backprop step. The modules keep their
-    stored order, so state-dict keys (and checkpoints) are those of the plain
-    ``nn.Sequential``.
+    Same outputs and derivatives for monotone activations (f(max x) = max f(x)), on a quarter of the
+    elements; state-dict keys are those of the plain ``nn.Sequential``.
     """
 
     def forward(self, x):
@@ -242,8 +219,7 @@ class PoolFirst(nn.Sequential):
 
 
 def _conv_pool_stages(in_channels: int, activation: str) -> list[nn.Module]:
-    """conv3x3(16)-act-maxpool2-conv3x3(32)-act-maxpool2: the shared front of SmallCNN and CamCNN
-    (in a :class:`PoolFirst`, which pools before the activation)."""
+    """conv3x3(16)-act-maxpool2-conv3x3(32)-act-maxpool2: the front of SmallCNN and CamCNN."""
     return [
         nn.Conv2d(in_channels, 16, 3, padding=1),
         make_activation(activation),
@@ -255,13 +231,7 @@ def _conv_pool_stages(in_channels: int, activation: str) -> list[nn.Module]:
 
 
 class LinearClassifier(nn.Module):
-    """Multi-class logistic regression on normalized pixels: logits = W ((x - mean) / std) + b.
-
-    The one-layer network of Chalasani et al. (2020)'s theorem: with it,
-    l-inf adversarial training is exactly training on a loss with an
-    eps ||.||_1 term on the weight differences, so its sparsity can be
-    compared with l1 regularization where the theory says what to expect.
-    """
+    """Logistic regression: logits = W ((x - mean) / std) + b (Chalasani et al. 2020's one-layer network)."""
 
     def __init__(
         self, *, num_classes=10, in_channels=1, mean=(0.5,), std=(0.25,), size=28, activation="relu"
@@ -297,11 +267,8 @@ class SmallCNN(nn.Module):
 class CamCNN(nn.Module):
     """Conv features -> global average pooling -> linear (CAM-ready).
 
-    ``features(x)`` gives A (N, K, h, w); ``classifier`` is nn.Linear(K, C), so
-    logit_c = mean_{hw}(sum_k W_ck A_k) + b_c: the CAM of class c is
-    sum_k W_ck A_k. The last conv layer is ``features[-2]`` (for Grad-CAM).
-
-    ``width`` = K, the last conv layer's channels (default 128).
+    ``features(x)`` gives A (N, K, h, w), K = ``width`` (default 128); ``classifier`` is
+    nn.Linear(K, C), so CAM_c = sum_k W_ck A_k. Grad-CAM layer: ``features[-2]``.
     """
 
     def __init__(
@@ -324,10 +291,7 @@ class CamCNN(nn.Module):
 class TFSameConv2d(nn.Conv2d):
     """nn.Conv2d with TensorFlow's ``padding="SAME"``: output size ceil(n / stride) along each axis.
 
-    The total padding along an axis is max((ceil(n / s) - 1) s + k - n, 0), split
-    floor(total / 2) before (top, left) and the rest after (bottom, right):
-    asymmetric when the total is odd, where PyTorch's ``padding=`` is always
-    symmetric. Zero padding; computed from each input's size.
+    Total zero padding max((ceil(n / s) - 1) s + k - n, 0): floor(total / 2) before, the rest after.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, bias=True):
@@ -345,17 +309,10 @@ class TFSameConv2d(nn.Conv2d):
 class SmallGap(nn.Module):
     """Boopathy et al. (2020)'s "MNIST-Small" CNN with global average pooling (their ``smallgap``).
 
-    logits = W mean_hw(A), A = conv3(relu(conv2(relu(conv1(x))))), with
-    conv1 4x4 stride 2 (16), conv2 4x4 stride 2 (32), conv3 7x7 stride 1 (100),
-    all :class:`TFSameConv2d` with bias, and W a 100 -> 10 linear map without
-    bias (their 1x1 CAM head): no activation after conv3, as in their
-    ``load_model.py``. Takes [0, 1] pixels unnormalized, as their training fed
-    them (MNIST / 255). CAM_c = sum_k W_ck A_k (``features`` gives A); the
-    Grad-CAM layer is conv3.
-
-    Initialized as their ``train.py``: every weight N(0, 1 / fan_in) (fan_in =
-    k * k * c_in for a conv, 100 for the head), every bias 0. Build it with
-    ``build_model("smallgap")``; no input normalization (``mean`` / ``std`` do not apply).
+    logits = W mean_hw(A), A = conv3(relu(conv2(relu(conv1(x))))): conv1 4x4 stride 2 (16), conv2
+    4x4 stride 2 (32), conv3 7x7 stride 1 (100), all :class:`TFSameConv2d` with bias; W 100 -> 10
+    without bias. Unnormalized [0, 1] inputs; Grad-CAM layer conv3. Init as their ``train.py``:
+    weights N(0, 1 / fan_in), biases 0.
     """
 
     def __init__(self, *, num_classes: int = 10, in_channels: int = 1):
@@ -383,10 +340,10 @@ class SmallGap(nn.Module):
 
 
 class PreActBlock(nn.Module):
-    """Pre-activation residual block (Woods et al. layout).
+    """Pre-activation residual block: main(pre(x)) + shortcut, Woods et al.'s layout.
 
-    pre = BN-act on the input; main = conv3x3(stride)-BN-act-conv3x3 on pre(x);
-    shortcut = x, or conv3x3(stride) on pre(x) where the shape changes.
+    pre = BN-act; main = conv3x3(stride)-BN-act-conv3x3; shortcut = x, or conv3x3(stride) on pre(x)
+    where the shape changes.
     """
 
     def __init__(self, cin, cout, stride, activation):
@@ -408,14 +365,9 @@ class PreActBlock(nn.Module):
 class PreActResNet(nn.Module):
     """Pre-activation ResNet of depth 6n + 2 (ResNet-44: n = 7, widths 16/32/64).
 
-    stem conv3x3 -> 3 stages of n PreActBlocks (stride 1, 2, 2) -> BN-act ->
-    global average pool -> 1x1 conv classifier.
-
-    Initialized as Woods et al.'s reference: every conv weight (the classifier's
-    too) ``kaiming_uniform_`` with a = 0, i.e. U(-sqrt(6 / fan_in), +sqrt(6 / fan_in));
-    conv biases 0; BatchNorm weight 1 and bias 0; then the last conv of every
-    residual branch zeroed, so each block starts as the identity (Goyal et
-    al. 2017; He et al. 2019, arXiv:1812.01187).
+    stem conv3x3 -> 3 stages of n PreActBlocks (stride 1, 2, 2) -> BN-act -> global average pool ->
+    1x1 conv. Init as Woods et al.: convs ``kaiming_uniform_`` (a = 0), biases 0, BatchNorm (1, 0),
+    last conv of each residual branch zeroed (Goyal et al. 2017; He et al. 2019, arXiv:1812.01187).
     """
 
     def __init__(
@@ -460,10 +412,7 @@ class PreActResNet(nn.Module):
 
     @property
     def gradcam_layer(self) -> nn.Module:
-        """The last spatial feature map (after the head's BN and activation): Grad-CAM's layer.
-
-        The last ``nn.Conv2d`` is the 1 x 1 classifier after pooling, whose output has no grid.
-        """
+        """The last spatial feature map (the head's BN-act output): Grad-CAM's layer."""
         return self.head
 
     def features(self, x):
@@ -488,13 +437,10 @@ def build_model(
 
     Args:
         num_classes, in_channels: output classes and input channels.
-        activation: "relu", "half_huber" (Woods' HalfHuberReLU, delta 0.5) or
-            "half_huber(d)" (width d, e.g. "half_huber(1.5)"). Default "relu".
-        mean, std: per-channel normalization applied by the model's first layer;
-            default 0.5 / 0.25 for every channel.
-        image_size: input height = width; used by the dense layers of ``linear`` and ``small_cnn``.
-            Default 28. ``activation`` does not apply to ``linear``; ``activation``, ``mean``
-            and ``std`` do not apply to ``smallgap`` (ReLU, unnormalized, as Boopathy et al.).
+        activation: "relu" (default), "half_huber" (delta 0.5) or "half_huber(d)"; not for ``linear``.
+        mean, std: per-channel normalization in the first layer; default 0.5 / 0.25 per channel.
+        image_size: input height = width for ``linear`` and ``small_cnn``. Default 28.
+            ``smallgap`` ignores ``activation``, ``mean`` and ``std`` (ReLU, unnormalized).
     """
     check_positive(num_classes, "num_classes", integer=True)
     check_positive(in_channels, "in_channels", integer=True)
@@ -529,31 +475,18 @@ def training_mode(model: nn.Module, training: bool):
 
 
 def eval_mode(model: nn.Module):
-    """Run the deterministic (eval-mode) network inside the block; restore the caller's mode after.
-
-    Attacks and explanations use it: BatchNorm must not update its statistics
-    or depend on the batch while a perturbation or map is computed.
-    """
+    """Run ``model`` in eval mode (BatchNorm frozen) inside the block; restore its mode after."""
     return training_mode(model, False)
 
 
 def tandem_margin(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-    """g_c - max_{j != c} g_j per example, with c = ``classes`` (N,): positive iff class c wins.
-
-    Woods et al.'s "tandem" output of L_adv (c = y) and the margin of targeted
-    attacks such as ISA (c = the target).
-    """
+    """g_c - max_{j != c} g_j per example, c = ``classes`` (N,): positive iff class c wins."""
     true = logits.gather(1, classes[:, None]).squeeze(1)
     return true - _others(logits, classes).amax(1)
 
 
 def runner_up(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-    """argmax_{j != c} g_j per example: the highest-scoring class other than ``classes`` (N,).
-
-    With c = y this is the closest wrong class, the default target of the
-    book's targeted attacks and explanations. Scores may be logits or
-    probabilities (the argmax is the same).
-    """
+    """argmax_{j != c} g_j per row of logits or probabilities: the best class other than ``classes`` (N,)."""
     return _others(logits, classes).argmax(1)
 
 

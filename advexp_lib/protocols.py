@@ -1,15 +1,4 @@
-"""The settings of the RMSE search and the reference code's protocols, defined once.
-
-:class:`SearchConfig` holds one search's settings (used by
-:func:`advexp_lib.attacks.search.rmse_search` and everything built on it);
-:data:`ARA_PAPER` and :data:`AE_PAPER` are the protocols of Woods et al.'s
-reference code, :data:`ARA_N_IMAGES` and :data:`ARA_SEED` the images its ARA
-command scores. :class:`PgdProtocol` holds an l-inf PGD's budget and steps:
-:data:`PGD_MNIST` (Madry et al.'s MNIST attack, the inner attack of Boopathy et
-al. and Chalasani et al.), :data:`PGD_CIFAR10` (Boopathy et al.'s CIFAR-10 inner
-attack) and :data:`PGD_EVAL` (Boopathy et al.'s evaluation attack). Importing
-this module loads no torch.
-"""
+"""The RMSE search's settings, the reference code's protocols and l-inf PGD protocols; loads no torch."""
 
 from __future__ import annotations
 
@@ -33,8 +22,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Settings of one RMSE search (:func:`~advexp_lib.attacks.search.rmse_search`); change a field
-    with ``dataclasses.replace``.
+    """Settings of one RMSE search (:func:`~advexp_lib.attacks.search.rmse_search`); change with ``replace``.
 
     Examples:
         >>> from dataclasses import replace

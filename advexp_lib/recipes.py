@@ -1,30 +1,8 @@
 """Every training recipe of the book in one table, each resolved once into a plain frozen spec.
 
-:func:`recipe` returns a :class:`Recipe`: architecture and activation, the
-training loop's :class:`~advexp_lib.training.TrainConfig` (optimizer and
-schedule), and the hooks (a loss term and an input transform, each a name in
-:data:`HOOKS` with JSON keyword arguments). Resolving it also fixes what
-follows from those: the model's keyword arguments for
-:func:`advexp_lib.models.build_model`, whether the training data is
-augmented, the factories of its hooks, and the hash of the whole recipe,
-which keys the zoo's cache. The zoo then builds and trains from the spec
-alone.
-
-Recipes (:data:`RECIPES`; the settings and why, per dataset, are in the book's
-"Recipes" page):
-
-- Woods, Chen & Teuscher (2019): ``standard``, ``adv`` (RMSE adversarial
-  training, "l2"), ``robust`` (half-Huber ReLU, L_adv with adaptive psi),
-  ``all`` (robust + "l2min" adversarial training on half of each batch);
-- companion papers, on the CAM-ready ``cam_cnn`` (``resnet20`` on CIFAR-10):
-  ``cam_standard``, ``pgd_linf`` (Madry PGD, Chalasani et al. 2020), ``int`` /
-  ``int2`` (Boopathy et al. 2020), ``l1`` (Chalasani et al.'s baseline),
-  ``ig_norm`` (Chen et al. 2019);
-- the one-layer setting of Chalasani et al.'s theorem: ``logreg``, ``logreg_l1``,
-  ``logreg_pgd`` (multi-class logistic regression, arch ``linear``);
-- Boopathy et al.'s own network and training (arch ``smallgap``, their inner attack,
-  eps ramp and lambda in every arm): ``smallgap_normal``, ``smallgap_adv``,
-  ``smallgap_int``, ``smallgap_int2``.
+:func:`recipe` gives a :class:`Recipe` (arch, activation, TrainConfig, hooks named in :data:`HOOKS`) from
+which the zoo trains. :data:`RECIPES`: Woods et al. (2019)'s four; CAM-ready ones after Boopathy et al.
+(2020), Chalasani et al. (2020), Chen et al. (2019); logistic regression; Boopathy et al.'s ``smallgap``.
 """
 
 from __future__ import annotations
@@ -62,13 +40,10 @@ __all__ = [
 class Recipe:
     """Everything that determines a trained model's weights, resolved once.
 
-    Set: ``name``, ``dataset``, ``arch``, ``activation``, ``train``, ``version``
-    (bumped when a hook's numerics change) and ``loss_term`` / ``input_transform``:
-    (hook name in :data:`HOOKS`, keyword arguments) or None. Derived when the
-    recipe is made (and again by ``dataclasses.replace``): ``model_kwargs``
-    (for :func:`~advexp_lib.models.build_model`), ``augment`` (training
-    augmentation, CIFAR-10), ``make_loss_term`` / ``make_input_transform``
-    (factories of the hooks, or None) and ``hash`` (:func:`config_hash`).
+    Set: ``name``, ``dataset``, ``arch``, ``activation``, ``train``, ``version`` (bumped when a hook's
+    numerics change), ``loss_term`` / ``input_transform`` ((name in :data:`HOOKS`, kwargs) or None).
+    Derived, also by ``dataclasses.replace``: ``model_kwargs`` (of :func:`~advexp_lib.models.build_model`),
+    ``augment`` (CIFAR-10), ``make_loss_term`` / ``make_input_transform`` (hook factories), ``hash``.
     """
 
     name: str
@@ -204,10 +179,8 @@ def _woods_settings(dataset: str) -> dict:
 def linf_settings(dataset: str, *, steps: int = 5, training: bool = True, warmup_epochs: int = 5) -> dict:
     """l-inf budget and PGD settings for ``dataset``: dict(eps, steps, step_size, warmup_epochs).
 
-    CIFAR-10: eps 8/255, 10 x 2/255, 5 warm-up epochs (Boopathy et al.). mnist5k
-    training: eps 0.3 in ``steps`` steps of 2.5 eps / steps. Otherwise (other
-    28 x 28 data, or ``training=False``): the papers' 40 x 0.01 at eps 0.3,
-    with a 2-epoch warm-up in training.
+    CIFAR-10: eps 8/255, 10 x 2/255, 5 warm-up epochs (Boopathy et al.). mnist5k training: eps 0.3,
+    ``steps`` steps of 2.5 eps / steps. Otherwise: 40 x 0.01 at eps 0.3, warm-up 2 (0 if not ``training``).
     """
     if dataset == "cifar10":
         return {**asdict(PGD_CIFAR10), "warmup_epochs": 5}
@@ -269,10 +242,7 @@ def int2(dataset: str) -> Recipe:
 
 
 def l1(dataset: str) -> Recipe:
-    """Natural training with l1 regularization of every parameter (Chalasani et al. 2020's comparison).
-
-    lambda 2e-4 on the mean loss: the reference's 0.01 on the loss summed over batches of 50.
-    """
+    """Chalasani et al.'s l1 baseline: lambda 2e-4 on the mean loss (their 0.01 on sums of 50 losses)."""
     return Recipe(
         "l1",
         dataset,
@@ -324,12 +294,9 @@ def ig_norm(dataset: str) -> Recipe:
     )
 
 
-# Boopathy et al.'s train.py (MNIST): Adam lr 1e-4, batch 50, 100 epochs of the 55,000 training
-# digits (110,000 steps); PGD 40 x 0.01 at eps 0.3 in every arm; eps 0 up to step 2,000, then
-# linear to step 10,000; lambda 0.01. On mnist5k (4,000 digits, 80 steps an epoch) every arm gets
-# 8 epochs, 640 steps (1/172 of the reference's), with two deviations, the same in every arm and
-# measured in book/recipes.md and chapter 06: lr 3e-3 (chosen on a validation split of the
-# training digits), and the ramp kept in passes over the data rather than in steps.
+# Boopathy et al.'s train.py (MNIST): Adam lr 1e-4, batch 50, 100 epochs of 55,000 digits; PGD 40 x 0.01
+# at eps 0.3; eps 0 up to step 2,000, then linear to 10,000; lambda 0.01. On mnist5k every arm gets 8 epochs
+# (640 steps), lr 3e-3 (chosen on a validation split) and the ramp kept in passes over the data, not steps.
 _SMALLGAP_REFERENCE = dict(epochs=100, lr=1e-4, ramp=(2_000, 10_000))
 _SMALLGAP_MNIST5K = dict(epochs=8, lr=3e-3, ramp=(160, 400))
 
@@ -342,11 +309,8 @@ def _smallgap_budget(dataset: str) -> dict:
 def smallgap_settings(dataset: str) -> dict:
     """Boopathy et al.'s inner PGD, 40 x 0.01 at eps 0.3, with their per-step eps ramp.
 
-    ``ramp_steps`` (eps 0 up to s0, then linear to 0.3 at s1) = (2,000, 10,000)
-    on full-size data such as ``mnist`` (the reference's). On ``mnist5k`` (160, 400) of its 640 steps:
-    2 epochs at eps 0, linear over epochs 3 to 5, the reference's ramp kept in
-    passes over the data (1.8 and 9.1 of its 100 epochs) rather than in steps,
-    which scaled to 640 (9, 58) would leave no natural phase.
+    ``ramp_steps`` (eps 0 up to s0, then linear to 0.3 at s1): (2,000, 10,000) on full-size data (the
+    reference's); on ``mnist5k`` (160, 400) of 640 steps, the reference's ramp in passes over the data.
     """
     budget = _smallgap_budget(dataset)
     return {**asdict(PGD_MNIST), "ramp_steps": budget["ramp"]}
@@ -464,10 +428,9 @@ def recipe(dataset: str, name: str, **overrides) -> Recipe:
 def variant(
     r: Recipe, *, loss_term: dict | None = None, input_transform: dict | None = None, **overrides
 ) -> Recipe:
-    """``r`` with changed settings: TrainConfig fields (``overrides``, e.g. seed=1), hook keyword arguments.
+    """``r`` with changed TrainConfig fields (``overrides``, e.g. seed=1) and hook keyword arguments.
 
-    E.g. ``variant(recipe("mnist5k", "l1"), loss_term={"lambda_": 2e-3})``. The
-    name stays; the hash (and so the zoo's cache key) changes with the settings.
+    E.g. ``variant(recipe("mnist5k", "l1"), loss_term={"lambda_": 2e-3})``: same name, new hash.
     """
     bad = set(overrides) - set(asdict(r.train))
     if bad:

@@ -1,15 +1,9 @@
-"""Training regularizers (hand-written: no library provides them), as loss terms of the training loop.
+"""Training regularizers as loss terms of the training loop (hand-written: no library provides them).
 
-- :class:`WoodsRegularizer`: the Lipschitz-inspired input-gradient penalty
-  L_adv of Woods et al. (2019) with the adaptive strength :class:`AdaptivePsi`.
-- :class:`InterpretabilityRegularizer`: interpretability-aware training (Int,
-  Int2) of Boopathy et al. (2020) on CAM discrepancies.
-- :class:`L1Penalty`: l1 regularization, Chalasani et al. (2020)'s baseline.
+- :class:`WoodsRegularizer`: input-gradient penalty L_adv of Woods et al. (2019), with :class:`AdaptivePsi`;
+- :class:`InterpretabilityRegularizer`: Int / Int2 of Boopathy et al. (2020) on CAM discrepancies;
+- :class:`L1Penalty`: l1 regularization, Chalasani et al. (2020)'s baseline;
 - :class:`IGNormRegularizer`: IG-NORM of Chen et al. (2019).
-
-Per-example random choices are drawn for the global batch
-(:func:`advexp_lib.distributed.global_draw`), so multi-process training
-draws what one process would.
 """
 
 from __future__ import annotations
@@ -39,21 +33,14 @@ __all__ = [
 
 
 class AdaptivePsi:
-    r"""Integral controller for the regularization strength psi (Woods et al. 2019).
-
-    After each batch with classification loss CE:
+    r"""Integral controller for the regularization strength psi (Woods et al. 2019); after each batch's CE:
 
         I <- max(0, I + clip(-ln(CE / L_target), -eps_worse, +eps_better))
         psi = k_psi0 * exp(k_psi * I)
 
-    psi grows while CE < L_target (room to trade accuracy for robustness) and
-    decays slowly when CE > L_target, so L_target sets the trade-off.
-
     Args:
-        target: L_target. Default 1.5 (paper, CIFAR-10 ResNet-44).
-        k_psi0: psi at I = 0. Default 220.
-        k_psi: growth rate of psi in I. Default 0.02.
-        eps_better, eps_worse: per-batch clip of the increment. Defaults 1, 0.01.
+        target: L_target (default 1.5, the paper's CIFAR-10 ResNet-44); k_psi0: psi at I = 0 (default 220).
+        k_psi: growth rate of psi in I (default 0.02); eps_better, eps_worse: the clip (defaults 1, 0.01).
     """
 
     def __init__(self, target=1.5, k_psi0=220.0, k_psi=0.02, eps_better=1.0, eps_worse=0.01):
@@ -85,15 +72,12 @@ class AdaptivePsi:
 class WoodsRegularizer(LossTerm):
     r"""L_adv of Woods et al. (2019): psi * mean(|G|^z), G = d(sum_i s_i)/dx (double backprop).
 
-    Per example, s_i is the tandem margin g_y - max_{j != y} g_j with
-    probability ``zeta``, otherwise a uniformly random logit g_k. The training
-    loss becomes CE(g, y) + psi * mean over examples and pixels of |G|^z.
+    s_i: the tandem margin g_y - max_{j != y} g_j with probability ``zeta``, else a uniformly random logit g_k
+    (drawn for the global batch: :func:`advexp_lib.distributed.global_draw`). Loss: CE(g, y) + L_adv.
 
     Args:
-        z: exponent of the gradient penalty. Default 2.
-        zeta: probability of the tandem output. Default 0.2.
-        psi: a fixed float, or an :class:`AdaptivePsi` (default: paper values)
-            updated after every step with the batch's cross-entropy.
+        z: exponent (default 2); zeta: probability of the tandem output (default 0.2).
+        psi: a float, or an :class:`AdaptivePsi` (default: paper values) fed each step's cross-entropy.
     History/checkpoint: ``psi``, ``psi_integral`` (I) and ``grad_penalty`` per epoch.
     """
 
@@ -177,37 +161,18 @@ class _PgdLossTerm(PgdWarmup, LossTerm):
 
 
 class InterpretabilityRegularizer(_PgdLossTerm):
-    r"""Interpretability-aware training of Boopathy et al. (2020): lambda * D~(x, x') on CAM maps.
+    r"""Boopathy et al.'s (2020) interpretability-aware training: CE(f(x), y) + lambda * mean_batch D~(x, x').
 
-    For a CAM-ready network (conv -> global average pool -> linear; see
-    :func:`advexp_lib.attributions.class_activation_maps`) with CAM_c the class-c
-    map on the last conv grid (h x w, not upsampled: the l1 norms below sum
-    over h x w entries),
-
-        D~(x, x') = ||CAM_y(x') - CAM_y(x)||_1 + sum_{i != y} p~_i(x') ||CAM_i(x') - CAM_i(x)||_1,
-
-    with p~ = softmax of f(x') over the classes i != y, renormalized. The
-    training loss is CE(f(x), y) + lambda * mean_batch D~(x, x'). x' lies in
-    the l-inf eps-ball around x (within [0, 1]) and comes from PGD
-    (:func:`advexp_lib.attacks.projected_gradient.pgd`, random start):
-
-    - variant "int": ascent on the loss itself, i.e. on D~(x, x') (its only
-      x'-dependent part); random start is needed since D~ is 0, with zero
-      subgradient, at x' = x;
-    - variant "int2": plain PGD on CE(f(x'), y) (Madry's adversarial example).
-
-    Gradients flow through both CAM(x) and CAM(x') (and p~) to the weights.
+    D~: :func:`cam_discrepancy` on a CAM-ready net (:func:`advexp_lib.attributions.class_activation_maps`);
+    gradients flow through CAM(x), CAM(x') and p~. x': l-inf PGD with random start in the eps-ball within
+    [0, 1] (:func:`advexp_lib.attacks.projected_gradient.pgd`) ascending D~ ("int") or CE(f(x'), y) ("int2").
 
     Args:
-        lambda_: weight of D~; default 0.01 (the paper's).
-        eps: l-inf budget; default 0.3 (MNIST; CIFAR-10: 8/255).
-        steps, step_size: PGD; default 40 x 0.01 (:data:`~advexp_lib.protocols.PGD_MNIST`;
-            CIFAR-10: :data:`~advexp_lib.protocols.PGD_CIFAR10`, 10 x 2/255).
-        variant: "int" (default) or "int2".
+        lambda_: weight of D~ (default 0.01, the paper's); eps: l-inf budget (default 0.3; CIFAR-10: 8/255).
+        steps, step_size: PGD; default 40 x 0.01 (:data:`~advexp_lib.protocols.PGD_MNIST`; CIFAR-10:
+            :data:`~advexp_lib.protocols.PGD_CIFAR10`, 10 x 2/255). variant: "int" (default) or "int2".
         warmup_epochs: linear eps warm-up, eps_e = eps * min(1, (e + 1) / W); default 0.
-        ramp_steps: (s0, s1): the reference's per-step ramp instead (``train.py``: eps 0 up to
-            step s0 = 2,000, linear to eps at s1 = 10,000; :class:`~advexp_lib.hooks.PgdWarmup`);
-            default None.
+        ramp_steps: (s0, s1): the reference's per-step ramp instead (:class:`~advexp_lib.hooks.PgdWarmup`).
     History: ``interp_discrepancy`` (batch mean of D~) and ``eps`` per epoch.
     """
 
@@ -283,16 +248,10 @@ def cam_discrepancy(model, cams: torch.Tensor, x_adv: torch.Tensor, y: torch.Ten
 
 
 class L1Penalty(LossTerm):
-    r"""l1 regularization of every parameter: lambda * sum |theta| (Chalasani et al. 2020's baseline).
-
-    Every trainable parameter counts, biases included, as in Chalasani et
-    al.'s reference code (jfc43/advex, an l1 regularizer on all trainable
-    variables). The reference adds 0.01 sum |theta| to the cross-entropy
-    *summed* over batches of 50; on the mean cross-entropy this loop
-    minimizes, that is lambda = 0.01 / 50 = 2e-4, the default.
+    r"""l1 penalty lambda * sum |theta| on all trainable parameters, biases too (Chalasani et al. 2020).
 
     Args:
-        lambda_: strength on the mean loss; default 2e-4.
+        lambda_: on the mean CE; default 2e-4 = the reference's (jfc43/advex) 0.01 on CE summed over 50.
     History: ``l1`` (sum |theta|) per epoch.
     """
 
@@ -306,33 +265,19 @@ class L1Penalty(LossTerm):
 
 
 class IGNormRegularizer(_PgdLossTerm):
-    r"""IG-NORM of Chen et al. (2019): lambda * ||IG of the loss from x to x'||_1.
-
-    With l(z) = CE(f(z), y) and x' in the l-inf eps-ball around x,
+    r"""IG-NORM (Chen et al. 2019): CE(f(x), y) + lambda * mean_batch ||IG(x, x')||_1; l(z) = CE(f(z), y):
 
         IG_i(x, x') = (x'_i - x_i) * \int_0^1 d l(x + a (x' - x)) / dz_i da
 
-    (a quadrature with ``n_steps`` nodes, differentiable w.r.t. the weights:
-    :func:`advexp_lib.attributions.integrated_gradients_of`). Loss:
-    CE(f(x), y) + lambda * mean_batch ||IG(x, x')||_1. How x' is found:
-
-    - ``x_adv="ig"``: as Chen et al.'s reference code, PGD (random start)
-      maximizing ||IG(x, x')||_1 itself, its gradient taken through an IG of
-      ``attack_nodes`` right-Riemann nodes (the reference: 10 of its 50);
-    - ``x_adv="ce"``: PGD on CE(f(x'), y), a cheaper proxy without a
-      double-backprop inner loop. By completeness sum_i IG_i = l(x') - l(x),
-      so it maximizes a lower bound of ||IG||_1; the book's chapter on
-      concise explanations measures how much smaller the norm it finds is
-      than the maximizer's (:meth:`find_x_adv` gives either x').
+    (``n_steps`` nodes; differentiable: :func:`advexp_lib.attributions.integrated_gradients_of`).
+    x': PGD in the l-inf eps-ball, random start (:meth:`find_x_adv`), on ``x_adv``: "ig": ||IG||_1 itself,
+    through an IG of ``attack_nodes`` right-Riemann nodes (Chen et al.'s reference); "ce": CE(f(x'), y), a
+    cheaper proxy maximizing a lower bound (sum_i IG_i = l(x') - l(x)).
 
     Args:
-        lambda_: strength; default 1.0 (Chen et al.'s MNIST value).
-        eps: l-inf budget; default 0.3. steps, step_size: PGD; default 40 x 0.01
-            (:data:`~advexp_lib.protocols.PGD_MNIST`).
-        n_steps: IG nodes of the loss (>= 2); default 10.
-        ig_method: Captum's quadrature for the loss's IG: "riemann_right" (the
-            reference's, with 50 nodes) or "riemann_trapezoid" (default).
-        x_adv: "ce" (default) or "ig", see above. attack_nodes: default 10.
+        lambda_: default 1.0 (Chen et al.'s MNIST); eps: default 0.3; steps, step_size: PGD, 40 x 0.01.
+        n_steps: IG nodes of the loss (>= 2; default 10); x_adv: "ce" (default) or "ig"; attack_nodes: 10.
+        ig_method: "riemann_trapezoid" (default) or "riemann_right" (the reference's, with 50 nodes).
         warmup_epochs: linear eps warm-up as in :class:`InterpretabilityRegularizer`; default 0.
     History: ``ig_norm`` (batch mean of ||IG||_1) and ``eps`` per epoch.
     """

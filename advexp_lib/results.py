@@ -1,12 +1,4 @@
-"""Result objects as JSON: ``to_dict()`` / ``from_dict()`` for the library's result dataclasses.
-
-:class:`Result` is the mix-in of every result dataclass (ARA, searches,
-explanations ...). ``to_dict`` gives plain JSON data that ``json.dumps(...,
-allow_nan=False)`` accepts: tensors become {"tensor": nested lists, "dtype"},
-non-finite floats the strings "inf", "-inf", "nan", nested Estimates and
-results their own dicts. ``from_dict`` restores the dataclass, tensors
-included (on the CPU).
-"""
+"""Result objects as JSON: ``to_dict()`` / ``from_dict()`` for the library's result dataclasses."""
 
 from __future__ import annotations
 
@@ -33,7 +25,7 @@ class Result:
     """
 
     def to_dict(self) -> dict:
-        """The result as JSON-safe data (see the module docstring)."""
+        """The result as JSON-safe data (:func:`to_json`)."""
         return {f.name: to_json(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
@@ -44,7 +36,9 @@ class Result:
 
 
 def to_json(value):
-    """``value`` as JSON-safe data: tensors, non-finite floats, dataclasses and containers converted."""
+    """``value`` as data ``json.dumps(..., allow_nan=False)`` accepts: tensors {"tensor": lists, "dtype"},
+    non-finite floats "inf", "-inf", "nan", results and Estimates their dicts, containers converted.
+    """
     if isinstance(value, torch.Tensor):
         return {
             "tensor": to_json(value.detach().cpu().tolist()),

@@ -1,20 +1,11 @@
 """Speed views: the same function as a frozen network, in a form that CPU attacks differentiate faster.
 
-Each view pays on a benchmark, run as ratios within one run:
+Exact up to float32 rounding (sign-step attacks may diverge after many steps): score the attack's
+result on the model. Each view's benchmark in ``benchmarks/`` (ratio within one run):
 
-- :func:`attack_view` folds :class:`~advexp_lib.models.SmallGap`'s affine tail
-  into one float64 map (``benchmarks/bench_attack_view.py``: PGD 5.4x faster on
-  ``smallgap_adv``) and feeds max-pooling or BatchNorm networks NHWC copies
-  (1.3x on ``cam_standard``);
-- :func:`prefers_nhwc` / :func:`nhwc_copy`: the RMSE search's channels-last
-  input on CPU (``benchmarks/bench_published_ara.py``: 1.26x on the published
-  ResNet-44s);
-- :func:`cam_view` folds SmallGap's head into its last convolution, so the
-  interpretability sneaking attack differentiates C instead of 100 channels
-  (``benchmarks/bench_attack_view.py --cam``).
-
-Every view computes the model's function up to float32 rounding (tests/test_speedups.py
-against float64 forwards); callers score the attack's result on the model itself.
+- :func:`attack_view`: ``bench_attack_view.py``, PGD 5.4x on ``smallgap_adv``, 1.3x on ``cam_standard``;
+- :func:`prefers_nhwc` / :func:`nhwc_copy`: ``bench_published_ara.py``, 1.26x on the published ResNet-44s;
+- :func:`cam_view`: ``bench_attack_view.py --cam``, C instead of 100 channels in conv3.
 """
 
 from __future__ import annotations
@@ -34,13 +25,6 @@ __all__ = ["attack_view", "cam_view", "prefers_nhwc", "nhwc_copy"]
 def prefers_nhwc(model: nn.Module, x: torch.Tensor) -> bool:
     """Feed ``model`` NHWC copies (:func:`nhwc_copy`)? On CPU, for networks with max-pooling or BatchNorm.
 
-    oneDNN's max-pooling and its convolutions in the pre-activation ResNets
-    run faster on CPU in channels-last (``benchmarks/bench_woods.py``,
-    ``benchmarks/bench_published_ara.py``: about 1.2x per search step on the
-    published ResNet-44s). NHWC convolutions sum in another order than NCHW
-    ones, so distances move by float32 rounding (the benchmark prints the
-    largest change).
-
     Examples:
         >>> prefers_nhwc(nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2)), torch.rand(1, 1, 8, 8))
         True
@@ -53,11 +37,7 @@ def prefers_nhwc(model: nn.Module, x: torch.Tensor) -> bool:
 def nhwc_copy(x: torch.Tensor) -> torch.Tensor:
     """A differentiable copy of x in channels-last (NHWC) strides on CPU, values unchanged.
 
-    oneDNN max-pooling (and convolutions) on CPU run faster in NHWC, and a
-    layer's output follows its input's layout. For C = 1 the two layouts hold
-    the same bytes and ``contiguous(channels_last)`` (like ``x + d``) keeps
-    NCHW strides, so an explicit copy sets the stride of C to 1: the first
-    convolution then sees NHWC and the layers after it stay NHWC.
+    Unlike ``contiguous(channels_last)``, sets C's stride to 1 also for C = 1, so later layers run NHWC.
 
     Examples:
         >>> z = nhwc_copy(torch.rand(2, 1, 4, 4))
@@ -70,25 +50,12 @@ def nhwc_copy(x: torch.Tensor) -> torch.Tensor:
 
 
 def attack_view(model: nn.Module, x: torch.Tensor) -> nn.Module:
-    r"""The function of the eval-mode ``model``, in a form many-step input-gradient attacks run faster.
+    r"""The eval-mode, frozen ``model`` (weights copied or wrapped), in a form many-step attacks run faster.
 
-    For evaluation of a *frozen* network (the model must not change while the
-    view is used: it copies or wraps the current weights):
-
-    - :class:`SmallGap`: its tail z = W mean_hw(conv3(h)) + 0 is affine in
-      h = relu(conv2(relu(conv1(x)))) (no activation after conv3), so it is
-      folded into one map z = M vec(h) + b with M = dz/dh and b = z(0),
-      computed once by autograd in float64 and applied in float64 (exact for
-      an affine map up to rounding; on MNIST about 7x fewer multiply-adds
-      than conv3, benchmarks/bench_attack_view.py);
-    - a network with max-pooling or BatchNorm on CPU (:func:`prefers_nhwc`): fed NHWC copies of its input
-      (:func:`prefers_nhwc`, as the RMSE search does);
+    - :class:`SmallGap`: its affine tail z = W mean_hw(conv3(h)), h = relu(conv2(relu(conv1(x)))), folded
+      into z = M vec(h) + b, M = dz/dh and b = z(0) computed by autograd and applied in float64;
+    - max-pooling or BatchNorm on CPU (:func:`prefers_nhwc`): fed NHWC copies;
     - any other network: ``model`` itself.
-
-    Outputs match ``model``'s up to float32 rounding (tests/test_models.py
-    checks the fold against a float64 forward); attacks that take sign steps
-    can still diverge after many steps where a gradient entry is within
-    rounding of 0. Callers should score the attack's result on ``model``.
 
     Args:
         model: an ``nn.Module`` (N, C, H, W) -> (N, classes).
@@ -111,16 +78,9 @@ def attack_view(model: nn.Module, x: torch.Tensor) -> nn.Module:
 def cam_view(model: nn.Module) -> nn.Module:
     r"""The eval-mode ``model`` with the same logits and the same CAM, cheaper to differentiate.
 
-    For a :class:`SmallGap`, a copy whose last convolution has the head folded
-    in: conv3' = W o conv3, with C output channels (kernel_c = sum_k W_ck
-    kernel_k, bias_c = sum_k W_ck b_k, computed in float64 and stored in the
-    model's dtype) and an identity head, so A'_c = sum_k W_ck A_k is CAM_c
-    itself and logits = mean_hw(A'). Exact for the linear composition up to
-    rounding; conv3 does C instead of 100 output channels (10x fewer
-    multiply-adds on MNIST). A snapshot: later training of ``model`` does not
-    reach it. Any other model is returned as is. The interpretability
-    sneaking attack runs on it (CAM is read from ``features``, so
-    :class:`~advexp_lib.attributions.Cam` gives the same maps).
+    For a :class:`SmallGap`, a snapshot copy with the head folded into conv3: conv3' = W o conv3, C output
+    channels (kernel_c = sum_k W_ck kernel_k, bias_c = sum_k W_ck b_k, in float64) and an identity head, so
+    A'_c = CAM_c and logits = mean_hw(A'). Any other model is returned as is.
 
     Examples:
         >>> from advexp_lib.models import build_model
@@ -146,7 +106,7 @@ def cam_view(model: nn.Module) -> nn.Module:
 
 
 class _FoldedSmallGap(nn.Module):
-    """SmallGap's conv1-relu-conv2-relu, then its affine tail as one float64 map (see :func:`attack_view`)."""
+    """SmallGap's conv1-relu-conv2-relu, then its affine tail as one float64 map (:func:`attack_view`)."""
 
     def __init__(self, model: SmallGap, x: torch.Tensor):
         super().__init__()

@@ -1,15 +1,7 @@
 """Statistics of the book's headline figures: intervals from ``scipy.stats``, and one verdict rule.
 
-- :func:`wilson`: a share with its 95% Wilson score interval
-  (``scipy.stats.binomtest(...).proportion_ci(method="wilson")``);
-- :func:`bootstrap`, :func:`bootstrap_mean`, :func:`bootstrap_median`: a
-  statistic with its 95% percentile-bootstrap interval (``scipy.stats.bootstrap``);
-- :func:`seed_mean_difference`: two recipes' per-image values over several
-  training seeds each, with a two-level (seeds and images) bootstrap interval;
-- :func:`mcnemar`: two classifiers' per-image outcomes on the same images compared
-  by McNemar's exact test (``scipy.stats.binomtest`` on the discordant pairs);
-- :func:`verdict`: turns an interval and a claim ("> 1", "< 0" ...) into
-  *reproduced*, *not reproduced* or *not shown*, the one wording every chapter uses.
+Wilson and percentile-bootstrap intervals, a two-level (seeds x images) bootstrap, McNemar's exact
+test, and :func:`verdict`: *reproduced*, *not reproduced* or *not shown*.
 """
 
 from __future__ import annotations
@@ -63,7 +55,7 @@ class Estimate:
         return f"{self.value:.3g} [{self.lo:.3g}, {self.hi:.3g}] (n={self.n})"
 
     def to_dict(self) -> dict:
-        """{"value", "lo", "hi", "n"}: what records store (:func:`advexp_book.reproduce.record`)."""
+        """{"value", "lo", "hi", "n"}: what records store."""
         return asdict(self)
 
     @classmethod
@@ -73,13 +65,10 @@ class Estimate:
 
 
 def wilson(successes: int, n: int) -> Estimate:
-    r"""Share k / n with its 95% Wilson score interval (Wilson 1927), as ``scipy.stats.binomtest`` gives it.
+    r"""Share k / n with its 95% Wilson score interval (Wilson 1927; ``scipy.stats.binomtest``); n = 0: NaN.
 
         centre = (k + z^2/2) / (n + z^2),
         half = z / (n + z^2) * sqrt(k (n - k) / n + z^2 / 4),     z = 1.96.
-
-    Unlike the normal approximation it stays inside [0, 1] and is not empty
-    at k = 0 or k = n. ``n = 0`` gives NaN everywhere.
 
     Examples:
         >>> str(wilson(57, 150))
@@ -103,14 +92,9 @@ def wilson(successes: int, n: int) -> Estimate:
 def bootstrap(values, statistic, *, resamples: int = 2000, seed: int = 0, paired_with=None) -> Estimate:
     """Any statistic of ``values`` with a 95% percentile-bootstrap interval (Efron & Tibshirani 1993).
 
-    ``scipy.stats.bootstrap`` (method "percentile": the 2.5% and 97.5%
-    quantiles of the statistic over ``resamples`` resamples with replacement,
-    drawn by a generator seeded with ``seed``, so the same values give the
-    same interval). ``statistic(v, axis=-1)`` maps a float64 numpy array of
-    resampled rows to one value per row. With ``paired_with`` (an array of
-    the same length) each resample draws the same rows of both, and the
-    statistic gets ``(v, w, axis=-1)``: a paired bootstrap. Fewer than two
-    values give NaN bounds (no interval from one observation).
+    ``scipy.stats.bootstrap`` ("percentile"), ``resamples`` draws seeded with ``seed``. ``statistic``
+    maps float64 rows, ``(v, axis=-1)``, to one value each; with ``paired_with`` (same length) rows are
+    drawn jointly and it gets ``(v, w, axis=-1)``. Fewer than two values: NaN bounds.
 
     Examples:
         >>> str(bootstrap([1.0, 2.0, 3.0, 4.0], np.max))
@@ -152,10 +136,7 @@ def bootstrap_mean(values, *, resamples: int = 2000, seed: int = 0) -> Estimate:
 
 
 def bootstrap_median(values, *, resamples: int = 2000, seed: int = 0) -> Estimate:
-    """Median of ``values`` with a 95% percentile-bootstrap interval, as :func:`bootstrap_mean`.
-
-    For statistics with a heavy tail (e.g. a discrepancy divided by a map's
-    near-zero range), where one image would move the mean.
+    """Median of ``values`` with a 95% percentile-bootstrap interval, as :func:`bootstrap_mean` (heavy tails).
 
     Examples:
         >>> bootstrap_median([1.0, 2.0, 3.0, 100.0]).value
@@ -165,10 +146,7 @@ def bootstrap_median(values, *, resamples: int = 2000, seed: int = 0) -> Estimat
 
 
 def paired_mean_difference(a, b, *, resamples: int = 2000, seed: int = 0) -> Estimate:
-    """Mean of a_i - b_i over the pairs where both are defined (not NaN), with a 95% bootstrap interval.
-
-    ``a`` and ``b`` hold one value per image of the same images (e.g. two
-    networks' Gini indices), so the noise an image shares between them cancels.
+    """Mean of a_i - b_i over pairs where both are defined (not NaN), with a 95% bootstrap interval.
 
     Examples:
         >>> str(paired_mean_difference([0.5, 0.7, float("nan"), 0.9], [0.4, 0.5, 0.3, 0.6]))
@@ -184,18 +162,8 @@ def paired_mean_difference(a, b, *, resamples: int = 2000, seed: int = 0) -> Est
 def seed_mean_difference(a, b, *, resamples: int = 4000, seed: int = 0) -> Estimate:
     r"""mean_s mean_i a_si - mean_s mean_i b_si: two recipes over their training seeds, paired by image.
 
-    ``a`` (S_a, N) and ``b`` (S_b, N) hold one value per (training seed,
-    image), e.g. whether each seed's network is robust on each test image
-    (bool is read as 0 / 1); a single network is one row, (N,) or (1, N). The
-    95% interval is a two-level (hierarchical) percentile bootstrap: per
-    resample the N images are drawn with replacement once, the same draw for
-    both sides (the pairing is kept), and each side's seeds are drawn with
-    replacement. With few seeds it can be no narrower than the spread
-    between seeds allows. Hand-written: ``scipy.stats.bootstrap`` resamples
-    one level only.
-
-    Returns:
-        :class:`Estimate` with n = images.
+    ``a`` (S_a, N), ``b`` (S_b, N): one value per (seed, image), bool as 0 / 1; (N,) is one network.
+    Interval: percentiles of :func:`hierarchical_resamples`. Returns an :class:`Estimate`, n = images.
 
     Examples:
         >>> a = torch.tensor([[1.0, 1.0, 0.0, 1.0], [1.0, 0.0, 0.0, 1.0]])
@@ -225,19 +193,10 @@ def seed_mean_difference(a, b, *, resamples: int = 4000, seed: int = 0) -> Estim
 def hierarchical_resamples(rows, statistic, *, resamples: int = 4000, seed: int = 0) -> list:
     r"""Two-level bootstrap draws of each group's seed-averaged statistic, paired by image.
 
-    ``rows``: one (S_k, N) array per group (training seeds x the same N images).
-    Per resample b the N images are drawn with replacement once, the same draw
-    for every group (the pairing is kept); each group's ``statistic`` of every
-    seed's resampled images is taken, its S_k seeds are drawn with replacement,
-    and the drawn seeds' statistics are averaged:
-    T_kb = mean_{s ~ S_k} statistic(rows_k[s, images_b]). ``statistic`` maps
-    an array (..., N) to (...), e.g. ``lambda v: v.mean(-1)``. Percentiles of
-    T (or of a difference or ratio of groups) give the interval; with few
-    seeds it can be no narrower than the spread between seeds allows.
-    Hand-written: ``scipy.stats.bootstrap`` resamples one level only.
-
-    Returns:
-        One (resamples,) array of T per group, in the order of ``rows``.
+    ``rows``: one (S_k, N) array per group (seeds x the same N images). Per resample b the images are
+    drawn with replacement once for all groups, then each group's seeds:
+    T_kb = mean_{s ~ S_k} statistic(rows_k[s, images_b]), ``statistic`` (..., N) -> (...). Returns
+    one (resamples,) array of T per group. Hand-written: ``scipy.stats.bootstrap`` resamples one level.
 
     Examples:
         >>> a = np.array([[1.0, 1.0, 0.0, 1.0], [1.0, 0.0, 0.0, 1.0]])
@@ -261,12 +220,8 @@ def hierarchical_resamples(rows, statistic, *, resamples: int = 4000, seed: int 
 class PairedTest:
     """McNemar's comparison of two classifiers a, b on the same images (:func:`mcnemar`).
 
-    ``difference``: accuracy of a minus accuracy of b, with the exact 95%
-    interval conditional on the discordant images (:func:`mcnemar`);
-    ``a_only`` / ``b_only``: images only a / only b gets right (the discordant pairs);
-    ``p_value``: two-sided exact McNemar test;
-    ``a_rate`` / ``b_rate``: the accuracy of each (both 0 or both 1: the
-    comparison sits at a floor or ceiling and says nothing, :func:`verdict`).
+    ``difference``: accuracy of a minus b, exact 95% interval; ``a_only`` / ``b_only``: images only a /
+    only b gets right; ``p_value``: two-sided; ``a_rate`` / ``b_rate``: accuracies.
 
     Examples:
         >>> print(mcnemar([1, 1, 1, 0], [0, 0, 1, 0]))
@@ -300,17 +255,9 @@ class PairedTest:
 def mcnemar(a, b) -> PairedTest:
     r"""McNemar's exact test of two classifiers' correctness on the same images, and its interval.
 
-    With n_a the images only ``a`` gets right, n_b those only ``b`` gets right,
-    d = n_a + n_b the discordant images and N all of them: p = binomtest(n_a, d, 1/2),
-    two-sided (``scipy.stats``; p = 1 when d = 0). The difference of accuracies
-    is (n_a - n_b) / N = (2 q - 1) d / N with q = n_a / d, and its 95% interval is
-    the exact one conditional on d: the Clopper-Pearson interval [q_lo, q_hi] of q,
-    mapped to [(2 q_lo - 1) d / N, (2 q_hi - 1) d / N] ([0, 0] when d = 0). It
-    excludes 0 exactly when the test rejects at 5%, so the interval and p never
-    disagree, however few images are discordant (a percentile bootstrap, with a
-    handful of discordant images, gives intervals that exclude 0 where the exact
-    test does not). The concordant images carry no information on which is better;
-    an unpaired comparison of two Wilson intervals would ignore that the images are shared.
+    n_a, n_b: images only ``a`` / only ``b`` gets right, d = n_a + n_b, N all: p = binomtest(n_a, d, 1/2),
+    two-sided (1 if d = 0). Difference (n_a - n_b) / N = (2 q - 1) d / N, q = n_a / d, with q's exact
+    (Clopper-Pearson) interval mapped likewise ([0, 0] if d = 0): it excludes 0 iff the test rejects at 5%.
 
     Args:
         a, b: (N,) bool (or 0/1) per image, True where the classifier is right.
@@ -364,12 +311,8 @@ def verdict(estimate: Estimate | None, claim: str, *, arms=None) -> Verdict:
 
     - reproduced: the whole interval lies on the claimed side of the bound;
     - not reproduced: the whole interval lies on the other side, the bound included;
-    - not shown: the interval contains the bound, or there is no interval
-      (``estimate`` None, NaN bounds, n = 0);
-    - not judged: ``arms`` (the two compared rates, e.g. two networks'
-      robust accuracies) are both 0 or both 1. Their difference is then 0
-      by necessity: a floor or a ceiling, not evidence of equality, so the
-      comparison says nothing either way.
+    - not shown: the interval contains the bound, or there is none (None, NaN bounds, n = 0);
+    - not judged: ``arms`` (the two compared rates) both 0 or both 1: a floor or ceiling.
 
     Examples:
         >>> verdict(Estimate(1.4, 1.1, 1.8, 100), "> 1")

@@ -1,27 +1,11 @@
 """One training loop for every recipe, with resumable atomic checkpoints.
 
-Recipes plug in through the two :class:`~advexp_lib.hooks.BatchHook` kinds of
-:mod:`advexp_lib.hooks`:
-
-- ``loss_term``: an extra per-batch loss added to cross-entropy (regularizers);
-- ``input_transform``: replaces each training batch's inputs (adversarial training).
-
-Determinism: the global RNG is reseeded at the start of every epoch from
-(seed, epoch), so batch order, augmentation and every hook's randomness depend
-only on them. A checkpoint is written atomically after every epoch; resuming
-from it (after a crash mid-epoch, say) replays the unfinished epoch exactly as
-an uninterrupted run would.
-
-Scale: everything follows the device of the model
-(or ``device``); optional autocast (``TrainConfig.amp``), ``torch.compile``
-and channels_last. Under ``torchrun`` (a torch.distributed process group is
-up) the loop runs DistributedDataParallel: every rank draws the same global
-batch order (same seed), keeps its contiguous share of each global batch, and
-weights its loss by its share so the averaged gradient is the global batch's;
-the cross-entropy fed to ``observe_ce`` and the history are global too. So W
-processes give what one process gives with the same global batch (to float
-tolerance), except that BatchNorm statistics are computed per rank. Rank 0
-alone writes checkpoints; every rank resumes from the same file.
+Recipes plug in through :mod:`advexp_lib.hooks`: a ``loss_term`` (extra per-batch loss added to
+cross-entropy) or an ``input_transform`` (replaces each batch's inputs). The global RNG is reseeded
+every epoch from (seed, epoch) and a checkpoint written atomically after every epoch, so a resumed
+run replays an unfinished epoch exactly. Under ``torchrun`` the loop runs DistributedDataParallel:
+each rank takes its contiguous share of the same global batches, loss-weighted so that W processes
+give one process's result (to float tolerance; BatchNorm statistics per rank); rank 0 writes checkpoints.
 """
 
 from __future__ import annotations
@@ -66,24 +50,15 @@ class TrainConfig:
     Args:
         num_epochs: passes over the training data. Default 10.
         batch_size: examples per step. Default 64.
-        optimizer: "adam" or "sgd" (Nesterov-free momentum). Default "adam".
+        optimizer: "adam" (default) or "sgd" (momentum without Nesterov).
         lr, momentum, weight_decay: optimizer settings (momentum: SGD only).
-        schedule: "constant", "step" (lr *= gamma at each epoch in ``milestones``)
-            or "cosine" (cosine decay to 0 over ``num_epochs``). Default "constant".
-        seed: the run's one seed (init is the caller's; order/augment/hooks here).
-        amp: mixed precision for the forward pass and the cross-entropy: None
-            (float32), "bf16" or "fp16" (``torch.autocast`` on the training
-            device; fp16 adds a GradScaler). Standard training and input
-            transforms only: a loss term with ``requires_input_grad`` (the
-            double-backprop regularizer) is refused, because reduced precision
-            distorts the gradient of an input-gradient penalty far more than
-            that of the cross-entropy (the book's GPU chapter gives the
-            measured errors). Default None.
-        compile: a ``torch.compile`` backend name ("inductor" on a GPU) or None.
-            Not with a double-backprop loss term (no double backward through
-            compiled graphs). Default None.
-        channels_last: store conv weights and inputs NHWC (faster convolutions
-            on recent GPUs; no effect on the numbers beyond float rounding). Default False.
+        schedule: "constant" (default), "step" (lr *= gamma at each epoch in ``milestones``) or
+            "cosine" (decay to 0 over ``num_epochs``).
+        seed: seeds batch order, augmentation and hooks (initialization is the caller's).
+        amp: None (float32, default), "bf16" or "fp16": ``torch.autocast`` on the forward pass and
+            cross-entropy, fp16 with a GradScaler. Refused with a double-backprop loss term.
+        compile: a ``torch.compile`` backend name or None (default); refused with a double-backprop term.
+        channels_last: NHWC conv weights and inputs. Default False.
     """
 
     num_epochs: int = 10
@@ -132,23 +107,17 @@ def train(
 ) -> list[dict]:
     r"""Train ``model`` in place on ``train_data``; return the per-epoch history.
 
-    Per step: x' = input_transform(model, x, y) (or x); loss = CE(model(x'), y)
-    + loss_term(...), after ``observe_ce(CE)`` on both hooks; one optimizer step.
+    Per step: x' = input_transform(model, x, y) (or x); loss = CE(model(x'), y) + loss_term(...),
+    after ``observe_ce(CE)`` on both hooks; one optimizer step.
 
     Args:
-        train_data, test_data: Datasets of (image in [0, 1], label); a
-            :class:`~advexp_lib.data.TensorImageDataset` is batched straight
-            from memory, anything else through a DataLoader (workers and
-            pinned memory on CUDA).
-        device: where to train; default: the device of the model's parameters.
-        checkpoint: path written atomically after every epoch (model,
-            optimizer, scheduler, hooks, history, config, ``meta``); with
-            ``resume=True`` an existing file there is continued.
-        meta: JSON-like facts stored in the checkpoint (e.g. model kwargs, recipe).
+        train_data, test_data: Datasets of (image in [0, 1], label).
+        device: where to train; default the device of the model's parameters.
+        checkpoint: path written atomically after every epoch; ``resume=True`` continues an existing one.
+        meta: JSON-like facts stored in the checkpoint (e.g. model kwargs, recipe); must match on resume.
     Returns:
-        list of dicts, one per epoch: epoch, loss, ce, train_accuracy,
-        test_accuracy / test_loss (if ``test_data``), lr, seconds, and the
-        epoch means of every stat the loss term reports.
+        one dict per epoch: epoch, loss, ce, train_accuracy, test_accuracy / test_loss (with
+        ``test_data``), lr, seconds, and the epoch means of the loss term's stats.
     """
     if not isinstance(config, TrainConfig):
         raise InputError(f"config: expected a TrainConfig, got {type(config).__name__}")
@@ -208,11 +177,7 @@ def _refuse_double_backprop(config: TrainConfig, loss_term) -> None:
 
 @dataclass
 class _Run:
-    """The moving parts of one :func:`train` call and its per-step, per-epoch and checkpoint work.
-
-    ``net`` is what the step calls (DDP- or compile-wrapped); hooks,
-    checkpoints and evaluation use ``model`` itself.
-    """
+    """The moving parts of one :func:`train` call; ``net`` is ``model`` DDP- or compile-wrapped."""
 
     model: nn.Module
     net: nn.Module
@@ -446,15 +411,7 @@ def _scheduler(opt, c: TrainConfig):
 def _batches(
     data: Dataset, batch_size: int, device: torch.device, *, epoch_seed: int | None, shard: bool = False
 ):
-    """Yield (x, y, n_global) on ``device``; shuffled by ``epoch_seed`` (None: stored order).
-
-    With ``shard`` (multi-process training) every rank walks the same global
-    batches and yields only its share; ``n_global`` is the global batch's size.
-    In memory: each global batch of n rows is cut contiguously (rank r: rows
-    [r n / W, (r + 1) n / W)). Other Datasets: a DistributedSampler (seeded by
-    ``epoch_seed``; pads the data to a multiple of W by repeating examples) and
-    ``batch_size / W`` examples per rank and step.
-    """
+    """Yield (x, y, n_global) on ``device`` (shuffled by ``epoch_seed`` if set; ``shard``: own rows only)."""
     gen = torch.Generator().manual_seed(epoch_seed) if epoch_seed is not None else None
     world = distributed.world_size() if shard else 1
     if isinstance(data, TensorImageDataset):  # in memory: slicing beats a DataLoader by far

@@ -1,18 +1,9 @@
 """The model zoo: a trained model for every (dataset, recipe), cached on disk and loaded safely.
 
-``get_model(dataset, recipe)`` returns a trained model in eval mode: from the
-cache under ``data/zoo/``, else from a checkpoint shipped with the package
-(trained by this project with the same recipe and seed; never downloaded),
-else by training it now (with progress); on CIFAR-10 the four Woods et al.
-recipes default to the networks the paper's authors published
-(``source="woods2019"``). The cache key is
-:func:`advexp_lib.recipes.config_hash`, a hash of everything that affects the
-weights, including ``Recipe.version``, which is bumped whenever a hook's code
-changes numerics. Retrain the shipped checkpoints with
-``python -m advexp_lib zoo --retrain --ship``. For convenience the zoo
-re-exports :class:`~advexp_lib.recipes.Recipe`, :func:`~advexp_lib.recipes.recipe`,
-:func:`~advexp_lib.recipes.recipe_names`, :func:`~advexp_lib.recipes.variant` and
-:func:`~advexp_lib.recipes.config_hash`.
+Looked up in the cache ``data/zoo/`` (key: :func:`~advexp_lib.recipes.config_hash` of every setting that
+affects the weights, ``Recipe.version`` included), then a checkpoint shipped in the package (trained here,
+never downloaded; ``python -m advexp_lib zoo --retrain --ship``), else trained now. Re-exports ``Recipe``,
+``recipe``, ``recipe_names``, ``variant`` and ``config_hash`` of :mod:`advexp_lib.recipes`.
 """
 
 from __future__ import annotations
@@ -63,9 +54,7 @@ def train_recipe(
 ):
     """Build and train the recipe's model (seeded); return (model in eval mode, history).
 
-    Args:
-        train_data, test_data: Datasets replacing the recipe dataset's train /
-            test splits (e.g. a validation split for tuning). Default None.
+    ``train_data``, ``test_data``: Datasets replacing the recipe's splits (e.g. for tuning). Default None.
     """
     _check_recipe(r)
     torch.manual_seed(r.train.seed)  # the init; the loop reseeds per epoch itself
@@ -122,20 +111,13 @@ def get_model(
     """Trained model for (dataset, recipe) in eval mode.
 
     Args:
-        source: "advexp": this project's model, from the cache, else a shipped
-            file, else trained now. "woods2019": the ResNet-44 Woods et al.
-            published for the recipe (CIFAR-10 and the recipes standard, adv,
-            robust, all only; :func:`advexp_lib.published.published_model`,
-            found locally or downloaded, hash-checked, imported safely).
-            "auto" (default): "woods2019" for those four recipes on CIFAR-10
-            when neither ``retrain`` nor ``overrides`` ask for training, else
-            "advexp". "boopathy2020": the network Boopathy et al. published
-            under ``name`` (normal, adv, trades, int, int2, intone, intadv,
-            int2adv, ig, igsum; datasets "mnist" and "cifar10" only, as published;
-            :func:`advexp_lib.published.boopathy_model`), a
-            :class:`~advexp_lib.models.SmallGap` taking [0, 1] pixels.
+        source: "advexp": this project's (cache, shipped file, or trained now). "woods2019": the ResNet-44
+            Woods et al. published (CIFAR-10; standard, adv, robust, all; hash-checked, safe import,
+            :func:`advexp_lib.published.published_model`). "boopathy2020": Boopathy et al.'s network
+            ``name`` ("mnist", "cifar10"; :func:`advexp_lib.published.boopathy_model`), a SmallGap.
+            "auto" (default): "woods2019" where it applies without ``retrain`` / ``overrides``, else "advexp".
         retrain: ignore cache and shipped files and train from scratch. Default False.
-        overrides: TrainConfig fields to change (changes the hash, so the cache key).
+        overrides: TrainConfig fields to change (and so the cache key).
     """
     check_choice(source, "source", SOURCES)
     if source == "boopathy2020":
@@ -164,12 +146,10 @@ def get_models(dataset: str, names, **kwargs) -> dict:
 
 
 def model_for(r: Recipe, *, device="cpu", retrain: bool = False, progress: bool = True) -> nn.Module:
-    """Trained model of any recipe (e.g. a :func:`advexp_lib.recipes.variant`) in eval mode.
+    """Trained model of any recipe (e.g. a :func:`~advexp_lib.recipes.variant`) in eval mode.
 
-    From the cache, a shipped file, or trained now, as :func:`get_model`.
-
-    Shipped files are ``<dataset>-<name>.pt`` for the table's recipes and
-    ``<dataset>-<name>-<hash>.pt`` for variants (:func:`ship_checkpoint`).
+    From the cache, a shipped file, or trained now, as :func:`get_model`. Shipped files:
+    ``<dataset>-<name>.pt`` (table recipes), ``<dataset>-<name>-<hash>.pt`` (variants).
     """
     _check_recipe(r)
     path, ckpt = _resolve(r, retrain=retrain, device=device, progress=progress)
@@ -190,11 +170,9 @@ def trained_checkpoint(
 
 
 def ship_checkpoint(path) -> Path:
-    """Copy a finished zoo checkpoint into the package: ``SHIPPED_DIR/<dataset>-<recipe>.pt``, or
-    ``SHIPPED_DIR/<dataset>-<recipe>-<hash>.pt`` for a variant of the table's recipe.
+    """Copy a finished zoo checkpoint into ``SHIPPED_DIR`` (named as :func:`model_for` says), atomically.
 
-    Optimizer state is dropped (a shipped model is for evaluation, not for
-    resuming); config hash, history and weights are kept. Atomic write.
+    Optimizer and scheduler state are dropped; config hash, history and weights kept.
     """
     ckpt = load_checkpoint(path)
     r, h = ckpt["meta"]["recipe"], ckpt["meta"]["config_hash"]
@@ -238,11 +216,7 @@ def _resolve(r: Recipe, *, retrain=False, device="cpu", progress=True) -> tuple[
 
 
 def _complete(ckpt: dict, r: Recipe, h: str) -> bool:
-    """A finished run of exactly this recipe whose weights fit today's architecture.
-
-    The shape check catches a model class changed in code without a recipe
-    ``version`` bump: such a file is stale and is retrained, never half-loaded.
-    """
+    """A finished run of exactly this recipe whose weights fit today's architecture (else stale)."""
     done = ckpt.get("meta", {}).get("config_hash") == h and int(ckpt["epoch"]) == r.train.num_epochs
     return done and _fits(ckpt, r)
 

@@ -1,24 +1,13 @@
-"""Attacks in pixel space, one room per kind.
+"""Attacks in pixel space, one module per kind.
 
-- :mod:`~advexp_lib.attacks.search`: Algorithm 1 of Woods et al. (2019), the
-  RMSE search, with its settings (:class:`SearchConfig`, :data:`ARA_PAPER`,
-  :data:`AE_PAPER`) and criteria (:data:`BUDGET`, :data:`ATTACK`, :data:`BTR`,
-  :data:`EXPLAIN`) as objects;
+- :mod:`~advexp_lib.attacks.search`: the RMSE search (Woods et al. 2019, Algorithm 1), configs, criteria;
 - :mod:`~advexp_lib.attacks.projected_gradient`: l-inf / l2 PGD (Madry et al. 2018);
-- :mod:`~advexp_lib.attacks.bisection`: one per-example bisection, and the
-  transfer attack :func:`line_search` built on it;
-- :mod:`~advexp_lib.attacks.independent`: foolbox's minimal-norm attacks
-  (DDN, FMN, Boundary), scored as the RMSE search is;
-- :mod:`~advexp_lib.attacks.sneaking`: the interpretability sneaking attack of
-  Boopathy et al. (2020), which hides from a map;
-- :mod:`~advexp_lib.attacks.topk`: the prediction-preserving top-k attack on
-  attribution maps (Ghorbani et al. 2019).
+- :mod:`~advexp_lib.attacks.bisection`: a per-example bisection and the transfer attack :func:`line_search`;
+- :mod:`~advexp_lib.attacks.independent`: foolbox's minimal-norm attacks (DDN, FMN, Boundary), scored in RMSE;
+- :mod:`~advexp_lib.attacks.sneaking`: the l-inf interpretability sneaking attack (Boopathy et al. 2020);
+- :mod:`~advexp_lib.attacks.topk`: the l-inf top-k attack on attribution maps (Ghorbani et al. 2019).
 
-The first four attack the prediction and are re-exported here
-(``from advexp_lib.attacks import rmse_search, pgd``). The last two attack an
-explanation, so they sit above :mod:`advexp_lib.attributions` and are
-imported from their modules. Distances: RMSE for the search, l-inf (or l2) for
-PGD, the ISA and the top-k attack.
+The first four are re-exported here; the last two attack explanations and are imported from their modules.
 """
 
 from .bisection import Bisection, line_search

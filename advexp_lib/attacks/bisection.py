@@ -1,8 +1,6 @@
 """One per-example bisection, and the transfer attack built on it (a line search along fixed directions).
 
-Hand-written: the bracketing rule is the one Boopathy et al.'s reference code
-uses for the ISA's budget and weight searches, so the ISA
-(:mod:`advexp_lib.attacks.sneaking`) and :func:`line_search` share it.
+Hand-written: Boopathy et al.'s reference bracketing rule, shared by the ISA and :func:`line_search`.
 """
 
 from __future__ import annotations
@@ -19,20 +17,10 @@ __all__ = ["Bisection", "line_search"]
 
 
 class Bisection:
-    r"""Per-example search for the boundary b_i of a monotone predicate on [lo_i, hi_i], from a start value.
+    r"""Per-example boundary b of a monotone predicate on [lo, hi] ((N,) tensors), from ``start``; per round:
 
-    Each round the caller evaluates its predicate at the current values v and
-    says, per example, whether the boundary lies above v; then
-
-        above:  lo = v,  v = min(2 v, (lo + hi) / 2)     (doubling while hi is far, e.g. inf)
-        below:  hi = v,  v = (lo + hi) / 2
-
-    so lo <= b <= hi stays true and v never leaves [lo, hi]. Examples outside
-    ``active`` keep their values. With hi = inf the first rounds double v until
-    the boundary is bracketed, then bisect.
-
-    Args:
-        start, lo, hi: (N,) tensors (or a number for all N with ``like``).
+        above (b > v):  lo = v,  v = min(2 v, (lo + hi) / 2)     (doubling while hi is far, e.g. inf)
+        below:          hi = v,  v = (lo + hi) / 2               (examples not ``active`` keep theirs)
 
     Examples:
         >>> b = Bisection(torch.tensor([0.05]), torch.tensor([0.0]), torch.tensor([1.0]))
@@ -71,17 +59,10 @@ def line_search(
     max_rmse: float = 1.0,
     rounds: int = 30,
 ) -> SearchResult:
-    r"""The smallest s along fixed directions u_i with x_i + s u_i breaking the criterion (a transfer attack).
+    r"""Transfer attack: least s with x_i + s u_i (unclipped) meeting the criterion, u_i unit-RMSE directions.
 
-    u_i = directions_i / RMSE(directions_i); s starts at 1/64 of ``max_rmse``
-    and doubles (:class:`Bisection` with hi = inf) until the criterion
-    (:data:`~advexp_lib.attacks.search.ATTACK`, the default, or
-    :data:`~advexp_lib.attacks.search.BTR`) is met or s passes ``max_rmse``;
-    once every image is bracketed or given up, ``rounds`` bisections close in
-    on the boundary. Typical use: the minimal adversarial perturbations of
-    one model, tried on another. Distance = RMSE(s u_i) = s (inf where
-    ``max_rmse`` did not suffice; 0 where x already meets the criterion). No
-    clipping to [0, 1], as the RMSE search.
+    s doubles from ``max_rmse`` / 64 until the criterion ("attack", default, or "btr") holds or s > max_rmse,
+    then ``rounds`` bisections. Distance: s (inf: none found; 0: x already meets it).
 
     Examples:
         >>> res = line_search(model, x, y, torch.randn_like(x))

@@ -1,9 +1,6 @@
 """Minimal-norm l2 attacks from an independent library (foolbox), scored as the RMSE search is.
 
-Adapters only: the attacks are foolbox's (DDN, FMN, the Boundary Attack); this
-module runs them for a criterion of :mod:`advexp_lib.attacks.search` and
-verifies every image they return. The attacks run on
-:func:`advexp_lib.speedups.attack_view` of the model (the same function, faster).
+Adapters only: foolbox's attacks run on :func:`advexp_lib.speedups.attack_view`; every result is verified.
 """
 
 from __future__ import annotations
@@ -38,26 +35,15 @@ def independent_attack(
     criterion=None,
     steps: int = ARA_PAPER.steps,
 ) -> SearchResult:
-    r"""A minimal-norm l2 attack from foolbox, scored as the RMSE search is (distances in RMSE).
+    r"""A minimal-norm l2 attack from foolbox, scored as the RMSE search is (RMSE = l2 / sqrt(C H W)).
 
-    The attacks (:data:`INDEPENDENT_ATTACKS`) minimize the l2 norm of the
-    perturbation that breaks the criterion; ours measure it as RMSE = l2 /
-    sqrt(C H W). Every returned image is checked here, with the model in eval
-    mode: its distance is RMSE(x' - x) if it meets the criterion, inf if it
-    does not (a failure is not a distance of 0), and 0 where x itself already
-    meets it. Criteria as in :func:`~advexp_lib.attacks.search.rmse_search`:
-    ATTACK (prediction no longer y, the default) or BTR (p_y(x') <= 1/C), the
-    latter by attacking a two-logit wrapper, [log p_y(x) + log C, 0], whose
-    prediction changes exactly when p_y falls below 1/C. foolbox 3.3.4's
-    L2FMNAttack never shrinks the perturbation (its projection divides the
-    norm by itself); it is used here with that projection written as the
-    paper's, min(1, eps / ||d||).
+    Each returned image is verified (model in eval mode): distance RMSE(x' - x) if it meets the criterion
+    ("attack", default, or "btr": via two logits [log p_y + log C, 0]), inf if not, 0 where x meets it.
+    FMN uses the paper's projection min(1, eps / ||d||) (foolbox 3.3.4's never shrinks the perturbation).
 
     Args:
-        attack: "ddn", "fmn" or "boundary".
-        criterion: "attack" (default) or "btr" (or the criterion objects).
-        steps: iterations (default: the ARA protocol's, ``ARA_PAPER.steps``;
-            the boundary attack needs thousands, each one forward pass and no gradient).
+        attack: "ddn", "fmn" or "boundary" (:data:`INDEPENDENT_ATTACKS`).
+        steps: iterations (default ``ARA_PAPER.steps``; the boundary attack needs thousands).
     Returns:
         :class:`~advexp_lib.attacks.search.SearchResult` (``first_met`` -1, ``unreliable`` False).
 
@@ -96,10 +82,7 @@ def independent_attack(
 
 
 class _ChanceMargin(nn.Module):
-    """Two logits [log p_y(x) + log C, 0] of ``model``: the prediction is class 0 while p_y > 1/C.
-
-    Holds the batch's labels, so it must see the whole batch, in order (as foolbox's attacks call it).
-    """
+    """Logits [log p_y(x) + log C, 0] (class 0 while p_y > 1/C); holds y: needs the whole batch, in order."""
 
     def __init__(self, model: nn.Module, y: torch.Tensor, num_classes: int):
         super().__init__()

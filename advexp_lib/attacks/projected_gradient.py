@@ -1,9 +1,6 @@
 """Projected gradient descent (Madry et al. 2018) in the l-inf or l2 ball, intersected with [0, 1].
 
-Hand-written rather than ``captum.robust.PGD`` or torchattacks' because every
-caller needs per-example objectives (targeted, custom losses) and a
-guaranteed projection onto the eps-ball intersected with [0, 1]; tests check
-it against its definition.
+Hand-written, not captum's or torchattacks': callers need per-example objectives and an exact projection.
 """
 
 from __future__ import annotations
@@ -49,28 +46,16 @@ def pgd(
 ) -> torch.Tensor:
     r"""Projected gradient ascent in the eps-ball (Madry et al. 2018); returns x' (detached).
 
-    Distance Measure: Linf (``norm="linf"``) or per-image L2 (``norm="l2"``).
+    Distance Measure: Linf or per-image L2 (``norm``). g: gradient of the summed per-example objective
+    (CE(f(x'), y); -CE(f(x'), targets); or ``objective(x') -> (N,)``); x + delta kept in [0, 1] if ``clip``:
 
-    Each step: g = grad of the per-example objective summed over the batch;
-    "linf": delta <- clamp(delta + step_size * sign(g), -eps, eps);
-    "l2": delta <- Proj_{||.||_2 <= eps}(delta + step_size * g / ||g||_2);
-    with ``clip`` (default True) x + delta is then kept in [0, 1]. The
-    objective is CE(model(x'), y) (untargeted), or -CE(model(x'), targets)
-    with ``targets``, or ``objective(x') -> (N,)``.
-
-    Shape:
-        x: (N, C, H, W) in [0, 1]; y, targets: (N,) class indices. Returns (N, C, H, W).
+        "linf": delta <- clamp(delta + step_size * sign(g), -eps, eps)
+        "l2":   delta <- Proj_{||.||_2 <= eps}(delta + step_size * g / ||g||_2)
 
     Args:
-        eps: the budget (l-inf: the largest change of a pixel; l2: of the whole image).
-        steps, step_size: iterations and step length. Default 40 x 0.01
-            (:data:`advexp_lib.protocols.PGD_MNIST`, Madry et al.'s MNIST attack).
-        random_start: start uniformly in the l-inf ball, or at a random
-            direction with radius U(0, eps) for l2. Default False.
-        progress: a progress bar over the steps (default: on, see
-            :func:`advexp_lib.checks.progress_enabled`); training loops pass False.
-
-    An l-inf ``eps`` above 1 covers the whole pixel range: it warns (8 meant as 8/255?).
+        x: (N, C, H, W) in [0, 1]; y, targets: (N,) classes. eps: l-inf eps > 1 warns (meant 8/255?).
+        steps, step_size: default 40 x 0.01 (:data:`~advexp_lib.protocols.PGD_MNIST`); progress: default on.
+        random_start: uniform in the l-inf ball, or radius U(0, eps) on a random l2 direction; default False.
 
     Examples:
         >>> x_adv = pgd(model, x, y, eps=0.1, steps=10, step_size=0.02)

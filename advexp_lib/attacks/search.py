@@ -1,16 +1,7 @@
 """Algorithm 1 of Woods et al. (2019), the RMSE search, with its settings and criteria as objects.
 
-Hand-written: the search exists in no library. One routine serves adversarial
-training, the ARA and adversarial explanations; what differs between them is
-
-- a :class:`SearchConfig` (steps, budget, momentum, overshoot, clipping), with
-  the two protocols of the paper's reference code as named constants,
-  :data:`ARA_PAPER` and :data:`AE_PAPER`;
-- a :class:`Criterion`: when to keep pushing, which way, and whether to keep
-  the smallest perturbation that met it (:data:`BUDGET`, :data:`ATTACK`,
-  :data:`BTR`, :data:`EXPLAIN`).
-
-Distances are per-image RMSE, sqrt(mean((x' - x)^2)) over all pixels and channels.
+Hand-written (no library has it), set by a :class:`SearchConfig` (:data:`ARA_PAPER`, :data:`AE_PAPER`) and a
+:class:`Criterion` (:data:`BUDGET`, :data:`ATTACK`, :data:`BTR`, :data:`EXPLAIN`). Distances: per-image RMSE.
 """
 
 from __future__ import annotations
@@ -54,21 +45,13 @@ MODEL_MODES = ("eval", "train")
 
 
 class Criterion:
-    r"""When the RMSE search keeps pushing, in which direction, and what it returns.
-
-    At delta_t, with logits f = model(x + delta_t) and MSE(delta_t), the search
-    steps along the (normalized) cross-entropy gradient where
-    :meth:`keep_pushing` is True, and back toward x, -delta_t, where it is not.
+    r"""When the RMSE search pushes (:meth:`keep_pushing`, else steps back by -delta_t), and what it returns.
 
     Attributes:
-        name: the criterion's name ("budget", "attack", "btr", "explain").
-        descend: descend the cross-entropy of the classes (explanations)
-            instead of ascending it (attacks).
-        minimal: return, per example, the smallest-RMSE delta_t at which the
-            criterion was met (ARA), instead of the last delta.
-        reports_late: whether meeting it late (after T/2 steps) or never
-            makes the result unreliable.
-        classes: what the classes passed to the search are ("y" or "targets").
+        name: "budget", "attack", "btr" or "explain"; classes: the search's classes, "y" or "targets".
+        descend: descend the classes' cross-entropy (explanations) instead of ascending it (attacks).
+        minimal: return per example the smallest-RMSE delta_t that met the criterion (ARA), not the last.
+        reports_late: meeting it after T/2 steps, or never, makes the result unreliable.
 
     Examples:
         >>> ATTACK.minimal, EXPLAIN.descend, BUDGET.reports_late
@@ -135,9 +118,7 @@ CRITERIA = {c.name: c for c in (BUDGET, ATTACK, BTR, EXPLAIN)}
 
 
 def as_criterion(criterion, allowed=None, *, name: str = "criterion") -> Criterion:
-    """A :class:`Criterion` from itself or its name; ``allowed`` (names) restricts the choice.
-
-    Errors name the argument ``name`` (e.g. "kind" for the ARA's criterion).
+    """A :class:`Criterion` from itself or its name; ``allowed`` (names) restricts it; errors name ``name``.
 
     Examples:
         >>> as_criterion("btr") is BTR
@@ -167,16 +148,9 @@ class SearchResult(Result):
     """Output of :func:`rmse_search` (and of the other minimal-perturbation attacks).
 
     Attributes:
-        x_adv: x + delta. Criteria that are not ``minimal`` (budget, explain):
-            the delta after the last step. ``minimal`` ones (attack, btr): the
-            smallest-RMSE delta at which the criterion was met, and delta = 0
-            (x itself) where it never was.
-        distances: ``minimal``: per-example RMSE of that delta, inf where the
-            criterion was never met, 0 where it held at delta = 0 or the
-            example was masked out. Otherwise: RMSE of the final delta.
-        first_met: first step t (0 .. T) whose delta met the criterion; -1: never.
-        unreliable: met after step T // 2, or never (always False for a
-            criterion that does not ``reports_late``).
+        x_adv: x + delta: the last delta; ``minimal``: the smallest-RMSE delta that met the criterion, else 0.
+        distances: RMSE of that delta; ``minimal``: inf where never met, 0 where met at 0 or masked out.
+        first_met: first step meeting the criterion (-1: never); unreliable: met after step T // 2 or never.
 
     Examples:
         >>> res = rmse_search(model, x, y, criterion=BUDGET, config=SearchConfig(steps=5, eps=0.1))
@@ -223,51 +197,21 @@ def rmse_search(
     on_late: str = "flag",
     progress=None,
 ) -> SearchResult:
-    r"""Algorithm 1 of Woods et al. (2019): the RMSE search behind adversarial training, ARA and AEs.
+    r"""Algorithm 1 of Woods et al. (2019), the RMSE search (training, ARA, AEs): a :class:`SearchResult`.
 
-    Computes what the reference implementation (wwoods/adversarial-explanations-cifar)
-    computes. Start at delta_0 = 0 and walk a path of total length eps * o in
-    T steps of linearly decreasing size s_t (:func:`step_sizes`). At step t,
-    one forward pass at x + delta_t gives the per-example cross-entropy
-    gradient g (negated for a ``descend`` criterion) and the criterion's flag
-    f = ``keep_pushing``. Then, per example, with RMSE over all pixels and channels:
+    As the reference (wwoods/adversarial-explanations-cifar): from delta_0 = 0, T steps of size s_t
+    (:func:`step_sizes`); g: the CE gradient at x + delta_t (negated if ``descend``); f: ``keep_pushing``:
 
         d_t = f g + (1 - f) (-delta_t),        d_t <- d_t / (floor + RMSE(d_t)),
         v_t = m v_{t-1} + (1 - m) d_t          (momentum m > 0; else v_t = d_t),
         delta_{t+1} = delta_t + s_t v_t        (masked examples stay at 0).
 
-    The step follows v_t itself: with momentum it can be shorter than s_t. The
-    reference's floor 1e-8 makes steps shrink where the gradient vanishes (an
-    image a network classifies with saturated confidence), so the search may
-    not move there at all. A ``minimal`` criterion also evaluates delta_T and
-    returns, per example, the smallest-RMSE delta_t (t = 0 .. T) that met it,
-    or delta = 0 where none did: the reference's best buffer starts at zero,
-    so "attack" adversarial training trains on the clean image there. An
-    example that first meets its criterion after step T // 2, or never, is
-    ``unreliable`` (the reference raises for explanations and ARA).
-
-    Work whose result cannot change is skipped: in "eval" mode, an example
-    that meets its criterion at delta_0 = 0 (so d_t = 0 for ever) leaves the
-    batch after step 0, once at least 16 examples stay. The search then
-    matches the reference loop to rounding (tests compare the two).
-
     Args:
-        x: images (N, C, H, W) in [0, 1].
-        classes: (N,) the true classes y, or the classes to explain for
-            :data:`EXPLAIN` (the criterion's ``classes``).
-        criterion: a :class:`Criterion` or its name ("budget", "attack", "btr", "explain").
-        config: :class:`SearchConfig` (e.g. :data:`ARA_PAPER`, :data:`AE_PAPER`).
-        mask: bool (N,): perturb only these examples (half-and-half training).
-        model_mode: "eval" (default: attacks, ARA, explanations) or "train":
-            the search runs the model in training mode over the whole batch,
-            as the reference's adversarial training does, so BatchNorm uses
-            the perturbed batch's statistics and updates its running
-            averages (T or T + 1 times). The caller's mode is restored after.
-        on_late: "flag" (default; see ``unreliable``), "warn" or "raise" when
-            an example meets its criterion late or never (raise eps or steps).
-        progress: optional tqdm bar, advanced by N per step.
-    Returns:
-        :class:`SearchResult`.
+        x: images (N, C, H, W) in [0, 1]; classes: (N,) y, or the classes to explain (:data:`EXPLAIN`).
+        criterion: :class:`Criterion` or its name; config: :class:`SearchConfig` (e.g. :data:`ARA_PAPER`).
+        mask: bool (N,): perturb only these (half-and-half training); progress: tqdm bar, N per step.
+        model_mode: "eval" (default) or "train": whole batch in training mode (BatchNorm), as the reference.
+        on_late: "flag" (default), "warn" or "raise" when an example meets its criterion late or never.
 
     Examples:
         >>> res = rmse_search(model, x, y, criterion=ATTACK, config=replace(ARA_PAPER, steps=40))
@@ -326,10 +270,7 @@ def rmse_search(
 
 
 def criterion_met(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion=None) -> torch.Tensor:
-    """bool (N,): does ``model`` (in eval mode) fail on ``x`` by the criterion (default :data:`ATTACK`)?
-
-    :data:`ATTACK`: the prediction is not y; :data:`BTR`: p_y(x) <= 1/C (the
-    criteria of :func:`rmse_search`, for images that need no budget).
+    """bool (N,): ``model`` (eval) errs on ``x``: :data:`ATTACK` (default) pred != y, :data:`BTR` p_y <= 1/C.
 
     Examples:
         >>> criterion_met(model, x, y).shape
@@ -367,11 +308,7 @@ class _State:
 
 @dataclass(frozen=True)
 class _Search:
-    """One :func:`rmse_search`: its criterion and config; ``run`` takes some of its steps.
-
-    masked: some examples are masked out; nhwc: feed the model NHWC copies;
-    progress: bar advanced by ``per_step`` (the caller's batch size) per step.
-    """
+    """One :func:`rmse_search` (criterion, config, flags); ``run`` takes some of its steps."""
 
     criterion: Criterion
     config: SearchConfig
@@ -386,8 +323,7 @@ class _Search:
         object.__setattr__(self, "sizes", step_sizes(c.eps, c.steps, c.overshoot).tolist())
 
     def run(self, model, x, classes, active, state, ts):
-        """Steps ``ts`` on (x, classes), updating ``state``; t = steps (the extra evaluation of a
-        ``minimal`` criterion) only scores delta_T. The model's mode is set by the caller."""
+        """Steps ``ts`` on (x, classes), updating ``state``; t = steps only scores delta_T."""
         n, c, crit = x.shape[0], self.config, self.criterion
         for t in ts:
             d = state.delta.detach().requires_grad_(t < c.steps)

@@ -1,7 +1,6 @@
 """The interpretability sneaking attack (ISA) of Boopathy et al. (2020): a targeted attack hiding from a map.
 
-Hand-written (no library has it), searched as the authors' reference code
-(AkhilanB/Proper-Interpretability, ``funcs.py``) does. Distance Measure: Linf.
+Hand-written (no library has it), as AkhilanB/Proper-Interpretability's ``funcs.py``. Distance Measure: Linf.
 """
 
 from __future__ import annotations
@@ -30,20 +29,13 @@ class IsaResult(Result):
     """Output of :func:`interpretability_sneaking_attack` (N images, P multiples of the minimal eps).
 
     Attributes:
-        eps: (N,) smallest l-inf budget found for the attack alone (``eps_max``
-            where it never succeeded). success: (N,) the attack alone succeeds there.
-        x_attack: (N, ...) the attack alone at ``eps``; ``baseline``: {"one": D1,
-            "two": D2} of it, each (N,).
+        eps, success: (N,) the attack alone's smallest l-inf budget (``eps_max`` if none) and success there.
+        x_attack: (N, ...) the attack alone at ``eps``; baseline: its {"one": D1, "two": D2}, each (N,).
         multiples: the P multiples p; the ISA runs at eps_p = min(p eps, eps_max).
-        hidden: measure ("one", "two") -> {"x_adv": (P, N, ...), "gamma": (P, N),
-            "success": (P, N), "one": D1 (P, N), "two": D2 (P, N)}: the ISA hiding
-            from that measure at each multiple, with the largest gamma found
-            that still succeeds (0 where none does: then it is the attack alone).
-        alone: {"x_adv", "success", "one", "two"}, each (P, ...): the attack alone
-            (gamma = 0) at each eps_p, the control at equal budget: the ISA at p
-            times the minimal eps against the attack alone at the same budget.
-    D1 and D2 are the normalized discrepancies of the reported maps
-    (:func:`advexp_lib.metrics.map_discrepancy`).
+        hidden: measure -> {"x_adv": (P, N, ...), "gamma", "success", "one", "two": (P, N)}: the ISA
+            hiding from it, largest successful gamma (0 where none: the attack alone).
+        alone: {"x_adv", "success", "one", "two"}, each (P, ...): the attack alone at eps_p (the control).
+    D1, D2: normalized map discrepancies (:func:`advexp_lib.metrics.map_discrepancy`).
 
     Examples:
         >>> r = interpretability_sneaking_attack(cam_model, x, y, (y + 1) % 3, steps=2, search_steps=2)
@@ -62,12 +54,9 @@ class IsaResult(Result):
     def reduction(
         self, measure: str, i: int, *, against: str = "minimal"
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(1 - D_hidden / D_alone, ok) at multiple ``i`` when hiding from ``measure``: the relative
-        reduction of the measure the ISA hid from, and where it is defined (both attacks succeeded).
+        """(1 - D_hidden / D_alone, ok) at multiple ``i`` hiding from ``measure``; ok: both succeeded.
 
-        ``against``: "minimal" (default), D_alone of the attack alone at the minimal eps (the
-        paper's comparison, where the ISA also has p times the budget); "equal": of the attack
-        alone at the ISA's own budget p x eps (the control: budget alone cannot explain a reduction).
+        ``against``: D_alone at the minimal eps ("minimal", default, the paper's) or at p x eps ("equal").
         """
         check_choice(against, "against", ("minimal", "equal"))
         h = self.hidden[measure]
@@ -78,10 +67,8 @@ class IsaResult(Result):
         return 1 - h[measure][i] / alone.clamp(min=1e-12), h["success"][i] & ok
 
     def reduction_difference(self, *, against: str = "minimal") -> dict:
-        """Per multiple p: the paired mean, over the images where both ISA runs succeeded, of the relative
-        reduction of D1 (hiding from it) minus that of D2 (hiding from it), with a 95% bootstrap interval;
-        None where no image qualifies. Positive: hiding from the one-class measure is easier (the
-        paper's claim). ``against``: the attack alone it is relative to, as :meth:`reduction`.
+        """Per p: paired mean (95% bootstrap CI) of D1's minus D2's :meth:`reduction` (same ``against``),
+        each hiding from itself, where both succeeded (None: no image). Positive: "one" is easier to hide.
         """
         out = {}
         for i, p in enumerate(self.multiples):
@@ -91,27 +78,14 @@ class IsaResult(Result):
         return out
 
     def normalized_slope(self, measure: str, x: torch.Tensor) -> torch.Tensor:
-        r"""Per image, how fast hiding from ``measure`` trades budget for discrepancy: (N,), NaN if undefined.
+        r"""Per image (N,), how fast hiding from ``measure`` trades budget for discrepancy; NaN if undefined.
 
-        As the reference's ``funcs.py`` (``isa_cam``): the points are the
-        attack alone (eps_0, D_0) and the ISA at each multiple (eps_k, D_k),
-        in budget order, with eps the measured ||x' - x||_inf and only the
-        attacks that reached the target; D is replaced by its running minimum
-        over the budgets (the monotone envelope: a larger budget can always do
-        what a smaller one did). Then, with the last point (eps_L, D_L),
+        As the reference's ``isa_cam``: points (eps_0, D_0) of the attack alone, (eps_k, D_k) of the ISA
+        (x: the clean images; eps = ||x' - x||_inf; successes only; D its running minimum); last (eps_L, D_L):
 
             s = ((D_0 - D_L) / (eps_L - eps_0)) / (D_0 / eps_0),
 
-        the drop of the discrepancy per unit of extra budget, relative to the
-        attack alone's discrepancy per unit budget; NaN where the attack alone
-        failed, D_L = D_0 (the reference skips those images) or eps_L = eps_0.
-        The reference averages the sum of these slopes over the number of
-        envelope points; average them over images instead (e.g.
-        :func:`advexp_lib.stats.bootstrap_mean` of the non-NaN values).
-
-        Args:
-            measure: "one" or "two", the measure hidden from (and reported).
-            x: the clean images the attacks started from.
+        NaN where the attack alone failed, D_L = D_0 or eps_L = eps_0. Average s over images.
         """
         check_choice(measure, "measure", ISA_MEASURES)
         h = self.hidden[measure]
@@ -145,21 +119,13 @@ def sneaking_attack(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""One targeted l-inf attack that hides from a map, at per-image budgets and weights (Boopathy et al.).
 
-    Minimizes, per image i, with f the logits, t the target and the maps
-    I = ``explainer.attribute(differentiable=True)`` (default CAM at the last
-    conv layer's resolution),
+    Minimizes per image i (f: logits, t: target, I: maps of ``explainer``, default unupsampled CAM):
 
         max(max_{j != t} f_j(x') - f_t(x'), -kappa) + gamma_i * D(x, x'),
         D_one = sum |I_y(x') - I_y(x)|,   D_two = (D_one + sum |I_t(x') - I_t(x)|) / 2
 
-    (the reference's unnormalized discrepancy), by ``steps`` steps from x of
-    x' <- Proj(x' - 0.2 eps_i clip(1000 g, -1, 1)) onto the eps_i l-inf ball
-    and [0, 1], as the reference (AkhilanB/Proper-Interpretability) does. The
-    reference averages the objective over its batch, which scales each
-    image's gradient by 1 / batch before the clip; this objective is per image.
-
-    Returns:
-        (x_adv, success): success = the prediction on x_adv is the target.
+    by ``steps`` steps x' <- Proj(x' - 0.2 eps_i clip(1000 g, -1, 1)) onto the eps_i l-inf ball and [0, 1], as
+    the reference (per image, not batch-averaged). Returns (x_adv, success: the prediction is the target).
 
     Examples:
         >>> e, g = torch.full((4,), 0.1), torch.zeros(4)
@@ -205,45 +171,25 @@ def interpretability_sneaking_attack(
     gamma_start: float = 5e-5,
     search_steps: int = 10,
 ) -> IsaResult:
-    r"""Interpretability sneaking attack (ISA) of Boopathy et al. (2020), searched as their reference does.
+    r"""The ISA of Boopathy et al. (2020), searched as their reference does; returns an :class:`IsaResult`.
 
-    Distance Measure: Linf. Both searches are per-image :class:`~advexp_lib.attacks.bisection.Bisection`\ s:
+    Distance Measure: Linf. :class:`~advexp_lib.attacks.bisection.Bisection`\ s of ``search_steps`` rounds:
 
-    1. The attack alone (gamma = 0, :func:`sneaking_attack`): per image, the
-       smallest l-inf budget eps in (0, ``eps_max``] at which it reaches the
-       target, by ``search_steps`` rounds from min(``eps_start``, ``eps_max``)
-       with lo = 0 and hi = ``eps_max``: on success hi = eps and
-       eps = (lo + hi) / 2; on failure lo = eps and eps = min(2 eps, (lo + hi) / 2).
-       The result is eps = hi, so eps never exceeds ``eps_max``. An image the
-       attack alone never moved to its target keeps eps = ``eps_max`` and
-       ``success`` False there.
-    2. For each measure ("one": the true class's map; "two": true and target
-       class) and each multiple p: at eps_p = min(p eps, ``eps_max``), the largest gamma in
-       [0, 1] that keeps the attack successful, by ``search_steps`` rounds
-       from ``gamma_start``: on success lo = gamma and gamma = min(2 gamma,
-       (lo + hi) / 2); on failure hi = gamma and gamma = (lo + hi) / 2; then
-       the attack with gamma = lo.
+    1. Attack alone (gamma = 0, :func:`sneaking_attack`): the smallest eps in (0, ``eps_max``] reaching the
+       target, from min(``eps_start``, ``eps_max``); eps = hi (``eps_max``, ``success`` False, if never).
+    2. Per measure ("one": the true class's map; "two": true and target class) and multiple p: the largest
+       gamma in [0, 1] keeping the attack successful at eps_p = min(p eps, ``eps_max``), from ``gamma_start``.
 
-    With a CAM explainer the searches run on :func:`advexp_lib.speedups.cam_view`
-    of the model (for SmallGap, the head folded into the last convolution: the
-    same logits and maps up to rounding, cheaper). The multiples are ours (the
-    reference takes them on its command line and records none); p = 1 leaves
-    no slack, larger p lets the attack trade budget for a smaller discrepancy.
-    Reported discrepancies are normalized, D(I, I') = ||I - I'|| / (max I - min I) over the clean map's range.
+    CAM runs on :func:`advexp_lib.speedups.cam_view` of the model (same logits and maps). Reported
+    discrepancies are normalized: D(I, I') = ||I - I'|| / (max I - min I) over the clean map.
 
     Args:
-        targets: (N,) attacked classes, each != y (the reference draws them at random).
-        measures: which discrepancies to hide from (default both).
-        multiples: the p of step 2 (each >= 1). Default (1, 2, 3).
-        explainer: a differentiable :class:`~advexp_lib.attributions.Explainer`
-            or its name. Default: ``Cam(upsample=False)``, the paper's maps at
-            the feature-map resolution.
-        norm: norm of the reported discrepancy, "l1" (default) or "l2".
-        kappa: margin confidence (default 0.1, the paper's).
-        steps: attack steps (default 10, the reference's); eps_max, eps_start,
-            gamma_start, search_steps: the searches' settings (the reference's).
-    Returns:
-        :class:`IsaResult`.
+        targets: (N,) attacked classes, each != y. measures: to hide from (default both).
+        multiples: the p of step 2 (each >= 1); ours, as the reference records none. norm: reported
+            discrepancy's, "l1" (default) or "l2".
+        explainer: differentiable :class:`~advexp_lib.attributions.Explainer` or its name; default
+            ``Cam(upsample=False)``, the paper's maps. kappa: margin confidence (default 0.1, the paper's).
+        steps, eps_max, eps_start, gamma_start, search_steps: attack and search settings (the reference's).
 
     Examples:
         >>> r = interpretability_sneaking_attack(cam_model, x, y, (y + 1) % 3, steps=2, search_steps=2)

@@ -1,7 +1,6 @@
 """The prediction-preserving top-k attack on attribution maps (Ghorbani et al. 2019; Chen et al. 2019).
 
-Hand-written: it steps only where the prediction stays put, which no library's
-attack does. Distance Measure: Linf.
+Hand-written: no library's attack keeps the prediction. Distance Measure: Linf.
 """
 
 from __future__ import annotations
@@ -22,14 +21,11 @@ __all__ = ["TopkAttackResult", "topk_attribution_attack"]
 
 @dataclass
 class TopkAttackResult(Result):
-    """Output of :func:`topk_attribution_attack`.
+    """Output of :func:`topk_attribution_attack`: ``labels`` (the prediction on x, kept), their ``maps`` of x.
 
     Attributes:
-        x_adv: the accepted iterate with the smallest top-k intersection (x itself if none helped).
-        labels: the predicted classes of x, kept by every accepted step.
-        intersection: top-k intersection of the maps of x and x_adv (1 = attack did nothing).
-        maps, maps_adv: the (detached) maps of x and x_adv for ``labels``.
-        accepted: number of accepted steps per image.
+        x_adv, maps_adv: the accepted iterate with the least top-k intersection (x if none), and its maps.
+        intersection: top-k intersection of the two maps (1: unchanged); accepted: accepted steps per image.
 
     Examples:
         >>> ig = IntegratedGradients(n_steps=4)
@@ -58,25 +54,9 @@ def topk_attribution_attack(
 ) -> TopkAttackResult:
     r"""Prediction-preserving top-k attack on attribution maps (Ghorbani et al. 2019; Chen et al. 2019).
 
-    With B the top-k entries of |I_c(x)| (c = the prediction on x), each step
-    x'' = Proj(x' - step * sign(grad_x' sum_{i in B} |I_c(x')_i|)) onto the
-    l-inf eps-ball around x intersected with [0, 1] moves attribution mass
-    away from B. A step is taken only if the prediction stays c; otherwise
-    it is rejected and that image's step size halves (so the attack does not
-    retry the same step). Returns, per image, the accepted iterate with the
-    smallest top-k intersection with the clean map, so the prediction never
-    changes. Maps are ``explainer.attribute(differentiable=True)``; where a map
-    does not depend on the input (a linear model's saliency) the gradient is 0
-    and the attack stays at x.
-
-    Args:
-        eps: l-inf budget (> 0), e.g. 0.3 on MNIST.
-        k: size of the top set (entries over all channels), e.g. 100 on MNIST.
-        steps: iterations (default 50); step_size: default 2.5 * eps / steps.
-        explainer: a differentiable :class:`~advexp_lib.attributions.Explainer`
-            or its name. Default: ``IntegratedGradients()`` (50 nodes; fewer is faster).
-    Returns:
-        :class:`TopkAttackResult`.
+    Steps x' <- Proj(x' - s sign(grad sum_{i in B} |I_c(x')_i|)) onto the l-inf eps-ball and [0, 1], B
+    the k top entries of |I_c(x)| (all channels), c the prediction, I a differentiable ``explainer`` (default
+    ``IntegratedGradients()``). A step changing c is rejected, halving that image's s (default 2.5 eps/steps).
 
     Examples:
         >>> ig = IntegratedGradients(n_steps=4)
