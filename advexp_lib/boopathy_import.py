@@ -1,22 +1,14 @@
 """Import the published MNIST and CIFAR-10 networks of Boopathy et al. (2020), safely.
 
-The repository ``AkhilanB/Proper-Interpretability`` (MIT license) publishes,
-in ``networks/``, the weights its ``train.py`` saved: a pickle (protocol 2,
-written by Python 2/3 numpy) of a list of four tuples of float32 arrays in
-TensorFlow layouts, for the "Small" CNN with global average pooling, with
-C = 1 input channel (MNIST) or 3 (CIFAR-10)::
+AkhilanB/Proper-Interpretability (MIT license) publishes in ``networks/`` its "Small" GAP CNNs: pickles
+(protocol 2) of tuples of float32 arrays in TensorFlow layouts, C = 1 (MNIST) or 3 (CIFAR-10)::
 
     [(W1 (4, 4, C, 16) HWIO, b1 (16,)), (W2 (4, 4, 16, 32), b2 (32,)),
      (W3 (7, 7, 32, 100), b3 (100,)), (W (1, 1, 100, 10),)]
 
-A plain ``pickle.load`` would call whatever the file names. Here a restricted
-unpickler resolves only the three names a numpy array needs
-(``numpy.core.multiarray._reconstruct``, or ``numpy._core`` as numpy 2
-writes it, ``numpy.ndarray``, ``numpy.dtype``)
-and refuses every other global with a :class:`~advexp_lib.checks.CheckpointError`.
-The arrays are then transposed to PyTorch's OIHW layout and loaded into
-:class:`~advexp_lib.models.SmallGap`, whose convolutions pad as TensorFlow's
-SAME does. Hand-written: no library reads these files.
+A restricted unpickler resolves only numpy's array globals (``numpy[._]core.multiarray._reconstruct``,
+``numpy.ndarray``, ``numpy.dtype``) and refuses any other (:class:`~advexp_lib.checks.CheckpointError`): no
+pickled code runs. Arrays load, as OIHW, into :class:`~advexp_lib.models.SmallGap` (TensorFlow SAME padding).
 """
 
 from __future__ import annotations
@@ -70,9 +62,7 @@ def read_boopathy_pickle(path) -> list:
     """The raw list of tuples of float32 arrays in a published ``networks/*.pkl`` file, without running code.
 
     Raises:
-        CheckpointError: absent, corrupt or foreign file, or one naming any global
-            beyond numpy's array reconstruction (the message names it).
-    """
+        CheckpointError: absent, corrupt or foreign file, or one naming a global beyond numpy's arrays."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"path: no file at {path}")
@@ -101,11 +91,8 @@ def _layout(channels: int) -> list:
 
 
 def boopathy_state_dict(params: list) -> dict:
-    """:class:`~advexp_lib.models.SmallGap` state dict from the file's arrays (TF HWIO -> torch OIHW).
-
-    Conv kernels (kh, kw, cin, cout) become (cout, cin, kh, kw); the CAM head
-    (1, 1, 100, 10) becomes the linear weight (10, 100). Values are copied exactly.
-    """
+    """:class:`~advexp_lib.models.SmallGap` state dict from the file's arrays (TF HWIO -> torch OIHW), exact
+    copies: kernels (kh, kw, cin, cout) -> (cout, cin, kh, kw), the CAM head (1, 1, 100, 10) -> (10, 100)."""
     arrays = [a for layer in params for a in layer]
     state = {}
     for (name, _), a in zip(BOOPATHY_LAYOUT, arrays):
@@ -121,10 +108,7 @@ def boopathy_state_dict(params: list) -> dict:
 def import_boopathy_network(path, *, device="cpu") -> nn.Module:
     """A published Boopathy et al. network (``networks/{mnist,cifar}_smallgap_*.pkl``) as a ``SmallGap``.
 
-    The model takes (N, C, H, W) pixels in [0, 1] (C = 1 for MNIST, 3 for
-    CIFAR-10), as the reference fed them in training and evaluation (its
-    loaders give pixels / 255 - 0.5, and it adds 0.5 back), and is returned in eval mode.
-    """
+    Eval mode, on (N, C, H, W) pixels in [0, 1] like the reference (its loaders' x / 255 - 0.5, plus 0.5)."""
     state = boopathy_state_dict(read_boopathy_pickle(path))
     model = SmallGap(in_channels=state["features.0.weight"].shape[1])
     model.load_state_dict(state, strict=True)

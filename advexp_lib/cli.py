@@ -1,13 +1,10 @@
 """Command line: ``python -m advexp_lib {train,zoo,ara,explain} ...``.
 
-``--help`` (of the program and of each command) shows every option's choices
-and default; the choices come from the registries themselves
-(:data:`advexp_lib.data.DATASETS`, :func:`advexp_lib.recipes.recipe_names`,
-:data:`advexp_lib.attacks.independent.INDEPENDENT_ATTACKS`). Bad input prints the library's message in
-one line (no traceback) and exits with status 2. ``ara`` and ``explain`` score
-this project's checkpoints, Woods et al.'s published files, or a user's own
-network (``--model MODULE:CALLABLE --weights FILE``). Running the notebooks and
-building the book is the book's command line, ``python -m advexp_book``.
+Each ``--help`` shows every option's choices (from :data:`advexp_lib.data.DATASETS`,
+:func:`advexp_lib.recipes.recipe_names`, :data:`advexp_lib.attacks.independent.INDEPENDENT_ATTACKS`) and
+default. Bad input prints the library's message in one line and exits with status 2. ``ara`` and ``explain``
+score advexp checkpoints, Woods et al.'s published files or ``--model MODULE:CALLABLE --weights FILE``. The
+book's command line is ``python -m advexp_book``.
 """
 
 from __future__ import annotations
@@ -112,10 +109,7 @@ def _note(args, text: str) -> None:
 
 
 def _add_search_flags(p, default: SearchConfig, title: str, rename: dict | None = None) -> None:
-    """One flag per :class:`~advexp_lib.protocols.SearchConfig` field, defaults from ``default``.
-
-    ``rename`` gives a field another flag name (``{"eps": "rho"}``: --rho); errors then name the flag.
-    """
+    """One flag per ``SearchConfig`` field, defaults from ``default``, renamed by ``rename`` (eps: rho)."""
     p.set_defaults(_search_flags=dict(rename or {}))
     group = p.add_argument_group(title)
     for f in dataclasses.fields(SearchConfig):
@@ -468,12 +462,7 @@ def _label(args) -> str:
 
 
 def _ara(args) -> int:
-    """The ``ara`` command: print the JSON summary of :func:`_ara_record`, save it all with ``--json``.
-
-    Under torchrun every rank loads the model and the same images;
-    :func:`accuracy_robustness_area` searches this rank's contiguous share and
-    gathers every image's result, and rank 0 alone prints and writes.
-    """
+    """The ``ara`` command: print the summary of :func:`_ara_record` (rank 0 alone under torchrun)."""
     import torch
 
     from . import distributed
@@ -542,24 +531,7 @@ def _ensemble_attacks(args) -> tuple[str, ...] | None:
 
 
 def _ara_record(args, config, attacks, never_met, world, search, ens, images: str) -> dict:
-    """The ``ara`` command's result as a JSON-ready dict (keys in the order written).
-
-    Settings: version, source (the checkpoint or --model), weights,
-    normalize, dataset, images (which test images: e.g. the original CIFAR-10
-    test set or its shipped JPEG copies), kind, n_images, seed, the SearchConfig fields (steps,
-    eps, momentum, overshoot, clip, grad_floor), batch_size, never_met,
-    attacks (None without --ensemble), world_size.
-    Results: num_classes, accuracy, ara, ara_95 (the ARA with its 95%
-    bootstrap interval over the images: value, lo, hi, n), median_distance,
-    n_unreliable, n_retried; with --ensemble also per_attack (attack -> its
-    own ARA, None if it failed on some image), wins and failures (as
-    ``EnsembleAraResult``). Per image (the --json file only, in the seeded
-    permutation's order): distances (RMSE, the ensemble's smallest with
-    --ensemble), unreliable and retried (bools of the RMSE search; None when
-    --attacks leaves it out) and, with --ensemble, per_attack_distances
-    (attack -> distances, None = inf, the attack failed on that image). The
-    ARA is ``metrics.ara_from_distances(distances, num_classes)``.
-    """
+    """The ``ara`` result, JSON-ready: settings, results, then the per-image lists (``_PER_IMAGE``)."""
     res = ens if ens is not None else search
     record = {
         "version": __version__,
@@ -689,11 +661,7 @@ def _explained_image(args) -> tuple:
 
 
 def _input_of(args) -> tuple[int, int, str]:
-    """(channels, size, dataset) of the model's input: a checkpoint's metadata, else the --dataset's.
-
-    A file the advexp loader refuses but :func:`_load_model` opened is a
-    published Woods et al. network: CIFAR-10, 3 x 32 x 32.
-    """
+    """(channels, size, dataset) of the input: checkpoint metadata, else --dataset's (Woods': CIFAR-10)."""
     from .checkpoints import load_checkpoint
     from .data import dataset_info
 

@@ -1,12 +1,7 @@
 """The library's figures, with matplotlib (image grids with torchvision's ``make_grid``).
 
-The book's chapter-specific figures are in ``advexp_book.figures``.
-
-Each function returns its matplotlib Figure, so notebooks can show or save it.
-Maps are drawn by one helper, :func:`show_map`: signed maps (any negative
-value) with the diverging "RdBu_r" colormap centred at 0 (red positive, blue
-negative), non-negative maps with "magma"; limits are per panel (max |map|),
-so a panel shows *where*, not *how much*: compare values with the metrics.
+Functions return their Figure. :func:`show_map` draws signed maps with "RdBu_r" centred at 0 (red positive),
+others with "magma", limits per panel (``max |map|``): a panel shows *where*, not *how much*.
 """
 
 from __future__ import annotations
@@ -61,9 +56,8 @@ def to_display(img: torch.Tensor):
 def show_map(ax, a, *, signed: bool | None = None, alpha: float = 1.0, cmap: str | None = None):
     """Draw the 2-D map ``a`` (array or tensor) on ``ax``; return the image (for a colorbar).
 
-    Signed (default: any value < 0): ``SIGNED_CMAP`` with limits [-m, m],
-    m = max |a|; else ``MAGNITUDE_CMAP`` with limits [0, m]. ``cmap`` overrides the colormap.
-    """
+    Signed (default: any value < 0): ``SIGNED_CMAP`` in [-m, m], ``m = max |a|``; else ``MAGNITUDE_CMAP`` in
+    [0, m]. ``cmap`` overrides the colormap."""
     a = a.detach().float().cpu().numpy() if isinstance(a, torch.Tensor) else a
     signed = bool((a < 0).any()) if signed is None else signed
     lim = float(abs(a).max()) or 1.0
@@ -116,10 +110,7 @@ def image_grid(
 def plot_history(histories, keys=("loss", "train_accuracy", "test_accuracy"), *, extra=()):
     """Training curves: one panel per key, one line per run.
 
-    Args:
-        histories: a history (list of per-epoch dicts) or {label: history}.
-        keys: per-epoch fields to plot; ``extra`` adds more (e.g. "psi").
-    """
+    ``histories``: a list of per-epoch dicts or {label: list}; ``extra``: more keys (e.g. "psi")."""
     if isinstance(histories, list):
         histories = {"": histories}
     keys = [k for k in (*keys, *extra) if any(k in row for h in histories.values() for row in h)]
@@ -143,9 +134,7 @@ def plot_history(histories, keys=("loss", "train_accuracy", "test_accuracy"), *,
 def plot_ara_curves(results: dict, *, ax=None, title: str | None = None):
     """Accuracy-robustness curves A(r) of several models, their ARA in the legend.
 
-    Args:
-        results: {label: AraResult} (all of one ``kind``); chance 1/C is drawn dashed.
-    """
+    ``results``: {label: AraResult}, all of one ``kind``; chance 1/C is drawn dashed."""
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 3.6))
     for label, res in results.items():
         r, a = res.curve()
@@ -190,17 +179,10 @@ def plot_attributions(
 ):
     """Grid of images and their attribution maps -> matplotlib Figure.
 
-    Column 0 is the image, then one column per entry of ``maps``; one row per
-    image. Maps are drawn with :func:`show_map`; multi-channel maps are summed
-    over channels for display.
-
-    Args:
-        x: images N x C x H x W in [0, 1].
-        maps: a tensor (one map set) or a list of tensors, each N x C' x H x W.
-        titles: column titles for the maps (default "map 0", "map 1" ...).
-        row_labels: optional per-row labels (e.g. "pred 3").
-        cmap: force one colormap for all maps.
-        overlay: draw the map translucent over the grayscale image (default True).
+    One row per image of ``x`` (N x C x H x W in [0, 1]): the image, then one column per tensor of ``maps`` (a
+    tensor or a list, each N x C' x H x W), drawn by :func:`show_map` summed over channels. ``titles``: column
+    titles (default "map 0", "map 1" ...); ``row_labels``: optional (e.g. "pred 3"); ``cmap``: one colormap
+    for all maps; ``overlay``: the map translucent over the grayscale image (default True).
     """
     check_images(x, "x")
     maps = [maps] if isinstance(maps, torch.Tensor) else list(maps)
@@ -245,12 +227,9 @@ def explanation_panel(
 ):
     """The input and its explanations in a grid of at most ``max_cols`` columns, each with its change below.
 
-    Args:
-        x: one image (C, H, W) in [0, 1]; explanations: (K, C, H, W) images; titles: K titles.
-        title_colors: optional K colours for the titles (e.g. red for a missed target).
-    The change rows (x' - x summed over channels: red brighter, blue darker)
-    share one symmetric colour scale, shown by one colorbar, so changes
-    compare across panels.
+    ``x``: one image (C, H, W) in [0, 1]; ``explanations``: (K, C, H, W); ``titles`` and optional
+    ``title_colors`` (e.g. red for a missed target): K each. The changes (x' - x summed over channels: red
+    brighter, blue darker) share one symmetric colour scale and colorbar.
     """
     k = explanations.shape[0]
     check_positive(max_cols, "max_cols", integer=True)
@@ -299,14 +278,10 @@ def adversarial_explanation_panel(
 ):
     """Figure: the input and its AE toward every class (or the true class and the runner-up), each once.
 
-    ``x`` is one image (1, C, H, W) or (C, H, W). Each panel's title gives the
-    class (marked "true" or "runner-up"), the model's probability for it on
-    the input and on the AE, and the RMSE the AE used; a target the AE did not
-    reach is titled in red. The AEs come from
-    :func:`~advexp_lib.attributions.adversarial_explanation` with ``config``
-    (default ``AE_PAPER``); ``title`` (e.g. the model's name) heads the figure,
-    followed by rho.
-    """
+    ``x``: one image (1, C, H, W) or (C, H, W). Titles: class ("true", "runner-up"), its probability on the
+    input and the AE, the AE's RMSE (red: target missed). AEs:
+    :func:`~advexp_lib.attributions.adversarial_explanation` with ``config``; ``title`` (e.g. the model's
+    name) and rho head the figure."""
     x = x[None] if x.dim() == 3 else x
     check_images(x, "x")
     with torch.no_grad():
@@ -341,16 +316,9 @@ def adversarial_explanation_panel(
 def plot_views(views: dict, classes=None, *, axes=None, label: str = "", title: str | None = None):
     """Draw :func:`advexp_lib.widgets.explorer_views` as four panels: image, map, AE, change.
 
-    The map and the change carry colorbars (the change is x' - x summed over
-    channels: red where the explanation brightened pixels, blue where it
-    darkened them). Methods are titled by :data:`METHOD_NAMES`. When the
-    adversarial explanation does not reach its target (``views["reached"]``
-    false, i.e. the model does not predict the target on x'), its title says so
-    in red and suggests a larger rho.
-
-    ``axes``: four matplotlib axes to draw into (a new 1 x 4 figure if None);
-    ``title`` (e.g. the model's name) heads a new figure. Returns the Figure.
-    """
+    The map and the change (x' - x summed over channels: red brighter, blue darker) have colorbars; methods
+    are named by :data:`METHOD_NAMES`; a missed target is titled in red, hinting a larger rho. ``axes``: four
+    axes (None: a new 1 x 4 figure); ``title`` (e.g. the model's name) heads a new figure."""
     if axes is None:
         fig, axes = plt.subplots(1, 4, figsize=(9.6, 2.7))
     fig = axes[0].figure

@@ -1,19 +1,10 @@
 """Interactive explorer: a Captum map and the adversarial explanation of one image, side by side.
 
-:func:`explorer` returns an ipywidgets box with controls (model, explanation
-method, image index, target class, rho) and a figure that redraws whenever
-a control changes. The computation lives in :func:`explorer_views` and the
-drawing in :func:`advexp_lib.plotting.plot_views`, so the same views can be rendered statically
-(:func:`explorer_grid`) where no kernel runs, e.g. in the rendered book.
-:func:`first_view` chooses the image and target the explorer opens on.
-
-The adversarial explanation is Woods et al.'s Algorithm 1 in explanation
-mode (:func:`advexp_lib.attributions.adversarial_explanation`): descend the
-target class's cross-entropy within an RMSE budget rho, the other settings
-from ``AE_PAPER`` (the reference's explanation protocol, x' kept in [0, 1]).
-
-ipywidgets is an optional dependency (``pip install "advexp_lib[widgets]"``):
-only :class:`Explorer` and :func:`explorer` need it.
+:func:`explorer` is an ipywidgets box whose figure redraws when a control (model, method, image, target, rho)
+changes; :func:`explorer_views` computes the views, :func:`advexp_lib.plotting.plot_views` draws them and
+:func:`explorer_grid` renders them statically. The explanation is Woods et al.'s Algorithm 1 in explanation
+mode (:func:`advexp_lib.attributions.adversarial_explanation`, ``AE_PAPER`` with RMSE budget rho). Only
+:class:`Explorer` and :func:`explorer` need the optional ipywidgets (``pip install "advexp_lib[widgets]"``).
 """
 
 from __future__ import annotations
@@ -64,19 +55,14 @@ def explorer_views(
 ) -> dict:
     """Everything the explorer shows for one image ``x`` (1 x C x H x W) and one target class.
 
-    Args:
-        method: a name of :data:`EXPLORER_METHODS`.
-        rho: the RMSE budget of the explanation (default: ``config.eps``).
-        config: the explanation search. Default: :data:`AE_PAPER`.
+    ``method``: one of :data:`EXPLORER_METHODS`; ``rho``: the RMSE budget (default ``config.eps``);
+    ``config``: the search (default :data:`AE_PAPER`).
+
     Returns:
-        dict with ``x``, ``map`` (``method``'s attribution for ``target``),
-        ``x_ae`` (the adversarial explanation toward ``target`` with RMSE
-        budget ``rho``; an unreliable search is flagged silently, never
-        warned), ``pred`` and ``pred_ae``
-        (predicted classes), ``p_pred`` (the probability of the prediction),
-        ``p_target`` and ``p_target_ae`` (softmax probability of ``target``
-        before and after), ``rmse`` (RMSE(x' - x)), ``reached``
-        (``pred_ae == target``) and the settings.
+        dict with ``x``, ``map`` (``method``'s attribution for ``target``), ``x_ae`` (the explanation toward
+        ``target`` within ``rho``; an unreliable search is flagged, never warned), ``pred`` / ``pred_ae`` and
+        ``p_target`` / ``p_target_ae`` (prediction and probability of ``target`` before / after), ``p_pred``
+        (probability of ``pred``), ``rmse`` (RMSE(x' - x)), ``reached`` (``pred_ae == target``), the settings.
     """
     check_images(x, "x")
     if x.shape[0] != 1:
@@ -118,13 +104,9 @@ def explorer_grid(
 ):
     """Static version of the explorer: one row of :func:`advexp_lib.plotting.plot_views` per setting.
 
-    Args:
-        models: {name: model}; x, y: the images and labels the explorer browses.
-        settings: list of dicts with keys ``model``, ``index``, ``target``,
-            ``method`` and ``rho`` (the explorer's controls).
-        config: the explanation search besides rho. Default: :data:`AE_PAPER`.
-    Returns:
-        matplotlib Figure.
+    ``models``: {name: model}; ``x``, ``y``: the browsed images and labels; ``settings``: dicts with keys
+    ``model``, ``index``, ``target``, ``method``, ``rho``; ``config``: the search besides rho (default
+    :data:`AE_PAPER`). Returns a matplotlib Figure.
     """
     settings = list(settings)
     if not settings:
@@ -156,25 +138,14 @@ def first_view(
 ) -> dict:
     r"""The image and target the explorer should open on: where two models' explanations differ most.
 
-    For every image i, t_i is the runner-up class of the first compared model
-    (:func:`advexp_lib.models.runner_up`, the closest wrong class), and
-    d_a, d_b are the changes x' - x of both models' adversarial explanations
-    toward t_i (the explorer's search, ``config``). Their
-    difference is the cosine distance
+    For image i, t_i is the first compared model's runner-up class (:func:`advexp_lib.models.runner_up`), d_a,
+    d_b the two models' changes x' - x toward t_i (search ``config``), and
+    ``D_i = 1 - <d_a, d_b> / (||d_a|| ||d_b||)`` (0: same edit, 1: unrelated, 2: opposite). The chosen image
+    maximizes D_i among those both models classify correctly (all, if none). ``models``: {name: model}; ``x``
+    (N, C, H, W) in [0, 1], ``y`` (N,): the explored images; ``compare``: two names (default: first and last).
 
-        D_i = 1 - <d_a, d_b> / (||d_a|| ||d_b||)   (0: same edit, 1: unrelated, 2: opposite),
-
-    which compares *which* pixels move and which way, not how far. The chosen
-    image maximizes D_i among the images both models classify correctly (all
-    images if there is none).
-
-    Args:
-        models: {name: model}; x (N, C, H, W) in [0, 1] and y (N,) the explored images.
-        compare: the two model names to compare; default the first and the last
-            of ``models`` (e.g. "standard" and the robust "all").
     Returns:
-        dict with ``index`` (int), ``target`` (int, t_i of that image),
-        ``compare`` (the two names) and ``distance`` (D, tensor (N,)).
+        dict with ``index``, ``target`` (t_i of that image), ``compare`` and ``distance`` (D, tensor (N,)).
     """
     names = list(models)
     compare = tuple(compare) if compare is not None else (names[0], names[-1])
@@ -205,12 +176,9 @@ class Explorer:
     """State and controls of the interactive explorer (see :func:`explorer`).
 
     Attributes:
-        controls: {"model", "method", "index", "target", "rho"} -> ipywidgets control
-            (the menus show :data:`MODEL_LABELS` and method names; their values stay the keys).
-        note: ``ipywidgets.HTML`` under the controls: empty, or a hint when the
-            explanation missed its target.
-        output: ``ipywidgets.Output`` holding the current figure, redrawn whenever a control changes;
-            the views are cached per setting (``functools.lru_cache``).
+        controls: {"model", "method", "index", "target", "rho"} -> ipywidgets control (values: the keys).
+        note: ``ipywidgets.HTML`` under the controls: empty, or a hint when the explanation missed.
+        output: ``ipywidgets.Output`` with the current figure (views cached per setting).
         widget: the ``ipywidgets.VBox`` to display (controls, note, figure).
         views: the last :func:`explorer_views` result; ``updates``: how many times it was computed.
     """
@@ -325,16 +293,10 @@ def _controls(ipywidgets, models, methods, labels, index, target, n, num_classes
 def explorer(models: dict, x: torch.Tensor, y: torch.Tensor, classes=None, **kwargs):
     """The interactive explorer widget (ipywidgets VBox) for ``models`` on images ``x`` with labels ``y``.
 
-    Controls: model and explanation method (Dropdown), image index and target
-    class (IntSlider), RMSE budget rho (FloatSlider). Any change recomputes the
-    views (cached per setting). The box's ``explorer`` attribute is the
-    :class:`Explorer` (its ``update()`` and ``views`` are usable from Python).
-
-    Args:
-        kwargs: ``methods``; ``index`` (initial image, default 0; see :func:`first_view`);
-            ``target`` (initial class, default the runner-up of that image under the first
-            model); ``labels`` ({name: menu label}, added to :data:`MODEL_LABELS`);
-            ``config`` (the search; its ``eps`` is the initial rho; default :data:`AE_PAPER`).
+    The box's ``explorer`` attribute is the :class:`Explorer`. ``kwargs``: ``methods``; ``index`` (initial
+    image, default 0; see :func:`first_view`); ``target`` (default the runner-up under the first model);
+    ``labels`` ({name: menu label}, added to :data:`MODEL_LABELS`); ``config`` (its ``eps`` is the initial
+    rho; default :data:`AE_PAPER`).
     """
     ex = Explorer(models, x, y, classes, **kwargs)
     ex.widget.explorer = ex

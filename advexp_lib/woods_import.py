@@ -1,27 +1,15 @@
 """Import the published ResNet-44 checkpoints of Woods, Chen & Teuscher (2019), safely.
 
-The four CIFAR-10 networks of the paper (``resnet44-{standard,adv-train,robust,all}.pt``)
-are published in the ``prebuilt/`` folder of the GitHub repository
-``wwoods/adversarial-explanations-cifar`` (MIT license). They are old-style
-(non-zip) ``torch.save`` pickles of::
+The four CIFAR-10 networks ``resnet44-{standard,adv-train,robust,all}.pt`` in ``prebuilt/`` of
+wwoods/adversarial-explanations-cifar (MIT license) are old-style ``torch.save`` pickles of::
 
     {"model_params": <state dict>, "training_options": {"arch": [32, <__main__.cifar10_preprocess>,
         [7, 7, 7], [16, 32, 64], 10], "input_offset": [[mean x 3], [std x 3]],
         "robust_additions": bool, "adversarial_training": bool, "l2_min": bool, ...}}
 
-The pickle names a function ``__main__.cifar10_preprocess`` (the reference
-script's stem factory). A plain ``torch.load`` would import and bind whatever
-``__main__`` provides under that name, and a crafted file could call it. Here
-the file is read with ``torch.load(weights_only=True)`` and that one name is
-bound, inside a scoped ``safe_globals`` context, to an inert placeholder class
-that refuses to be called or instantiated: nothing from the file ever runs.
-
-The weights are then mapped, name by name, onto this library's
-:class:`~advexp_lib.models.PreActResNet` (same architecture: stem conv, three
-stages of pre-activation blocks, BN-act head, global average pool, 1x1 conv
-classifier; half-Huber ReLU where ``robust_additions`` is true; normalization
-from ``input_offset``), so every attack, explanation and metric of the book
-runs on the published networks unchanged.
+They are read by ``torch.load(weights_only=True)`` with the one pickled name, ``__main__.cifar10_preprocess``,
+bound (in a scoped ``safe_globals``) to an inert placeholder that refuses to be called: nothing from the file
+ever runs. The weights map onto :class:`~advexp_lib.models.PreActResNet` (half-Huber if ``robust_additions``).
 """
 
 from __future__ import annotations
@@ -55,26 +43,19 @@ class _RefusedCall(Exception):
 
 
 class WoodsPreprocessPlaceholder:
-    """Inert stand-in for the pickled reference to ``__main__.cifar10_preprocess``.
-
-    The published files only *reference* that function (in ``arch``); a file
-    that tries to call or instantiate it is not a Woods checkpoint and is refused.
-    """
+    """Inert stand-in for the pickled reference to ``__main__.cifar10_preprocess``; a file that calls or
+    instantiates it is refused (the published files only reference it)."""
 
     def __new__(cls, *args, **kwargs):
         raise _RefusedCall(f"the file tries to call {_PREPROCESS_GLOBAL}")
 
 
 def read_woods_checkpoint(path) -> dict:
-    """The raw contents of a Woods et al. checkpoint, loaded without executing code.
+    """The raw contents of the Woods et al. checkpoint ``path`` (``resnet44-*.pt``), loaded running no code.
 
-    Args:
-        path: a ``resnet44-*.pt`` file from the ``prebuilt/`` folder of
-            wwoods/adversarial-explanations-cifar (or a file in the same format).
     Returns:
-        dict with ``model_params`` (their state dict, names ``pipe.*`` and
-        ``input_offset``) and ``training_options``; ``arch[1]`` is
-        :class:`WoodsPreprocessPlaceholder` instead of the pickled function.
+        dict with ``model_params`` (their state dict: ``pipe.*``, ``input_offset``) and ``training_options``;
+        ``arch[1]`` is :class:`WoodsPreprocessPlaceholder` instead of the pickled function.
     Raises:
         CheckpointError: missing, truncated, corrupt, foreign or code-carrying file.
     """
@@ -105,23 +86,15 @@ def read_woods_checkpoint(path) -> dict:
 def import_woods_checkpoint(path, *, device="cpu") -> nn.Module:
     """A published Woods et al. (2019) ResNet-44 as this library's ``PreActResNet``, eval mode.
 
-    Maps their names onto ours (:func:`woods_to_advexp_name`): ``pipe.0`` -> ``stem``,
-    ``pipe.{s+1}.{b}.{pre,main,shortcut}`` -> ``stages.{s}.{b}.{...}``, ``pipe.4`` /
-    ``pipe.5`` -> ``head.0`` (BN) / ``head.1`` (activation), ``pipe.7`` -> ``classifier``,
-    half-Huber width ``d`` -> ``delta``; ``input_offset`` ([[mean], [std]]) becomes
-    the model's first layer, so the model takes raw [0, 1] pixels:
+    ``path``: a ``resnet44-*.pt`` file (see :data:`WOODS_URL`). Names map by :func:`woods_to_advexp_name`;
+    ``input_offset`` ([[mean], [std]]) becomes the first layer, so the model takes [0, 1] pixels:
     logits = classifier(mean_hw(head(stages(stem((x - mean) / std))))).
 
-    Args:
-        path: path of a ``resnet44-*.pt`` file (see :data:`WOODS_URL`).
-        device: where to put the model. Default "cpu".
     Returns:
-        ``PreActResNet(6 n + 2, widths=arch[3], num_classes=arch[4])`` with
-        activation "half_huber" if ``robust_additions`` else "relu", in eval mode.
-        ``model.woods_training_options`` keeps the file's options (without ``arch``'s placeholder).
+        ``PreActResNet(6 n + 2, widths=arch[3], num_classes=arch[4])`` on ``device``, "half_huber" if
+        ``robust_additions`` else "relu"; ``model.woods_training_options``: the options but ``arch``.
     Raises:
-        CheckpointError: the file is absent, corrupt, foreign, carries code, or
-        its tensors do not fit the architecture its options describe.
+        CheckpointError: a file :func:`read_woods_checkpoint` refuses, or tensors that do not fit ``arch``.
     """
     state = read_woods_checkpoint(path)
     opts = state["training_options"]
@@ -175,9 +148,8 @@ _BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 def woods_to_advexp_name(name: str) -> str | None:
     """Our ``PreActResNet`` state-dict name for the Woods name ``name``; None if it has none.
 
-    Three stages (``pipe.1`` .. ``pipe.3``), as in every published file. E.g.
-    ``pipe.2.0.shortcut.weight`` -> ``stages.1.0.shortcut.weight``,
-    ``pipe.1.3.main.2.d`` -> ``stages.0.3.main.2.delta``, ``pipe.4.running_var`` -> ``head.0.running_var``.
+    ``pipe.0`` -> ``stem``, ``pipe.{s+1}.{b}.*`` -> ``stages.{s}.{b}.*`` (s < 3), ``pipe.4`` / ``pipe.5`` ->
+    ``head.0`` (BN) / ``head.1``, ``pipe.7`` -> ``classifier``, half-Huber ``d`` -> ``delta``.
     """
     if name in _TOP:
         return _TOP[name]
