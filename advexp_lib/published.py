@@ -1,42 +1,20 @@
 """The networks the papers' authors published: Woods et al.'s ResNet-44s, Boopathy et al.'s small CNNs.
 
-Woods et al. (2019).
-The repository wwoods/adversarial-explanations-cifar (MIT license) publishes, in
-``prebuilt/``, one ResNet-44 per recipe of the paper, and in ``example_output/``
-the reference implementation's own adversarial explanations of CIFAR-10 test
-images 2, 5, 8 and 9 (ship, frog, cat, automobile) toward their true classes
-on each network (the explanation protocol, ``attacks.AE_PAPER``), saved as 8-bit PNGs.
+- Woods et al. (2019), wwoods/adversarial-explanations-cifar (MIT license): ``prebuilt/resnet44-*.pt``, one
+  ResNet-44 per recipe (a local folder holds them at its top), and ``example_output/``: 8-bit PNGs of CIFAR-10
+  test images 2, 5, 8, 9 and of the reference's explanations (``attacks.AE_PAPER``) toward their true classes.
+- Boopathy et al. (2020), AkhilanB/Proper-Interpretability (MIT license): the "Small" GAP networks
+  ``networks/{mnist_smallgap_<name>_100,cifar_smallgap_<name>_200}.pkl``, names in :data:`BOOPATHY_NETWORKS`.
 
-:func:`published_model` takes the original ``resnet44-*.pt`` from the folder
-named by ``$ADVEXP_WOODS_DIR`` when it is there, else the same weights shipped
-with the repository in :data:`WOODS_SHIPPED_DIR` (``data/woods2019/``,
-converted to code-free advexp checkpoints beside the authors' LICENSE, the
-example PNGs and the originals' SHA-256), else the download cache
-``woods2019/`` beside the dataset folder, else it downloads the original.
-:func:`woods_file` finds an original file (a network or a PNG) in
-:func:`woods_folders` or downloads it. Every original is checked against its
-pinned SHA-256 before use, so a damaged or foreign file is refused, and is
-imported by the safe importer (:func:`advexp_lib.woods_import.import_woods_checkpoint`),
-which never runs pickled code. A folder of originals holds the four
-``resnet44-*.pt`` files at its top and the PNGs under ``example_output/``.
-
-Boopathy et al. (2020). The repository AkhilanB/Proper-Interpretability (MIT
-license) publishes in ``networks/`` its "Small" GAP networks for MNIST
-(``mnist_smallgap_<name>_100.pkl``) and CIFAR-10 (``cifar_smallgap_<name>_200.pkl``),
-for the ten names of :data:`BOOPATHY_NETWORKS`. :func:`boopathy_model`
-looks in ``$ADVEXP_BOOPATHY_DIR`` (the original pickles), then in the
-repository's :data:`BOOPATHY_SHIPPED_DIR` (``data/boopathy2020/<dataset>/``: the
-same weights converted to advexp checkpoints, which hold no code, beside the
-authors' LICENSE and the originals' SHA-256), then in the download cache
-``boopathy2020/`` beside the dataset folder, else downloads the original;
-originals are checked against :data:`BOOPATHY_SHA256` and read by the
-restricted unpickler of :mod:`advexp_lib.boopathy_import`.
+From ``$ADVEXP_WOODS_DIR`` / ``$ADVEXP_BOOPATHY_DIR`` (originals), else the shipped code-free copies in
+:data:`WOODS_SHIPPED_DIR` / :data:`BOOPATHY_SHIPPED_DIR` (with the LICENSE, originals' SHA-256, Woods' PNGs),
+else the download cache by the dataset folder, else :data:`WOODS_RAW_URL` / :data:`BOOPATHY_RAW_URL`.
+Originals must match their pinned SHA-256; restricted importers never run their pickled code.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import urllib.error
 import urllib.request
@@ -47,12 +25,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .boopathy_import import boopathy_state_dict, import_boopathy_network, read_boopathy_pickle
-from .checkpoints import load_checkpoint, load_model_state, save_checkpoint, write_atomic
+from .boopathy_import import import_boopathy_network
+from .checkpoints import load_checkpoint, load_model_state, write_atomic
 from .checks import AdvexpError, CheckpointError, check_choice
 from .data import data_root
 from .models import build_model
-from .woods_import import import_woods_checkpoint, read_woods_checkpoint
+from .woods_import import import_woods_checkpoint
 
 __all__ = [
     "WOODS_RAW_URL",
@@ -69,7 +47,6 @@ __all__ = [
     "published_model",
     "published_models",
     "example_images",
-    "ship_woods_networks",
     "BOOPATHY_RAW_URL",
     "BOOPATHY_NETWORKS",
     "BOOPATHY_FILES",
@@ -78,7 +55,6 @@ __all__ = [
     "boopathy_file_name",
     "boopathy_model",
     "boopathy_models",
-    "ship_boopathy_networks",
 ]
 
 WOODS_RAW_URL = "https://github.com/wwoods/adversarial-explanations-cifar/raw/master"
@@ -164,9 +140,7 @@ class PublishedFileNotFound(AdvexpError, FileNotFoundError):
 
 
 def woods_folders() -> list[Path]:
-    """Where :func:`woods_file` looks, in order: ``$ADVEXP_WOODS_DIR`` (if set), the shipped
-    :data:`WOODS_SHIPPED_DIR` (it holds the example PNGs as published), then the download cache
-    ``woods2019/`` beside the dataset folder (the last one: downloads go there)."""
+    """Where :func:`woods_file` looks, in order: ``$ADVEXP_WOODS_DIR``, :data:`WOODS_SHIPPED_DIR`, cache."""
     env = os.environ.get("ADVEXP_WOODS_DIR")
     cache = data_root().parent / "woods2019"
     return list(dict.fromkeys(([Path(env).expanduser()] if env else []) + [WOODS_SHIPPED_DIR, cache]))
@@ -175,13 +149,11 @@ def woods_folders() -> list[Path]:
 def woods_file(name: str, *, download: bool = True) -> Path:
     """Local path of the published file ``name`` (a key of :data:`WOODS_SHA256`), checked by its SHA-256.
 
-    Looks in :func:`woods_folders`; else, with ``download``, fetches
-    ``<WOODS_RAW_URL>/prebuilt/<name>`` (networks) or ``<WOODS_RAW_URL>/<name>``
-    (PNGs) into the cache, verifying the hash before the file is kept.
+    Looks in :func:`woods_folders`; else, with ``download``, fetches ``<WOODS_RAW_URL>/prebuilt/<name>``
+    (networks) or ``<WOODS_RAW_URL>/<name>`` (PNGs) into the cache, verifying the hash before keeping it.
 
     Raises:
-        PublishedFileNotFound: absent and not downloadable (offline); the message
-            names the URL and the folders to put the file in.
+        PublishedFileNotFound: absent and not downloadable; the message names the URL and the folders.
         CheckpointError: a file whose SHA-256 is not the published one.
     """
     check_choice(name, "name", WOODS_SHA256)
@@ -222,17 +194,11 @@ def _fetch(name, sha, folders, url, authors, env, download) -> Path:
 def published_model(recipe: str, *, device="cpu", download: bool = True) -> nn.Module:
     """Woods et al.'s published CIFAR-10 ResNet-44 for ``recipe`` (standard, adv, robust, all), eval mode.
 
-    A :class:`~advexp_lib.models.PreActResNet` taking [0, 1] pixels. The
-    original from ``$ADVEXP_WOODS_DIR`` if it is there, else the converted
-    copy in :data:`WOODS_SHIPPED_DIR` (the same tensors, checked to name the
-    original and its SHA-256), else the original from the cache or downloaded
-    (:func:`woods_file`). ``model.woods_training_options`` holds the file's
-    training options.
+    A :class:`~advexp_lib.models.PreActResNet` on [0, 1] pixels; ``model.woods_training_options``: options.
 
     Raises:
         PublishedFileNotFound: nowhere here and not downloadable.
-        CheckpointError: a file with another SHA-256, or a converted file not
-            made from the published original.
+        CheckpointError: another SHA-256, or a converted file not made from the published original.
     """
     check_choice(recipe, "recipe", WOODS_RECIPE_FILES)
     file = WOODS_RECIPE_FILES[recipe]
@@ -246,8 +212,7 @@ def published_model(recipe: str, *, device="cpu", download: bool = True) -> nn.M
 
 
 def published_models(*, device="cpu", download: bool = True) -> dict:
-    """All four published networks, {recipe: model} in the order of the example images' files
-    (:data:`EXAMPLE_NETWORK_ORDER`); raises :class:`PublishedFileNotFound` as :func:`published_model`."""
+    """{recipe: :func:`published_model`} for the four recipes, in :data:`EXAMPLE_NETWORK_ORDER`."""
     return {r: published_model(r, device=device, download=download) for r in EXAMPLE_NETWORK_ORDER}
 
 
@@ -255,11 +220,8 @@ def example_images(*, download: bool = True) -> dict:
     """The reference's example images and its own explanations of them.
 
     Returns:
-        dict with ``x``: the four CIFAR-10 test images (4, 3, 32, 32) in [0, 1]
-        (exact: the PNGs hold their 8-bit pixels); ``y``: their classes;
-        ``indices``: their CIFAR-10 test indices; ``reference``: {recipe:
-        (4, 3, 32, 32) explanations toward the true class}, as the reference
-        saved them (8-bit).
+        dict: ``x`` the four CIFAR-10 test images (4, 3, 32, 32) in [0, 1] (exact), ``y`` their classes,
+        ``indices`` their test indices, ``reference`` {recipe: (4, 3, 32, 32) explanations} (8-bit, as saved).
     """
 
     def read(name):
@@ -279,56 +241,6 @@ def example_images(*, download: bool = True) -> dict:
     }
 
 
-def ship_woods_networks(source, dest=WOODS_SHIPPED_DIR) -> list[Path]:
-    """Convert the published files in folder ``source`` into the code-free copies ``dest`` ships.
-
-    ``source`` holds the four ``resnet44-*.pt`` files and ``example_output/``
-    (each checked against :data:`WOODS_SHA256`). Writes ``dest/<recipe>.pt``,
-    advexp checkpoints holding the :class:`~advexp_lib.models.PreActResNet`
-    state dict (``model``) and ``meta``: the :func:`~advexp_lib.models.build_model`
-    arguments that build it (``model_kwargs``), the file's ``training_options``
-    (JSON-safe: the pickled stem function becomes its name), ``original`` and
-    ``original_sha256``; ``dest/training_options.json`` (the same options, by
-    original file); the example PNGs, copied byte for byte; and ``dest/CONVERTED.sha256``,
-    the converted files' own SHA-256. Returns the paths written.
-    """
-    source, dest, written, options = Path(source), Path(dest), [], {}
-    for recipe, file in WOODS_RECIPE_FILES.items():
-        model = import_woods_checkpoint(_original(source, file, WOODS_SHA256[file], "Woods et al."))
-        opts = read_woods_checkpoint(source / file)["training_options"]
-        arch = list(opts["arch"])
-        options[file] = {**opts, "arch": arch[:1] + ["cifar10_preprocess"] + arch[2:]}
-        kwargs = {
-            "arch": f"resnet{6 * len(model.stages[0]) + 2}",
-            "num_classes": model.classifier.out_channels,
-            "in_channels": model.stem.in_channels,
-            "activation": "half_huber" if opts["robust_additions"] else "relu",
-            "mean": model.normalize.mean.flatten().tolist(),
-            "std": model.normalize.std.flatten().tolist(),
-        }
-        meta = {"model_kwargs": kwargs, "training_options": options[file]}
-        written.append(_save_converted(dest / f"{recipe}.pt", model.state_dict(), meta, file, WOODS_RAW_URL))
-    text = json.dumps(options, indent=2, sort_keys=True) + "\n"
-    written.append(write_atomic(dest / "training_options.json", lambda f: f.write(text.encode())))
-    for name, sha in WOODS_SHA256.items():
-        if name.startswith("example_output/"):
-            content = _original(source, name, sha, "Woods et al.").read_bytes()
-            written.append(write_atomic(dest / name, lambda f, c=content: f.write(c)))
-    return written + [_write_digests(dest, [p for p in written if p.suffix == ".pt"])]
-
-
-def _save_converted(path: Path, state: dict, meta: dict, file: str, source: str) -> Path:
-    """Write the converted copy of the published ``file``: an advexp checkpoint naming its original."""
-    meta = {**meta, "original": file, "original_sha256": _all_sha256()[file], "source": source}
-    return save_checkpoint(path, {"model": state, "meta": meta})
-
-
-def _write_digests(dest: Path, files: list[Path]) -> Path:
-    """``dest/CONVERTED.sha256``: the SHA-256 of each converted file (``sha256sum -c`` reads it)."""
-    lines = "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(dest)}\n" for p in files)
-    return write_atomic(dest / "CONVERTED.sha256", lambda f: f.write(lines.encode()))
-
-
 def _shipped_model(path: Path, file: str, sha: str, device) -> tuple[nn.Module, dict]:
     """(model in eval mode, meta) of the converted copy at ``path``; refused unless made from ``file``."""
     ckpt = load_checkpoint(path)
@@ -338,10 +250,6 @@ def _shipped_model(path: Path, file: str, sha: str, device) -> tuple[nn.Module, 
     model = build_model(**meta["model_kwargs"])
     load_model_state(model, ckpt.get("model"), path)
     return model.to(device).eval(), meta
-
-
-def _all_sha256() -> dict:
-    return {**WOODS_SHA256, **BOOPATHY_SHA256}
 
 
 def _original(folder: Path, file: str, sha: str, authors: str) -> Path:
@@ -380,16 +288,12 @@ def boopathy_file_name(name: str, dataset: str = "mnist") -> str:
 def boopathy_model(name: str, dataset: str = "mnist", *, device="cpu", download: bool = True) -> nn.Module:
     """Boopathy et al.'s published network ``name`` for ``dataset``: a :class:`~advexp_lib.models.SmallGap`.
 
-    Takes (N, 1, 28, 28) MNIST or (N, 3, 32, 32) CIFAR-10 pixels in [0, 1],
-    as the reference fed them; eval mode. Looked for in ``$ADVEXP_BOOPATHY_DIR``
-    (original pickles), then :data:`BOOPATHY_SHIPPED_DIR` ``/<dataset>/<name>.pt``
-    (converted, code-free advexp checkpoints), then the download cache, else
-    downloaded from :data:`BOOPATHY_RAW_URL` and checked against :data:`BOOPATHY_SHA256`.
+    Takes (N, 1, 28, 28) MNIST or (N, 3, 32, 32) CIFAR-10 pixels in [0, 1] (as the reference did); eval
+    mode. Found as the module says; the shipped copy is :data:`BOOPATHY_SHIPPED_DIR` ``/<dataset>/<name>.pt``.
 
     Raises:
         PublishedFileNotFound: nowhere here and not downloadable.
-        CheckpointError: a file with another SHA-256, or a converted file not
-            made from the published original.
+        CheckpointError: another SHA-256, or a converted file not made from the published original.
     """
     file = boopathy_file_name(name, dataset)
     env = os.environ.get("ADVEXP_BOOPATHY_DIR")
@@ -412,30 +316,3 @@ def boopathy_models(
 ) -> dict:
     """{name: :func:`boopathy_model`} for ``names`` (default all of :data:`BOOPATHY_NETWORKS`)."""
     return {n: boopathy_model(n, dataset, device=device, download=download) for n in names}
-
-
-def ship_boopathy_networks(source, dest=BOOPATHY_SHIPPED_DIR) -> list[Path]:
-    """Convert the published pickles in folder ``source`` to code-free ``dest/<dataset>/<name>.pt`` files.
-
-    For every dataset of :data:`BOOPATHY_FILES` and name of :data:`BOOPATHY_NETWORKS`,
-    each checkpoint holds the :class:`~advexp_lib.models.SmallGap` state dict
-    (``model``), ``original`` (the file name) and ``original_sha256``; each
-    original is checked against :data:`BOOPATHY_SHA256` first; ``dest/CONVERTED.sha256`` lists the
-    converted files' own SHA-256. Returns the paths written.
-    """
-    written = []
-    for dataset in BOOPATHY_FILES:
-        for name in BOOPATHY_NETWORKS:
-            file = boopathy_file_name(name, dataset)
-            path = _original(Path(source), file, BOOPATHY_SHA256[file], "Boopathy et al.")
-            state = boopathy_state_dict(read_boopathy_pickle(path))
-            kwargs = {
-                "arch": "smallgap",
-                "in_channels": state["features.0.weight"].shape[1],
-                "num_classes": 10,
-            }
-            dest_file = Path(dest) / dataset / f"{name}.pt"
-            written.append(
-                _save_converted(dest_file, state, {"model_kwargs": kwargs}, file, BOOPATHY_RAW_URL)
-            )
-    return written + [_write_digests(Path(dest), written)]

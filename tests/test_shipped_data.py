@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from advexp_book import shipped
 from advexp_lib import data, published
 from advexp_lib.woods_import import import_woods_checkpoint
 
@@ -165,3 +166,20 @@ def test_a_converted_woods_file_not_made_from_its_original_is_refused(offline, t
         published.CheckpointError, match="not converted from the published resnet44-robust.pt"
     ):
         published.published_model("robust", download=False)
+
+
+def test_shipping_the_originals_again_gives_data_byte_for_byte(tmp_path):
+    """``advexp_book.shipped`` made data/woods2019 and data/boopathy2020: run on the originals again, it
+    writes the same converted files (their CONVERTED.sha256), options and example PNGs."""
+    boopathy_originals = Path(os.environ.get("ADVEXP_BOOPATHY_DIR", SHARED / "boopathy_prebuilt"))
+    _need(WOODS_ORIGINALS)
+    _need(boopathy_originals)
+    written = shipped.ship_woods_networks(WOODS_ORIGINALS, tmp_path / "woods2019")
+    written += shipped.ship_boopathy_networks(boopathy_originals, tmp_path / "boopathy2020")
+    for folder in ("woods2019", "boopathy2020"):
+        assert (tmp_path / folder / "CONVERTED.sha256").read_bytes() == (
+            REPO / "data" / folder / "CONVERTED.sha256"
+        ).read_bytes()
+    for path in written:
+        if path.suffix in (".png", ".json"):
+            assert path.read_bytes() == (REPO / "data" / path.relative_to(tmp_path)).read_bytes(), path
