@@ -1,0 +1,160 @@
+"""Each chapter's results, turned into its typed record by one call.
+
+A chapter's last cell passes what it computed (result objects, tables, estimates) to the
+function named after it; the function keeps the fields of the chapter's dataclass in
+:mod:`advexp_book.records`, keyed by data (recipe, network, method), and nothing else.
+"""
+
+from __future__ import annotations
+
+from advexp_lib.stats import bootstrap_mean
+
+from .companion_eval import interpretation_summary, pgd_record
+from .experiments import win_rates
+from .records import (
+    AdversarialExplanations,
+    CompanionPapers,
+    ConciseExplanations,
+    ExplanationsUnderAttack,
+    PapersNetworks,
+)
+
+__all__ = [
+    "explanations_under_attack",
+    "adversarial_explanations",
+    "companion_papers",
+    "concise_explanations",
+    "papers_networks",
+]
+
+
+def _by_network(shifts: dict, field: str) -> dict:
+    """{network: dict(shift.<field>)} of :class:`~advexp_book.experiments.ShiftResult` s."""
+    return {r: dict(getattr(s, field)) for r, s in shifts.items()}
+
+
+def explanations_under_attack(
+    eps,
+    n_eval,
+    shifts,
+    explainers,
+    energy_outside,
+    deletion,
+    deletion_means,
+    fidelity_lead,
+    fidelity_interaction,
+) -> ExplanationsUnderAttack:
+    """Chapter 01's record from its {recipe: ShiftResult} ``shifts``, the energy-outside table
+    {(recipe, method): row} and the deletion results {recipe: per-map drops}."""
+    return ExplanationsUnderAttack(
+        eps_rmse=eps,
+        n_eval=int(n_eval),
+        success_rate={r: s.success_rate for r, s in shifts.items()},
+        share_above_control={r: {e.name: s.share[e.name] for e in explainers} for r, s in shifts.items()},
+        share_beyond_class_swap=_by_network(shifts, "share_beyond_class_swap"),
+        share_beyond_structured_null=_by_network(shifts, "share_beyond_structured_null"),
+        structured_keeps_class={r: s.structured_keeps_class for r, s in shifts.items()},
+        energy_outside_minus_chance={
+            r: {
+                m: {f"k{k:.0%}"[:-1]: row[f"k {k:.0%}: minus chance"] for k in (0.1, 0.2)}
+                for (lab, m), row in energy_outside.items()
+                if lab == r
+            }
+            for r in shifts
+        },
+        deletion=deletion_means,
+        fidelity_lead=fidelity_lead,
+        fidelity_interaction=fidelity_interaction,
+        fidelity_win_rate={r: win_rates(d) for r, d in deletion.items()},
+        comparison_share=_by_network(shifts, "comparison_share"),
+    )
+
+
+def adversarial_explanations(
+    config,
+    n_eval,
+    n_fidelity,
+    reach,
+    budgets,
+    counterfactual,
+    counterfactual_difference,
+    agreement,
+    agreement_difference,
+    ae_minus_saliency,
+) -> AdversarialExplanations:
+    """Chapter 04's record: the counterfactual drops {network: {method: {"delta_log_p": tensor}}}
+    become bootstrap means; the agreement rows lose their per-image ``hit`` tensors."""
+    return AdversarialExplanations(
+        config=config,
+        n_eval=int(n_eval),
+        n_fidelity=int(n_fidelity),
+        reach=reach,
+        budgets=budgets,
+        counterfactual={
+            n: {m: bootstrap_mean(v["delta_log_p"].double()) for m, v in r.items()}
+            for n, r in counterfactual.items()
+        },
+        counterfactual_difference=counterfactual_difference,
+        agreement={
+            n: {j: {k: v for k, v in r.items() if k != "hit"} for j, r in by.items()}
+            for n, by in agreement.items()
+        },
+        agreement_difference=agreement_difference,
+        ae_minus_saliency=ae_minus_saliency,
+    )
+
+
+def companion_papers(isa, isa_control, published, cifar, matched, interpretation, **rest) -> CompanionPapers:
+    """Chapter 06's record. ``published``, ``cifar`` and ``matched`` are (PGD results, paired
+    tests) pairs for :func:`~advexp_book.companion_eval.pgd_record`; ``interpretation`` is
+    {dataset: {network: interpretation_robustness(...)}}; ``isa`` the ISA's result; ``rest``
+    the record's remaining fields as they are, with ``published_isa_slope`` a dict of the
+    (one, two, difference) slopes in that order."""
+    slope = dict(zip(("one", "two", "difference"), rest.pop("published_isa_slope").values()))
+    return CompanionPapers(
+        isa_attack_success=int(isa.success.sum()),
+        isa_control=isa_control,
+        published=pgd_record(*published),
+        cifar=pgd_record(*cifar),
+        matched=pgd_record(*matched),
+        interpretation={d: interpretation_summary(by) for d, by in interpretation.items()},
+        published_isa_slope=slope,
+        **rest,
+    )
+
+
+def concise_explanations(sweep, one_layer_points, uci, shares, **rest) -> ConciseExplanations:
+    """Chapter 07's record: the sweep's points {recipe: {accuracy, gini, gini_digit}}, the
+    one-layer table ``uci`` (a long DataFrame) as rows, the IG-norm proxy's share (or None)."""
+    keep = ("accuracy", "gini", "gini_digit")
+    return ConciseExplanations(
+        points={name: {k: p[k] for k in keep} for name, p in sweep.items()},
+        one_layer={name: {k: p[k] for k in keep} for name, p in one_layer_points.items()},
+        uci=uci.to_dict(orient="records"),
+        ignorm_proxy_share=None
+        if shares is None
+        else shares["recipe: CE-PGD"]["share of the reference's norm"],
+        **rest,
+    )
+
+
+def papers_networks(results, audit, shifts, energy, deletion_results, reproduction, **rest) -> PapersNetworks:
+    """Chapter 09's record from the ARA results {kind: {network: AraResult}}, the audit, the
+    {network: ShiftResult} ``shifts``, the energy table {(network, method): row}, the deletion
+    results {network: per-map drops} (``deletion`` in ``rest`` holds their means) and the
+    reproduction of the reference's example explanations."""
+    return PapersNetworks(
+        attack_ara={r: res.interval() for r, res in results["attack"].items()},
+        btr_ara={r: res.interval() for r, res in results["btr"].items()},
+        audit_ok={r: row["ok"] for r, row in audit.rows.items()},
+        ensemble_ara={r: e.interval() for r, e in audit.ensembles.items()},
+        share_beyond_class_swap=_by_network(shifts, "share_beyond_class_swap"),
+        share_beyond_structured_null=_by_network(shifts, "share_beyond_structured_null"),
+        structured_keeps_class={r: s.structured_keeps_class for r, s in shifts.items()},
+        energy_outside_minus_chance={
+            f"{r}.{m}": row["k 10%: minus chance"] for (r, m), row in energy.items()
+        },
+        fidelity_win_rate={r: win_rates(d) for r, d in deletion_results.items()},
+        reference_max_diff={n: t["max diff (of 255)"].max() for n, t in reproduction["vs reference"].items()},
+        **rest,
+    )
