@@ -9,14 +9,15 @@ path of its virtual environment (``scripts/bootstrap.sh``).
 The modules form layers (:data:`LAYERS`); a module imports only modules listed
 before it. From the bottom:
 
-1. ``records``: each chapter's typed record;
+1. ``records`` (each chapter's typed record) and ``shipped`` (how ``data/`` was made from the
+   authors' published networks);
 2. ``claims`` (the claims the book tests, each with its quote, its rule and the function that
    reads its measurement from the records) and ``reproduce`` (notebooks, their records on
    disk and the book build);
 3. ``experiments`` (the measurements behind the chapters), ``companion_eval``
    (Boopathy et al.'s protocol with its audit and paired tests) and ``one_layer``
    (Chalasani et al.'s logistic-regression experiments on UCI Mushroom and Spambase);
-4. ``figures``: the chapter figures;
+4. ``figures`` (the chapter figures) and ``chapters`` (each chapter's results to its record);
 5. ``report``: tables and the claims' verdicts;
 6. the command line: ``cli``, ``__main__`` (``python -m advexp_book reproduce|book``).
 """
@@ -24,10 +25,10 @@ before it. From the bottom:
 __all__ = ["LAYERS"]
 
 LAYERS = (
-    ("records",),
+    ("records", "shipped"),
     ("claims", "reproduce"),
     ("experiments", "companion_eval", "one_layer"),
-    ("figures",),
+    ("figures", "chapters"),
     ("report",),
     ("cli", "__main__"),
 )

@@ -67,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--html-out", default=None, help="write HTML_OUT/_build/html (if not given: in the repository)"
     )
+    b.add_argument(
+        "--repository",
+        default=None,
+        help="GitHub address for the repository and Binder buttons (if not given: the origin remote's, "
+        "when it is on GitHub; else no buttons)",
+    )
+    b.add_argument("--branch", default="main", help="the branch the Binder button opens")
     b.set_defaults(run=_book)
     return p
 
@@ -88,5 +95,5 @@ def _reproduce(args) -> int:
 
 
 def _book(args) -> int:
-    print(build_book(args.results, html_out=args.html_out))
+    print(build_book(args.results, html_out=args.html_out, repository=args.repository, branch=args.branch))
     return 0

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from advexp_lib.checkpoints import write_atomic
 from advexp_lib.checks import AdvexpError, InputError, check_positive
@@ -41,6 +42,8 @@ __all__ = [
     "results_dir",
     "run_notebooks",
     "build_book",
+    "repository_url",
+    "launch_settings",
     "RUNS_LAST",
 ]
 
@@ -281,21 +284,61 @@ def _longest_first(paths: list[Path], out: Path) -> list[Path]:
         return sorted(paths, key=lambda p: p.name, reverse=True)
 
 
-def build_book(results="results", html_out=None, strict=True) -> Path:
+def repository_url(repo=REPO) -> str | None:
+    """The public GitHub address of ``repo``'s ``origin`` remote, as https, or None.
+
+    ``git@github.com:owner/name.git`` and ``https://github.com/owner/name(.git)`` both give
+    ``https://github.com/owner/name``; a local path, another host or no remote give None.
+    """
+    out = subprocess.run(
+        ["git", "-C", str(repo), "remote", "get-url", "origin"], capture_output=True, text=True
+    )
+    url = out.stdout.strip().removesuffix(".git") if out.returncode == 0 else ""
+    for prefix in ("git@github.com:", "ssh://git@github.com/", "https://github.com/"):
+        if url.startswith(prefix) and url.count("/") - prefix.count("/") == 1:
+            return "https://github.com/" + url.removeprefix(prefix)
+    return None
+
+
+def launch_settings(url: str, branch: str = "main") -> dict:
+    """The Jupyter Book 1.x settings that put the repository and Binder buttons on every page.
+
+    Binder builds the repository at ``branch`` from ``environment.yml`` and runs ``postBuild``
+    (the library installed editable, the book's package on the path), then opens the chapter
+    in JupyterLab. No Colab button: a notebook opened alone in Colab has neither package.
+    """
+    return {
+        "repository": {"url": url, "path_to_book": "", "branch": branch},
+        "html": {"use_repository_button": True, "use_issues_button": True},
+        "launch_buttons": {"notebook_interface": "jupyterlab", "binderhub_url": "https://mybinder.org"},
+    }
+
+
+def _stage_config(stage: Path, url: str | None, branch: str) -> None:
+    """Copy ``_config.yml`` into ``stage``, with :func:`launch_settings` merged in when ``url`` is known."""
+    config = yaml.safe_load((REPO / "_config.yml").read_text())
+    for key, value in (launch_settings(url, branch) if url else {}).items():
+        config[key] = {**config.get(key, {}), **value}
+    (stage / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def build_book(results="results", html_out=None, strict=True, repository=None, branch="main") -> Path:
     """Build the Jupyter Book (1.x) with the executed notebooks; return ``_build/html/index.html``.
 
     The book's sources are staged in ``<results>/book_src`` with executed
     notebooks in place of the sources (and the library's code, which chapters
-    include), then built to ``<repo>/_build/html``.
+    include), then built to ``<repo>/_build/html``. ``repository`` (default: the
+    checkout's ``origin`` if it is on GitHub, :func:`repository_url`) adds the
+    repository and Binder buttons (:func:`launch_settings`) at ``branch``.
     """
     results = Path(results).resolve()
     stage = results / "book_src"
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
-    for name in ("_config.yml", "_toc.yml", "book"):
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, stage / name)
+    _stage_config(stage, repository or repository_url(), branch)
+    shutil.copy2(REPO / "_toc.yml", stage / "_toc.yml")
+    shutil.copytree(REPO / "book", stage / "book")
     # the library's code, which chapters show with literalinclude (not its shipped checkpoints)
     shutil.copytree(
         REPO / "advexp_lib", stage / "advexp_lib", ignore=shutil.ignore_patterns("__pycache__", "checkpoints")
