@@ -56,7 +56,7 @@ def explanations_under_attack(
         structured_keeps_class={r: s.structured_keeps_class for r, s in shifts.items()},
         energy_outside_minus_chance={
             r: {
-                m: {f"k{k:.0%}"[:-1]: row[f"k {k:.0%}: minus chance"] for k in (0.1, 0.2)}
+                m: {f"k{k:.0%}"[:-1]: row[f"minus_chance_k{k:.0%}"[:-1]] for k in (0.1, 0.2)}
                 for (lab, m), row in energy_outside.items()
                 if lab == r
             }
@@ -131,9 +131,7 @@ def concise_explanations(sweep, one_layer_points, uci, shares, **rest) -> Concis
         points={name: {k: p[k] for k in keep} for name, p in sweep.items()},
         one_layer={name: {k: p[k] for k in keep} for name, p in one_layer_points.items()},
         uci=uci.to_dict(orient="records"),
-        ignorm_proxy_share=None
-        if shares is None
-        else shares["recipe: CE-PGD"]["share of the reference's norm"],
+        ignorm_proxy_share=None if shares is None else shares["ce_recipe_steps"]["share_of_reference"],
         **rest,
     )
 
@@ -151,10 +149,8 @@ def papers_networks(results, audit, shifts, energy, deletion_results, reproducti
         share_beyond_class_swap=_by_network(shifts, "share_beyond_class_swap"),
         share_beyond_structured_null=_by_network(shifts, "share_beyond_structured_null"),
         structured_keeps_class={r: s.structured_keeps_class for r, s in shifts.items()},
-        energy_outside_minus_chance={
-            f"{r}.{m}": row["k 10%: minus chance"] for (r, m), row in energy.items()
-        },
+        energy_outside_minus_chance={f"{r}.{m}": row["minus_chance_k10"] for (r, m), row in energy.items()},
         fidelity_win_rate={r: win_rates(d) for r, d in deletion_results.items()},
-        reference_max_diff={n: t["max diff (of 255)"].max() for n, t in reproduction["vs reference"].items()},
+        reference_max_diff={n: t["max_diff_255"].max() for n, t in reproduction["vs reference"].items()},
         **rest,
     )

@@ -569,7 +569,7 @@ CLAIMS: tuple[Claim, ...] = (
         "natural model-training while encouraging stable explanations (via an extra term in the loss "
         "function), is equivalent to adversarial training",
         _CONCISE,
-        lambda records: records.concise.stability_difference["pgd_linf"]["Kendall tau"],
+        lambda records: records.concise.stability_difference["pgd_linf"]["kendall_tau"],
         "> 0",
         "Kendall tau of IG maps under the top-k attack, pgd_linf minus cam_standard, paired",
         where="abstract, proven for 1-layer networks; our check on a deep one",

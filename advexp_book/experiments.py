@@ -834,12 +834,12 @@ def energy_outside(shifts: dict, fractions=(0.1, 0.2)) -> dict:
     chance (1 - k), each with a 95% bootstrap interval, for each k of ``fractions``.
 
     Returns:
-        {(label, method): {"k 10%: outside": Estimate, "k 10%: minus chance": Estimate, ...}}.
+        {(label, method): {"outside_k10": Estimate, "minus_chance_k10": Estimate, ...}} (k in percent).
 
     Examples:
         >>> r = explanation_shift(model, x, y, eps=0.05, config=replace(AE_PAPER, steps=5))
         >>> sorted(energy_outside({"m": r}, fractions=(0.1,))[("m", "saliency")])
-        ['k 10%: minus chance', 'k 10%: outside']
+        ['minus_chance_k10', 'outside_k10']
     """
     out = {}
     for label, res in shifts.items():
@@ -848,11 +848,11 @@ def energy_outside(shifts: dict, fractions=(0.1, 0.2)) -> dict:
             row = {}
             for k in fractions:
                 if not ok.any():  # no successful attack: nothing to read the energy of
-                    row[f"k {k:.0%}: outside"] = row[f"k {k:.0%}: minus chance"] = _UNDEFINED
+                    row[f"outside_k{k:.0%}"[:-1]] = row[f"minus_chance_k{k:.0%}"[:-1]] = _UNDEFINED
                     continue
                 share = energy_outside_salient(res.x[ok], res.x_adv[ok], maps["clean"][ok], k)
-                row[f"k {k:.0%}: outside"] = bootstrap_mean(share)
-                row[f"k {k:.0%}: minus chance"] = bootstrap_mean(share - (1 - k))
+                row[f"outside_k{k:.0%}"[:-1]] = bootstrap_mean(share)
+                row[f"minus_chance_k{k:.0%}"[:-1]] = bootstrap_mean(share - (1 - k))
             out[(label, m)] = row
     return out
 
@@ -1080,7 +1080,7 @@ def robustness_audit(
     Examples:
         >>> quick = dict(config=replace(ARA_PAPER, steps=10), boundary_steps=20, n_boundary=2)
         >>> a = robustness_audit({"m": model}, x, y, **quick)
-        >>> a.rows["m"]["unbounded: broken"]
+        >>> a.rows["m"]["broken"]
         1.0
     """
     if not models:
@@ -1133,24 +1133,24 @@ def robustness_audit(
         num_classes = base[label].num_classes
         row = {
             "n": x.shape[0],
-            "unbounded: broken": float(torch.isfinite(white).double().mean()),
-            "RMSE ARA": ara,
-            "2x steps: change": math.nan if longer is None else _change(longer.ara, ara),
-            "restarts: change": _change(ara_from_distances(best, num_classes), ara),
-            "transfer: beats white box": math.nan if own else _share(transfer < 0.98 * white, attacked),
-            "transfer ARA": math.nan if own else _ara_or_inf(transfer, num_classes),
-            "boundary: beats RMSE": _share(
+            "broken": float(torch.isfinite(white).double().mean()),
+            "rmse_ara": ara,
+            "longer_change": math.nan if longer is None else _change(longer.ara, ara),
+            "restarts_change": _change(ara_from_distances(best, num_classes), ara),
+            "transfer_beats": math.nan if own else _share(transfer < 0.98 * white, attacked),
+            "transfer_ara": math.nan if own else _ara_or_inf(transfer, num_classes),
+            "boundary_beats": _share(
                 boundary.distances.double() < base[label].distances[:nb].double() - 1e-12, attacked[:nb]
             ),
-            "ensemble ARA": ens.ara,
-            "ensemble / RMSE": _change(ens.ara, ara) + 1,
+            "ensemble_ara": ens.ara,
+            "ensemble_over_rmse": _change(ens.ara, ara) + 1,
         }
         row["ok"] = bool(
-            row["unbounded: broken"] == 1.0
-            and (longer is None or abs(row["2x steps: change"]) <= tolerance)
-            and abs(row["restarts: change"]) <= tolerance
-            and not row["transfer: beats white box"] > tolerance
-            and row["boundary: beats RMSE"] <= tolerance
+            row["broken"] == 1.0
+            and (longer is None or abs(row["longer_change"]) <= tolerance)
+            and abs(row["restarts_change"]) <= tolerance
+            and not row["transfer_beats"] > tolerance
+            and row["boundary_beats"] <= tolerance
         )
         rows[label] = row
     return AuditResult(rows, ensembles, base, reference, restarts, nb)
@@ -1385,9 +1385,9 @@ def ig_norm_attacks(
     ``settings``: the keyword arguments of an IG-NORM recipe's loss term
     (:class:`~advexp_lib.regularizers.IGNormRegularizer`; its warm-up is
     dropped: the trained budget counts). The x' are the recipe's (PGD on the
-    cross-entropy, "recipe: CE-PGD"), the reference code's objective (PGD on
-    the IG norm itself) with the recipe's steps, and with the reference's 40
-    steps of 0.01. Each finder runs after ``torch.manual_seed(seed)``, so
+    cross-entropy, "ce_recipe_steps"), the reference code's objective (PGD on
+    the IG norm itself) with the recipe's steps ("ig_recipe_steps"), and with the reference's 40
+    steps of 0.01 ("ig_reference_steps"). Each finder runs after ``torch.manual_seed(seed)``, so
     random starts are comparable; the norm is measured with the reference
     code's quadrature (50 right-Riemann nodes). Returns {label: (N,) float64}.
 
@@ -1395,13 +1395,13 @@ def ig_norm_attacks(
         >>> from advexp_lib.recipes import recipe
         >>> settings = {**recipe("mnist5k", "ig_norm").loss_term[1], "steps": 1}
         >>> sorted(ig_norm_attacks(cam_model, x, y, settings))[0]
-        'recipe: CE-PGD'
+        'ce_recipe_steps'
     """
     settings = {k: v for k, v in settings.items() if k != "warmup_epochs"}
     finders = {
-        "recipe: CE-PGD": IGNormRegularizer(**settings, x_adv="ce"),
-        "reference objective, recipe's steps": IGNormRegularizer(**settings, x_adv="ig"),
-        "reference objective, 40 x 0.01": IGNormRegularizer(
+        "ce_recipe_steps": IGNormRegularizer(**settings, x_adv="ce"),
+        "ig_recipe_steps": IGNormRegularizer(**settings, x_adv="ig"),
+        "ig_reference_steps": IGNormRegularizer(
             **{**settings, "steps": PGD_MNIST.steps, "step_size": PGD_MNIST.step_size}, x_adv="ig"
         ),
     }
@@ -1424,7 +1424,7 @@ def reference_difference(ours: torch.Tensor, reference: torch.Tensor, x: torch.T
     the image, ours - x and reference - x (1: the same edit up to scale).
 
     Examples:
-        >>> reference_difference(x, x, x)["max diff (of 255)"].tolist()
+        >>> reference_difference(x, x, x)["max_diff_255"].tolist()
         [0.0, 0.0, 0.0, 0.0]
     """
     for name, t in (("ours", ours), ("reference", reference)):
@@ -1437,9 +1437,9 @@ def reference_difference(ours: torch.Tensor, reference: torch.Tensor, x: torch.T
     corr = [float(torch.corrcoef(c)[0, 1]) for c in changes]
     return pd.DataFrame(
         {
-            "max diff (of 255)": diff.max(1).values.tolist(),
-            "mean diff (of 255)": diff.mean(1).tolist(),
-            "corr of changes": corr,
+            "max_diff_255": diff.max(1).values.tolist(),
+            "mean_diff_255": diff.mean(1).tolist(),
+            "change_corr": corr,
         }
     )
 

@@ -233,9 +233,15 @@ def audit_table(audit) -> pd.DataFrame:
     first four checks passed.
     """
     names = {
-        "restarts: change": f"{audit.restarts} restarts: change",
-        "transfer: beats white box": f"transfer from {audit.reference}: beats white box",
-        "boundary: beats RMSE": f"boundary (n={audit.n_boundary}): beats RMSE",
+        "broken": "unbounded: broken",
+        "rmse_ara": "RMSE ARA",
+        "longer_change": "2x steps: change",
+        "restarts_change": f"{audit.restarts} restarts: change",
+        "transfer_beats": f"transfer from {audit.reference}: beats white box",
+        "transfer_ara": "transfer ARA",
+        "boundary_beats": f"boundary (n={audit.n_boundary}): beats RMSE",
+        "ensemble_ara": "ensemble ARA",
+        "ensemble_over_rmse": "ensemble / RMSE",
     }
     return pd.DataFrame.from_dict(audit.rows, orient="index").rename(columns=names)
 
@@ -577,8 +583,8 @@ def reproduction_summary(result: dict) -> pd.DataFrame:
         row = {}
         for label in ("vs reference", "input moved 1e-6", "float64"):
             t = result[label][name]
-            row[f"{label}: mean diff"] = t["mean diff (of 255)"].mean()
-            row[f"{label}: min corr"] = t["corr of changes"].min()
+            row[f"{label}: mean diff"] = t["mean_diff_255"].mean()
+            row[f"{label}: min corr"] = t["change_corr"].min()
         rows[name] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 

@@ -39,7 +39,7 @@ from advexp_lib.published import EXAMPLE_NETWORK_ORDER, example_images, publishe
 
 
 def row(label, table):
-    cols = table[["max diff (of 255)", "mean diff (of 255)", "corr of changes"]]
+    cols = table[["max_diff_255", "mean_diff_255", "change_corr"]]
     cells = " | ".join(f"{m:.0f} / {a:.2f} / {c:.3f}" for m, a, c in cols.itertuples(index=False))
     return f"| {label} | {cells} |"
 

@@ -282,8 +282,7 @@ def test_robustness_audit_reuses_given_ara_results_exactly_and_refuses_mismatche
     for label in models:  # the check left out reads NaN; every other row is the same
         row = quicker.rows[label]
         assert (
-            math.isnan(row["2x steps: change"])
-            and row["ensemble ARA"] == searched.rows[label]["ensemble ARA"]
+            math.isnan(row["longer_change"]) and row["ensemble_ara"] == searched.rows[label]["ensemble_ara"]
         )
     with pytest.raises(InputError, match="base: expected a 'attack' ARA of these 6 images for 'b'"):
         robustness_audit(models, x, y, base={"a": given["a"]}, **quick)

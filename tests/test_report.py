@@ -289,9 +289,9 @@ def test_reference_difference_by_hand():
     reference = torch.tensor([[[[10.0, 20.0, 0.0]]]]) / 255
     ours = torch.tensor([[[[10.4, 23.0, 0.0]]]]) / 255  # 10.4 quantizes to 10, as a PNG would store it
     row = experiments.reference_difference(ours, reference, x).iloc[0]
-    assert row["max diff (of 255)"] == 3.0 and row["mean diff (of 255)"] == pytest.approx(1.0)
+    assert row["max_diff_255"] == 3.0 and row["mean_diff_255"] == pytest.approx(1.0)
     expected = torch.corrcoef(torch.tensor([[10.0, 23.0, 0.0], [10.0, 20.0, 0.0]], dtype=torch.float64))[0, 1]
-    assert row["corr of changes"] == pytest.approx(float(expected))
+    assert row["change_corr"] == pytest.approx(float(expected))
     with pytest.raises(InputError, match="reference"):
         experiments.reference_difference(ours, reference[..., :2], x)
 
