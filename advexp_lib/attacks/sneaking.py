@@ -205,12 +205,7 @@ def interpretability_sneaking_attack(
     n = x.shape[0]
     if isinstance(explainer, Cam):  # the same logits and CAM, cheaper (SmallGap; others as they are)
         model = cam_view(model)
-    with eval_mode(model), torch.no_grad():
-        num_classes = check_logits(model(x), n).shape[1]
-    check_labels(y, n, num_classes, "y")
-    check_labels(targets, n, num_classes, "targets")
-    if (targets == y).any():
-        raise InputError("targets: every target must differ from the true class y")
+    _check_isa_labels(model, x, y, targets)
 
     def attack(eps, gamma, measure="two"):
         settings = dict(measure=measure, explainer=explainer, kappa=kappa, steps=steps)
@@ -256,6 +251,16 @@ def interpretability_sneaking_attack(
     baseline = {"one": b_one.detach(), "two": b_two.detach()}
     alone = {k: torch.stack(v) for k, v in alone.items()}
     return IsaResult(eps, success, x_attack, baseline, multiples, hidden, alone)
+
+
+def _check_isa_labels(model, x, y, targets) -> None:
+    """``y`` and ``targets``: (N,) classes of ``model``'s outputs, each target other than y."""
+    with eval_mode(model), torch.no_grad():
+        num_classes = check_logits(model(x), x.shape[0]).shape[1]
+    check_labels(y, x.shape[0], num_classes, "y")
+    check_labels(targets, x.shape[0], num_classes, "targets")
+    if (targets == y).any():
+        raise InputError("targets: every target must differ from the true class y")
 
 
 def _check_isa_settings(
