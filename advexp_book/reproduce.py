@@ -326,7 +326,7 @@ def build_book(results="results", html_out=None, strict=True, repository=None, b
     """Build the Jupyter Book (1.x) with the executed notebooks; return ``_build/html/index.html``.
 
     The book's sources are staged in ``<results>/book_src`` with executed
-    notebooks in place of the sources (and the library's code, which chapters
+    notebooks in place of the sources (and both packages' code, which chapters
     include), then built to ``<repo>/_build/html``. ``repository`` (default: the
     checkout's ``origin`` if it is on GitHub, :func:`repository_url`) adds the
     repository and Binder buttons (:func:`launch_settings`) at ``branch``.
@@ -339,10 +339,11 @@ def build_book(results="results", html_out=None, strict=True, repository=None, b
     _stage_config(stage, repository or repository_url(), branch)
     shutil.copy2(REPO / "_toc.yml", stage / "_toc.yml")
     shutil.copytree(REPO / "book", stage / "book")
-    # the library's code, which chapters show with literalinclude (not its shipped checkpoints)
-    shutil.copytree(
-        REPO / "advexp_lib", stage / "advexp_lib", ignore=shutil.ignore_patterns("__pycache__", "checkpoints")
-    )
+    # the code of both packages, which chapters show with literalinclude (not the shipped checkpoints)
+    for package in ("advexp_lib", "advexp_book"):
+        shutil.copytree(
+            REPO / package, stage / package, ignore=shutil.ignore_patterns("__pycache__", "checkpoints")
+        )
     (stage / "notebooks").mkdir()
     for nb in notebook_paths():
         executed = results / "notebooks" / nb.name

@@ -103,13 +103,17 @@ def test_formulas_are_typeset_offline_by_the_bundled_mathjax():
             "notebooks/03_ara_evaluation.html",
             ("def _step(self, state, grad, push, active, x, t)", "def _ara_rows"),
         ),
-        ("notebooks/06_interpretability_sneaking_and_int_training.html", ("def cam_discrepancy",)),
+        (
+            "notebooks/06_interpretability_sneaking_and_int_training.html",
+            ("def cam_discrepancy", "def sneaking_attack("),
+        ),
+        ("notebooks/01_explanations_under_attack.html", ("def true_class_edit(",)),
         ("notebooks/07_concise_explanations.html", ("def gini",)),
         ("notebooks/04_adversarial_explanations.html", ("class _Explain(_WithinBudget)",)),
     ],
 )
 def test_chapters_show_the_librarys_own_code_for_what_they_teach(name, code):
-    """Lecture cells include the library's source (literalinclude): the book and the code never differ."""
+    """Lecture cells include the packages' source (literalinclude): the book and the code never differ."""
     text = re.sub(r"<[^>]+>", "", (HTML / name).read_text())
     for snippet in code:
         assert snippet in text.replace("&gt;", ">"), f"{name}: {snippet!r} not shown"
