@@ -1,4 +1,4 @@
-"""The library's figures, with matplotlib (image grids with torchvision's ``make_grid``).
+"""The figures of the explorer and the command line, with matplotlib.
 
 Functions return their Figure. :func:`show_map` draws signed maps with "RdBu_r" centred at 0 (red positive),
 others with "magma", limits per panel (``max |map|``): a panel shows *where*, not *how much*.
@@ -11,22 +11,16 @@ import math
 import matplotlib.pyplot as plt
 import torch
 from torch import nn
-from torchvision.utils import make_grid
 
 from .attacks import AE_PAPER, SearchConfig
 from .attributions import adversarial_explanation
-from .checks import InputError, check_images, check_labels, check_positive
+from .checks import InputError, check_images, check_positive
 from .data import class_name
 from .models import runner_up
 
 __all__ = [
     "to_display",
     "show_map",
-    "image_grid",
-    "plot_history",
-    "plot_ara_curves",
-    "plot_robust_accuracy",
-    "plot_attributions",
     "explanation_panel",
     "adversarial_explanation_panel",
     "plot_views",
@@ -68,151 +62,6 @@ def show_map(ax, a, *, signed: bool | None = None, alpha: float = 1.0, cmap: str
         vmax=lim,
         alpha=alpha,
     )
-
-
-def image_grid(
-    x: torch.Tensor,
-    y: torch.Tensor | None = None,
-    classes=None,
-    *,
-    nrow: int = 10,
-    title: str | None = None,
-    scale: float = 0.9,
-):
-    """A grid of images ``x`` (N, C, H, W) in [0, 1]; with labels, a caption under each image."""
-    check_images(x, "x")
-    check_positive(nrow, "nrow", integer=True)
-    if y is not None:
-        check_labels(y, x.shape[0], len(classes) if classes else None, "y")
-    grid = make_grid(x.detach().cpu(), nrow=nrow, padding=2, pad_value=1.0)
-    rows = (x.shape[0] + nrow - 1) // nrow
-    fig, ax = plt.subplots(figsize=(scale * min(nrow, x.shape[0]), scale * rows + 0.4))
-    ax.imshow(to_display(grid), cmap="gray", vmin=0, vmax=1)
-    ax.set_axis_off()
-    if y is not None:
-        h, w = x.shape[2] + 2, x.shape[3] + 2
-        for i, c in enumerate(y):
-            ax.text(
-                (i % nrow) * w + w / 2,
-                (i // nrow) * h + h - 1,
-                class_name(c, classes),
-                ha="center",
-                va="bottom",
-                fontsize=7,
-                color="tab:red",
-            )
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return fig
-
-
-def plot_history(histories, keys=("loss", "train_accuracy", "test_accuracy"), *, extra=()):
-    """Training curves: one panel per key, one line per run.
-
-    ``histories``: a list of per-epoch dicts or {label: list}; ``extra``: more keys (e.g. "psi")."""
-    if isinstance(histories, list):
-        histories = {"": histories}
-    keys = [k for k in (*keys, *extra) if any(k in row for h in histories.values() for row in h)]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3), squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        for label, h in histories.items():
-            pts = [(row["epoch"], row[key]) for row in h if key in row]
-            if pts:
-                ax.plot(*zip(*pts), marker="o", ms=3, label=label or None)
-        ax.set_xlabel("epoch")
-        ax.set_title(key.replace("_", " "))
-        ax.grid(alpha=0.3)
-        if "psi" in key:
-            ax.set_yscale("log")
-    if any(histories):
-        axes[0][-1].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_ara_curves(results: dict, *, ax=None, title: str | None = None):
-    """Accuracy-robustness curves A(r) of several models, their ARA in the legend.
-
-    ``results``: {label: AraResult}, all of one ``kind``; chance 1/C is drawn dashed."""
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 3.6))
-    for label, res in results.items():
-        r, a = res.curve()
-        ax.step(r.numpy(), a.numpy(), where="post", label=f"{label} (ARA {res.ara:.4f})")
-    first = next(iter(results.values()))
-    ax.axhline(1 / first.num_classes, ls="--", c="gray", lw=1, label="chance 1/C")
-    ax.set_xlabel("perturbation RMSE r")
-    ax.set_ylabel("A(r): share with $d_i > r$")
-    ax.set_title(title or f"accuracy-robustness curves ({first.kind})")
-    ax.set_xlim(left=0)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_robust_accuracy(curves: dict, *, ax=None, title: str = "accuracy under l-inf PGD"):
-    """Accuracy against the l-inf budget, one line per model: {label: (eps, accuracy, ...)} as
-    :func:`advexp_lib.metrics.robust_accuracy_curve` returns them."""
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 3.4))
-    for label, curve in curves.items():
-        ax.plot(curve[0].numpy(), curve[1].numpy(), marker="o", label=label)
-    ax.set_xlabel("l-inf budget eps")
-    ax.set_ylabel("accuracy")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_attributions(
-    x: torch.Tensor,
-    maps,
-    titles=None,
-    *,
-    row_labels=None,
-    cmap: str | None = None,
-    overlay: bool = True,
-    alpha: float = 0.6,
-    scale: float = 1.6,
-):
-    """Grid of images and their attribution maps -> matplotlib Figure.
-
-    One row per image of ``x`` (N x C x H x W in [0, 1]): the image, then one column per tensor of ``maps`` (a
-    tensor or a list, each N x C' x H x W), drawn by :func:`show_map` summed over channels. ``titles``: column
-    titles (default "map 0", "map 1" ...); ``row_labels``: optional (e.g. "pred 3"); ``cmap``: one colormap
-    for all maps; ``overlay``: the map translucent over the grayscale image (default True).
-    """
-    check_images(x, "x")
-    maps = [maps] if isinstance(maps, torch.Tensor) else list(maps)
-    n = x.shape[0]
-    for i, m in enumerate(maps):
-        if not isinstance(m, torch.Tensor) or m.dim() != 4 or m.shape[0] != n or m.shape[-2:] != x.shape[-2:]:
-            got = tuple(m.shape) if isinstance(m, torch.Tensor) else type(m).__name__
-            raise InputError(
-                f"maps[{i}]: expected N x C x H x W = ({n}, *, {x.shape[2]}, {x.shape[3]}), got {got}"
-            )
-    titles = list(titles) if titles is not None else [f"map {i}" for i in range(len(maps))]
-    if len(titles) != len(maps):
-        raise InputError(f"titles: expected {len(maps)} title(s), one per map, got {len(titles)}")
-    cols = 1 + len(maps)
-    fig, axes = plt.subplots(n, cols, figsize=(scale * cols, scale * n + 0.3), squeeze=False)
-    for r in range(n):
-        img = to_display(x[r])
-        gray = img if img.ndim == 2 else img.mean(-1)
-        axes[r][0].imshow(img, cmap="gray", vmin=0, vmax=1)
-        if row_labels is not None:
-            axes[r][0].set_ylabel(str(row_labels[r]), fontsize=8)
-        for c, m in enumerate(maps, start=1):
-            if overlay:
-                axes[r][c].imshow(gray, cmap="gray", vmin=0, vmax=1)
-            show_map(axes[r][c], m[r].sum(0), alpha=alpha if overlay else 1.0, cmap=cmap)
-    for c, t in enumerate(["image"] + titles):
-        axes[0][c].set_title(t, fontsize=9)
-    no_ticks(axes.flat)
-    fig.tight_layout()
-    return fig
 
 
 def explanation_panel(

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from advexp_book import experiments, reproduce
+from advexp_book import experiments, figures, reproduce
 from advexp_lib import (
     AdvexpError,
     CheckpointError,
@@ -923,20 +923,20 @@ CASES = [
         r"rho: expected a finite value > 0",
     ),
     (
-        "plotting.image_grid/x",
-        lambda t: plotting.image_grid(X * 255),
+        "figures.image_grid/x",
+        lambda t: figures.image_grid(X * 255),
         InputError,
         r"x: pixels must lie in \[0, 1\]",
     ),
     (
-        "plotting.image_grid/y",
-        lambda t: plotting.image_grid(X, Y + 1, ("a", "b", "c")),
+        "figures.image_grid/y",
+        lambda t: figures.image_grid(X, Y + 1, ("a", "b", "c")),
         InputError,
         r"y: labels must lie in \[0, 2\]",
     ),
     (
-        "plotting.image_grid/nrow",
-        lambda t: plotting.image_grid(X, nrow=0),
+        "figures.image_grid/nrow",
+        lambda t: figures.image_grid(X, nrow=0),
         InputError,
         r"nrow: expected a finite",
     ),

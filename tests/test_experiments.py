@@ -8,11 +8,10 @@ import torch
 from torch import nn
 
 from advexp_book.experiments import explanation_shift
-from advexp_book.figures import plot_shift, plot_shift_distribution
+from advexp_book.figures import plot_attributions, plot_shift, plot_shift_distribution
 from advexp_lib import InputError
 from advexp_lib.attributions import Cam, Saliency
 from advexp_lib.models import build_model
-from advexp_lib.plotting import plot_attributions
 
 from tiny_models import linear_net
 
