@@ -73,7 +73,11 @@ def _parser() -> argparse.ArgumentParser:
         help="GitHub address for the repository and Binder buttons (if not given: the origin remote's, "
         "when it is on GitHub; else no buttons)",
     )
-    b.add_argument("--branch", default="main", help="the branch the Binder button opens")
+    b.add_argument(
+        "--branch",
+        default=None,
+        help="the branch the Binder button opens (if not given: the checked-out one)",
+    )
     b.set_defaults(run=_book)
     return p
 

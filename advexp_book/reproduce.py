@@ -14,6 +14,7 @@ import concurrent.futures
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,7 +43,9 @@ __all__ = [
     "results_dir",
     "run_notebooks",
     "build_book",
+    "github_url",
     "repository_url",
+    "current_branch",
     "launch_settings",
     "RUNS_LAST",
 ]
@@ -284,20 +287,36 @@ def _longest_first(paths: list[Path], out: Path) -> list[Path]:
         return sorted(paths, key=lambda p: p.name, reverse=True)
 
 
-def repository_url(repo=REPO) -> str | None:
-    """The public GitHub address of ``repo``'s ``origin`` remote, as https, or None.
+_GITHUB = re.compile(
+    r"^(?:git@github\.com:|ssh://git@github\.com/|https://github\.com/)([\w.-]+)/([\w.-]+?)(?:\.git)?/?$"
+)
 
-    ``git@github.com:owner/name.git`` and ``https://github.com/owner/name(.git)`` both give
-    ``https://github.com/owner/name``; a local path, another host or no remote give None.
+
+def github_url(remote: str) -> str | None:
+    """``https://github.com/OWNER/NAME`` for a GitHub remote address (https, ssh or scp form), else None.
+
+    Examples:
+        >>> github_url("git@github.com:owner/advexp.git"), github_url("/work/main")
+        ('https://github.com/owner/advexp', None)
     """
+    match = _GITHUB.match(remote.strip())
+    return f"https://github.com/{match[1]}/{match[2]}" if match else None
+
+
+def repository_url(repo=REPO) -> str | None:
+    """:func:`github_url` of ``repo``'s ``origin`` remote; None without one (a local clone, as CI's)."""
     out = subprocess.run(
         ["git", "-C", str(repo), "remote", "get-url", "origin"], capture_output=True, text=True
     )
-    url = out.stdout.strip().removesuffix(".git") if out.returncode == 0 else ""
-    for prefix in ("git@github.com:", "ssh://git@github.com/", "https://github.com/"):
-        if url.startswith(prefix) and url.count("/") - prefix.count("/") == 1:
-            return "https://github.com/" + url.removeprefix(prefix)
-    return None
+    return github_url(out.stdout) if out.returncode == 0 else None
+
+
+def current_branch(repo=REPO) -> str:
+    """The branch checked out in ``repo``; "main" on a detached head or outside git."""
+    out = subprocess.run(
+        ["git", "-C", str(repo), "symbolic-ref", "--short", "-q", "HEAD"], capture_output=True, text=True
+    )
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "main"
 
 
 def launch_settings(url: str, branch: str = "main") -> dict:
@@ -322,21 +341,27 @@ def _stage_config(stage: Path, url: str | None, branch: str) -> None:
     (stage / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def build_book(results="results", html_out=None, strict=True, repository=None, branch="main") -> Path:
+def build_book(results="results", html_out=None, strict=True, repository=None, branch=None) -> Path:
     """Build the Jupyter Book (1.x) with the executed notebooks; return ``_build/html/index.html``.
 
     The book's sources are staged in ``<results>/book_src`` with executed
     notebooks in place of the sources (and both packages' code, which chapters
-    include), then built to ``<repo>/_build/html``. ``repository`` (default: the
-    checkout's ``origin`` if it is on GitHub, :func:`repository_url`) adds the
-    repository and Binder buttons (:func:`launch_settings`) at ``branch``.
+    include), then built to ``<repo>/_build/html``. ``repository`` (a GitHub address; default: the
+    checkout's ``origin`` if it is on GitHub, :func:`repository_url`) adds the repository and
+    Binder buttons (:func:`launch_settings`) at ``branch`` (default: :func:`current_branch`).
+
+    Raises:
+        InputError: ``repository`` is not a GitHub repository's address.
     """
+    if repository is not None and github_url(repository) is None:
+        raise InputError(f"repository: expected https://github.com/OWNER/NAME, got {repository!r}")
+    url = github_url(repository) if repository is not None else repository_url()
     results = Path(results).resolve()
     stage = results / "book_src"
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
-    _stage_config(stage, repository or repository_url(), branch)
+    _stage_config(stage, url, branch or current_branch())
     shutil.copy2(REPO / "_toc.yml", stage / "_toc.yml")
     shutil.copytree(REPO / "book", stage / "book")
     # the code of both packages, which chapters show with literalinclude (not the shipped checkpoints)

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from advexp_book import reproduce
+from advexp_lib.checks import InputError
 
 
 def _git_repo(path, remote=None):
@@ -25,6 +26,11 @@ def _git_repo(path, remote=None):
         ("/work/main", None),  # a clone of a local checkout, as CI's
         ("https://gitlab.com/owner/advexp.git", None),
         ("https://github.com/owner/advexp/extra", None),
+        ("https://github.com/owner/", None),
+        ("https://github.com//advexp", None),
+        ("https://github.com/owner/advexp?x=1", None),
+        ("https://github.com/owner/advexp/", "https://github.com/owner/advexp"),
+        ("https://github.com/own-er/adv.exp.git", "https://github.com/own-er/adv.exp"),
         (None, None),
     ],
 )
@@ -44,7 +50,7 @@ def test_staged_config_has_buttons_only_with_an_address(tmp_path):
     config = yaml.safe_load((tmp_path / "_config.yml").read_text())
     assert config["repository"] == {
         "url": "https://github.com/owner/advexp",
-        "path_to_book": ".",
+        "path_to_book": "",
         "branch": "dev",
     }
     assert config["launch_buttons"]["binderhub_url"] == "https://mybinder.org"
@@ -53,3 +59,15 @@ def test_staged_config_has_buttons_only_with_an_address(tmp_path):
     assert {k: v for k, v in config.items() if k not in ("repository", "launch_buttons", "html")} == {
         k: v for k, v in plain.items() if k != "html"
     }
+
+
+def test_current_branch_names_the_checked_out_one(tmp_path):
+    repo = _git_repo(tmp_path)
+    subprocess.run(["git", "-C", str(repo), "checkout", "-q", "-b", "book-fix"], check=True)
+    assert reproduce.current_branch(repo) == "book-fix"
+    assert reproduce.current_branch(tmp_path / "not-a-repo") == "main"
+
+
+def test_build_book_refuses_an_address_that_is_not_a_github_repository(tmp_path):
+    with pytest.raises(InputError, match="repository: expected https://github.com/OWNER/NAME"):
+        reproduce.build_book(tmp_path, repository="git@gitlab.com:owner/advexp.git")
