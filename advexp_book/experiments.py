@@ -1001,7 +1001,10 @@ class AuditResult(Result):
     """Output of :func:`robustness_audit`.
 
     Attributes:
-        rows: {model: {check: value}} (the columns :func:`advexp_book.report.audit_table` shows).
+        rows: {model: {check: value}}, checks ``n``, ``broken`` (share of images some attack broke),
+            ``rmse_ara``, ``longer_change``, ``restarts_change`` (relative ARA changes), ``transfer_beats``,
+            ``transfer_ara``, ``boundary_beats`` (shares of images beaten), ``ensemble_ara``,
+            ``ensemble_over_rmse`` and ``ok`` (:func:`advexp_book.report.audit_table` labels them).
         ensembles: {model: EnsembleAraResult} of the RMSE search, DDN and FMN.
         searches: {model: AraResult} of the RMSE search itself.
         reference: the model whose perturbations were transferred.

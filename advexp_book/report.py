@@ -25,6 +25,7 @@ from .companion_eval import eps_index
 from .records import Record, Records
 
 __all__ = [
+    "LABELS",
     "published_ara_table",
     "recipe_table",
     "training_table",
@@ -331,9 +332,27 @@ def counterfactual_table(results: dict, budgets: dict | None = None) -> pd.DataF
     return pd.DataFrame(rows).set_index(["model", "method"])
 
 
+LABELS = {
+    "outside_k10": "energy outside top 10%",
+    "minus_chance_k10": "outside top 10%, minus chance",
+    "outside_k20": "energy outside top 20%",
+    "minus_chance_k20": "outside top 20%, minus chance",
+    "intersection": "top-k intersection",
+    "kendall_tau": "Kendall tau",
+    "ce_recipe_steps": "recipe: CE-PGD",
+    "ig_recipe_steps": "reference objective, recipe's steps",
+    "ig_reference_steps": "reference objective, 40 x 0.01",
+    "mean_ig_norm": "mean ||IG||_1",
+    "share_of_reference": "share of the reference's norm",
+}
+"""Data keys of the experiments' results -> the labels their tables show (:func:`estimates_table`)."""
+
+
 def estimates_table(rows: dict) -> pd.DataFrame:
-    """{row: {column: Estimate}} as a table of "value [lo, hi] (n=...)" strings."""
-    return pd.DataFrame({r: {k: str(v) for k, v in cols.items()} for r, cols in rows.items()}).T
+    """{row: {column: Estimate}} as a table of "value [lo, hi] (n=...)" strings; row and column keys
+    found in :data:`LABELS` are shown by their labels."""
+    table = pd.DataFrame({r: {k: str(v) for k, v in cols.items()} for r, cols in rows.items()}).T
+    return table.rename(index=LABELS, columns=LABELS)
 
 
 def fidelity_table(results: dict) -> pd.DataFrame:
