@@ -95,7 +95,8 @@ class AraResult(Result):
         return ara_interval(self.distances, self.num_classes, seed=seed)
 
     def take(self, index) -> AraResult:
-        """The result on the images ``index`` selects (slice, indices or bool mask), as if searched alone.
+        """The result on the images ``index`` selects (slice, indices or bool mask), as if searched alone
+        (up to float32 rounding in batched kernels).
 
         Examples:
             >>> r = accuracy_robustness_area(model, x, y, config=replace(ARA_PAPER, steps=20), progress=False)
@@ -275,7 +276,8 @@ def accuracy_robustness_area(
     Args:
         kind: "attack" (top-1 wrong; default), "btr" (true-class probability <= 1/C), or ``ATTACK`` / ``BTR``.
         config: the search. Default :data:`ARA_PAPER` (the reference's; no clipping to [0, 1]).
-        batch_size: images per search batch (default None: all); d_i change only by float32 rounding.
+        batch_size: images per search batch (default None: all); d_i change only by float32 rounding,
+            which the search can amplify on a ReLU network.
         on_late: criterion met after T/2 steps: "warn" (default), "raise", "flag" (``AraResult.unreliable``).
         never_met: if never met: "raise" (default; unknown is not 0), "zero" (the reference's 0) or "retry"
             (unit-RMSE steps, ``grad_floor=0``; see ``AraResult.retried``; raises if still unmet).
@@ -687,7 +689,8 @@ def robust_accuracy_curve(
         eps_grid: budgets >= 0 (0: clean; l-inf, or per-image l2 if ``norm="l2"``), sorted and deduplicated.
         steps, step_size: PGD's; default 200 of 0.01 (:data:`advexp_lib.protocols.PGD_EVAL`, Boopathy et al.).
         norm: "linf" (default) or "l2". random_start: default False. batch_size: default None (all at once).
-        cumulative: robust at eps_j only if robust at every eps_i <= eps_j (non-increasing). Default False.
+        cumulative: robust at eps_j only if robust at every eps_i <= eps_j (non-increasing; images that fell
+            are not attacked again). Default False.
         per_image: also return robust, bool (E, N) (default False). progress: a bar (default on).
     Examples:
         >>> eps, acc = robust_accuracy_curve(model, x, y, [0.0, 0.1], steps=5)

@@ -206,11 +206,16 @@ def rmse_search(
         v_t = m v_{t-1} + (1 - m) d_t          (momentum m > 0; else v_t = d_t),
         delta_{t+1} = delta_t + s_t v_t        (masked examples stay at 0).
 
+    The reference's floor 1e-8 makes steps shrink where the gradient vanishes (saturated confidence), so
+    the search may not move there (``never_met="retry"`` in ARA).
+
     Args:
         x: images (N, C, H, W) in [0, 1]; classes: (N,) y, or the classes to explain (:data:`EXPLAIN`).
         criterion: :class:`Criterion` or its name; config: :class:`SearchConfig` (e.g. :data:`ARA_PAPER`).
         mask: bool (N,): perturb only these (half-and-half training); progress: tqdm bar, N per step.
-        model_mode: "eval" (default) or "train": whole batch in training mode (BatchNorm), as the reference.
+        model_mode: "eval" (default) or "train": whole batch in training mode, as the reference's adversarial
+            training: BatchNorm uses the perturbed batch's statistics and updates its running averages
+            (T or T + 1 times); the caller's mode is restored after.
         on_late: "flag" (default), "warn" or "raise" when an example meets its criterion late or never.
 
     Examples:

@@ -85,7 +85,9 @@ class IsaResult(Result):
 
             s = ((D_0 - D_L) / (eps_L - eps_0)) / (D_0 / eps_0),
 
-        NaN where the attack alone failed, D_L = D_0 or eps_L = eps_0. Average s over images.
+        NaN where the attack alone failed, D_L = D_0 (the reference skips those images) or eps_L = eps_0.
+        Deviation on purpose: the reference averages the sum of slopes over the envelope points; average s
+        over images instead (e.g. :func:`advexp_lib.stats.bootstrap_mean` of the non-NaN values).
         """
         check_choice(measure, "measure", ISA_MEASURES)
         h = self.hidden[measure]
@@ -176,12 +178,16 @@ def interpretability_sneaking_attack(
     Distance Measure: Linf. :class:`~advexp_lib.attacks.bisection.Bisection`\ s of ``search_steps`` rounds:
 
     1. Attack alone (gamma = 0, :func:`sneaking_attack`): the smallest eps in (0, ``eps_max``] reaching the
-       target, from min(``eps_start``, ``eps_max``); eps = hi (``eps_max``, ``success`` False, if never).
+       target, from min(``eps_start``, ``eps_max``), lo = 0, hi = ``eps_max``: success: hi = eps,
+       eps = (lo + hi) / 2; failure: lo = eps, eps = min(2 eps, (lo + hi) / 2). Result eps = hi
+       (``eps_max``, ``success`` False, if never reached).
     2. Per measure ("one": the true class's map; "two": true and target class) and multiple p: the largest
-       gamma in [0, 1] keeping the attack successful at eps_p = min(p eps, ``eps_max``), from ``gamma_start``.
+       gamma in [0, 1] keeping the attack successful at eps_p = min(p eps, ``eps_max``), from ``gamma_start``:
+       success: lo = gamma, gamma = min(2 gamma, (lo + hi) / 2); failure: hi = gamma, gamma = (lo + hi) / 2;
+       then the attack with gamma = lo.
 
-    CAM runs on :func:`advexp_lib.speedups.cam_view` of the model (same logits and maps). Reported
-    discrepancies are normalized: D(I, I') = ||I - I'|| / (max I - min I) over the clean map.
+    CAM runs on :func:`advexp_lib.speedups.cam_view` of the model (same logits and maps up to rounding).
+    Reported discrepancies are normalized: D(I, I') = ||I - I'|| / (max I - min I) over the clean map.
 
     Args:
         targets: (N,) attacked classes, each != y. measures: to hide from (default both).
