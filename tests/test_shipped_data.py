@@ -15,6 +15,7 @@ import torch
 
 from advexp_book import shipped
 from advexp_lib import data, published
+from advexp_lib.checks import CheckpointError
 from advexp_lib.woods_import import import_woods_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,3 +184,17 @@ def test_shipping_the_originals_again_gives_data_byte_for_byte(tmp_path):
     for path in written:
         if path.suffix in (".png", ".json"):
             assert path.read_bytes() == (REPO / "data" / path.relative_to(tmp_path)).read_bytes(), path
+
+
+def test_shipping_refuses_an_original_that_is_not_the_published_file(tmp_path):
+    """One changed byte in the first original: refused by its SHA-256, and nothing is written."""
+    first = published.boopathy_file_name(published.BOOPATHY_NETWORKS[0], "mnist")
+    original = Path(os.environ.get("ADVEXP_BOOPATHY_DIR", SHARED / "boopathy_prebuilt")) / first
+    _need(original)
+    content = bytearray(original.read_bytes())
+    content[-1] ^= 1
+    (tmp_path / "originals").mkdir()
+    (tmp_path / "originals" / first).write_bytes(bytes(content))
+    with pytest.raises(CheckpointError, match="SHA-256 .* is not that of the published"):
+        shipped.ship_boopathy_networks(tmp_path / "originals", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
