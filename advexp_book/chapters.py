@@ -10,22 +10,44 @@ from __future__ import annotations
 from advexp_lib.stats import bootstrap_mean
 
 from .companion_eval import interpretation_summary, pgd_record
-from .experiments import win_rates
+from .experiments import deletion_means, win_rates
 from .records import (
     AdversarialExplanations,
+    AraEvaluation,
     CompanionPapers,
     ConciseExplanations,
     ExplanationsUnderAttack,
     PapersNetworks,
+    ReproductionReport,
+    RobustTraining,
 )
 
 __all__ = [
     "explanations_under_attack",
+    "robust_training",
+    "ara_evaluation",
     "adversarial_explanations",
     "companion_papers",
     "concise_explanations",
+    "reproduction_report",
     "papers_networks",
 ]
+
+
+def _ara_fields(results: dict, audit) -> dict:
+    """The ARA fields chapters 03 and 09 share: {kind: {network: AraResult}} ``results`` and the
+    :func:`~advexp_book.experiments.robustness_audit` ``audit``, as intervals and checks."""
+    return dict(
+        attack_ara={r: res.interval() for r, res in results["attack"].items()},
+        btr_ara={r: res.interval() for r, res in results["btr"].items()},
+        audit_ok={r: row["ok"] for r, row in audit.rows.items()},
+        ensemble_ara={r: e.interval() for r, e in audit.ensembles.items()},
+    )
+
+
+def _n_images(results: dict) -> int:
+    """The number of images behind {kind: {network: AraResult}} (every result has one each)."""
+    return len(next(iter(results["attack"].values())).distances)
 
 
 def _by_network(shifts: dict, field: str) -> dict:
@@ -40,12 +62,12 @@ def explanations_under_attack(
     explainers,
     energy_outside,
     deletion,
-    deletion_means,
     fidelity_lead,
     fidelity_interaction,
 ) -> ExplanationsUnderAttack:
     """Chapter 01's record from its {recipe: ShiftResult} ``shifts``, the energy-outside table
-    {(recipe, method): row} and the deletion results {recipe: per-map drops}."""
+    {(recipe, method): row} and the deletion results {recipe: per-map drops} (whose bootstrap means
+    it keeps)."""
     return ExplanationsUnderAttack(
         eps_rmse=eps,
         n_eval=int(n_eval),
@@ -62,11 +84,31 @@ def explanations_under_attack(
             }
             for r in shifts
         },
-        deletion=deletion_means,
+        deletion=deletion_means(deletion),
         fidelity_lead=fidelity_lead,
         fidelity_interaction=fidelity_interaction,
         fidelity_win_rate={r: win_rates(d) for r, d in deletion.items()},
         comparison_share=_by_network(shifts, "comparison_share"),
+    )
+
+
+def robust_training(final, n_test) -> RobustTraining:
+    """Chapter 02's record from its :func:`~advexp_book.report.training_table` ``final`` (one row
+    per recipe; a recipe without adaptive strength has no final psi)."""
+    return RobustTraining(
+        n_test=int(n_test),
+        test_accuracy=final["test accuracy"].to_dict(),
+        final_psi=final["final psi"].dropna().to_dict(),
+        train_seconds=final["train seconds"].to_dict(),
+    )
+
+
+def ara_evaluation(results, audit, table, **rest) -> AraEvaluation:
+    """Chapter 03's record from the ARA results {kind: {recipe: AraResult}}, the audit, the
+    :func:`~advexp_book.report.ara_table` ``table`` (its accuracy column) and ``rest``, the record's
+    remaining fields as they are."""
+    return AraEvaluation(
+        n_eval=_n_images(results), accuracy=table["accuracy"].to_dict(), **_ara_fields(results, audit), **rest
     )
 
 
@@ -136,21 +178,32 @@ def concise_explanations(sweep, one_layer_points, uci, shares, **rest) -> Concis
     )
 
 
-def papers_networks(results, audit, shifts, energy, deletion_results, reproduction, **rest) -> PapersNetworks:
+def reproduction_report(claims_table, **rest) -> ReproductionReport:
+    """Chapter 08's record: {claim id: verdict} from :func:`~advexp_book.report.claims_table`, and
+    ``rest``, the record's remaining fields as they are."""
+    return ReproductionReport(verdicts=dict(zip(claims_table["id"], claims_table["verdict"])), **rest)
+
+
+def papers_networks(
+    results, audit, shifts, energy, deletion, reproduction, accuracy, test_source, **rest
+) -> PapersNetworks:
     """Chapter 09's record from the ARA results {kind: {network: AraResult}}, the audit, the
     {network: ShiftResult} ``shifts``, the energy table {(network, method): row}, the deletion
-    results {network: per-map drops} (``deletion`` in ``rest`` holds their means) and the
-    reproduction of the reference's example explanations."""
+    results {network: per-map drops} (kept as bootstrap means), the reproduction of the reference's
+    example explanations, the accuracies {network: Estimate} and where the test images came from."""
     return PapersNetworks(
-        attack_ara={r: res.interval() for r, res in results["attack"].items()},
-        btr_ara={r: res.interval() for r, res in results["btr"].items()},
-        audit_ok={r: row["ok"] for r, row in audit.rows.items()},
-        ensemble_ara={r: e.interval() for r, e in audit.ensembles.items()},
+        test_source=test_source,
+        jpeg_copies="JPEG copies" in test_source,
+        n_accuracy=next(iter(accuracy.values())).n,
+        accuracy=accuracy,
+        n_eval=_n_images(results),
+        **_ara_fields(results, audit),
+        deletion=deletion_means(deletion),
         share_beyond_class_swap=_by_network(shifts, "share_beyond_class_swap"),
         share_beyond_structured_null=_by_network(shifts, "share_beyond_structured_null"),
         structured_keeps_class={r: s.structured_keeps_class for r, s in shifts.items()},
         energy_outside_minus_chance={f"{r}.{m}": row["minus_chance_k10"] for (r, m), row in energy.items()},
-        fidelity_win_rate={r: win_rates(d) for r, d in deletion_results.items()},
+        fidelity_win_rate={r: win_rates(d) for r, d in deletion.items()},
         reference_max_diff={n: t["max_diff_255"].max() for n, t in reproduction["vs reference"].items()},
         **rest,
     )

@@ -61,6 +61,7 @@ __all__ = [
     "isa_run",
     "isa_summary",
     "eps_index",
+    "rates_at",
     "pgd_record",
     "interpretation_robustness",
     "interpretation_summary",
@@ -340,6 +341,26 @@ def eps_index(eps: torch.Tensor, e: float) -> int:
     if hit.numel() == 0:
         raise InputError(f"eps: {e:g} is not on the grid {eps.tolist()}")
     return int(hit[0])
+
+
+def rates_at(results: dict, networks, budgets, *, divisor: float = 1.0, prefix: str) -> dict:
+    """{f"{prefix}_{network}_{pgd|audit}_{b:g}": robust accuracy} of :func:`pgd_robustness` ``results``
+    at each budget ``b / divisor`` of ``budgets``, under the reference's PGD and under the audit; a
+    network of ``networks`` absent from ``results`` is left out (the names the chapters glue).
+
+    Examples:
+        >>> r = {"int": {"eps": torch.tensor([0.0, 0.3]), "accuracy": torch.tensor([1.0, 0.5]),
+        ...              "audit": {0.3: torch.tensor([True, False, False, False])}}}
+        >>> rates_at(r, ["int", "adv"], [0.3], prefix="mnist")
+        {'mnist_int_pgd_0.3': 0.5, 'mnist_int_audit_0.3': 0.25}
+    """
+    out = {}
+    for n in (n for n in networks if n in results):
+        for b in budgets:
+            e = b / divisor
+            out[f"{prefix}_{n}_pgd_{b:g}"] = float(results[n]["accuracy"][eps_index(results[n]["eps"], e)])
+            out[f"{prefix}_{n}_audit_{b:g}"] = float(results[n]["audit"][e].double().mean())
+    return out
 
 
 def pgd_record(results: dict, tests: dict) -> dict:

@@ -94,6 +94,7 @@ __all__ = [
     "fidelity_lead",
     "fidelity_interaction",
     "win_rates",
+    "deletion_means",
     "energy_outside_salient",
     "energy_outside",
     "ae_reach",
@@ -823,6 +824,17 @@ def win_rates(deletion: dict, methods=None) -> dict:
     """
     methods = [m for m in deletion if m != "ae"] if methods is None else list(methods)
     return {m: float((deletion["ae"] > deletion[m]).double().mean()) for m in methods}
+
+
+def deletion_means(deletion: dict) -> dict:
+    """{network: {method: Estimate}}: the mean drop of log p_y of each map, with a 95% bootstrap
+    interval over images, for {network: :func:`deletion_fidelity` output}.
+
+    Examples:
+        >>> deletion_means({"net": {"ae": torch.tensor([3.0, 4.0])}})["net"]["ae"].value
+        3.5
+    """
+    return {r: {m: bootstrap_mean(v) for m, v in d.items()} for r, d in deletion.items()}
 
 
 def energy_outside(shifts: dict, fractions=(0.1, 0.2)) -> dict:

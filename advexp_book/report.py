@@ -648,15 +648,18 @@ def chapter_claims(record: Record):
     return claims_markdown(claims_table(Records.of(record), for_record(record.NAME)))
 
 
-def claims_markdown(table: pd.DataFrame, *, source: bool = False):
+def claims_markdown(table: pd.DataFrame, *, kind: str | None = None, source: bool = False):
     """A :func:`claims_table` for reading: each claim quoted once, then its measurements and verdicts.
 
     Returns an ``IPython.display.Markdown`` (a plain string where IPython is
     absent): per claim, the paper, where it stands and the quote; below it a
     table of the networks each row rests on (the authors' or our re-training),
     what was measured, the value with its 95% interval and n, the rule, the
-    verdict in bold, and with ``source`` the record it was read from.
+    verdict in bold, and with ``source`` the record it was read from. ``kind``:
+    only the rows of that kind ("paper" or "check"; default: every row).
     """
+    if kind is not None:
+        table = table[table["kind"] == check_choice(kind, "kind", ("paper", "check"))]
     parts = []
     for (paper, quote, where), rows in table.groupby(["paper", "claim", "where"], sort=False):
         head = ["networks", "measured", "value [95% interval] (n)", "rule", "verdict"]

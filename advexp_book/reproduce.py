@@ -37,6 +37,7 @@ __all__ = [
     "BookError",
     "NotebookRun",
     "start_notebook",
+    "glue_all",
     "notebook_paths",
     "record",
     "load_records",
@@ -76,6 +77,14 @@ class NotebookRun:
         if name != self.name:
             raise InputError(f"figures: a record of {name!r}, but this notebook is {self.name!r}")
         return record(self.name, figures)
+
+
+def glue_all(values: dict) -> None:
+    """``myst_nb.glue(name, value, display=False)`` for each {name: value}: numbers the prose quotes."""
+    from myst_nb import glue  # the book tools are an optional extra of the package
+
+    for name, value in values.items():
+        glue(name, value, display=False)
 
 
 def start_notebook(name: str, params: dict, *, smoke_sizes: dict | None = None) -> NotebookRun:

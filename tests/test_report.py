@@ -99,6 +99,11 @@ def test_claims_table_judges_each_claim_by_its_rule_and_marks_missing():
     assert counts["missing"] == 2 and counts["reproduced"] == 1 and counts["not shown"] == 2
     text = str(report.claims_markdown(df).data)
     assert text.count("it grows") == 1 and "**reproduced**" in text and "| `> 1` |" in text
+    for kind in ("paper", "check"):  # one kind's rows only: each quote of the other kind is left out
+        shown = str(report.claims_markdown(df, kind=kind).data)
+        assert all((claim in shown) == (k == kind) for claim, k in zip(df["claim"], df["kind"]))
+    with pytest.raises(InputError, match="kind: unknown value 'papers'"):
+        report.claims_markdown(df, kind="papers")
     full = report.claims_table(records.Records())  # the book's own table, with no notebook run: all missing
     assert len(full) == len(CLAIMS) and (full["verdict"] == "missing").all()
 
