@@ -1,8 +1,10 @@
 """Each chapter's results, turned into its typed record by one call.
 
 A chapter's last cell passes what it computed (result objects, tables, estimates) to the
-function named after it; the function keeps the fields of the chapter's dataclass in
-:mod:`advexp_book.records`, keyed by data (recipe, network, method), and nothing else.
+function named after it; the function fills the fields of the chapter's dataclass in
+:mod:`advexp_book.records`, keyed by data (recipe, network, method), and nothing else. It
+measures nothing new: it summarizes what the chapter computed (intervals of result objects,
+bootstrap means of per-image values, sizes read from the results) and drops per-image tensors.
 """
 
 from __future__ import annotations
@@ -125,11 +127,12 @@ def adversarial_explanations(
     ae_minus_saliency,
 ) -> AdversarialExplanations:
     """Chapter 04's record: the counterfactual drops {network: {method: {"delta_log_p": tensor}}}
-    become bootstrap means; the agreement rows lose their per-image ``hit`` tensors."""
+    become bootstrap means; the agreement rows lose their per-image ``hit`` tensors;
+    ``n_fidelity`` is the images asked for, of which at most ``n_eval`` exist."""
     return AdversarialExplanations(
         config=config,
         n_eval=int(n_eval),
-        n_fidelity=int(n_fidelity),
+        n_fidelity=min(int(n_fidelity), int(n_eval)),
         reach=reach,
         budgets=budgets,
         counterfactual={
@@ -185,7 +188,7 @@ def reproduction_report(claims_table, **rest) -> ReproductionReport:
 
 
 def papers_networks(
-    results, audit, shifts, energy, deletion, reproduction, accuracy, test_source, **rest
+    results, audit, shifts, energy, deletion, reproduction, *, accuracy, test_source, **rest
 ) -> PapersNetworks:
     """Chapter 09's record from the ARA results {kind: {network: AraResult}}, the audit, the
     {network: ShiftResult} ``shifts``, the energy table {(network, method): row}, the deletion

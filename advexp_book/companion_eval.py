@@ -61,7 +61,7 @@ __all__ = [
     "isa_run",
     "isa_summary",
     "eps_index",
-    "rates_at",
+    "prose_rates",
     "pgd_record",
     "interpretation_robustness",
     "interpretation_summary",
@@ -343,15 +343,16 @@ def eps_index(eps: torch.Tensor, e: float) -> int:
     return int(hit[0])
 
 
-def rates_at(results: dict, networks, budgets, *, divisor: float = 1.0, prefix: str) -> dict:
+def prose_rates(results: dict, networks, budgets, *, divisor: float = 1.0, prefix: str) -> dict:
     """{f"{prefix}_{network}_{pgd|audit}_{b:g}": robust accuracy} of :func:`pgd_robustness` ``results``
-    at each budget ``b / divisor`` of ``budgets``, under the reference's PGD and under the audit; a
-    network of ``networks`` absent from ``results`` is left out (the names the chapters glue).
+    at each budget ``b / divisor`` of ``budgets``, under the reference's PGD and under the audit: the
+    rates a chapter's prose quotes, named for ``myst_nb.glue``. Each network is read on its own grid;
+    one of ``networks`` absent from ``results`` (not attacked in this run) is left out.
 
     Examples:
         >>> r = {"int": {"eps": torch.tensor([0.0, 0.3]), "accuracy": torch.tensor([1.0, 0.5]),
         ...              "audit": {0.3: torch.tensor([True, False, False, False])}}}
-        >>> rates_at(r, ["int", "adv"], [0.3], prefix="mnist")
+        >>> prose_rates(r, ["int", "adv"], [0.3], prefix="mnist")
         {'mnist_int_pgd_0.3': 0.5, 'mnist_int_audit_0.3': 0.25}
     """
     out = {}

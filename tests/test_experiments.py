@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from advexp_book.companion_eval import rates_at
+from advexp_book.companion_eval import prose_rates
 from advexp_book.experiments import explanation_shift
 from advexp_book.figures import plot_attributions, plot_shift, plot_shift_distribution
 from advexp_lib import InputError
@@ -323,11 +323,11 @@ def test_blurred_deletion_costs_most_where_the_evidence_is():
         deletion_fidelity(model, r, fraction=1.0)
 
 
-def test_rates_at_reads_each_budget_where_the_chapter_recorded_it():
+def test_prose_rates_reads_each_budget_where_the_chapter_recorded_it():
     grid = torch.tensor([0.0, 8 / 255, 9 / 255], dtype=torch.float64)
     audit = {e / 255: torch.tensor([True, True, False, False]) for e in (8, 9)}
     results = {"int": {"eps": grid, "accuracy": torch.tensor([1.0, 0.75, 0.5]), "audit": audit}}
-    got = rates_at(results, ["int", "adv"], [9], divisor=255, prefix="cifar")
+    got = prose_rates(results, ["int", "adv"], [9], divisor=255, prefix="cifar")
     assert got == {"cifar_int_pgd_9": 0.5, "cifar_int_audit_9": 0.5}  # "adv" absent: left out
     with pytest.raises(InputError, match="eps: 0.1 is not on the grid"):
-        rates_at(results, ["int"], [0.1], prefix="mnist")
+        prose_rates(results, ["int"], [0.1], prefix="mnist")
