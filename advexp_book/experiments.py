@@ -275,13 +275,7 @@ def explanation_shift(
     check_labels(targets, n, logits.shape[1], "targets")
     if (targets == y).any():
         raise InputError("targets: every target must differ from the true class y")
-    if attack == "rmse":
-        search = replace(config, eps=eps, clip=True)
-        x_adv = rmse_search(model, x, targets, criterion="explain", config=search).x_adv
-    else:
-        settings = dict(eps=eps, steps=linf_steps, step_size=step_size or eps / 10, progress=False)
-        x_adv = pgd(model, x, targets=targets, **settings)
-    x_adv = x_adv.clamp(0, 1)  # rmse_search adds the clipped delta back to x: remove round-off outside [0, 1]
+    x_adv = _attacked(model, x, targets, eps, attack, config, linf_steps, step_size)
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed), dtype=x.dtype).to(x.device)
     x_control = edit_of_size(x, noise, rmse(x_adv - x))  # as large as the attack after clipping
     x_structured = true_class_edit(model, x, y, rmse(x_adv - x))
@@ -293,42 +287,10 @@ def explanation_shift(
     fields_ = {
         k: {} for k in (*keys, "comparison_share", "share_beyond_class_swap", "share_beyond_structured_null")
     }
+    images = dict(x=x, x_adv=x_adv, x_control=x_control, x_structured=x_structured)
     for e in explainers:
-        m = e.name
-        clean = _as_seen(e.attribute(model, x, y))
-        attacked = _as_seen(e.attribute(model, x_adv, adv_pred))
-        control = _as_seen(e.attribute(model, x_control, y))
-        fields_["shift"][m] = map_discrepancy(clean, attacked)
-        fields_["control_shift"][m] = map_discrepancy(clean, control)
-        fields_["rank"][m] = kendall_tau(clean, attacked)
-        fields_["control_rank"][m] = kendall_tau(clean, control)
-        fields_["share"][m], fields_["threshold"][m] = _share_beyond(
-            fields_["shift"][m], fields_["control_shift"][m], success
-        )
-        fields_["maps"][m] = {"clean": clean, "attacked": attacked, "control": control}
-        new_clean = _as_seen(e.attribute(model, x, targets))
-        c = {
-            "same_class": map_discrepancy(clean, _as_seen(e.attribute(model, x_adv, y))),
-            "class_swap": map_discrepancy(clean, new_clean),
-            "new_class": map_discrepancy(new_clean, _as_seen(e.attribute(model, x_adv, targets))),
-            "same_class_control": fields_["control_shift"][m],
-            "new_class_control": map_discrepancy(new_clean, _as_seen(e.attribute(model, x_control, targets))),
-            "new_class_structured": map_discrepancy(
-                new_clean, _as_seen(e.attribute(model, x_structured, targets))
-            ),
-        }
-        fields_["comparisons"][m] = c
-        fields_["comparison_share"][m] = {
-            name: _share_beyond(c[value], c[ctrl], success)[0]
-            for name, value, ctrl in (
-                ("same_class", "same_class", "same_class_control"),
-                ("class_swap", "class_swap", "same_class_control"),
-                ("new_class", "new_class", "new_class_control"),
-                ("new_class_vs_structured", "new_class", "new_class_structured"),
-            )
-        }
-        fields_["share_beyond_class_swap"][m] = fields_["comparison_share"][m]["new_class"]
-        fields_["share_beyond_structured_null"][m] = fields_["comparison_share"][m]["new_class_vs_structured"]
+        for key, value in _method_shift(e, model, images, y, adv_pred, targets, success).items():
+            fields_[key][e.name] = value
     return ShiftResult(
         success=success,
         success_rate=wilson(int(success.sum()), int(correct.sum())),
@@ -345,6 +307,58 @@ def explanation_shift(
         structured_keeps_class=wilson(int((structured_pred == y)[success].sum()), int(success.sum())),
         **fields_,
     )
+
+
+def _attacked(model, x, targets, eps, attack, config, linf_steps, step_size) -> torch.Tensor:
+    """:func:`explanation_shift`'s attack: the RMSE search in explanation mode, or targeted l-inf PGD."""
+    if attack == "rmse":
+        search = replace(config, eps=eps, clip=True)
+        x_adv = rmse_search(model, x, targets, criterion="explain", config=search).x_adv
+    else:
+        settings = dict(eps=eps, steps=linf_steps, step_size=step_size or eps / 10, progress=False)
+        x_adv = pgd(model, x, targets=targets, **settings)
+    return x_adv.clamp(0, 1)  # rmse_search adds the clipped delta back to x: remove round-off outside [0, 1]
+
+
+def _method_shift(e, model, images: dict, y, adv_pred, targets, success) -> dict:
+    """One explainer's fields of :class:`ShiftResult` ({field: value}), from the clean, attacked,
+    noise-control and structured-null images of :func:`explanation_shift`."""
+    x, x_adv, x_control, x_structured = (images[k] for k in ("x", "x_adv", "x_control", "x_structured"))
+    clean = _as_seen(e.attribute(model, x, y))
+    attacked = _as_seen(e.attribute(model, x_adv, adv_pred))
+    control = _as_seen(e.attribute(model, x_control, y))
+    out = {
+        "shift": map_discrepancy(clean, attacked),
+        "control_shift": map_discrepancy(clean, control),
+        "rank": kendall_tau(clean, attacked),
+        "control_rank": kendall_tau(clean, control),
+    }
+    out["share"], out["threshold"] = _share_beyond(out["shift"], out["control_shift"], success)
+    out["maps"] = {"clean": clean, "attacked": attacked, "control": control}
+    new_clean = _as_seen(e.attribute(model, x, targets))
+    c = {
+        "same_class": map_discrepancy(clean, _as_seen(e.attribute(model, x_adv, y))),
+        "class_swap": map_discrepancy(clean, new_clean),
+        "new_class": map_discrepancy(new_clean, _as_seen(e.attribute(model, x_adv, targets))),
+        "same_class_control": out["control_shift"],
+        "new_class_control": map_discrepancy(new_clean, _as_seen(e.attribute(model, x_control, targets))),
+        "new_class_structured": map_discrepancy(
+            new_clean, _as_seen(e.attribute(model, x_structured, targets))
+        ),
+    }
+    out["comparisons"] = c
+    out["comparison_share"] = {
+        name: _share_beyond(c[value], c[ctrl], success)[0]
+        for name, value, ctrl in (
+            ("same_class", "same_class", "same_class_control"),
+            ("class_swap", "class_swap", "same_class_control"),
+            ("new_class", "new_class", "new_class_control"),
+            ("new_class_vs_structured", "new_class", "new_class_structured"),
+        )
+    }
+    out["share_beyond_class_swap"] = out["comparison_share"]["new_class"]
+    out["share_beyond_structured_null"] = out["comparison_share"]["new_class_vs_structured"]
+    return out
 
 
 def true_class_edit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
@@ -1106,12 +1120,7 @@ def robustness_audit(
     settings = dict(kind=criterion, config=config, progress=progress, on_late="flag", never_met="retry")
     if base is None:
         base = {label: accuracy_robustness_area(m, x, y, **settings) for label, m in models.items()}
-    for label in models:
-        given = base.get(label) if isinstance(base, dict) else None
-        if given is None or given.kind != criterion.name or given.distances.shape[0] != x.shape[0]:
-            raise InputError(
-                f"base: expected a {criterion.name!r} ARA of these {x.shape[0]} images for {label!r}"
-            )
+    _check_base(base, models, criterion.name, x.shape[0])
     ref_found = rmse_search(models[reference], x, y, criterion=criterion, config=config)
     directions = ref_found.x_adv - x
     g = torch.Generator().manual_seed(seed)
@@ -1119,21 +1128,9 @@ def robustness_audit(
     rows, ensembles = {}, {}
     for label, model in models.items():
         ara = base[label].ara
-        longer = (
-            accuracy_robustness_area(
-                model, x, y, **{**settings, "config": replace(config, steps=2 * config.steps)}
-            )
-            if double_steps
-            else None
-        )
-        best = base[label].distances.double()
-        for _ in range(restarts):
-            start = (x + (torch.rand(x.shape, generator=g) * 2 - 1).to(x) / 255).clamp(0, 1)
-            found = rmse_search(model, start, y, criterion=criterion, config=config).x_adv
-            met = criterion_met(model, found, y, criterion)
-            best = torch.minimum(
-                best, torch.where(met, rmse(found - x), torch.full_like(best, math.inf)).double()
-            )
+        twice = {**settings, "config": replace(config, steps=2 * config.steps)}
+        longer = accuracy_robustness_area(model, x, y, **twice) if double_steps else None
+        best = _restarted(model, x, y, base[label].distances.double(), criterion, config, restarts, g)
         transfer = line_search(model, x, y, directions, criterion=criterion).distances.double()
         own = label == reference
         ens = ensemble_ara(
@@ -1160,15 +1157,42 @@ def robustness_audit(
             "ensemble_ara": ens.ara,
             "ensemble_over_rmse": _change(ens.ara, ara) + 1,
         }
-        row["ok"] = bool(
-            row["broken"] == 1.0
-            and (longer is None or abs(row["longer_change"]) <= tolerance)
-            and abs(row["restarts_change"]) <= tolerance
-            and not row["transfer_beats"] > tolerance
-            and row["boundary_beats"] <= tolerance
-        )
+        row["ok"] = _audit_ok(row, tolerance, longer_run=longer is not None)
         rows[label] = row
     return AuditResult(rows, ensembles, base, reference, restarts, nb)
+
+
+def _check_base(base, models: dict, kind: str, n: int) -> None:
+    """Refuse a :func:`robustness_audit` ``base`` lacking a model, or of another kind or image count."""
+    for label in models:
+        given = base.get(label) if isinstance(base, dict) else None
+        if given is None or given.kind != kind or given.distances.shape[0] != n:
+            raise InputError(f"base: expected a {kind!r} ARA of these {n} images for {label!r}")
+
+
+def _restarted(model, x, y, best, criterion, config, restarts: int, g) -> torch.Tensor:
+    """Each image's smallest distance (float64) over ``best`` and ``restarts`` searches from starts
+    shifted by uniform noise of at most 1/255 (drawn from ``g``); a failed search counts as inf."""
+    for _ in range(restarts):
+        start = (x + (torch.rand(x.shape, generator=g) * 2 - 1).to(x) / 255).clamp(0, 1)
+        found = rmse_search(model, start, y, criterion=criterion, config=config).x_adv
+        met = criterion_met(model, found, y, criterion)
+        best = torch.minimum(
+            best, torch.where(met, rmse(found - x), torch.full_like(best, math.inf)).double()
+        )
+    return best
+
+
+def _audit_ok(row: dict, tolerance: float, *, longer_run: bool) -> bool:
+    """Every check of an audit row passes: all broken, the ARA stable under 2x steps (if run) and
+    restarts, and neither transfer nor the boundary attack beats the white-box attacks."""
+    return bool(
+        row["broken"] == 1.0
+        and (not longer_run or abs(row["longer_change"]) <= tolerance)
+        and abs(row["restarts_change"]) <= tolerance
+        and not row["transfer_beats"] > tolerance
+        and row["boundary_beats"] <= tolerance
+    )
 
 
 def _change(new: float, old: float) -> float:

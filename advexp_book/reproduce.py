@@ -183,8 +183,6 @@ def run_notebooks(
             Thread counts change float rounding, not results beyond it. The first
             failure stops the run: queued notebooks never start.
     """
-    import papermill as pm  # the book tools are an optional extra of the package
-
     check_positive(jobs, "jobs", integer=True)
     missing = [str(p) for p in (notebooks or []) if not Path(p).is_file()]
     if missing:
@@ -201,32 +199,7 @@ def run_notebooks(
     timings, stop = {}, threading.Event()
 
     def execute(nb: Path) -> None:
-        if stop.is_set():  # another notebook failed: start nothing new
-            return
-        declared = pm.inspect_notebook(str(nb))
-        params = {k: v for k, v in (parameters or {}).items() if k in declared}
-        target = out / "notebooks" / nb.name
-        partial = target.with_suffix(".partial.ipynb")
-        log(f"[reproduce] {nb.name} {params or ''}")
-        t0 = time.perf_counter()
-        try:
-            pm.execute_notebook(
-                str(nb),
-                str(partial),
-                parameters=params,
-                cwd=str(nb.parent),
-                kernel_name="python3",
-                progress_bar=False,
-            )
-        except pm.PapermillExecutionError as err:
-            stop.set()
-            raise NotebookError(
-                f"notebook {nb.name} failed in cell {err.exec_count} "
-                f"({err.ename}: {err.evalue}); partial output: {partial}"
-            ) from None
-        partial.replace(target)
-        timings[nb.name] = round(time.perf_counter() - t0, 1)
-        log(f"[reproduce] {nb.name} done in {timings[nb.name]} s")
+        _execute(nb, out, parameters, stop, timings, log)
 
     try:
         _kernel_environment(out, jobs, threads)
@@ -247,6 +220,39 @@ def run_notebooks(
     summary = {"parameters": parameters or {}, "seconds": timings, "jobs": jobs, "figures": load_records(out)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     return summary
+
+
+def _execute(nb: Path, out: Path, parameters, stop: threading.Event, timings: dict, log) -> None:
+    """Run one notebook of :func:`run_notebooks` with papermill into ``out/notebooks`` (through a
+    ``.partial.ipynb`` copy), record its seconds in ``timings``; set ``stop`` if it fails."""
+    import papermill as pm  # the book tools are an optional extra of the package
+
+    if stop.is_set():  # another notebook failed: start nothing new
+        return
+    declared = pm.inspect_notebook(str(nb))
+    params = {k: v for k, v in (parameters or {}).items() if k in declared}
+    target = out / "notebooks" / nb.name
+    partial = target.with_suffix(".partial.ipynb")
+    log(f"[reproduce] {nb.name} {params or ''}")
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(
+            str(nb),
+            str(partial),
+            parameters=params,
+            cwd=str(nb.parent),
+            kernel_name="python3",
+            progress_bar=False,
+        )
+    except pm.PapermillExecutionError as err:
+        stop.set()
+        raise NotebookError(
+            f"notebook {nb.name} failed in cell {err.exec_count} ({err.ename}: {err.evalue}); "
+            f"partial output: {partial}"
+        ) from None
+    partial.replace(target)
+    timings[nb.name] = round(time.perf_counter() - t0, 1)
+    log(f"[reproduce] {nb.name} done in {timings[nb.name]} s")
 
 
 def _set_threads(threads: str | None) -> None:
