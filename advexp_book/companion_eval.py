@@ -360,7 +360,7 @@ def prose_rates(results: dict, networks, budgets, *, divisor: float = 1.0, prefi
         for b in budgets:
             e = b / divisor
             out[f"{prefix}_{n}_pgd_{b:g}"] = float(results[n]["accuracy"][eps_index(results[n]["eps"], e)])
-            out[f"{prefix}_{n}_audit_{b:g}"] = float(results[n]["audit"][e].double().mean())
+            out[f"{prefix}_{n}_audit_{b:g}"] = float(_robust_flags(results[n], e, audit=True).double().mean())
     return out
 
 

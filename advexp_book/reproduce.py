@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -198,8 +199,7 @@ def run_notebooks(
         first = _longest_first(first, out)
     timings, stop = {}, threading.Event()
 
-    def execute(nb: Path) -> None:
-        _execute(nb, out, parameters, stop, timings, log)
+    execute = functools.partial(_execute, out=out, parameters=parameters, stop=stop, timings=timings, log=log)
 
     try:
         _kernel_environment(out, jobs, threads)

@@ -42,14 +42,8 @@ SIMPLE = (
     ast.JoinedStr,
     ast.FormattedValue,
 )
-CALLS = {
-    "int",
-    "float",
-    "str",
-    "list",
-    "display",
-    "glue",
-}  # conversions and showing; min, sum, len, ... are logic
+# conversions and showing are not logic; min, sum, len, ... are
+CALLS = {"int", "float", "str", "list", "display", "glue"}
 
 
 def _tags(cell) -> set:
